@@ -1,0 +1,58 @@
+"""torchrun/DDP helpers: the same code runs on one process or under ``torchrun --nproc-per-node N``."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import Sampler
+
+__all__ = ["init_distributed", "is_main", "rank", "world_size", "barrier", "all_reduce_sum", "ShardSampler"]
+
+
+def init_distributed(device: torch.device) -> bool:
+    """Join the process group torchrun describes (``WORLD_SIZE > 1``); True when distributed."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return dist.is_initialized()
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    dist.init_process_group(backend)
+    return True
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def is_main() -> bool:
+    """Only rank 0 writes files and prints."""
+    return rank() == 0
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    if dist.is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+class ShardSampler(Sampler[int]):
+    """Rank ``r`` of ``w`` gets indices ``r, r+w, ...`` -- no padding, so evaluation never
+    counts a sample twice (``DistributedSampler`` pads to equal shard sizes)."""
+
+    def __init__(self, n: int):
+        self.indices = list(range(rank(), n, world_size()))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)

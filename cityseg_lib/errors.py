@@ -1,0 +1,13 @@
+"""The one exception type for user-facing problems (bad data, bad params, missing files).
+
+The CLI prints ``str(err)`` on one line and exits 2; anything else is a bug and keeps its
+traceback. Messages name the file, key or value at fault.
+"""
+
+from __future__ import annotations
+
+__all__ = ["CitysegError"]
+
+
+class CitysegError(Exception):
+    """A problem with the user's input; the message is one line that names what is at fault."""

@@ -1,0 +1,26 @@
+"""Shared fixtures: tiny generated datasets, isolated caches and run folders, offline hub."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never wait on the network for weights
+os.environ.setdefault("CI", "true")  # no progress bars in test output
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _isolated_outputs(tmp_path_factory, monkeypatch):
+    """Keep caches and runs of every test out of the repository."""
+    monkeypatch.setenv("CITYSEG_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv("CITYSCAPES_DATASET", raising=False)
+
+
+@pytest.fixture(scope="session")
+def demo_root(tmp_path_factory):
+    """A tiny demo dataset (128x64): 6 train, 3 val, 2 test frames, fine and coarse labels."""
+    from cityseg_lib.demo_data import make_demo_dataset
+
+    return make_demo_dataset(tmp_path_factory.mktemp("demo") / "cityscapes", train=6, val=3, test=2,
+                             size=(128, 64), seed=0)

@@ -1,0 +1,226 @@
+"""Data layer: layout pairing, validation errors (CLI exit 2, one line), dataset items, cache, subsets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cityseg_lib.cache import SampleCache
+from cityseg_lib.check import check_dataset
+from cityseg_lib.cli import main
+from cityseg_lib.dataset import CityscapesSegmentation, preprocess_sample, subset_indices
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.layout import find_samples
+
+W, H = 32, 16
+
+
+def _frame(root: Path, split: str, city: str, i: int, label: np.ndarray | None = None, img_size=(W, H)) -> str:
+    key = f"{city}_{i:06d}_000019"
+    rng = np.random.default_rng(i)
+    (root / "leftImg8bit" / split / city).mkdir(parents=True, exist_ok=True)
+    (root / "gtFine" / split / city).mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 255, (img_size[1], img_size[0], 3), dtype=np.uint8)).save(
+        root / "leftImg8bit" / split / city / f"{key}_leftImg8bit.png")
+    if label is None:
+        label = rng.choice([0, 7, 8, 11, 21, 23, 26], size=(H, W)).astype(np.uint8)
+    Image.fromarray(label).save(root / "gtFine" / split / city / f"{key}_gtFine_labelIds.png")
+    return key
+
+
+@pytest.fixture
+def tiny(tmp_path) -> Path:
+    """A hand-made valid dataset: 3 train frames (city 'aa'), 2 val frames (city 'bb')."""
+    root = tmp_path / "ds"
+    for i in range(3):
+        _frame(root, "train", "aa", i)
+    for i in range(2):
+        _frame(root, "val", "bb", i)
+    return root
+
+
+def _cli(args, capsys) -> tuple[int, str]:
+    code = main(args)
+    err = capsys.readouterr().err
+    return code, err
+
+
+def test_valid_tiny_dataset_checks(tiny, capsys):
+    summary = check_dataset(tiny, workers=1)
+    assert summary["splits"]["train"]["images"] == 3 and summary["splits"]["val"]["cities"] == {"bb": 2}
+    assert summary["image_sizes"] == {f"{W}x{H}": 5}
+    assert set(summary["classes_present"]) == {"road", "sidewalk", "building", "vegetation", "sky", "car"}
+    assert main(["check-data", "--root", str(tiny)]) == 0
+    assert "train" in capsys.readouterr().out
+
+
+def _one_line_error(code, err, *fragments):
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for f in fragments:
+        assert f in err, err
+
+
+def test_missing_root(tmp_path, capsys):
+    code, err = _cli(["check-data", "--root", str(tmp_path / "nope")], capsys)
+    _one_line_error(code, err, "nope", "leftImg8bit", "cityscapes-dataset.com")
+
+
+def test_no_root_configured(capsys):
+    code, err = _cli(["check-data"], capsys)
+    _one_line_error(code, err, "CITYSCAPES_DATASET")
+
+
+def test_missing_split_folder(tiny):
+    with pytest.raises(CitysegError, match=r"missing split folder .*leftImg8bit/test"):
+        find_samples(tiny, "test", labels=False)
+
+
+def test_image_without_label(tiny, capsys):
+    (tiny / "gtFine/train/aa/aa_000001_000019_gtFine_labelIds.png").unlink()
+    code, err = _cli(["check-data", "--root", str(tiny)], capsys)
+    _one_line_error(code, err, "without a gtFine_labelIds.png label", "aa_000001_000019_leftImg8bit.png")
+
+
+def test_label_without_image(tiny, capsys):
+    for i in range(2):
+        (tiny / f"leftImg8bit/val/bb/bb_{i:06d}_000019_leftImg8bit.png").unlink()
+    code, err = _cli(["check-data", "--root", str(tiny)], capsys)
+    _one_line_error(code, err, "2 label(s) without a leftImg8bit image", "bb_000000_000019_gtFine_labelIds.png")
+
+
+def test_truncated_png(tiny, capsys):
+    p = tiny / "leftImg8bit/train/aa/aa_000002_000019_leftImg8bit.png"
+    p.write_bytes(p.read_bytes()[:200])
+    code, err = _cli(["check-data", "--root", str(tiny), "--workers", "1"], capsys)
+    _one_line_error(code, err, str(p), "corrupt")
+
+
+def test_label_ids_outside_table(tiny, capsys):
+    _frame(tiny, "train", "aa", 1, label=np.full((H, W), 77, np.uint8))
+    code, err = _cli(["check-data", "--root", str(tiny)], capsys)
+    _one_line_error(code, err, "aa_000001_000019_gtFine_labelIds.png", "labelId 77")
+
+
+def test_size_mismatch(tiny, capsys):
+    _frame(tiny, "val", "bb", 1, img_size=(W * 2, H * 2))
+    code, err = _cli(["check-data", "--root", str(tiny)], capsys)
+    _one_line_error(code, err, "bb_000001_000019_gtFine_labelIds.png", f"label is {W}x{H}", f"is {2 * W}x{2 * H}")
+
+
+def test_empty_split(tiny, capsys):
+    (tiny / "leftImg8bit/val/empty").mkdir()
+    for f in (tiny / "leftImg8bit/val/bb").iterdir():
+        f.unlink()
+    for f in (tiny / "gtFine/val/bb").iterdir():
+        f.unlink()
+    code, err = _cli(["check-data", "--root", str(tiny)], capsys)
+    _one_line_error(code, err, "empty split", "val")
+
+
+def test_dataset_items(tiny, tmp_path):
+    ds = CityscapesSegmentation(tiny, "train", size=(24, 40), cache_dir=tmp_path / "c")
+    image, mask, sid = ds[1]
+    assert image.shape == (3, 24, 40) and image.dtype == torch.float32
+    assert mask.shape == (24, 40) and mask.dtype == torch.int64
+    assert sid == "aa_000001_000019"
+    assert set(mask.unique().tolist()) <= {0, 1, 2, 8, 10, 13, 255}
+    assert -3 < image.mean() < 3  # normalised, not 0..255
+
+
+def test_mask_resize_is_nearest_and_image_antialiased(tiny):
+    label = np.zeros((H, W), np.uint8)
+    label[:, ::2] = 7  # road / unlabeled stripes: a bilinear mask would invent in-between ids
+    _frame(tiny, "train", "aa", 0, label=label)
+    arr = preprocess_sample(find_samples(tiny, "train")[0], (8, 16))
+    assert set(np.unique(arr[..., 3])) <= {0, 255}
+
+
+def test_augment_modes(tiny):
+    plain = CityscapesSegmentation(tiny, "train", size=(16, 32))
+    replace = CityscapesSegmentation(tiny, "train", size=(16, 32), augment="replace")
+    augment = CityscapesSegmentation(tiny, "train", size=(16, 32), augment="augment")
+    assert len(plain) == len(replace) == 3 and len(augment) == 6
+    torch.manual_seed(0)
+    assert torch.equal(augment[0][0], plain[0][0])  # originals first
+    changed = [not torch.equal(augment[3 + i % 3][0], plain[i % 3][0]) for i in range(6)]
+    assert any(changed)  # transformed copies after
+    for ds in (replace, augment):
+        img, mask, _ = ds[len(ds) - 1]
+        assert img.shape == (3, 16, 32) and mask.shape == (16, 32)
+        assert set(mask.unique().tolist()) <= {0, 1, 2, 8, 10, 13, 255}
+    with pytest.raises(CitysegError, match="augment 'both'"):
+        CityscapesSegmentation(tiny, "train", augment="both")
+
+
+def test_cache_hits_and_invalidation(tiny, tmp_path):
+    ds = CityscapesSegmentation(tiny, "train", size=(8, 16), cache_dir=tmp_path / "c")
+    first = ds.load_array(0)
+    entry = ds.cache.path_for(ds.samples[0])
+    assert entry.is_file() and np.array_equal(np.load(entry), first)
+    assert np.array_equal(first, preprocess_sample(ds.samples[0], (8, 16)))
+    # a hit reads only the cache: break the source and it is not touched
+    mtime = entry.stat().st_mtime_ns
+    assert np.array_equal(ds.load_array(0), first) and entry.stat().st_mtime_ns == mtime
+    # a changed source gets a new entry; the stale one is never read
+    label = np.full((H, W), 23, np.uint8)
+    _frame(tiny, "train", "aa", 0, label=label)
+    os.utime(ds.samples[0].label, ns=(mtime + 10**9, mtime + 10**9))
+    assert ds.cache.path_for(ds.samples[0]) != entry
+    assert (ds.load_array(0)[..., 3] == 10).all()  # sky
+    # a half-written file is never trusted: a garbage entry is rebuilt
+    ds.cache.path_for(ds.samples[1]).write_bytes(b"\x93NUMPY garbage")
+    assert np.array_equal(ds.load_array(1), preprocess_sample(ds.samples[1], (8, 16)))
+
+
+def _build_all(args):
+    root, cache_dir = args
+    ds = CityscapesSegmentation(root, "train", size=(8, 16), cache_dir=cache_dir)
+    return [ds.load_array(i).tobytes() for i in range(len(ds.samples))]
+
+
+def test_cache_concurrent_builders(tiny, tmp_path):
+    with ProcessPoolExecutor(3) as pool:
+        results = list(pool.map(_build_all, [(tiny, tmp_path / "c")] * 6))
+    assert all(r == results[0] for r in results)
+    entries = list((tmp_path / "c").rglob("*"))
+    assert not [e for e in entries if e.suffix == ".tmp"]
+    assert len([e for e in entries if e.suffix == ".npy"]) == 3
+
+
+def test_subsets_are_deterministic_and_nested():
+    a = subset_indices(100, 0.25, seed=3)
+    assert a == subset_indices(100, 25, seed=3) and len(a) == 25
+    assert set(subset_indices(100, 12, seed=3)) <= set(a) <= set(subset_indices(100, 50, seed=3))
+    assert subset_indices(100, 25, seed=4) != a
+    assert subset_indices(5, None) == list(range(5)) and subset_indices(5, 1.0) == list(range(5))
+    for bad in (0, 1.5, -2, "x"):
+        with pytest.raises(CitysegError):
+            subset_indices(10, bad)
+
+
+def test_dataset_subset(tiny):
+    ds = CityscapesSegmentation(tiny, "train", size=(8, 16), subset=2, subset_seed=1)
+    assert len(ds) == 2 and [s.id for s in ds.samples] == sorted(s.id for s in ds.samples)
+
+
+def test_unlabelled_split(tiny):
+    for i in range(2):
+        _frame(tiny, "test", "cc", i)
+    ds = CityscapesSegmentation(tiny, "test", size=(8, 16), labels=False)
+    _, mask, _ = ds[0]
+    assert (mask == 255).all()
+
+
+def test_cli_runs_as_a_console_script(tiny):
+    exe = Path(sys.executable).parent / "cityseg"
+    out = subprocess.run([str(exe), "check-data", "--root", str(tiny / "missing")], capture_output=True, text=True)
+    assert out.returncode == 2 and out.stderr.startswith("cityseg check-data: error:") and "Traceback" not in out.stderr
