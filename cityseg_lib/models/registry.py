@@ -1,0 +1,121 @@
+"""Name -> model registry, and the option checks every model shares.
+
+Models register their class with ``@register_model("name")``; ``build_model(name, **options)``
+looks the name up and checks the options against the class signature, so a typo in
+``model_options`` of a params file is one :class:`CitysegError` naming the option and the valid
+ones, never a ``TypeError`` deep in ``__init__`` (the smp ``create_model`` / timm
+``@register_model`` pattern, see CONVENTIONS.md section 4).
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, TypeVar
+
+from torch import nn
+
+from ..errors import CitysegError
+from ..labels import NUM_CLASSES
+
+__all__ = [
+    "register_model",
+    "build_model",
+    "model_names",
+    "model_options",
+    "check_int",
+    "check_probability",
+    "check_size",
+]
+
+M = TypeVar("M", bound=Callable[..., nn.Module])
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+# ----------------------------------------------------------------------------- option checks
+
+
+def check_int(model: str, key: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``; bools and floats are rejected (YAML ``8.0`` is a typo)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise CitysegError(f"{model}: option {key}={value!r} must be an integer >= {minimum}")
+    return value
+
+
+def check_probability(model: str, key: str, value: Any) -> float:
+    """``value`` as a float in [0, 1) (a dropout rate of 1 would zero every activation)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise CitysegError(f"{model}: option {key}={value!r} must be a number in [0, 1)")
+    return float(value)
+
+
+def check_size(model: str, key: str, value: Any) -> tuple[int, int]:
+    """``value`` as an ``(H, W)`` pair of positive ints; YAML gives lists, a single int means square."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if (
+        not isinstance(value, (list, tuple))
+        or len(value) != 2
+        or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value)
+    ):
+        raise CitysegError(f"{model}: option {key}={value!r} must be [H, W], two positive integers")
+    return int(value[0]), int(value[1])
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def register_model(name: str) -> Callable[[M], M]:
+    """Class (or function) decorator: make ``build_model(name, ...)`` build it.
+
+    The builder must accept ``num_classes`` and its options as keyword arguments; its
+    signature is the list of valid options.
+    """
+
+    def decorator(builder: M) -> M:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is registered twice")  # a bug, not a user error
+        _REGISTRY[name] = builder
+        return builder
+
+    return decorator
+
+
+def model_names() -> tuple[str, ...]:
+    """The registered model names, sorted."""
+    return tuple(sorted(_REGISTRY))
+
+
+def _builder(name: str) -> Callable[..., nn.Module]:
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise CitysegError(f"unknown model {name!r}; valid models: {', '.join(model_names())}") from None
+
+
+def model_options(name: str) -> dict[str, Any]:
+    """Option name -> default value of model ``name`` (``num_classes`` excluded)."""
+    params = inspect.signature(_builder(name)).parameters
+    return {
+        key: p.default
+        for key, p in params.items()
+        if key != "num_classes" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def build_model(name: str, num_classes: int = NUM_CLASSES, **options: Any) -> nn.Module:
+    """Build the registered model ``name`` with ``num_classes`` output channels.
+
+    Every model maps images ``(N, 3, H, W)`` float to logits ``(N, num_classes, H, W)``.
+    Raises :class:`CitysegError` for an unknown name (listing the valid names) and for an
+    unknown option (listing the model's valid options).
+    """
+    builder = _builder(name)
+    valid = model_options(name)
+    for key in options:
+        if key not in valid:
+            raise CitysegError(
+                f"model {name!r} has no option {key!r}; valid options: {', '.join(sorted(valid)) or '(none)'}"
+            )
+    check_int(name, "num_classes", num_classes)
+    return builder(num_classes=num_classes, **options)

@@ -1,0 +1,296 @@
+"""Swin2-JNet, the second enhanced model: a timm Swin V2 encoder and a U-Net-like ("J") decoder.
+
+Section 2.3 of the reference report. The encoder is ``timm.create_model(encoder,
+features_only=True, img_size=...)``: four stages at strides 4/8/16/32, returned NHWC by Swin and
+permuted here to NCHW. The decoder has one block per encoder stage, deepest first; each block
+bilinearly up-samples the deeper block's output to its stage's size, concatenates the stage's
+feature (the skip connection) and applies (3x3 conv, BatchNorm, ReLU) x 2 and Dropout. A 1x1
+classifier at stride 4 and a bilinear up-sampling to the input size give the logits (classifying
+before up-sampling equals the reverse order, both being linear, with 19 instead of
+``decoder_channels[0]`` full-size channels). All widths come from the encoder's ``feature_info``.
+
+Swin V2 fixes its input size at creation (patch grid, attention windows and masks), so the model
+is built for ``img_size``. **Inputs of another size are resized** (bilinear) to ``img_size`` and
+the logits resized back, so the output is always at the input size; the training pipeline feeds
+``img_size`` and never pays for this.
+
+Weights (``pretrained``/``weights``): timm's download for users with internet; a local
+checkpoint file for everyone else (timm's ``checkpoint_filter_fn`` adapts a checkpoint of the
+classification model, e.g. the hub's ``model.safetensors``, to this ``img_size``); random
+weights with ``pretrained=False``. Failing to get weights is one :class:`CitysegError` naming
+the ways out; with ``HF_HUB_OFFLINE=1`` it fails at once instead of waiting on the network.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import timm
+import torch
+import torch.nn.functional as F
+from timm.models import get_pretrained_cfg
+from torch import nn
+
+from ..errors import CitysegError
+from ..labels import NUM_CLASSES
+from .registry import check_int, check_probability, check_size, register_model
+from .unet import DoubleConv
+
+__all__ = ["Swin2JNet", "TimmEncoder", "DEFAULT_ENCODER", "DEMO_ENCODER"]
+
+#: Encoder of the full profile (the reference report's Swin2 base), and the demo's small one.
+DEFAULT_ENCODER = "swinv2_base_window12to24_192to384"
+DEMO_ENCODER = "swinv2_tiny_window8_256"
+
+_NAME = "swin2_jnet"
+#: encoder_kwargs this module sets itself.
+_RESERVED_KWARGS = ("features_only", "pretrained", "pretrained_cfg_overlay", "img_size")
+_NETWORK_MODULES = ("huggingface_hub", "requests", "urllib3", "httpx", "http", "urllib", "socket")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _one_line(err: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_download_error(err: BaseException) -> bool:
+    """Network/cache failures of timm's download: OSError (hub cache miss, URLError) or hub/HTTP errors."""
+    return isinstance(err, OSError) or type(err).__module__.split(".")[0] in _NETWORK_MODULES
+
+
+@contextmanager
+def _missing_keys_report() -> Iterator[list[str]]:
+    """Collect the parameter names timm reports missing while it loads pretrained weights.
+
+    timm loads non-strictly whenever it drops the classifier (always for ``features_only``), so a
+    checkpoint of another model would load nothing without an error; its only trace is the
+    "Missing keys (a, b) discovered ..." INFO record of ``timm.models._builder``.
+    """
+    missing: list[str] = []
+
+    class _Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            match = re.match(r"Missing keys \((.*)\) discovered", record.getMessage())
+            if match:
+                missing.extend(k.strip() for k in match.group(1).split(","))
+
+    logger = logging.getLogger("timm.models._builder")
+    handler, old_level = _Handler(logging.INFO), logger.level
+    logger.addHandler(handler)
+    if not logger.isEnabledFor(logging.INFO):
+        logger.setLevel(logging.INFO)
+    try:
+        yield missing
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+def _check_encoder_kwargs(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CitysegError(f"{_NAME}: option encoder_kwargs={value!r} must be a mapping of timm.create_model arguments")
+    for key in value:
+        if key in _RESERVED_KWARGS:
+            raise CitysegError(f"{_NAME}: encoder_kwargs may not set {key!r}; use the model option instead")
+    # YAML gives lists; timm expects tuples for depths, num_heads, window sizes
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+
+
+def _load_local(name: str, kwargs: dict[str, Any], path: Path) -> nn.Module:
+    """The encoder with weights from a local checkpoint of the timm model ``name``."""
+    if not path.is_file():
+        raise CitysegError(f"{_NAME}: weights file {path} does not exist")
+    try:
+        with _missing_keys_report() as missing:
+            model = timm.create_model(
+                name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), features_only=True, **kwargs
+            )
+    except TypeError:
+        raise
+    except Exception as err:  # unreadable file, or tensors of the wrong shapes
+        raise CitysegError(f"{_NAME}: weights file {path} does not load into encoder {name!r}: {_one_line(err)}") from err
+    cfg = get_pretrained_cfg(name)
+    heads = cfg.classifier if cfg is not None and cfg.classifier else "head"
+    heads = (heads,) if isinstance(heads, str) else tuple(heads)
+    missing = [k for k in missing if not k.startswith(tuple(f"{h}." for h in heads))]  # the head is dropped anyway
+    if missing:
+        more = ", ..." if len(missing) > 3 else ""
+        raise CitysegError(
+            f"{_NAME}: weights file {path} does not load into encoder {name!r}: "
+            f"{len(missing)} tensors missing ({', '.join(missing[:3])}{more})"
+        )
+    return model
+
+
+def _download(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    """The encoder with timm's pretrained weights (Hugging Face hub or URL, through their caches)."""
+    cfg = get_pretrained_cfg(name)
+    if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
+        raise CitysegError(
+            f"{_NAME}: timm knows no pretrained weights for encoder {name!r}; "
+            "set weights: PATH to a local checkpoint, or pretrained: false"
+        )
+    try:
+        return timm.create_model(name, pretrained=True, features_only=True, **kwargs)
+    except Exception as err:
+        if not _is_download_error(err):
+            raise
+        source = f"https://huggingface.co/{cfg.hf_hub_id}" if cfg.hf_hub_id else cfg.url
+        raise CitysegError(
+            f"{_NAME}: cannot get pretrained weights for encoder {name!r} ({type(err).__name__}); "
+            f"either set weights: PATH to a local copy of the checkpoint ({source}), or get internet "
+            "access (with HF_HUB_OFFLINE unset or 0) or a populated Hugging Face cache (HF_HOME); "
+            "pretrained: false starts from random weights"
+        ) from err
+
+
+def _create_encoder(name: str, kwargs: dict[str, Any], pretrained: bool, weights: str | Path | None) -> nn.Module:
+    """``timm.create_model(name, features_only=True, **kwargs)`` with the weights asked for."""
+    try:
+        if weights:
+            return _load_local(name, kwargs, Path(weights).expanduser())
+        if pretrained:
+            return _download(name, kwargs)
+        return timm.create_model(name, pretrained=False, features_only=True, **kwargs)
+    except TypeError as err:  # timm passes unknown keyword arguments on to the model class
+        raise CitysegError(f"{_NAME}: encoder {name!r} rejects its arguments {sorted(kwargs)}: {_one_line(err)}") from err
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+
+class TimmEncoder(nn.Module):
+    """A timm ``features_only`` model: ``(N, 3, H, W)`` -> NCHW features, shallow to deep.
+
+    Attributes:
+        out_channels: channels of each feature (``feature_info.channels()``).
+        reductions: stride of each feature (``feature_info.reduction()``), e.g. (4, 8, 16, 32).
+        img_size: the ``(H, W)`` the encoder requires, or None when it takes any size.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        img_size: tuple[int, int] | None = None,
+        pretrained: bool = False,
+        weights: str | Path | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        if img_size is not None:
+            kwargs["img_size"] = img_size
+        self.model = _create_encoder(name, kwargs, pretrained, weights)
+        self.out_channels = tuple(self.model.feature_info.channels())
+        self.reductions = tuple(self.model.feature_info.reduction())
+        fmt = getattr(self.model, "output_fmt", "NCHW")
+        self.nhwc = getattr(fmt, "value", fmt) == "NHWC"  # Swin returns (N, H, W, C)
+        patch_embed = getattr(self.model, "patch_embed", None)
+        fixed = patch_embed is not None and getattr(patch_embed, "strict_img_size", False)
+        self.img_size = tuple(patch_embed.img_size) if fixed else None
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        features = self.model(x)
+        if self.nhwc:
+            # a permuted view: NCHW shape with channels_last memory, no copy
+            features = [f.permute(0, 3, 1, 2) for f in features]
+        return features
+
+
+class _JDecoder(nn.Module):
+    """Features ``(N, C_i, H/r_i, W/r_i)`` shallow to deep -> ``(N, D_0, H/r_0, W/r_0)``.
+
+    Block ``i`` (deepest first) takes ``cat(up(previous block), feature_i)`` to ``D_i`` channels.
+    """
+
+    def __init__(self, encoder_channels: tuple[int, ...], channels: tuple[int, ...], dropout: float) -> None:
+        super().__init__()
+        deeper = (*channels[1:], 0)  # channels arriving from the deeper block; none for the deepest
+        blocks = [DoubleConv(cin + cskip, cout, dropout) for cskip, cin, cout in zip(encoder_channels, deeper, channels)]
+        self.blocks = nn.ModuleList(blocks[::-1])
+        self.out_channels = channels[0]
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        x = None
+        for block, skip in zip(self.blocks, features[::-1]):
+            if x is not None:
+                x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+                skip = torch.cat([x, skip], dim=1)
+            x = block(skip)
+        return x
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+@register_model(_NAME)
+class Swin2JNet(nn.Module):
+    """Swin V2 encoder + J-shaped decoder with skip connections, BatchNorm and Dropout.
+
+    Args:
+        num_classes: output channels (19 Cityscapes trainIds).
+        encoder: timm model name (optionally with a pretrained tag, ``name.tag``).
+        img_size: ``(H, W)`` the encoder is built for (the training size); None = timm's default
+            for the encoder (e.g. 384x384). Other input sizes are resized to it and back.
+        pretrained: load pretrained encoder weights (timm's download, or ``weights``).
+        weights: path of a local checkpoint of the timm model (``.safetensors``, ``.pth``, ``.bin``);
+            needs ``pretrained`` (the default).
+        dropout: rate of the Dropout closing every decoder block (0 = none).
+        encoder_kwargs: extra ``timm.create_model`` arguments, e.g. a tiny Swin for tests:
+            ``dict(embed_dim=24, depths=(1, 1, 1, 1), num_heads=(1, 2, 3, 4))``.
+        decoder_channels: output channels of the decoder block at each encoder stage, shallow to
+            deep; None = half the stage's channels.
+
+    ``forward``: images ``(N, 3, H, W)`` float -> logits ``(N, num_classes, H, W)``.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = NUM_CLASSES,
+        encoder: str = DEFAULT_ENCODER,
+        img_size: tuple[int, int] | None = None,
+        pretrained: bool = True,
+        weights: str | None = None,
+        dropout: float = 0.0,
+        encoder_kwargs: dict[str, Any] | None = None,
+        decoder_channels: tuple[int, ...] | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(encoder, str) or not timm.is_model(encoder):
+            raise CitysegError(f"{_NAME}: encoder {encoder!r} is not a timm model name (see timm.list_models('swinv2*'))")
+        if img_size is not None:
+            img_size = check_size(_NAME, "img_size", img_size)
+        if not isinstance(pretrained, bool):
+            raise CitysegError(f"{_NAME}: option pretrained={pretrained!r} must be true or false")
+        if weights and not pretrained:
+            raise CitysegError(f"{_NAME}: weights={weights!r} with pretrained=false; drop one of the two")
+        dropout = check_probability(_NAME, "dropout", dropout)
+        kwargs = _check_encoder_kwargs(encoder_kwargs)
+
+        self.encoder = TimmEncoder(encoder, img_size, pretrained, weights, **kwargs)
+        self.img_size = self.encoder.img_size
+        if decoder_channels is None:
+            decoder_channels = tuple(max(c // 2, 1) for c in self.encoder.out_channels)
+        elif not isinstance(decoder_channels, (list, tuple)) or len(decoder_channels) != len(self.encoder.out_channels):
+            raise CitysegError(
+                f"{_NAME}: option decoder_channels={decoder_channels!r} must list "
+                f"{len(self.encoder.out_channels)} widths, one per encoder stage"
+            )
+        decoder_channels = tuple(check_int(_NAME, "decoder_channels", c) for c in decoder_channels)
+        self.decoder = _JDecoder(self.encoder.out_channels, decoder_channels, dropout)
+        self.head = nn.Conv2d(self.decoder.out_channels, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        if self.img_size is not None and tuple(size) != self.img_size:  # see the module docstring
+            x = F.interpolate(x, size=self.img_size, mode="bilinear", align_corners=False)
+        logits = self.head(self.decoder(self.encoder(x)))
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)

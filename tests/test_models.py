@@ -1,0 +1,329 @@
+"""Contract tests of the three models: shapes, gradients, encoder channels/strides, registry
+errors, weights loading and the summary numbers, all on CPU with tiny widths."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never wait on the network for weights
+
+import time  # noqa: E402
+
+import pytest  # noqa: E402
+import timm  # noqa: E402
+import torch  # noqa: E402
+
+from cityseg_lib.errors import CitysegError  # noqa: E402
+from cityseg_lib.labels import NUM_CLASSES  # noqa: E402
+from cityseg_lib.models import (  # noqa: E402
+    DEMO_ENCODER,
+    MODEL_NAMES,
+    SimpleFCN,
+    Swin2JNet,
+    UNet,
+    build_model,
+    model_options,
+    model_summary,
+)
+
+SIZE = (64, 96)  # divisible by 32: every stride lands on an integer grid
+ODD_SIZE = (72, 100)  # not a multiple of 8, 16 or 32
+#: a Swin V2 with the real layout (4 stages, strides 4..32) but ~1M parameters: builds in ~0.1 s
+TINY_SWIN = dict(embed_dim=24, depths=(1, 1, 1, 1), num_heads=(1, 2, 3, 4))
+TINY = {
+    "simple_fcn": dict(base_width=8),
+    "unet": dict(base_width=4, depth=3, dropout=0.1),
+    "swin2_jnet": dict(encoder=DEMO_ENCODER, img_size=SIZE, pretrained=False, encoder_kwargs=TINY_SWIN, dropout=0.1),
+}
+
+
+def _tiny(name: str, **overrides) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(name, **{**TINY[name], **overrides})
+
+
+def _timm_tiny_swin(img_size=SIZE) -> torch.nn.Module:
+    """The classification model whose checkpoint ``weights:`` expects (as on the hub)."""
+    return timm.create_model(DEMO_ENCODER, pretrained=False, img_size=img_size, **TINY_SWIN)
+
+
+# ----------------------------------------------------------------------------- registry
+
+
+def test_registry_names():
+    assert MODEL_NAMES == ("simple_fcn", "swin2_jnet", "unet")
+    assert isinstance(build_model("simple_fcn", base_width=4), SimpleFCN)
+    assert isinstance(build_model("unet", base_width=4, depth=2), UNet)
+    assert model_options("unet") == {"base_width": 64, "depth": 4, "dropout": 0.0}
+
+
+def test_unknown_model_lists_valid_names():
+    with pytest.raises(CitysegError, match="unknown model 'fcn'.*simple_fcn, swin2_jnet, unet"):
+        build_model("fcn")
+
+
+def test_unknown_option_names_option_and_valid_ones():
+    with pytest.raises(CitysegError, match="'unet' has no option 'width'.*base_width, depth, dropout"):
+        build_model("unet", width=8)
+
+
+@pytest.mark.parametrize(
+    "name, options, match",
+    [
+        ("unet", dict(dropout=1.0), "dropout=1.0"),
+        ("unet", dict(depth=0), "depth=0"),
+        ("unet", dict(base_width=8.0), "base_width=8.0"),
+        ("simple_fcn", dict(base_width=5), "base_width=5 must be even"),
+        ("swin2_jnet", dict(encoder="no_such_net"), "no_such_net"),
+        ("swin2_jnet", dict(img_size=[64]), "img_size"),
+        ("swin2_jnet", dict(encoder_kwargs=dict(img_size=64)), "img_size"),
+        ("swin2_jnet", dict(weights="w.pth", pretrained=False), "pretrained=false"),
+        ("swin2_jnet", dict(decoder_channels=[8, 8]), "decoder_channels"),
+    ],
+)
+def test_bad_option_values(name, options, match):
+    with pytest.raises(CitysegError, match=match):
+        _tiny(name, **options)
+
+
+def test_yaml_style_options():
+    """Params files give lists: img_size, depths and num_heads arrive as YAML lists."""
+    opts = dict(TINY["swin2_jnet"], img_size=list(SIZE), decoder_channels=[8, 8, 8, 8],
+                encoder_kwargs={k: list(v) for k, v in TINY_SWIN.items() if isinstance(v, tuple)} | {"embed_dim": 24})
+    model = build_model("swin2_jnet", **opts)
+    assert model.img_size == SIZE
+    assert model(torch.randn(1, 3, *SIZE)).shape == (1, NUM_CLASSES, *SIZE)
+
+
+# ----------------------------------------------------------------------------- forward/backward
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+@pytest.mark.parametrize("size", [SIZE, ODD_SIZE], ids=["64x96", "72x100"])
+def test_forward_backward(name, size):
+    model = _tiny(name).train()
+    x = torch.randn(2, 3, *size)
+    logits = model(x)
+    assert logits.shape == (2, NUM_CLASSES, *size)
+    torch.nn.functional.cross_entropy(logits, torch.randint(0, NUM_CLASSES, (2, *size))).backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_unet_very_odd_size_and_too_small():
+    model = _tiny("unet", depth=4)
+    assert model(torch.randn(1, 3, 37, 51)).shape == (1, NUM_CLASSES, 37, 51)
+    with pytest.raises(CitysegError, match="smaller than 2\\*\\*depth = 16"):
+        model(torch.randn(1, 3, 8, 51))
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_channels_last_and_bf16_autocast(name):
+    model = _tiny(name).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 3, *SIZE).contiguous(memory_format=torch.channels_last)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(x)
+    assert logits.shape == (2, NUM_CLASSES, *SIZE) and logits.dtype == torch.bfloat16
+    assert torch.isfinite(logits).all()
+    logits.float().mean().backward()
+
+
+def test_eval_is_deterministic_and_dropout_only_in_train():
+    model = _tiny("unet", dropout=0.5)
+    x = torch.randn(1, 3, *SIZE)
+    model.eval()
+    torch.testing.assert_close(model(x), model(x))
+    model.train()
+    assert not torch.equal(model(x), model(x))
+
+
+def test_swin_input_of_another_size_is_resized():
+    model = _tiny("swin2_jnet").eval()
+    x = torch.randn(1, 3, 48, 80)
+    assert model(x).shape == (1, NUM_CLASSES, 48, 80)
+    # documented behaviour: resize to img_size, predict, resize the logits back
+    resized = torch.nn.functional.interpolate(x, size=SIZE, mode="bilinear", align_corners=False)
+    stride4 = model.head(model.decoder(model.encoder(resized)))
+    expected = torch.nn.functional.interpolate(stride4, size=(48, 80), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(model(x), expected)
+
+
+# ----------------------------------------------------------------------------- encoder contracts
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_encoder_channels_and_strides_match_outputs(name):
+    model = _tiny(name).eval()
+    encoder = model.encoder
+    features = encoder(torch.randn(1, 3, *SIZE))
+    assert len(features) == len(encoder.out_channels) == len(encoder.reductions)
+    for f, c, r in zip(features, encoder.out_channels, encoder.reductions):
+        assert f.shape == (1, c, SIZE[0] // r, SIZE[1] // r)
+
+
+def test_swin_encoder_follows_feature_info():
+    model = _tiny("swin2_jnet")
+    info = model.encoder.model.feature_info
+    assert model.encoder.out_channels == tuple(info.channels()) == (24, 48, 96, 192)
+    assert model.encoder.reductions == tuple(info.reduction()) == (4, 8, 16, 32)
+    assert model.encoder.nhwc  # timm's Swin returns NHWC; the wrapper permutes to NCHW
+    # default decoder widths: half of each stage's channels; the head sees the shallowest
+    assert model.decoder.out_channels == 12 and model.head.in_channels == 12
+    wide = _tiny("swin2_jnet", decoder_channels=(16, 16, 32, 32))
+    assert wide.head.in_channels == 16
+
+
+def test_real_demo_encoder_builds_and_runs():
+    """The demo's swinv2_tiny_window8_256 (28M parameters) at a small training size."""
+    start = time.perf_counter()
+    torch.manual_seed(0)
+    model = build_model("swin2_jnet", encoder=DEMO_ENCODER, img_size=SIZE, pretrained=False).eval()
+    assert model.encoder.out_channels == (96, 192, 384, 768)
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, *SIZE)).shape == (1, NUM_CLASSES, *SIZE)
+    assert time.perf_counter() - start < 30
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+def _assert_encoder_has(model: Swin2JNet, state_dict: dict[str, torch.Tensor]) -> None:
+    """Every encoder parameter equals the checkpoint's (timm names ``layers.0``, features ``layers_0``)."""
+    params = dict(model.encoder.model.named_parameters())
+    assert params
+    for key, value in params.items():
+        ckpt_key = key.replace("layers_", "layers.")
+        torch.testing.assert_close(value, state_dict[ckpt_key], rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.parametrize("fmt", ["pth", "safetensors"])
+def test_local_weights_round_trip(tmp_path, fmt):
+    torch.manual_seed(1)
+    state = _timm_tiny_swin().state_dict()
+    path = tmp_path / f"encoder.{fmt}"
+    if fmt == "pth":
+        torch.save(state, path)
+    else:
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    model = _tiny("swin2_jnet", pretrained=True, weights=str(path))  # seed 0: differs from the file
+    _assert_encoder_has(model, state)
+    random_model = _tiny("swin2_jnet")
+    assert not torch.equal(random_model.encoder.model.patch_embed.proj.weight, state["patch_embed.proj.weight"])
+
+
+def test_local_weights_into_another_img_size(tmp_path):
+    """A checkpoint made at one size loads at another: timm's filter drops the size-bound buffers."""
+    torch.manual_seed(1)
+    state = _timm_tiny_swin(img_size=(64, 64)).state_dict()
+    torch.save(state, tmp_path / "encoder.pth")
+    model = _tiny("swin2_jnet", img_size=(96, 128), pretrained=True, weights=str(tmp_path / "encoder.pth"))
+    _assert_encoder_has(model, state)
+    assert model(torch.randn(1, 3, 96, 128)).shape == (1, NUM_CLASSES, 96, 128)
+
+
+def test_missing_weights_file_names_the_path(tmp_path):
+    path = tmp_path / "nowhere" / "encoder.safetensors"
+    with pytest.raises(CitysegError, match=f"weights file {path} does not exist"):
+        _tiny("swin2_jnet", pretrained=True, weights=str(path))
+
+
+def test_unloadable_weights_file_names_the_path(tmp_path):
+    path = tmp_path / "garbage.pth"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CitysegError, match=f"weights file {path} does not load"):
+        _tiny("swin2_jnet", pretrained=True, weights=str(path))
+    torch.save({"conv.weight": torch.zeros(1)}, path)  # a state dict of something else
+    with pytest.raises(CitysegError, match=f"weights file {path} does not load.*tensors missing"):
+        _tiny("swin2_jnet", pretrained=True, weights=str(path))
+    state = _timm_tiny_swin().state_dict()  # timm loads non-strictly: one missing tensor must not pass
+    del state["layers.0.blocks.0.attn.qkv.weight"]
+    torch.save(state, path)
+    with pytest.raises(CitysegError, match="1 tensors missing \\(layers.0.blocks.0.attn.qkv.weight\\)"):
+        _tiny("swin2_jnet", pretrained=True, weights=str(path))
+    wider = timm.create_model(DEMO_ENCODER, pretrained=False, img_size=SIZE, **{**TINY_SWIN, "embed_dim": 32})
+    torch.save(wider.state_dict(), path)
+    with pytest.raises(CitysegError, match=f"weights file {path} does not load.*size mismatch"):
+        _tiny("swin2_jnet", pretrained=True, weights=str(path))
+
+
+def test_pretrained_offline_fails_fast_with_both_ways_out(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))  # even if the user has one
+    start = time.perf_counter()
+    with pytest.raises(CitysegError) as info:
+        _tiny("swin2_jnet", pretrained=True)
+    assert time.perf_counter() - start < 5
+    message = str(info.value)
+    assert "\n" not in message
+    assert "weights: PATH" in message and "Hugging Face cache" in message and "internet" in message
+
+
+# ----------------------------------------------------------------------------- summary
+
+
+def _conv_flops(cin: int, cout: int, k: int, h_out: int, w_out: int) -> int:
+    return 2 * cin * cout * k * k * h_out * w_out
+
+
+def test_summary_simple_fcn_by_hand():
+    w, n, (h, wd), c = 8, 2, SIZE, NUM_CLASSES
+    model = build_model("simple_fcn", base_width=w)
+    enc = [(3, w), (w, 2 * w), (2 * w, 4 * w)]
+    dec = [(4 * w, 2 * w), (2 * w, w), (w, w // 2)]
+    expected_params = (
+        sum(ci * co * 9 + co for ci, co in enc) + sum(ci * co * 4 + co for ci, co in dec) + (w // 2) * c + c
+    )
+    # encoder convs at full, 1/2, 1/4 size (pooling follows); transposed convs counted at their
+    # input size (1/8, 1/4, 1/2) as FlopCounterMode does; the classifier at full size
+    expected_flops = n * (
+        sum(_conv_flops(ci, co, 3, h >> i, wd >> i) for i, (ci, co) in enumerate(enc))
+        + sum(_conv_flops(ci, co, 2, h >> (3 - i), wd >> (3 - i)) for i, (ci, co) in enumerate(dec))
+        + _conv_flops(w // 2, c, 1, h, wd)
+    )
+    summary = model_summary(model, SIZE, batch_size=n)
+    assert summary["params"] == summary["trainable_params"] == expected_params == 8843
+    assert summary["flops"] == expected_flops == 2 * 11_845_632
+    assert summary["output_shape"] == (n, c, h, wd)
+    assert summary["param_bytes"] == 4 * expected_params
+
+    for p in model.head.parameters():
+        p.requires_grad_(False)
+    assert model_summary(model, SIZE)["trainable_params"] == expected_params - ((w // 2) * c + c)
+
+
+def test_summary_under_channels_last_autocast_and_meta():
+    model = _tiny("unet").to(memory_format=torch.channels_last).train()
+    plain = model_summary(model, SIZE)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = model_summary(model, SIZE)
+    assert mixed["flops"] == plain["flops"] > 0
+    assert model.training  # mode restored
+    with torch.device("meta"):
+        meta_model = build_model("unet", **TINY["unet"])
+    assert model_summary(meta_model, SIZE) == plain  # shapes only: no memory, no compute
+
+
+# ----------------------------------------------------------------------------- torch.compile
+
+
+def test_compile_traces_without_graph_breaks():
+    """Dynamo + AOT autograd with a full graph (the inductor code generation is tested below)."""
+    model = _tiny("simple_fcn", base_width=4)
+    x = torch.randn(2, 3, *ODD_SIZE)
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    out = compiled(x)
+    torch.testing.assert_close(out, model(x))
+    out.mean().backward()
+
+
+@pytest.mark.slow
+def test_compile_inductor_simple_fcn():
+    """The real torch.compile (C++ code generation on CPU, ~20 s); forward only to keep it short."""
+    model = _tiny("simple_fcn", base_width=4).eval()
+    x = torch.randn(1, 3, *SIZE)
+    with torch.no_grad():
+        torch.testing.assert_close(torch.compile(model, fullgraph=True)(x), model(x))
