@@ -1,0 +1,174 @@
+"""Training engine: fit, checkpoints, exact resume after SIGKILL, NaN stop, DDP (gloo), CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cityseg_lib import engine
+from cityseg_lib.checkpoint import load_checkpoint
+from cityseg_lib.cli import main
+from cityseg_lib.config import load_config
+from cityseg_lib.errors import CitysegError
+
+BIN = Path(sys.executable).parent
+
+
+def _overrides(demo_root, runs, name, **extra):
+    base = {
+        "name": name, "profile": "test", "runs_dir": str(runs), "data_root": str(demo_root),
+        "image_size": "[32, 64]", "model": "simple_fcn", "model_options": "{base_width: 4}",
+        "epochs": 2, "batch_size": 2, "lr": 0.01, "step_size": 1, "gamma": 0.5, "progress": "false",
+    }
+    base.update({k: str(v) for k, v in extra.items()})
+    return [f"{k}={v}" for k, v in base.items()]
+
+
+def _rows(run: Path) -> list[dict]:
+    with open(run / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def _values(rows):
+    skip = {"epoch_time_s", "train_images_per_s"}
+    return [{k: v for k, v in r.items() if k not in skip} for r in rows]
+
+
+def test_fit_writes_a_complete_run(demo_root, tmp_path):
+    run = engine.fit(load_config(None, _overrides(demo_root, tmp_path, "a")))
+    for f in ("config.yaml", "environment.json", "metrics.csv", "best.pt", "last.pt", "summary.json"):
+        assert (run / f).is_file(), f
+    rows = _rows(run)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    assert float(rows[1]["lr"]) == pytest.approx(0.005)  # StepLR(step_size=1, gamma=0.5)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best_epoch"] in (1, 2) and summary["best_val_loss"] == min(float(r["val_loss"]) for r in rows)
+    assert 0 <= summary["val"]["miou"] <= 1 and 0 <= summary["val_full_res"]["miou"] <= 1
+    # the full-resolution protocol counts pixels at the original 128x64 label size
+    assert summary["val_full_res"]["num_pixels"] > summary["val"]["num_pixels"]
+    assert json.loads((run / "environment.json").read_text())["torch"] == torch.__version__
+    cfg, model = engine.load_run(run)
+    assert cfg.name == "a" and model(torch.zeros(1, 3, 32, 64)).shape == (1, 19, 32, 64)
+
+
+def test_existing_run_is_never_overwritten(demo_root, tmp_path):
+    cfg = load_config(None, _overrides(demo_root, tmp_path, "a", epochs=1))
+    engine.fit(cfg)
+    with pytest.raises(CitysegError, match="--resume"):
+        engine.fit(cfg)
+    changed = load_config(None, _overrides(demo_root, tmp_path, "a", epochs=1, lr=0.5))
+    (tmp_path / "test/a/summary.json").unlink()
+    with pytest.raises(CitysegError, match=r"cannot resume: lr was 0.01 in that run, now 0.5"):
+        engine.fit(changed, resume=True)
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(demo_root, tmp_path, monkeypatch):
+    cfg = load_config(None, _overrides(demo_root, tmp_path, "nan", epochs=1))
+    engine.fit(cfg)
+    (tmp_path / "test/nan/summary.json").unlink()
+    good = load_checkpoint(tmp_path / "test/nan/last.pt")
+    real = engine.build_loss
+
+    def poisoned(name, **kw):
+        loss = real(name, **kw)
+        return lambda logits, target: loss(logits, target) * float("nan")
+
+    monkeypatch.setattr(engine, "build_loss", poisoned)
+    with pytest.raises(CitysegError, match="non-finite training loss"):
+        engine.fit(load_config(None, _overrides(demo_root, tmp_path, "nan", epochs=3)), resume=True)
+    after = load_checkpoint(tmp_path / "test/nan/last.pt")
+    assert after["epoch"] == good["epoch"] == 1
+    assert all(torch.equal(after["model"][k], good["model"][k]) for k in good["model"])
+
+
+def _train_cmd(demo_root, runs, name, *extra):
+    return [str(BIN / "cityseg"), "train", *_overrides(demo_root, runs, name, image_size="[64, 128]", epochs=5,
+                                                       batch_size=1), *extra]
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_matches_an_uninterrupted_run(demo_root, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(_train_cmd(demo_root, tmp_path, "straight"), check=True, env=env, capture_output=True)
+    run = tmp_path / "test/killed"
+    kills = 0
+    for delay in (0.35, 0.8):  # kill twice: mid-epoch after a checkpoint, and again later
+        proc = subprocess.Popen(_train_cmd(demo_root, tmp_path, "killed", "--resume"), env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while not (run / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        load_checkpoint(run / "last.pt")  # never left unreadable
+    assert kills >= 1, "the run finished before it could be killed; make it longer"
+    assert not (run / "summary.json").exists() or kills < 2
+    done = subprocess.run(_train_cmd(demo_root, tmp_path, "killed", "--resume"), env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    a, b = tmp_path / "test/straight", run
+    assert _values(_rows(a)) == _values(_rows(b))
+    sa, sb = (json.loads((r / "summary.json").read_text()) for r in (a, b))
+    for key in ("best_epoch", "best_val_loss", "val", "val_full_res", "confusion_matrix"):
+        assert sa[key] == sb[key], key
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_on_gloo(demo_root, tmp_path):
+    torchrun = BIN / "torchrun"
+    cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", "29517", "-m", "cityseg_lib.cli", "train",
+           *_overrides(demo_root, tmp_path, "ddp", batch_size=1)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "test/ddp/summary.json").read_text())
+    assert summary["world_size"] == 2
+    # the all-reduced confusion matrix counts every validation pixel exactly once
+    single = engine.fit(load_config(None, _overrides(demo_root, tmp_path, "one", epochs=1)))
+    one = json.loads((single / "summary.json").read_text())
+    assert summary["val"]["num_pixels"] == one["val"]["num_pixels"] == sum(map(sum, summary["confusion_matrix"]))
+    assert len(_rows(tmp_path / "test/ddp")) == 2  # rank 0 alone writes: no duplicated rows
+
+
+def test_cli_train_evaluate_predict_and_evaluate_folder(demo_root, tmp_path, capsys):
+    assert main(["train", *_overrides(demo_root, tmp_path, "cli", epochs=1)]) == 0
+    run = tmp_path / "test/cli"
+    assert main(["evaluate", "--run", str(run), "--full-res"]) == 0
+    full = json.loads((run / "eval_val_fullres.json").read_text())
+    preds = tmp_path / "preds"
+    assert main(["predict", "--run", str(run), "--input", str(demo_root / "leftImg8bit/val"), "--out", str(preds),
+                 "--format", "labelIds"]) == 0
+    assert len(list(preds.glob("*_leftImg8bit.png"))) == 3
+    # official-format predictions scored by evaluate-folder agree with the in-memory protocol
+    assert main(["evaluate-folder", "--pred", str(preds), "--gt", str(demo_root), "--out", str(tmp_path / "f.json")]) == 0
+    folder = json.loads((tmp_path / "f.json").read_text())
+    assert folder["miou"] == pytest.approx(full["miou"], abs=1e-9)
+    assert main(["predict", "--run", str(run), "--input", str(demo_root / "leftImg8bit/val"), "--out",
+                 str(tmp_path / "ov")]) == 0
+    assert len(list((tmp_path / "ov").glob("*_overlay.png"))) == 3
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["train", "epochs=x"], "epochs: 'x' is not an int"),
+        (["train", "--params", "missing.yaml"], "missing.yaml: params file not found"),
+        (["evaluate", "--run", "no/such/run"], "not a run folder"),
+        (["predict", "--run", "no/such/run", "--input", ".", "--out", "o"], "not a run folder"),
+    ],
+)
+def test_cli_errors_are_one_line_exit_2(args, fragment, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
