@@ -1,0 +1,346 @@
+"""Halving sweep: rung plans, halving decisions, dry run, resume after a kill, parallel workers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cityseg_lib import sweep as S
+from cityseg_lib.errors import CitysegError
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "params" / "smoke" / "sweep.yaml"
+PARAMS = [SMOKE, *sorted((ROOT / "params").glob("*/sweep_*.yaml"))]
+TIME_COLUMNS = ("train_time_s", "wall_time_s")
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _smoke_overrides(demo_root: Path, runs: Path, cache: Path, devices: str = "[cpu]") -> list[str]:
+    # one torch thread per trial: two CPU workers then share the 2 cores instead of oversubscribing them
+    return [f"base.data_root={demo_root}", f"base.cache_dir={cache}", f"runs_dir={runs}", f"devices={devices}",
+            "cpu_threads=1"]
+
+
+def _rows(folder: Path) -> list[dict]:
+    with open(folder / "trials.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _without_times(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in rows]
+
+
+def _assert_same_sweep(a: Path, b: Path) -> None:
+    """Same trials, losses, decisions and winner (times aside): the sweep is deterministic on CPU."""
+    assert _without_times(_rows(a)) == _without_times(_rows(b))
+    assert (a / "table2.csv").read_text() == (b / "table2.csv").read_text()
+    wa, wb = json.loads((a / "winner.json").read_text()), json.loads((b / "winner.json").read_text())
+    assert wa["winner"] == wb["winner"] and wa["runner_up"] == wb["runner_up"]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory) -> Path:
+    # module fixtures run before the autouse CITYSEG_CACHE one: name the cache explicitly
+    return tmp_path_factory.getbasetemp() / "cache"
+
+
+@pytest.fixture(scope="module")
+def reference(demo_root, cache_dir, tmp_path_factory) -> Path:
+    """The smoke sweep run once, uninterrupted, on one CPU worker."""
+    runs = tmp_path_factory.mktemp("sweep_reference")
+    cfg = S.load_sweep_config(SMOKE, _smoke_overrides(demo_root, runs, cache_dir))
+    return S.run_sweep(cfg, log=lambda _: None)
+
+
+# ----------------------------------------------------------------------------- planning
+
+
+def test_plan_for_the_36_configurations_of_table_1():
+    plan = S.plan_rungs(36, 3200, rung_epochs=20, final_epochs=30)
+    assert [r.candidates for r in plan] == [36, 18, 9, 5, 3, 2]
+    assert [r.keep for r in plan] == [18, 9, 5, 3, 2, 1]
+    assert [r.subset for r in plan] == [100, 200, 400, 800, 1600, 3200]
+    assert [r.fraction for r in plan] == [1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1]
+    assert [r.epochs for r in plan] == [20] * 5 + [30] and [r.final for r in plan] == [False] * 5 + [True]
+    # a split that does not divide evenly rounds up: 2975 / 32 -> 93
+    assert S.plan_rungs(36, 2975)[0].subset == 93
+
+
+@pytest.mark.parametrize("n, sizes, subsets", [
+    (1, [1], [64]),
+    (2, [2], [64]),
+    (3, [3, 2], [32, 64]),
+    (5, [5, 3, 2], [16, 32, 64]),
+    (7, [7, 4, 2], [16, 32, 64]),
+    (9, [9, 5, 3, 2], [8, 16, 32, 64]),
+])
+def test_plan_for_other_counts(n, sizes, subsets):
+    plan = S.plan_rungs(n, 64, rung_epochs=3)
+    assert [r.candidates for r in plan] == sizes and [r.subset for r in plan] == subsets
+    assert [r.keep for r in plan] == sizes[1:] + [1]
+    assert plan[-1].final and plan[-1].subset == 64 and all(not r.final for r in plan[:-1])
+
+
+def test_min_subset_raises_the_small_rungs_but_never_past_the_training_set():
+    assert [r.subset for r in S.plan_rungs(36, 3200, min_subset=500)] == [500, 500, 500, 800, 1600, 3200]
+    assert [r.subset for r in S.plan_rungs(5, 6, min_subset=100)] == [6, 6, 6]
+    assert [r.subset for r in S.plan_rungs(36, 10)] == [1, 1, 2, 3, 5, 10]  # never fewer than 1 image
+    with pytest.raises(CitysegError, match="no candidates"):
+        S.plan_rungs(0, 10)
+
+
+def test_format_plan_counts_image_epochs_against_the_full_grid():
+    text = S.format_plan(S.plan_rungs(36, 3200), 3200, title="unet")
+    assert text.startswith("unet\n36 candidates, 3200 training images, 6 rungs")
+    # 36*100*20 + 18*200*20 + 9*400*20 + 5*800*20 + 3*1600*20 + 2*3200*20 = 520,000 of 36*3200*20
+    assert "total 520,000 image-epochs = 22.6% of the full grid" in text and "2,304,000" in text
+    assert len(text.splitlines()) == 2 + 1 + 6 + 1
+
+
+def test_default_grid_is_table_1():
+    cands = S.grid_candidates(S.SweepConfig().grid)
+    assert len(cands) == 36 and [c.id for c in cands[:2]] == ["c00", "c01"] and cands[-1].id == "c35"
+    assert cands[0].params == {"lr": 1e-3, "gamma": 1.0, "weight_decay": 0.0, "model_options.dropout": 0.0}
+    assert cands[35].params == {"lr": 1e-4, "gamma": 0.1, "weight_decay": 1e-4, "model_options.dropout": 0.1}
+    assert {c.params["gamma"] for c in cands} == {1.0, math.sqrt(0.1), 0.1}
+    assert len({tuple(c.params.values()) for c in cands}) == 36
+
+
+def test_select_survivors_ranks_by_loss_then_index_and_failures_last():
+    losses = {0: 0.5, 1: 0.3, 2: 0.3, 3: math.inf, 4: math.nan, 5: 0.1}
+    assert S.select_survivors(losses, 3) == [5, 1, 2]
+    assert S.select_survivors(losses, 6) == [5, 1, 2, 0, 3, 4]
+    assert S.select_survivors({7: 1.0, 2: 1.0}, 1) == [2]
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("base: {epochs: 3}", "base.epochs is set by the sweep"),
+    ("base: {lrr: 1}", "base: unknown key 'lrr'"),
+    ("grid: {lrr: [1]}", "grid.lrr: not a training key"),
+    ("grid: {lr: []}", "grid.lr: expected a non-empty list"),
+    ("grid: {lr: [fast]}", "grid.lr"),
+    ("grid: {train_subset: [1, 2]}", "grid.train_subset: train_subset is set by the sweep"),
+    ("base: {lr: 0.1}\ngrid: {lr: [1.0e-3]}", "grid.lr: also fixed in base"),
+    ("base: {model_options: {dropout: 0.1}}", "grid.model_options.dropout: also fixed in base"),
+    ("rung_epochs: 0", "rung_epochs must be >= 1"),
+    ("devices: [auto, cpu]", "'auto' must be alone"),
+    ("rungs: 3", "unknown key 'rungs'"),
+])
+def test_bad_sweep_params_name_the_key_and_file(tmp_path, text, fragment):
+    p = tmp_path / "sweep.yaml"
+    p.write_text(text + "\n")
+    with pytest.raises(CitysegError, match=str(p)) as err:
+        S.load_sweep_config(p)
+    assert fragment in str(err.value)
+
+
+def test_overrides_set_one_entry_of_base_or_grid(tmp_path):
+    cfg = S.load_sweep_config(SMOKE, ["base.batch_size=4", "grid.weight_decay=[0, 1.0e-4]", "name=x"])
+    assert cfg.base["batch_size"] == 4 and cfg.base["model"] == "unet" and cfg.name == "x"
+    assert cfg.grid["weight_decay"] == [0.0, 1e-4] and len(cfg.grid["lr"]) == 5
+    with pytest.raises(CitysegError, match="override: base: unknown key 'bogus'"):
+        S.load_sweep_config(SMOKE, ["base.bogus=1"])
+
+
+@pytest.mark.parametrize("path", PARAMS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_sweep_params_load(path):
+    cfg = S.load_sweep_config(path)
+    n = len(S.grid_candidates(cfg.grid))
+    assert cfg.base["data_root"] == "" and cfg.profile == path.parent.name
+    assert n == {"smoke": 5, "demo": 8, "full": 36}[cfg.profile]
+    if cfg.profile == "full":
+        assert cfg.grid == S.TABLE1_GRID and cfg.rung_epochs == 20 and cfg.base["image_size"] == [768, 768]
+
+
+def test_trial_config_merges_base_candidate_and_rung(tmp_path):
+    cfg = S.SweepConfig(name="sw", profile="smoke", runs_dir=str(tmp_path),
+                        base={"model": "unet", "model_options": {"base_width": 4}})
+    cands = S.grid_candidates(cfg.grid)
+    plan = S.plan_rungs(len(cands), 64)
+    tc = S.trial_config(cfg, cands[35], plan[0], 64)
+    assert tc.name == "sw/trials/r0_c35" and tc.profile == "smoke" and tc.epochs == 20 and tc.train_subset == 2
+    assert tc.model_options == {"base_width": 4, "dropout": 0.1} and tc.lr == 1e-4 and tc.gamma == 0.1
+    assert tc.full_res_eval is False  # trials rank by val loss; the full-resolution pass is skipped
+    assert S.trial_config(cfg, cands[0], plan[-1], 64).train_subset is None  # the final rung: all images
+
+
+# ----------------------------------------------------------------------------- halving decisions (no training)
+
+# canned best-val-losses of 7 candidates: rung -> candidate index -> loss (None = the trial fails)
+CANNED = {
+    0: {0: 0.5, 1: 0.3, 2: 0.3, 3: 0.9, 4: None, 5: 0.2, 6: 0.7},  # keep 4: c05, c01, c02 (tie: lower index), c00
+    1: {0: 0.1, 1: 0.4, 2: 0.2, 5: 0.3},  # keep 2: c00, c02
+    2: {0: 0.3, 2: 0.2},  # final: c02 wins
+}
+
+
+def test_halving_decisions_on_known_losses(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_trial(tc):
+        rung, cid = tc.name.rsplit("/", 1)[1].split("_")
+        rung, idx = int(rung[1:]), int(cid[1:])
+        calls.append((rung, idx, tc.train_subset, tc.epochs, tc.device))
+        loss = CANNED[rung][idx]
+        if loss is None:
+            return {"subset": 0, "epochs": 0, "status": "failed", "best_val_loss": math.inf, "best_epoch": 0,
+                    "val_miou": math.nan, "train_time_s": 0.0, "wall_time_s": 0.0, "error": "non-finite loss"}
+        return {"subset": tc.train_subset or 64, "epochs": tc.epochs, "status": "ok", "best_val_loss": loss,
+                "best_epoch": 1, "val_miou": 1 - loss, "train_time_s": 0.1, "wall_time_s": 0.2, "error": ""}
+
+    monkeypatch.setattr(S, "run_trial", fake_trial)
+    monkeypatch.setattr(S, "count_train_images", lambda cfg: 64)
+    cfg = S.SweepConfig(name="known", profile="smoke", runs_dir=str(tmp_path), devices=["cpu"], rung_epochs=3,
+                        final_epochs=5, base={"model": "unet", "gamma": 0.5, "model_options": {"dropout": 0.05}},
+                        grid={"lr": [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7]})
+    log = []
+    out = S.run_sweep(cfg, log=log.append)
+
+    assert calls == ([(0, i, 16, 3, "cpu") for i in range(7)] + [(1, i, 32, 3, "cpu") for i in (0, 1, 2, 5)]
+                     + [(2, i, None, 5, "cpu") for i in (0, 2)])
+    rows = _rows(out)
+    decisions = {(int(r["rung"]), r["candidate"]): r["decision"] for r in rows}
+    assert decisions == {
+        (0, "c00"): "kept", (0, "c01"): "kept", (0, "c02"): "kept", (0, "c03"): "dropped",
+        (0, "c04"): "dropped", (0, "c05"): "kept", (0, "c06"): "dropped",
+        (1, "c00"): "kept", (1, "c01"): "dropped", (1, "c02"): "kept", (1, "c05"): "dropped",
+        (2, "c00"): "runner-up", (2, "c02"): "winner",
+    }
+    failed = next(r for r in rows if r["candidate"] == "c04")
+    assert failed["status"] == "failed" and float(failed["best_val_loss"]) == math.inf
+    assert failed["subset"] == "16" and failed["error"] == "non-finite loss"
+    assert list(rows[0])[:4] == ["rung", "candidate", "lr", "subset"]
+
+    with open(out / "table2.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row == {"model": "UNet", "lr": "0.001", "gamma": "0.5", "weight_decay": "0.0001", "dropout": "0.05",
+                   "val_loss": "0.2"}
+    winner = json.loads((out / "winner.json").read_text())
+    assert winner["winner"]["candidate"] == "c02" and winner["runner_up"]["candidate"] == "c00"
+    assert (out / "brackets.png").stat().st_size > 0 and (out / "plan.txt").is_file()
+    assert any("FAILED (non-finite loss)" in line for line in log)
+
+
+def test_a_rung_where_every_trial_fails_stops_the_sweep(tmp_path, monkeypatch):
+    monkeypatch.setattr(S, "run_trial", lambda tc: S._failed_result(0, "boom"))
+    monkeypatch.setattr(S, "count_train_images", lambda cfg: 8)
+    cfg = S.SweepConfig(name="bad", runs_dir=str(tmp_path), devices=["cpu"], grid={"lr": [1e-3, 1e-4, 1e-5]})
+    with pytest.raises(CitysegError, match="every trial of rung 0 failed .*c00: boom"):
+        S.run_sweep(cfg, log=lambda _: None)
+
+
+def test_plot_brackets_on_a_new_axes(reference):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ax = S.plot_brackets(S.read_trials(reference))
+    assert ax.get_ylabel() == "best validation loss" and len(ax.get_xticks()) == 3
+    assert [line.get_label() for line in ax.get_lines() if line.get_label().startswith("winner")]
+    plt.close(ax.figure)
+
+
+# ----------------------------------------------------------------------------- real (tiny) sweeps
+
+
+def test_dry_run_prints_the_plan_and_trains_nothing(demo_root, cache_dir, tmp_path):
+    cfg = S.load_sweep_config(SMOKE, _smoke_overrides(demo_root, tmp_path, cache_dir))
+    log = []
+    out = S.run_sweep(cfg, dry_run=True, log=log.append)
+    (text,) = log
+    assert "5 candidates, 6 training images, 3 rungs" in text
+    assert [line.split()[:4] for line in text.splitlines()[3:6]] == [
+        ["0", "5", "3", "2"], ["1", "3", "2", "3"], ["2", "2", "1", "6"]]
+    assert not out.exists() and not any(tmp_path.iterdir())
+
+
+def test_end_to_end_smoke_sweep(reference):
+    rows = _rows(reference)
+    assert [(r["rung"], r["candidate"]) for r in rows][:5] == [("0", f"c0{i}") for i in range(5)]
+    assert [r["subset"] for r in rows] == ["2"] * 5 + ["3"] * 3 + ["6"] * 2
+    assert all(r["status"] == "ok" and r["epochs"] == "2" and math.isfinite(float(r["best_val_loss"])) for r in rows)
+    assert sorted(r["decision"] for r in rows[-2:]) == ["runner-up", "winner"]
+    for r in rows:
+        summary = json.loads((reference / r["run_dir"] / "summary.json").read_text())
+        assert summary["best_val_loss"] == float(r["best_val_loss"]) and summary["val_full_res"] is None
+    with open(reference / "table2.csv", newline="") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["model"] == "UNet" and row["gamma"] == "0.5" and row["dropout"] == ""
+    assert (reference / "brackets.png").is_file() and (reference / "sweep.yaml").is_file()
+
+
+def test_rerunning_a_finished_sweep_trains_nothing_and_a_changed_one_is_refused(reference, demo_root, cache_dir,
+                                                                                monkeypatch):
+    before = (reference / "trials.csv").read_text()
+    runs = reference.parent.parent
+    monkeypatch.setattr(S, "run_trial", lambda tc: pytest.fail(f"{tc.name} trained again"))
+    cfg = S.load_sweep_config(SMOKE, _smoke_overrides(demo_root, runs, cache_dir))
+    log = []
+    S.run_sweep(cfg, log=log.append)
+    assert (reference / "trials.csv").read_text() == before  # results come from the runs' summary.json
+    assert "rung 0: 5 of 5 trials already finished" in log
+    with pytest.raises(CitysegError, match="cannot resume: rung_epochs was 2 in that sweep, now 3"):
+        S.run_sweep(S.load_sweep_config(SMOKE, [*_smoke_overrides(demo_root, runs, cache_dir), "rung_epochs=3"]))
+
+
+def _one_done_one_in_progress(folder: Path) -> bool:
+    """Some trial is recorded in trials.csv and another has a checkpoint but no summary yet."""
+    try:
+        done = (folder / "trials.csv").read_text().count("\n") >= 2  # header + one trial
+    except FileNotFoundError:
+        return False
+    return done and any(not (p.parent / "summary.json").exists() for p in folder.glob("trials/*/last.pt"))
+
+
+@pytest.mark.slow
+def test_resume_after_kill_gives_the_same_tables(reference, demo_root, cache_dir, tmp_path):
+    overrides = _smoke_overrides(demo_root, tmp_path, cache_dir)
+    code = ("import sys; from cityseg_lib.sweep import load_sweep_config, run_sweep; "
+            "run_sweep(load_sweep_config(sys.argv[1], sys.argv[2:]))")
+    cmd = [sys.executable, "-c", code, str(SMOKE), *overrides]
+    folder = tmp_path / "smoke" / "sweep_smoke"
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    while proc.poll() is None and time.monotonic() < deadline:
+        if _one_done_one_in_progress(folder):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        pytest.fail(f"the sweep ended before it could be killed mid-trial: {proc.stderr.read().decode()[-2000:]}")
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and not (folder / "table2.csv").exists()
+    interrupted = [d for d in (folder / "trials").iterdir() if (d / "last.pt").exists()
+                   and not (d / "summary.json").exists()]
+    assert interrupted, "killed between trials, not during one"
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already finished" in again.stdout
+    _assert_same_sweep(folder, reference)
+    for d in interrupted:  # resumed from last.pt: every epoch once
+        with open(d / "metrics.csv", newline="") as f:
+            assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]
+
+
+@pytest.mark.slow
+def test_two_cpu_workers_match_one(reference, demo_root, cache_dir, tmp_path):
+    cfg = S.load_sweep_config(SMOKE, _smoke_overrides(demo_root, tmp_path, cache_dir, devices="[cpu, cpu]"))
+    out = S.run_sweep(cfg, log=lambda _: None)
+    _assert_same_sweep(out, reference)
