@@ -85,6 +85,21 @@ def _cmd_predict(a) -> int:
     return 0
 
 
+def _cmd_sweep(a) -> int:
+    from .sweep import load_sweep_config, run_sweep
+
+    out = run_sweep(load_sweep_config(a.params, a.overrides), dry_run=a.dry_run)
+    if not a.dry_run:
+        print(f"sweep finished: {out}")
+    return 0
+
+
+def _cmd_report(a) -> int:
+    from .report_runner import report_from_args
+
+    return report_from_args(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cityseg", description="Semantic segmentation study on Cityscapes.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -137,6 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.set_defaults(func=_cmd_predict)
 
+    s = sub.add_parser("sweep", help="successive-halving hyperparameter sweep (resumable)")
+    s.add_argument("--params", required=True, help="sweep params YAML")
+    s.add_argument("overrides", nargs="*", metavar="key=value", help="sweep config overrides")
+    s.add_argument("--dry-run", action="store_true", help="print the rung plan and its cost; train nothing")
+    s.set_defaults(func=_cmd_sweep)
+
+    from .report_runner import add_report_arguments
+
+    s = sub.add_parser("report", help="run notebooks 01-07 and render reports/PROFILE/report.{html,pdf}")
+    add_report_arguments(s)
+    s.set_defaults(func=_cmd_report)
     return p
 
 

@@ -84,7 +84,7 @@ def find_pairs(
     if not pred_root.is_dir():
         raise CitysegError(f"prediction folder not found: {pred_root}")
     gt = _gt_files(Path(gt_root), split)
-    found: dict[str, list[Path]] = {}
+    found: dict[str, set[Path]] = {}
     for root, _dirs, names in os.walk(pred_root):
         for name in names:
             if not name.endswith(".png"):
@@ -92,7 +92,7 @@ def find_pairs(
             for end in _KEY_END.finditer(name):
                 key = name[: end.start() + 14]  # 14 == len("_SSSSSS_FFFFFF")
                 if key in gt:
-                    found.setdefault(key, []).append(Path(root) / name)
+                    found.setdefault(key, set()).add(Path(root) / name)
     missing = [key for key in gt if key not in found]
     if missing:
         shown = ", ".join(missing[:3]) + (", ..." if len(missing) > 3 else "")
@@ -102,7 +102,7 @@ def find_pairs(
     for key, paths in found.items():
         if len(paths) > 1:
             raise CitysegError(f"{len(paths)} predictions match frame {key}: {', '.join(map(str, sorted(paths)))}")
-    return [(found[key][0], gt[key]) for key in sorted(gt)]
+    return [(found[key].pop(), gt[key]) for key in sorted(gt)]
 
 
 def _read_label_png(path: Path) -> np.ndarray:

@@ -130,6 +130,27 @@ def test_write_json_and_format(dataset: tuple[Path, Path], tmp_path: Path) -> No
     assert "mIoU" in text and "road" in text and "vehicle" in text
 
 
+def test_palette_and_16_bit_predictions(tmp_path: Path) -> None:
+    gt_root, pred_dir = _make_dataset(tmp_path)
+    before = evaluate_folder(pred_dir, gt_root, workers=1)
+    paths = sorted(pred_dir.rglob("*.png"))
+    arr = np.array(Image.open(paths[0]))
+    Image.fromarray(arr, mode="L").convert("P").save(paths[0])  # palette indices == labelIds
+    assert Image.open(paths[0]).mode == "P"
+    after = evaluate_folder(pred_dir, gt_root, workers=1)
+    assert all(_same(after["class_iou"][n], before["class_iou"][n]) for n in CLASS_NAMES)
+    # 16-bit: a value above 255 is no labelId, so it is a miss like any void prediction
+    wide = np.array(Image.open(paths[1])).astype(np.uint16)
+    wide[:4] = 300
+    Image.fromarray(wide).save(paths[1])
+    narrow = wide.astype(np.uint8)
+    narrow[:4] = 0
+    got = evaluate_folder(pred_dir, gt_root, workers=1)
+    Image.fromarray(narrow, mode="L").save(paths[1])
+    ref = evaluate_folder(pred_dir, gt_root, workers=1)
+    assert all(_same(got["class_iou"][n], ref["class_iou"][n]) for n in CLASS_NAMES)
+
+
 @pytest.mark.parametrize("kind", ["blobby", "noisy", "constant", "empty"])
 def test_run_length_counting_equals_per_pixel_bincount(kind: str) -> None:
     rng = np.random.default_rng(1)

@@ -1,0 +1,323 @@
+"""Benchmark 3: training-step images/s and peak memory of each model, and what the speed options change.
+
+    python benchmarks/bench_train.py [--device auto] [--models simple_fcn unet swin2_jnet] [--compile]
+
+One training step is exactly the engine's (:func:`cityseg_lib.engine.train_one_epoch`: forward
+under optional bf16 autocast, float32 cross-entropy, backward, AdamW step) on a fixed synthetic
+batch already on the device, so the number is the model's cost alone (the loader is benchmark 1,
+and ``gpu.py`` measures both together). Each (model, variant) runs in a fresh subprocess, so
+peak memory is its own and a crashing variant (e.g. ``torch.compile`` without a compiler) is
+recorded rather than fatal. Warm-up steps (where ``torch.compile`` compiles) are excluded.
+
+* CUDA (defaults 768x768, batch 8, the full-profile models of ``params/full``): fp32 eager (TF32 off), fp32 + TF32,
+  bf16 autocast, bf16 + channels_last, and the optimised path bf16 + channels_last +
+  ``torch.compile``. Target: optimised >= 2x the images/s of fp32 eager, for every model.
+* CPU (defaults 256x256, batch 2, smaller models, stated in the table): fp32 eager,
+  channels_last, bf16 + channels_last (each option switched on in turn), with
+  ``--all-variants`` also bf16 alone, and with ``--compile`` the compiled fp32 and bf16 +
+  channels_last paths. No target: it reports what each option changes (``fit`` turns amp and
+  channels_last off on CPU).
+
+CPU threads: 1 by default, as the demo profile trains (``cpu_threads: 1``): on a small machine
+shared with other processes two OpenMP threads stall each other (one descheduled thread holds
+up every operation), which made 2-thread timings vary up to 10x between runs here, while
+1-thread timings stay within ~10%. ``--threads 2`` measures the other setting.
+
+images/s: CUDA, over all timed steps (one sync at the end); CPU, from the median step time
+(other processes on a shared machine only ever add time), with a time budget per variant.
+
+Peak memory: ``torch.cuda.max_memory_allocated`` over the timed steps on CUDA; on CPU the
+peak resident memory over the whole step loop, as growth over the process before the model was
+built (weights, gradients, optimiser state, activations, workspace). Writes
+``reports/benchmarks/train.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from common import (RssSampler, format_table, peak_cuda_mb, provenance, sync, train_step, training_flops,
+                    write_report)
+
+TARGET_SPEEDUP = 2.0
+
+# The models at the sizes each device can afford. CPU: small enough that the whole benchmark
+# stays within a few minutes on 2 cores, but the real architectures (full depth, BatchNorm,
+# the demo Swin V2 encoder). CUDA: the full profile's (params/full), with random encoder
+# weights (speed does not depend on them and the GPU machines are offline).
+MODEL_CONFIGS = {
+    "cpu": {
+        "simple_fcn": {"base_width": 32},
+        "unet": {"base_width": 16, "depth": 4},
+        "swin2_jnet": {"encoder": "swinv2_tiny_window8_256", "pretrained": False},
+    },
+    # "cuda": the full profile's options, read from params/full by gpu.full_profile_settings
+}
+
+# name -> (bf16 autocast, channels_last, torch.compile, TF32)
+VARIANTS = {
+    "cpu": {
+        "fp32 eager": (False, False, False, False),
+        "channels_last": (False, True, False, False),
+        "bf16 + channels_last": (True, True, False, False),
+    },
+    "cpu_all": {  # --all-variants: bf16 without channels_last (the slowest on CPU, so not by default)
+        "bf16 autocast": (True, False, False, False),
+    },
+    "cpu_compile": {
+        "fp32 compile": (False, False, True, False),
+        "bf16 + channels_last + compile": (True, True, True, False),
+    },
+    "cuda": {
+        "fp32 eager": (False, False, False, False),
+        "fp32 eager + TF32": (False, False, False, True),
+        "bf16 autocast": (True, False, False, True),
+        "bf16 + channels_last": (True, True, False, True),
+        "bf16 + channels_last + compile": (True, True, True, True),
+    },
+}
+BASELINE, OPTIMISED = "fp32 eager", "bf16 + channels_last + compile"
+
+
+# ----------------------------------------------------------------------------- one measurement (subprocess)
+
+
+def measure(spec: dict) -> dict:
+    """Time ``spec['steps']`` training steps after ``spec['warmup']``; runs in its own process."""
+    from cityseg_lib.losses import build_loss
+    from cityseg_lib.models import build_model
+
+    device = torch.device(spec["device"])
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    torch.manual_seed(0)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = spec["tf32"]
+        torch.backends.cudnn.allow_tf32 = spec["tf32"]
+    size, batch = tuple(spec["size"]), spec["batch"]
+    options = dict(spec["options"])
+    if spec["model"] == "swin2_jnet":
+        options.setdefault("img_size", size)  # as build_model_for does: Swin V2 is built for the training size
+    # CPU memory: RSS sampled by a thread from before the model exists (on CUDA the allocator
+    # counts, and a polling thread would compete for the GIL with kernel launches)
+    rss = RssSampler().__enter__() if device.type != "cuda" else None
+    model = build_model(spec["model"], **options).to(device)
+    if spec["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    params = sum(p.numel() for p in model.parameters())
+    criterion = build_loss("cross_entropy")
+    flops = training_flops(model, size, device) if spec.get("count_flops") else None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    step_model = torch.compile(model) if spec["compile"] else model
+
+    images = torch.randn(batch, 3, *size, device=device)
+    if spec["channels_last"]:
+        images = images.contiguous(memory_format=torch.channels_last)
+    masks = torch.randint(0, 19, (batch, *size), device=device)
+    masks[:, : size[0] // 8] = 255  # some ignored pixels, as in real labels
+
+    # warm-up (cudnn autotuning, torch.compile), excluded from the timing
+    warm = []
+    for _ in range(spec["warmup"]):
+        t = time.perf_counter()
+        train_step(step_model, criterion, optimizer, images, masks, spec["bf16"])
+        sync(device)
+        warm.append(time.perf_counter() - t)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    # timed steps: one sync at the end on CUDA (no host stall between steps), per-step times on CPU
+    # (on CPU a time budget may end the loop early: bf16 without native support is ~10-30x slower)
+    step_s = []
+    sync(device)
+    start = time.perf_counter()
+    done = 0
+    while done < spec["steps"]:
+        t = time.perf_counter()
+        loss = train_step(step_model, criterion, optimizer, images, masks, spec["bf16"])
+        done += 1
+        if device.type != "cuda":
+            step_s.append(time.perf_counter() - t)
+            if spec.get("budget") and time.perf_counter() - start > spec["budget"]:
+                break
+    sync(device)
+    total = time.perf_counter() - start
+    if rss:
+        rss.__exit__(None, None, None)
+    peak = peak_cuda_mb(device) if device.type == "cuda" else rss.delta_mb
+    # CUDA: over the whole timed loop (one sync). CPU: the median step, robust to other processes
+    # stealing the 2 cores now and then (they only ever add time).
+    step = sorted(step_s)[len(step_s) // 2] if step_s else total / done
+    return {
+        "images_per_s": batch / step,
+        "step_ms": 1000 * step,
+        "mean_step_ms": 1000 * total / done,
+        "timed_steps": done,
+        "step_ms_min": 1000 * min(step_s) if step_s else None,
+        "step_ms_max": 1000 * max(step_s) if step_s else None,
+        "first_step_s": warm[0] if warm else None,
+        "peak_memory_mb": peak,
+        "peak_rss_mb": rss.peak_mb if rss else None,
+        "params": params,
+        "flops": flops,
+        "final_loss": float(loss.item()),
+    }
+
+
+def _run_isolated(spec: dict, timeout: float) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()
+    return {"error": tail[-1] if tail else f"exit code {proc.returncode}"}
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--models", nargs="+", default=["simple_fcn", "unet", "swin2_jnet"])
+    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="default 256 256 on CPU, 768 768 on CUDA")
+    parser.add_argument("--batch", type=int, help="default 2 on CPU, 8 on CUDA")
+    parser.add_argument("--warmup", type=int, help="untimed steps first (default 1 on CPU, 10 on CUDA)")
+    parser.add_argument("--steps", type=int, help="timed steps (default 5 on CPU, 30 on CUDA)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="CPU: stop timing a variant after this many seconds (at least 1 step; default 10)")
+    parser.add_argument("--all-variants", action="store_true",
+                        help="CPU: also bf16 autocast without channels_last (adds minutes: the slowest variant)")
+    parser.add_argument("--compile", action="store_true", help="CPU: also time torch.compile (always on CUDA)")
+    parser.add_argument("--options", type=json.loads, default={},
+                        help='JSON {model: {option: value}} replacing the built-in model options')
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default 1 on CPU, as the demo profile's cpu_threads: one thread is "
+                             "steadier than two on a small shared machine; 0 = torch's default)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds per (model, variant) subprocess")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default reports/benchmarks/train.json)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print("RESULT " + json.dumps(measure(json.loads(args.worker))), flush=True)
+        return 0
+
+    from cityseg_lib.engine import resolve_device
+
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    kind = "cuda" if cuda else "cpu"
+    size = tuple(args.size or ((768, 768) if cuda else (256, 256)))
+    batch = args.batch or (8 if cuda else 2)
+    warmup = args.warmup if args.warmup is not None else (10 if cuda else 1)
+    budget = 0.0 if cuda else (args.budget if args.budget is not None else 10.0)
+    steps = args.steps or (30 if cuda else 5)
+    threads = 0 if cuda else (1 if args.threads is None else args.threads)
+    if threads:
+        torch.set_num_threads(threads)
+    variants = dict(VARIANTS[kind])
+    if not cuda and args.all_variants:
+        variants.update(VARIANTS["cpu_all"])
+    if not cuda and args.compile:
+        variants.update(VARIANTS["cpu_compile"])
+    env = provenance()
+    print(f"{env['device']}, {size[0]}x{size[1]}, batch {batch}, {warmup} warm-up + {steps} timed steps, "
+          f"{torch.get_num_threads()} threads", flush=True)
+
+    results: dict[str, dict] = {}
+    for name in args.models:
+        if name in args.options:
+            options = args.options[name]
+        elif cuda:  # the full profile's models (params/full), random weights
+            from gpu import full_profile_settings
+
+            options = full_profile_settings(name)["model_options"]
+        else:
+            options = MODEL_CONFIGS["cpu"][name]
+        results[name] = {"options": options, "variants": {}}
+        for i, (variant, (bf16, cl, comp, tf32)) in enumerate(variants.items()):
+            # compiled variants get at least 2 warm-up steps: the first compiles, the second shows any recompile
+            spec = dict(model=name, options=options, device=str(device), size=size, batch=batch,
+                        warmup=max(warmup, 2) if comp else warmup,
+                        steps=steps, budget=budget, threads=threads, bf16=bf16, channels_last=cl, compile=comp, tf32=tf32,
+                        count_flops=i == 0)
+            t = time.perf_counter()
+            r = _run_isolated(spec, args.timeout)
+            results[name]["variants"][variant] = r
+            if "error" in r:
+                print(f"  {name:<11} {variant:<31} FAILED: {r['error']}", flush=True)
+                continue
+            if r.get("flops"):
+                results[name]["flops_per_image"] = r["flops"]
+                results[name]["params"] = r["params"]
+            print(f"  {name:<11} {variant:<31} {r['images_per_s']:8.2f} img/s  {r['peak_memory_mb']:8.0f} MiB  "
+                  f"({time.perf_counter() - t:.0f} s incl. start-up)", flush=True)
+
+    # table and target
+    rows, speedups = [], {}
+    for name, res in results.items():
+        base = res["variants"].get(BASELINE, {}).get("images_per_s")
+        gflop = res.get("flops_per_image", {}).get("train", math.nan) / 1e9
+        for variant, r in res["variants"].items():
+            if "error" in r:
+                rows.append([name, variant, None, None, None, None, "failed: " + r["error"][:60]])
+                continue
+            rel = r["images_per_s"] / base if base else None
+            rows.append([name, variant, r["images_per_s"], r["step_ms"], r["peak_memory_mb"], rel,
+                         f"{gflop * r['images_per_s']:.1f}" if gflop == gflop else "-"])
+        opt = res["variants"].get(OPTIMISED, {}).get("images_per_s")
+        if base and opt:
+            speedups[name] = opt / base
+    mem = "peak MiB (cuda alloc)" if cuda else "peak MiB (RSS growth)"
+    print()
+    print(format_table(["model", "variant", "images/s", "ms/step", mem, "x fp32 eager", "GFLOP/s"], rows))
+    print()
+    for name, res in results.items():
+        f = res.get("flops_per_image", {})
+        print(f"{name}: options {json.dumps(res['options'])}, {res.get('params', 0) / 1e6:.2f} M params, "
+              f"{f.get('forward', math.nan) / 1e9:.2f} GFLOP forward / {f.get('train', math.nan) / 1e9:.2f} GFLOP "
+              f"training step per image at {size[0]}x{size[1]}")
+
+    load = os.getloadavg()
+    if load[0] > (os.cpu_count() or 1) + 0.5:
+        print(f"load average {load[0]:.1f} on {os.cpu_count()} CPUs: other processes were competing, expect noise")
+    if cuda:
+        met = bool(speedups) and len(speedups) == len(results) and all(v >= TARGET_SPEEDUP for v in speedups.values())
+        target = {"text": f"on CUDA, '{OPTIMISED}' >= {TARGET_SPEEDUP:.0f}x the images/s of '{BASELINE}' for every model",
+                  "value": TARGET_SPEEDUP, "measured": speedups, "met": met}
+        print("speedup optimised / fp32 eager: " + ", ".join(f"{k} {v:.2f}x" for k, v in speedups.items())
+              + f" (target >= {TARGET_SPEEDUP:.0f}x: {'met' if met else 'MISSED'})")
+    else:
+        met = None
+        target = {"text": f"CUDA only ('{OPTIMISED}' >= {TARGET_SPEEDUP:.0f}x '{BASELINE}'); on CPU the benchmark "
+                          "reports what the options change, without a target", "value": TARGET_SPEEDUP,
+                  "measured": None, "met": None}
+    settings = {"device": str(device), "size_hw": list(size), "batch_size": batch, "warmup_steps": warmup,
+                "timed_steps": steps, "time_budget_s": budget or None, "variants": {k: dict(zip(("bf16", "channels_last", "compile", "tf32"), v))
+                                                   for k, v in variants.items()},
+                "optimizer": "AdamW(lr=1e-4, weight_decay=1e-4)", "loss": "cross_entropy",
+                "data": "one synthetic batch on the device (loader excluded)", "torch_threads": torch.get_num_threads(),
+                "load_average_end": list(load)}
+    path = write_report("train", benchmark="training step: images/s and peak memory per model and speed option",
+                        settings=settings, results=results, target=target, out=args.out, env=env)
+    print(f"wrote {path}")
+    return 0 if met in (None, True) else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The study notebooks: parameters contract, clean committed files, and the whole smoke report.
+
+* every key of every ``params/PROFILE/NN_*.yaml`` is a parameter of its notebook (papermill
+  only warns about unknown ones), and the demo files equal the notebooks' defaults (so a notebook
+  run top to bottom in JupyterLab is the demo profile);
+* the ``parameters`` cell holds literals only, papermill can parse every line of it, and the
+  notebooks are committed without outputs or execution counts;
+* ``run_report("smoke")`` builds a report with all sections, figures and tables, no code;
+* a failing notebook is one CitysegError naming the notebook and the cell, and the partly
+  executed copy stays behind.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import pytest
+import yaml
+
+from cityseg_lib import report_runner
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.study import source_root
+
+ROOT = source_root()
+NOTEBOOKS = {stem: ROOT / "notebooks" / f"{stem}.ipynb" for stem in report_runner.NOTEBOOKS}
+PROFILES = ("demo", "full", "smoke")
+
+
+def _params_cell(nb) -> nbformat.NotebookNode:
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(cells) == 1, "exactly one cell must be tagged 'parameters'"
+    return cells[0]
+
+
+def _defaults(path: Path) -> dict:
+    """The parameters cell's assignments, each value evaluated with ast.literal_eval."""
+    tree = ast.parse(_params_cell(nbformat.read(str(path), as_version=4)).source)
+    out = {}
+    for node in tree.body:
+        assert isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name), (
+            f"{path.name}: the parameters cell may only hold `name = literal` lines, got {ast.unparse(node)!r}")
+        try:
+            out[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            pytest.fail(f"{path.name}: parameter {node.targets[0].id} is not a literal: {ast.unparse(node.value)}")
+    return out
+
+
+# ----------------------------------------------------------------------------- static contract
+
+
+@pytest.mark.parametrize("stem", list(NOTEBOOKS))
+def test_notebook_is_clean_and_its_parameters_are_literals(stem):
+    path = NOTEBOOKS[stem]
+    nb = nbformat.read(str(path), as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name} cell {i} is committed with outputs"
+            assert cell.execution_count is None, f"{path.name} cell {i} is committed with an execution count"
+            assert "sys.path" not in cell.source, f"{path.name} cell {i}: import the installed package instead"
+            assert not re.search(r"^\s*(class|def) ", cell.source, re.M), f"{path.name} cell {i}: code belongs in cityseg_lib"
+    defaults = _defaults(path)
+    assert defaults["profile"] == "demo", "notebook defaults must be the demo profile"
+    # papermill must parse every line, or it silently drops the parameter from inspect_notebook
+    assert set(pm.inspect_notebook(str(path))) == set(defaults)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_params_key_exists_in_its_notebook(profile):
+    folder = ROOT / "params" / profile
+    files = sorted(folder.glob("0*.yaml"))
+    assert files, f"no notebook params in {folder}"
+    for f in files:
+        assert f.stem in NOTEBOOKS, f"{f}: no notebook notebooks/{f.stem}.ipynb"
+        keys = set(yaml.safe_load(f.read_text()) or {})
+        known = set(pm.inspect_notebook(str(NOTEBOOKS[f.stem])))
+        assert keys <= known, f"{f}: unknown parameter(s) {sorted(keys - known)}; the notebook has {sorted(known)}"
+    assert (folder / "data.yaml").is_file()
+
+
+def test_demo_params_equal_the_notebook_defaults():
+    """Running a notebook top to bottom in JupyterLab is the demo profile."""
+    for f in sorted((ROOT / "params" / "demo").glob("0*.yaml")):
+        defaults = _defaults(NOTEBOOKS[f.stem])
+        for key, value in (yaml.safe_load(f.read_text()) or {}).items():
+            assert defaults[key] == value, f"{f}: {key}={value!r} but the notebook default is {defaults[key]!r}"
+
+
+# ----------------------------------------------------------------------------- the smoke report
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CITYSEG_HOME", str(home))
+        mp.setenv("CITYSEG_CACHE", str(home / "cache"))
+        mp.delenv("CITYSCAPES_DATASET", raising=False)
+        html = report_runner.run_report("smoke", verbose=False)
+    return home, html
+
+
+@pytest.mark.slow
+def test_smoke_report_has_sections_figures_tables(smoke_report):
+    home, html_path = smoke_report
+    assert html_path == home / "reports" / "smoke" / "report.html"
+    text = html_path.read_text()
+    for heading in ("Introduction", "Dataset", "Architectures", "Training methodology", "Results", "Conclusions",
+                    "Reflections", "Provenance"):
+        assert re.search(rf"<h[12][^>]*>[^<]*{heading}", text), f"section {heading!r} missing"
+    assert text.count('src="data:image/png;base64,') >= 10
+    assert "No description has been provided" not in text  # every figure has its caption as alt text
+    for caption in ("Table 1:", "Table 2:", "Table 4:", "Table 10:", "Table 11:", "Figure 1:", "Figure 5:", "Figure 6:"):
+        assert caption in text, f"{caption} missing"
+    assert "Size and training cost" in text and "Validation results of the kept checkpoints" in text
+    provenance = text[text.index("Provenance"):]
+    assert "SYNTHETIC" in provenance and "synthetic" in text
+    # no code: inputs are excluded, prompts too
+    assert "hl-ipython3" not in text and "from cityseg_lib import" not in text and "report.show(" not in text
+    assert "Traceback" not in text
+
+
+@pytest.mark.slow
+def test_smoke_report_artifacts(smoke_report):
+    home, _ = smoke_report
+    out = home / "reports" / "smoke"
+    for stem in report_runner.NOTEBOOKS:
+        assert (out / "executed" / f"{stem}.ipynb").is_file()
+    for nb in ("01", "02", "03", "04", "05", "06", "07"):
+        assert (out / "results" / f"{nb}.json").is_file(), nb
+    timings = json.loads((out / "results" / "timings.json").read_text())
+    assert set(timings["notebooks"]) == set(report_runner.NOTEBOOKS)
+    assert (home / "runs" / "smoke" / "simple_fcn" / "summary.json").is_file()
+    if report_runner.find_chromium() is None:
+        pytest.skip("no Chromium installed: the PDF step is skipped (make pdf-tools installs it)")
+    pdf = out / "report.pdf"
+    assert pdf.is_file() and pdf.read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.slow
+def test_rebuilding_reuses_finished_runs(smoke_report):
+    home, _ = smoke_report
+    summary = home / "runs" / "smoke" / "simple_fcn" / "summary.json"
+    before = summary.stat().st_mtime_ns
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CITYSEG_HOME", str(home))
+        mp.setenv("CITYSEG_CACHE", str(home / "cache"))
+        report_runner.run_report("smoke", only=["02", "07"], pdf=False, verbose=False)
+    assert summary.stat().st_mtime_ns == before, "a finished run was trained again"
+
+
+# ----------------------------------------------------------------------------- failures
+
+
+def test_failing_notebook_names_notebook_and_cell_and_keeps_partial_copy(tmp_path, monkeypatch):
+    monkeypatch.setenv("CITYSEG_HOME", str(tmp_path))
+    # an odd base_width is a user error of SimpleFCN, raised in the training cell
+    with pytest.raises(CitysegError) as err:
+        report_runner.run_report("smoke", only=["02"], overrides={"02": {"model_options": {"base_width": 3}}},
+                                 pdf=False, verbose=False)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "02_baseline_fcn.ipynb" in message and re.search(r"cell \d+", message) and "base_width" in message
+    partial = tmp_path / "reports" / "smoke" / "executed" / "02_baseline_fcn.ipynb"
+    assert partial.is_file()
+    nb = nbformat.read(str(partial), as_version=4)
+    assert any(o.get("output_type") == "error" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_unknown_profile_and_notebook_are_one_line_errors():
+    with pytest.raises(CitysegError, match="unknown profile 'nope'"):
+        report_runner.run_report("nope", verbose=False)
+    with pytest.raises(CitysegError, match="unknown notebook '09'"):
+        report_runner.run_report("smoke", only=["09"], verbose=False)
