@@ -51,7 +51,7 @@ from common import (bench_data_root, ensure_demo_data, format_table, peak_cuda_m
 
 from cityseg_lib.config import TrainConfig, load_yaml
 from cityseg_lib.dataset import CityscapesSegmentation
-from cityseg_lib.engine import resolve_device
+from cityseg_lib.engine import resolve_device, to_device
 from cityseg_lib.losses import build_loss
 from cityseg_lib.models import build_model
 from cityseg_lib.paths import project_root
@@ -293,10 +293,7 @@ def measure_model(name: str, options: dict, ds, args, device: torch.device) -> d
 
     def fetch():
         images, masks, _ = next(it)
-        images = images.to(device, non_blocking=True)
-        if args.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        return images, masks.to(device, non_blocking=True)
+        return to_device(images, masks, device, args.channels_last)
 
     # warm-up (worker start, compilation, cudnn autotuning): excluded
     t0 = time.perf_counter()
@@ -326,10 +323,7 @@ def measure_model(name: str, options: dict, ds, args, device: torch.device) -> d
         t0 = time.perf_counter()
         images, masks, _ = next(it)
         t1 = time.perf_counter()
-        images = images.to(device, non_blocking=True)
-        if args.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        masks = masks.to(device, non_blocking=True)
+        images, masks = to_device(images, masks, device, args.channels_last)
         loss = train_step(step_model, criterion, optimizer, images, masks, args.amp)
         sync(device)
         waits.append(t1 - t0)
@@ -469,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
 
     root = args.data_root or ensure_demo_data(frames)
     cache_dir = bench_data_root() / "cache"
-    ds = CityscapesSegmentation(root, "train", args.size, cache_dir=cache_dir)
+    ds = CityscapesSegmentation(root, "train", args.size, cache_dir=cache_dir, normalize=False)  # as fit
     t0 = time.perf_counter()  # build the cache first (untimed), as the first epoch of a study does
     for _ in DataLoader(ds, batch_size=8, num_workers=args.workers):
         pass

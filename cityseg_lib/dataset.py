@@ -4,6 +4,11 @@ Samples are resized to the training size once (image bilinear with antialias, ma
 kept in a :class:`~cityseg_lib.cache.SampleCache`, so later epochs read one small array per
 sample instead of decoding two 2048x1024 PNGs. Augmentation runs after the cache, on the
 resized arrays.
+
+With ``normalize=False`` items stay uint8 (4 bytes a pixel instead of the 20 of a float32 image
+plus an int64 mask): the trainer uses this and converts on the device after the copy
+(:func:`cityseg_lib.engine.to_device`), so workers, collation and shared memory move a fifth of
+the bytes.
 """
 
 from __future__ import annotations
@@ -75,6 +80,7 @@ class CityscapesSegmentation(Dataset):
 
     Item ``i`` is ``(image, mask, sample_id)``: ``image`` float32 ``(3, H, W)`` normalised with
     ImageNet statistics, ``mask`` int64 ``(H, W)`` trainIds with 255 = ignore, ``size = (H, W)``.
+    With ``normalize=False``: ``image`` uint8 ``(3, H, W)`` RGB and ``mask`` uint8 ``(H, W)``.
 
     Args:
         root: dataset root holding ``leftImg8bit/`` and ``gtFine/`` (or ``gtCoarse/``).
@@ -86,6 +92,8 @@ class CityscapesSegmentation(Dataset):
             (the dataset is twice as long: originals then transformed copies).
         subset, subset_seed: see :func:`subset_indices`.
         cache_dir: folder of the preprocessed cache; None decodes the PNGs every time.
+        normalize: False returns uint8 items, to be converted on the device
+            (:func:`cityseg_lib.transforms.normalize` and ``.long()``).
     """
 
     def __init__(
@@ -101,6 +109,7 @@ class CityscapesSegmentation(Dataset):
         subset: float | int | None = None,
         subset_seed: int = 0,
         cache_dir: str | os.PathLike | None = None,
+        normalize: bool = True,
     ):
         if augment not in AUGMENT_MODES:
             raise CitysegError(f"augment {augment!r} is not one of {AUGMENT_MODES}")
@@ -112,6 +121,7 @@ class CityscapesSegmentation(Dataset):
         self.augment = augment
         self._aug = train_augmentation(self.size, hflip_p, crop_scale) if augment != "none" else None
         self.cache = SampleCache(cache_dir, self.size) if cache_dir is not None else None
+        self.normalize = normalize
 
     def __len__(self) -> int:
         return len(self.samples) * (2 if self.augment == "augment" else 1)
@@ -132,5 +142,7 @@ class CityscapesSegmentation(Dataset):
         transformed = self.augment == "replace" or (self.augment == "augment" and index >= n)
         if transformed:
             image, mask = self._aug(image, mask)
-        image = normalize(image.as_subclass(torch.Tensor))
-        return image, mask.as_subclass(torch.Tensor).long(), self.samples[base].id
+        image, mask = image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+        if self.normalize:
+            image, mask = normalize(image), mask.long()
+        return image, mask, self.samples[base].id

@@ -38,12 +38,14 @@ from .losses import build_loss
 from .metrics import ConfusionMatrix, SegScores, predict_full_res
 from .models import build_model
 from .paths import default_cache_dir, resolve_data_root, runs_dir
+from .transforms import normalize
 
 __all__ = [
     "resolve_device",
     "run_dir_for",
     "build_datasets",
     "build_model_for",
+    "to_device",
     "train_one_epoch",
     "evaluate",
     "evaluate_full_res",
@@ -104,10 +106,11 @@ def build_datasets(cfg: TrainConfig) -> tuple[CityscapesSegmentation, Cityscapes
     train = CityscapesSegmentation(
         root, cfg.train_split, cfg.image_size, cfg.annotation, augment=cfg.augment, hflip_p=cfg.hflip_p,
         crop_scale=cfg.crop_scale, subset=cfg.train_subset, subset_seed=cfg.subset_seed, cache_dir=cache,
+        normalize=False,
     )
     val = CityscapesSegmentation(
         root, cfg.val_split, cfg.image_size, "fine",
-        subset=cfg.max_val_images or None, subset_seed=0, cache_dir=cache,
+        subset=cfg.max_val_images or None, subset_seed=0, cache_dir=cache, normalize=False,
     )
     return train, val
 
@@ -138,11 +141,18 @@ def _autocast(device: torch.device, amp: bool):
     return nullcontext()
 
 
-def _to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device, channels_last: bool):
+def to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device, channels_last: bool = False):
+    """Batch to ``device``: float32 normalised images ``(N, 3, H, W)`` and int64 masks ``(N, H, W)``.
+
+    uint8 batches (datasets built with ``normalize=False``) are copied as uint8, a fifth of the
+    bytes, and converted and normalised on the device; float batches pass through unchanged.
+    """
     images = images.to(device, non_blocking=True)
+    if images.dtype == torch.uint8:
+        images = normalize(images)
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
-    return images, masks.to(device, non_blocking=True)
+    return images, masks.to(device, non_blocking=True).long()
 
 
 # ----------------------------------------------------------------------------- one epoch
@@ -175,7 +185,7 @@ def train_one_epoch(
     for step, (images, masks, _) in enumerate(loader):
         if step == n_batches:
             break
-        images, masks = _to_device(images, masks, device, channels_last)
+        images, masks = to_device(images, masks, device, channels_last)
         # forward / backward
         with _autocast(device, amp):
             logits = model(images)
@@ -218,7 +228,7 @@ def evaluate(
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     count = torch.zeros((), device=device, dtype=torch.float64)
     for images, masks, _ in tqdm(loader, desc="val", leave=False, disable=not progress):
-        images, masks = _to_device(images, masks, device, channels_last)
+        images, masks = to_device(images, masks, device, channels_last)
         with _autocast(device, amp):
             logits = model(images)
         logits = logits.float()
@@ -271,7 +281,7 @@ def evaluate_full_res(
     )
     confmat = ConfusionMatrix(NUM_CLASSES, device=device)
     for images, labels, _ in tqdm(loader, desc="val full-res", leave=False, disable=not progress):
-        images, _ = _to_device(images, images, device, channels_last)
+        images, _ = to_device(images, images, device, channels_last)
         with _autocast(device, amp):
             logits = model(images).float()
         for i, label in enumerate(labels):

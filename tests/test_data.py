@@ -136,6 +136,21 @@ def test_dataset_items(tiny, tmp_path):
     assert -3 < image.mean() < 3  # normalised, not 0..255
 
 
+def test_uint8_items_normalised_on_the_device_equal_the_float_items(tiny, tmp_path):
+    from cityseg_lib.engine import to_device
+
+    floats = CityscapesSegmentation(tiny, "train", size=(24, 40), cache_dir=tmp_path / "c")
+    raw = CityscapesSegmentation(tiny, "train", size=(24, 40), cache_dir=tmp_path / "c", normalize=False)
+    image, mask, sid = raw[1]
+    assert image.dtype == mask.dtype == torch.uint8 and image.shape == (3, 24, 40) and sid == floats[1][2]
+    batch = torch.utils.data.default_collate([raw[0], raw[1]])
+    images, masks = to_device(batch[0], batch[1], torch.device("cpu"), channels_last=True)
+    assert images.dtype == torch.float32 and masks.dtype == torch.int64
+    assert images.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(images, torch.stack([floats[0][0], floats[1][0]]))
+    assert torch.equal(masks, torch.stack([floats[0][1], floats[1][1]]))
+
+
 def test_mask_resize_is_nearest_and_image_antialiased(tiny):
     label = np.zeros((H, W), np.uint8)
     label[:, ::2] = 7  # road / unlabeled stripes: a bilinear mask would invent in-between ids

@@ -100,7 +100,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(demo_root, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(_train_cmd(demo_root, tmp_path, "straight"), check=True, env=env, capture_output=True)
     run = tmp_path / "test/killed"
-    kills = 0
+    interrupted = 0  # kills that landed before the run had finished
     for delay in (0.35, 0.8):  # kill twice: mid-epoch after a checkpoint, and again later
         proc = subprocess.Popen(_train_cmd(demo_root, tmp_path, "killed", "--resume"), env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -110,11 +110,11 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(demo_root, tmp_path):
         time.sleep(delay)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            kills += 1
+            interrupted += not (run / "summary.json").exists()
         proc.wait()
         load_checkpoint(run / "last.pt")  # never left unreadable
-    assert kills >= 1, "the run finished before it could be killed; make it longer"
-    assert not (run / "summary.json").exists() or kills < 2
+    # On a fast machine the second process may reach the end before its kill; the first must not.
+    assert interrupted >= 1, "the run finished before it could be killed; make it longer"
     done = subprocess.run(_train_cmd(demo_root, tmp_path, "killed", "--resume"), env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     a, b = tmp_path / "test/straight", run
