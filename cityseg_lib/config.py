@@ -219,16 +219,16 @@ def load_config(params: str | os.PathLike | None = None, overrides: list[str] | 
 
 
 def _git_commit() -> str:
-    from .paths import project_root
-
+    """Commit of the code that runs (the package's own checkout, wherever the data and runs live)."""
+    src = Path(__file__).resolve().parent
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=5
         )
         commit = out.stdout.strip() if out.returncode == 0 else "unknown"
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=project_root(), capture_output=True, text=True, timeout=5,
+            cwd=src, capture_output=True, text=True, timeout=5,
         ).stdout.strip()
         return commit + ("+dirty" if dirty and commit != "unknown" else "")
     except (OSError, subprocess.SubprocessError):
