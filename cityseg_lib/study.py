@@ -511,10 +511,7 @@ def batchnorm_option(model: str) -> str | None:
     """Name of the model's option that switches BatchNorm off, or None when it has none."""
     from .models import model_options
 
-    for key in ("batchnorm", "batch_norm", "use_batchnorm", "use_bn", "bn"):
-        if key in model_options(model):
-            return key
-    return None
+    return "batchnorm" if "batchnorm" in model_options(model) else None
 
 
 def seed_summary(runs: dict[str, list]):

@@ -211,10 +211,12 @@ class _JDecoder(nn.Module):
     Block ``i`` (deepest first) takes ``cat(up(previous block), feature_i)`` to ``D_i`` channels.
     """
 
-    def __init__(self, encoder_channels: tuple[int, ...], channels: tuple[int, ...], dropout: float) -> None:
+    def __init__(self, encoder_channels: tuple[int, ...], channels: tuple[int, ...], dropout: float,
+                 batchnorm: bool = True) -> None:
         super().__init__()
         deeper = (*channels[1:], 0)  # channels arriving from the deeper block; none for the deepest
-        blocks = [DoubleConv(cin + cskip, cout, dropout) for cskip, cin, cout in zip(encoder_channels, deeper, channels)]
+        blocks = [DoubleConv(cin + cskip, cout, dropout, batchnorm)
+                  for cskip, cin, cout in zip(encoder_channels, deeper, channels)]
         self.blocks = nn.ModuleList(blocks[::-1])
         self.out_channels = channels[0]
 
@@ -244,6 +246,8 @@ class Swin2JNet(nn.Module):
         weights: path of a local checkpoint of the timm model (``.safetensors``, ``.pth``, ``.bin``);
             needs ``pretrained`` (the default).
         dropout: rate of the Dropout closing every decoder block (0 = none).
+        batchnorm: BatchNorm after every decoder convolution (False: plain biased convolutions,
+            for the regularisation ablation).
         encoder_kwargs: extra ``timm.create_model`` arguments, e.g. a tiny Swin for tests:
             ``dict(embed_dim=24, depths=(1, 1, 1, 1), num_heads=(1, 2, 3, 4))``.
         decoder_channels: output channels of the decoder block at each encoder stage, shallow to
@@ -260,6 +264,7 @@ class Swin2JNet(nn.Module):
         pretrained: bool = True,
         weights: str | None = None,
         dropout: float = 0.0,
+        batchnorm: bool = True,
         encoder_kwargs: dict[str, Any] | None = None,
         decoder_channels: tuple[int, ...] | None = None,
     ) -> None:
@@ -273,6 +278,8 @@ class Swin2JNet(nn.Module):
         if weights and not pretrained:
             raise CitysegError(f"{_NAME}: weights={weights!r} with pretrained=false; drop one of the two")
         dropout = check_probability(_NAME, "dropout", dropout)
+        if not isinstance(batchnorm, bool):
+            raise CitysegError(f"{_NAME}: option batchnorm={batchnorm!r} must be true or false")
         kwargs = _check_encoder_kwargs(encoder_kwargs)
 
         self.encoder = TimmEncoder(encoder, img_size, pretrained, weights, **kwargs)
@@ -285,7 +292,7 @@ class Swin2JNet(nn.Module):
                 f"{len(self.encoder.out_channels)} widths, one per encoder stage"
             )
         decoder_channels = tuple(check_int(_NAME, "decoder_channels", c) for c in decoder_channels)
-        self.decoder = _JDecoder(self.encoder.out_channels, decoder_channels, dropout)
+        self.decoder = _JDecoder(self.encoder.out_channels, decoder_channels, dropout, batchnorm)
         self.head = nn.Conv2d(self.decoder.out_channels, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

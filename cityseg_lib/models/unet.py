@@ -34,18 +34,19 @@ def _dropout(p: float) -> nn.Module:
 
 
 class DoubleConv(nn.Sequential):
-    """``(N, cin, H, W)`` -> ``(N, cout, H, W)``: (3x3 conv, BatchNorm, ReLU) x 2, Dropout."""
+    """``(N, cin, H, W)`` -> ``(N, cout, H, W)``: (3x3 conv, BatchNorm, ReLU) x 2, Dropout.
 
-    def __init__(self, cin: int, cout: int, dropout: float = 0.0) -> None:
-        super().__init__(
-            nn.Conv2d(cin, cout, 3, padding=1, bias=False),  # bias is redundant before BatchNorm
-            nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(cout, cout, 3, padding=1, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU(inplace=True),
-            _dropout(dropout),
-        )
+    ``batchnorm=False`` drops the BatchNorm layers (the convolutions then get a bias), for the
+    regularisation ablation of the Swin2-JNet notebook.
+    """
+
+    def __init__(self, cin: int, cout: int, dropout: float = 0.0, batchnorm: bool = True) -> None:
+        def conv_norm_relu(i: int, o: int) -> list[nn.Module]:
+            if batchnorm:  # bias is redundant before BatchNorm
+                return [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=True)]
+            return [nn.Conv2d(i, o, 3, padding=1), nn.ReLU(inplace=True)]
+
+        super().__init__(*conv_norm_relu(cin, cout), *conv_norm_relu(cout, cout), _dropout(dropout))
 
 
 class _Encoder(nn.Module):
