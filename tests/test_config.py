@@ -1,5 +1,7 @@
 """Strict, typed config: params YAML and key=value overrides."""
 
+from pathlib import Path
+
 import pytest
 
 from cityseg_lib.config import TrainConfig, config_to_dict, from_dict, load_config, parse_overrides
@@ -51,3 +53,13 @@ def test_bad_yaml_names_the_file(tmp_path):
 
 def test_parse_overrides_yaml_values():
     assert parse_overrides(["a=1", "b=[1, 2]", "c=hello", "d="]) == {"a": 1, "b": [1, 2], "c": "hello", "d": ""}
+
+
+@pytest.mark.parametrize("profile", ["demo", "full"])
+def test_command_line_train_params_load(profile):
+    """params/PROFILE/train_*.yaml (the README's `cityseg train --params` example) are valid configs."""
+    files = sorted((Path(__file__).parents[1] / "params" / profile).glob("train_*.yaml"))
+    assert files
+    for f in files:
+        cfg = load_config(f)
+        assert cfg.profile == profile and cfg.model in ("simple_fcn", "unet", "swin2_jnet")
