@@ -61,9 +61,9 @@ def _cmd_evaluate(a) -> int:
 
     result = evaluate_run(a.run, split=a.split, full_res=a.full_res, device=a.device)
     print(f"{a.run} on {a.split} ({'full resolution' if a.full_res else 'training size'}):")
-    for name, iou in result["class_iou"].items():
-        print(f"  {name:<15} {100 * iou:6.2f}")
-    print(f"  {'mIoU':<15} {100 * result['miou']:6.2f}   pixel acc {100 * result['pixel_accuracy']:.2f}")
+    for name, iou in result["class_iou"].items():  # NaN: the class is in neither labels nor predictions
+        print(f"  {name:<15} {100 * iou:6.2f}" if iou == iou else f"  {name:<15} {'absent':>6}")
+    print(f"  {'mIoU':<15} {100 * result['miou']:6.2f}   (mean over classes present)   pixel acc {100 * result['pixel_accuracy']:.2f}")
     return 0
 
 

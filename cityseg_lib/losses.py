@@ -163,26 +163,29 @@ class CrossEntropyLoss(nn.Module):
         return cross_entropy_loss(logits, target, self.ignore_index, self.weight, self.label_smoothing)
 
 
-class JaccardLoss(nn.Module):
+class _OverlapLoss(nn.Module):
+    """Module form of an overlap loss ``fn(logits, target, ignore_index, smooth, eps)``."""
+
+    fn: Callable[..., torch.Tensor]
+
+    def __init__(self, ignore_index: int = IGNORE_INDEX, smooth: float = 0.0, eps: float = 1e-7) -> None:
+        super().__init__()
+        self.ignore_index, self.smooth, self.eps = ignore_index, smooth, eps
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return type(self).fn(logits, target, self.ignore_index, self.smooth, self.eps)
+
+
+class JaccardLoss(_OverlapLoss):
     """Module form of :func:`soft_jaccard_loss`."""
 
-    def __init__(self, ignore_index: int = IGNORE_INDEX, smooth: float = 0.0, eps: float = 1e-7) -> None:
-        super().__init__()
-        self.ignore_index, self.smooth, self.eps = ignore_index, smooth, eps
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return soft_jaccard_loss(logits, target, self.ignore_index, self.smooth, self.eps)
+    fn = staticmethod(soft_jaccard_loss)
 
 
-class DiceLoss(nn.Module):
+class DiceLoss(_OverlapLoss):
     """Module form of :func:`dice_loss`."""
 
-    def __init__(self, ignore_index: int = IGNORE_INDEX, smooth: float = 0.0, eps: float = 1e-7) -> None:
-        super().__init__()
-        self.ignore_index, self.smooth, self.eps = ignore_index, smooth, eps
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return dice_loss(logits, target, self.ignore_index, self.smooth, self.eps)
+    fn = staticmethod(dice_loss)
 
 
 #: Loss name -> module class; ``jaccard`` is an alias of ``iou``.

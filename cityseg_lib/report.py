@@ -79,9 +79,9 @@ def _pts(x: float, digits: int = 1) -> str:
 
 
 def _signed_pts(x: float, digits: int = 1) -> str:
-    """A signed difference of two fractions in points: ``+1.2 points``, ``−0.4 points``, ``±0.0 points``."""
+    """A signed difference of two fractions in points: ``+1.2 points``, ``−0.4 points``, ``0.0 points``."""
     v = round(100 * x, digits)
-    sign = "+" if v > 0 else "−" if v < 0 else "±"
+    sign = "+" if v > 0 else "−" if v < 0 else ""
     return f"{sign}{abs(v):.{digits}f} points"
 
 
@@ -109,14 +109,35 @@ def _size(hw: Sequence[int]) -> str:
     return f"{hw[0]}x{hw[1]} (HxW)"
 
 
+def _column_format(values: pd.Series, name: str):
+    """One number format per column, so its decimals line up: whole numbers without decimals,
+    percentages and values of 10 or more with one, smaller values (losses, sizes) with two;
+    tiny non-zero values (learning rates) in 3 significant digits."""
+    finite = values.dropna()
+    if not finite.empty and (finite == finite.round()).all():
+        digits = 0
+    elif "%" in name or "points" in name or (not finite.empty and finite.abs().max() >= 10):
+        digits = 1
+    else:
+        digits = 2
+
+    def fmt(v: float) -> str:
+        if v != v:  # NaN
+            return "–"
+        return f"{v:.3g}" if 0 < abs(v) < 1e-2 else f"{v:,.{digits}f}"
+
+    return fmt
+
+
 def table_html(df: pd.DataFrame, number: int | str, caption: str, index: bool = False,
                align: str = "right") -> "HTML":  # noqa: F821
     """A DataFrame as an HTML table with a numbered caption (NaN shown as a dash)."""
     from IPython.display import HTML
 
     classes = "dataframe report-table" + (" left" if align == "left" else "")
-    body = df.to_html(index=index, escape=True, na_rep="–", border=0, classes=classes,
-                      float_format=lambda v: f"{v:.3g}" if abs(v) < 1e-2 and v != 0 else f"{v:,.2f}".rstrip("0").rstrip("."))
+    formatters = {col: _column_format(df[col], str(col)) for col in df.columns
+                  if pd.api.types.is_float_dtype(df[col])}
+    body = df.to_html(index=index, escape=True, na_rep="–", border=0, classes=classes, formatters=formatters)
     cap = f"<caption><b>Table {html.escape(str(number))}:</b> {html.escape(caption)}</caption>"
     body = body.replace(">", ">" + cap, 1)
     return HTML(body)
@@ -606,12 +627,10 @@ def scheduler_text(ctx: ReportContext) -> str:
            f"profile scales the step down to {cfg.step_size} so the decay happens at all." if cfg.step_size < 10 else ".")
         + " Figure 6 compares this schedule with a constant learning rate (γ = 1), everything else equal.",
     ]
-    better = "StepLR" if ms["val_loss"].min() < mc["val_loss"].min() else "constant"
-    diff = abs(ms["val_loss"].min() - mc["val_loss"].min())
-    parts.append(
-        f"The {'step schedule' if better == 'StepLR' else 'constant learning rate'} reached the lower validation loss "
-        f"({ms['val_loss'].min():.4f} against {mc['val_loss'].min():.4f}, a difference of {diff:.4f})."
-    )
+    lows = {"the step schedule": ms["val_loss"].min(), "the constant learning rate": mc["val_loss"].min()}
+    (win, lo), (lose, hi) = sorted(lows.items(), key=lambda kv: kv[1])
+    parts.append(f"{win[0].upper() + win[1:]} reached the lower validation loss: {lo:.4f} against {hi:.4f} for "
+                 f"{lose}, a difference of {hi - lo:.4f}.")
     rising = []
     for label, m in (("StepLR", ms), ("constant", mc)):
         if m["val_loss"].iloc[-1] > m["val_loss"].min() * 1.01:
@@ -654,8 +673,9 @@ def early_stopping_text(ctx: ReportContext) -> str:
     base = ("Every run keeps the weights of the epoch with the lowest validation loss (`best.pt`), and all "
             "scores in this report are those of that checkpoint. ")
     if early:
+        last = [k for k in ctx.main if k not in early]
         return base + (f"For {_join(early)} that epoch came before the last one, so the kept model differs from the "
-                       f"final one (Table 8); for the other {len(ctx.main) - len(early)} the last epoch was the best.")
+                       f"final one (Table 8)" + (f"; for {_join(last)} the last epoch was the best." if last else "."))
     return base + ("In this build every model's best epoch was its last (Table 8): none had started to over-fit, "
                    "so early stopping changed nothing and longer training would probably still help.")
 
@@ -728,26 +748,29 @@ def sweep_text(ctx: ReportContext) -> str:
     sweeps = _sweeps(ctx)
     if not sweeps:
         return "No sweep results were found."
-    parts = []
+    bodies: dict[str, list[str]] = {}  # identical descriptions (same grid and plan) are told once
     for model, sw in sweeps.items():
         plan = sw.get("plan", [])
         first, last = plan[0], plan[-1]
-        label = MODEL_LABELS.get(model, model)
         full_grid = first["trials"] * sw["n_train"] * last["epochs"]
-        parts.append(
-            f"For {label} the grid has {first['trials']} combinations and the sweep ran {sw['trials']} trials in "
+        body = (
+            f"the grid has {first['trials']} combinations"
+            + (" (a reduced grid: the reference's Table 1 has 36)" if first["trials"] < 36 else "")
+            + f" and the sweep ran {sw['trials']} trials in "
             f"{len(plan)} rungs: the first trains every combination for {first['epochs']} epochs on "
             f"{first['train images']} of the {sw['n_train']} training images, and the last trains the final "
             f"{last['trials']} on all of them. That costs {sw['image_epochs']:,} image-epochs, "
             f"{100 * sw['image_epochs'] / max(full_grid, 1):.0f}% of training every combination on all the data"
             + (f"; {sw['failed']} trial{'s' if sw['failed'] != 1 else ''} failed." if sw.get("failed") else ".")
         )
+        bodies.setdefault(body, []).append(MODEL_LABELS.get(model, model))
+    parts = [f"For {_join(labels)}{' alike' if len(labels) > 1 else ''}, {body}" for body, labels in bodies.items()]
     text = " ".join(parts)
     text += (" Table 2 gives the winners. Their parameters are then applied to the main model of each architecture "
              "and trained with the main schedule on the whole training split: the tuned models of Section 5.")
     short = [MODEL_LABELS.get(m, m) for m, sw in sweeps.items()
-             if sw["plan"][-1]["epochs"] < study.load_run_config(ctx.main[_tuned_label(m)]["run"]).epochs
-             and _tuned_label(m) in ctx.main]
+             if _tuned_label(m) in ctx.main
+             and sw["plan"][-1]["epochs"] < study.load_run_config(ctx.main[_tuned_label(m)]["run"]).epochs]
     if short:
         text += (f" The sweep's rungs are shorter than the main schedule for {_join(short)}, so the winner is the "
                  "best setting for a short run, which need not be the best for the long one.")
@@ -952,12 +975,18 @@ def conclusions(ctx: ReportContext) -> list[str]:
         d = drops["swin2_jnet"]["miou"] - drops["swin2_jnet_no_dropout"]["miou"]
         out.append(f"**Dropout.** Swin2-JNet with dropout {drops['swin2_jnet']['dropout']:g} scored "
                    f"{'higher' if d > 0 else 'lower'} than without ({_pts(d)} at the training size).")
+    if "swin2_jnet" in drops and "swin2_jnet_no_batchnorm" in drops:
+        d = drops["swin2_jnet"]["miou"] - drops["swin2_jnet_no_batchnorm"]["miou"]
+        out.append(f"**BatchNorm.** Swin2-JNet with BatchNorm in its decoder scored {'higher' if d > 0 else 'lower'} "
+                   f"than without ({pct(drops['swin2_jnet']['miou'])} against {pct(drops['swin2_jnet_no_batchnorm']['miou'])}"
+                   " at the training size, one run each).")
     diffs = [r["miou_full_res"] - r["miou"] for r in recs.values() if not math.isnan(r["miou_full_res"])]
     if diffs:
         mean = float(np.mean(diffs))
-        out.append(f"**Resolution.** Scoring at the labels' full resolution instead of the training size changes mIoU by "
-                   f"{_signed_pts(mean)} on average (from {_signed_pts(min(diffs))} to {_signed_pts(max(diffs))}): "
-                   "up-sampled logits "
+        spread = (f"by less than 0.05 points for every model" if max(abs(d) for d in diffs) < 5e-4 else
+                  f"by {_signed_pts(mean)} on average (from {_signed_pts(min(diffs))} to {_signed_pts(max(diffs))})")
+        out.append(f"**Resolution.** Scoring at the labels' full resolution instead of the training size changes mIoU "
+                   f"{spread}: up-sampled logits "
                    + ("recover the label detail well." if abs(mean) < 0.01 else
                       "cannot restore detail lost by down-scaling." if mean < 0 else
                       "are smoother than the nearest-neighbour down-scaled training masks."))

@@ -171,8 +171,13 @@ _EXTRA_CSS = """
   .figcaption { font-style: italic; font-size: 12px; margin: 0 0 1.2em 0; }
   .banner { border: 2px solid #c62828; background: #fff3f3; padding: 6px 12px; margin: 8px 0; }
   @media print {
-    .jp-Cell { break-inside: avoid-page; }
-    h1, h2, h3 { break-after: avoid-page; }
+    /* break between paragraphs, never inside a figure or table, and keep captions and headings
+       with what they belong to (whole cells are often a page long: keeping them together left
+       half-empty pages) */
+    img, table, .figcaption { break-inside: avoid-page; }
+    .jp-OutputArea-output:has(> img) { break-after: avoid-page; }
+    h1, h2, h3, h4 { break-after: avoid-page; }
+    p, li { orphans: 3; widows: 3; }
   }
 </style>
 """
