@@ -90,7 +90,7 @@ def prepare(root: Path, n: int) -> tuple[Path, Path, str]:
     """Ground truth under ``root/cityscapes`` and predictions under ``root/pred``; reused if complete."""
     gt_root, pred_dir, marker = root / "cityscapes", root / "pred", root / "source.txt"
     try:
-        from cityseg_lib.demo_data import make_demo_dataset
+        from cityseg_lib.demo import make_demo_dataset
     except ImportError:
         make_demo_dataset = None
     wanted = "demo_data" if make_demo_dataset is not None else "fallback"

@@ -61,7 +61,7 @@ def ensure_demo_data(train: int, val: int = 0, *, root: Path | None = None, seed
     marker = root / ".complete"
     if marker.is_file() and _count_frames(root, "train") == train and _count_frames(root, "val") == val:
         return root
-    from cityseg_lib.demo_data import make_demo_dataset
+    from cityseg_lib.demo import make_demo_dataset
 
     print(f"generating {train} train + {val} val frames at {FULL_SIZE[0]}x{FULL_SIZE[1]} in {root} ...", flush=True)
     t0 = time.perf_counter()

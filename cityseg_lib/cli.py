@@ -27,7 +27,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _cmd_make_demo_data(a) -> int:
-    from .demo_data import make_demo_dataset
+    from .demo import make_demo_dataset
 
     root = make_demo_dataset(a.out, train=a.train, val=a.val, test=a.test, train_extra=a.train_extra, size=a.size,
                              seed=a.seed, coarse=not a.no_coarse, workers=a.workers, progress=not os.environ.get("CI"))

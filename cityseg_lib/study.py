@@ -201,14 +201,14 @@ def ensure_data(data_root: str = "", profile: str = "demo", progress: bool = Fal
             pass
     elif root.exists() and any(root.iterdir()) and not is_synthetic(root):
         raise CitysegError(f"{root} exists but was not made by the demo-data generator; move it or set data_root")
-    from .demo_data import make_demo_dataset
+    from .demo import make_demo_dataset
 
     t0 = time.perf_counter()
     stamp.unlink(missing_ok=True)
     make_demo_dataset(root, train=args["train"], val=args["val"], test=args["test"], train_extra=args["train_extra"],
                       size=tuple(args["size"]), seed=args["seed"], coarse=args["coarse"],
                       workers=os.cpu_count() or 1, progress=progress)
-    info = {"settings": args, "generator": "cityseg_lib.demo_data.make_demo_dataset", "synthetic": True,
+    info = {"settings": args, "generator": "cityseg_lib.demo.make_demo_dataset", "synthetic": True,
             "seconds": round(time.perf_counter() - t0, 1)}
     stamp.write_text(json.dumps(info, indent=2))
     return root
