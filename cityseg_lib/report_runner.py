@@ -163,6 +163,9 @@ _EXTRA_CSS = """
 <style>
   body { max-width: 1100px; margin: 0 auto; }
   .jp-Cell { padding: 0; }
+  /* text from Markdown cells and text displayed by code cells line up on one margin */
+  .jp-MarkdownOutput, .jp-OutputArea-output.jp-RenderedHTMLCommon, .jp-OutputArea-output { padding-left: 0; padding-right: 0; }
+  .jp-RenderedHTMLCommon { padding-left: 0; padding-right: 0; }
   .jp-OutputArea-output img { max-width: 100%; height: auto; }
   .jp-RenderedHTMLCommon table { font-size: 12px; margin: 0.4em 0 1em 0; }
   .jp-RenderedHTMLCommon caption { caption-side: bottom; font-style: italic; text-align: left; padding-top: 4px; }

@@ -1,0 +1,115 @@
+"""Formatting for the report: numbers, percentages, word lists, label names, HTML tables and captions."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+
+MODEL_LABELS = {"simple_fcn": "SimpleFCN", "unet": "U-Net", "swin2_jnet": "Swin2-JNet"}
+LOSS_LABELS = {"cross_entropy": "cross-entropy", "iou": "IoU (soft Jaccard)", "jaccard": "IoU (soft Jaccard)",
+               "dice": "Dice"}
+AUGMENT_LABELS = {"none": "none (original images)", "replace": "replace (transformed instead)",
+                  "augment": "augment (originals + transformed)"}
+
+
+def tuned_label(model: str) -> str:
+    return f"{MODEL_LABELS.get(model, model)} (tuned)"
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    """``0.4567`` -> ``"45.7%"``; NaN/None -> ``"n/a"``."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{100 * x:.{digits}f}%"
+
+
+def pts(x: float, digits: int = 1) -> str:
+    """A difference of two fractions in percentage points."""
+    return f"{100 * abs(x):.{digits}f} points"
+
+
+def signed_pts(x: float, digits: int = 1) -> str:
+    """A signed difference of two fractions in points: ``+1.2 points``, ``−0.4 points``, ``0.0 points``."""
+    v = round(100 * x, digits)
+    sign = "+" if v > 0 else "−" if v < 0 else ""
+    return f"{sign}{abs(v):.{digits}f} points"
+
+
+def count(n: float) -> str:
+    """Parameter counts: ``1.23 M``, ``45.6 k``."""
+    return f"{n / 1e6:.2f} M" if n >= 1e6 else f"{n / 1e3:.1f} k"
+
+
+def flops(f: float) -> str:
+    return f"{f / 1e9:.2f} GFLOPs" if f >= 1e8 else f"{f / 1e6:.1f} MFLOPs"
+
+
+def join(items: Sequence[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def size_hw(hw: Sequence[int]) -> str:
+    return f"{hw[0]}x{hw[1]} (HxW)"
+
+
+def _column_format(values: pd.Series, name: str):
+    """One number format per column, so its decimals line up: whole numbers without decimals,
+    percentages and values of 10 or more with one, smaller values (losses, sizes) with two;
+    tiny non-zero values (learning rates) in 3 significant digits."""
+    finite = values.dropna()
+    if not finite.empty and (finite == finite.round()).all():
+        digits = 0
+    elif "%" in name or "points" in name or (not finite.empty and finite.abs().max() >= 10):
+        digits = 1
+    else:
+        digits = 2
+
+    def fmt(v: float) -> str:
+        if v != v:  # NaN
+            return "–"
+        return f"{v:.3g}" if 0 < abs(v) < 1e-2 else f"{v:,.{digits}f}"
+
+    return fmt
+
+
+def table_html(df: pd.DataFrame, number: int | str, caption: str, index: bool = False,
+               align: str = "right") -> "HTML":  # noqa: F821
+    """A DataFrame as an HTML table with a numbered caption (NaN shown as a dash)."""
+    from IPython.display import HTML
+
+    classes = "dataframe report-table" + (" left" if align == "left" else "")
+    formatters = {col: _column_format(df[col], str(col)) for col in df.columns
+                  if pd.api.types.is_float_dtype(df[col])}
+    body = df.to_html(index=index, escape=True, na_rep="–", border=0, classes=classes, formatters=formatters)
+    cap = f"<caption><b>Table {html.escape(str(number))}:</b> {html.escape(caption)}</caption>"
+    body = body.replace(">", ">" + cap, 1)
+    return HTML(body)
+
+
+def figure_caption(number: int | str, text: str) -> "HTML":  # noqa: F821
+    from IPython.display import HTML
+
+    return HTML(f'<p class="figcaption"><b>Figure {html.escape(str(number))}:</b> {html.escape(text)}</p>')
+
+
+def show(*items: Any) -> None:
+    """Display figures, tables, captions and Markdown strings in order (strings are Markdown)."""
+    from IPython.display import Markdown, display
+
+    for item in items:
+        if item is None:
+            continue
+        if isinstance(item, (list, tuple)):
+            show(*item)
+        elif isinstance(item, str):
+            display(Markdown(item))
+        else:
+            display(item)
