@@ -91,8 +91,15 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(demo_root, tmp
 
 
 def _train_cmd(demo_root, runs, name, *extra):
-    return [str(BIN / "cityseg"), "train", *_overrides(demo_root, runs, name, image_size="[64, 128]", epochs=5,
-                                                       batch_size=1), *extra]
+    return [str(BIN / "cityseg"), "train", *_overrides(demo_root, runs, name, image_size="[64, 128]", epochs=12,
+                                                       batch_size=1, step_size=10), *extra]
+
+
+def _epochs_done(run: Path) -> int:
+    try:
+        return len(_rows(run))
+    except FileNotFoundError:
+        return 0
 
 
 @pytest.mark.slow
@@ -100,21 +107,25 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(demo_root, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(_train_cmd(demo_root, tmp_path, "straight"), check=True, env=env, capture_output=True)
     run = tmp_path / "test/killed"
-    interrupted = 0  # kills that landed before the run had finished
-    for delay in (0.35, 0.8):  # kill twice: mid-epoch after a checkpoint, and again later
+    # Kills are triggered by progress, not by wall time, so they land mid-run on fast and slow
+    # machines alike: the first a moment after the first checkpoint (mid-epoch), the second once
+    # the resumed run has finished two more epochs (just after a checkpoint write began or ended).
+    interrupted = []
+    for wait_for, pause in ((1, 0.05), (None, 0.0)):
+        start = _epochs_done(run)
+        target = wait_for if wait_for is not None else start + 2
         proc = subprocess.Popen(_train_cmd(demo_root, tmp_path, "killed", "--resume"), env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 60
-        while not (run / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
-            time.sleep(0.02)
-        time.sleep(delay)
+        deadline = time.time() + 120
+        while _epochs_done(run) < target and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.005)
+        time.sleep(pause)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            interrupted += not (run / "summary.json").exists()
+            interrupted.append(_epochs_done(run))
         proc.wait()
         load_checkpoint(run / "last.pt")  # never left unreadable
-    # On a fast machine the second process may reach the end before its kill; the first must not.
-    assert interrupted >= 1, "the run finished before it could be killed; make it longer"
+    assert len(interrupted) == 2 and interrupted[-1] < 12, f"kills landed after {interrupted} of 12 epochs"
     done = subprocess.run(_train_cmd(demo_root, tmp_path, "killed", "--resume"), env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     a, b = tmp_path / "test/straight", run
