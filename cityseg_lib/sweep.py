@@ -814,8 +814,9 @@ def plot_brackets(trials, ax=None):
         if cand == winner:
             ax.plot(g["rung"], g["best_val_loss"], "o-", color="C3", lw=2.5, zorder=3, label=f"winner {cand}")
         else:
-            shade = colormaps["viridis"](reached / max(last_rung, 1))
-            ax.plot(g["rung"], g["best_val_loss"], ".-", color=shade, lw=1, alpha=0.7)
+            # darker the further it got; viridis stops at 0.75, before its pale yellow end
+            shade = colormaps["viridis"](0.75 * reached / max(last_rung, 1))
+            ax.plot(g["rung"], g["best_val_loss"], ".-", color=shade, lw=1.2, alpha=0.85)
         if reached == last_rung:
             ax.annotate(cand, (reached, g["best_val_loss"].iloc[-1]), xytext=(4, 0), textcoords="offset points",
                         fontsize=8, va="center")
