@@ -814,7 +814,7 @@ def plot_brackets(trials, ax=None):
         if cand == winner:
             ax.plot(g["rung"], g["best_val_loss"], "o-", color="C3", lw=2.5, zorder=3, label=f"winner {cand}")
         else:
-            # darker the further it got; viridis stops at 0.75, before its pale yellow end
+            # colour by the last rung reached (purple: dropped first); stop at 0.75, before viridis turns pale yellow
             shade = colormaps["viridis"](0.75 * reached / max(last_rung, 1))
             ax.plot(g["rung"], g["best_val_loss"], ".-", color=shade, lw=1.2, alpha=0.85)
         if reached == last_rung:
