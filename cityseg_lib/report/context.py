@@ -42,6 +42,16 @@ class ReportContext:
     built: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M"))
     _stats: dict = field(default_factory=dict)
 
+    @property
+    def data_root_shown(self) -> str:
+        """The data root as the report prints it: relative to the project when inside it (portable)."""
+        from ..paths import project_root
+
+        try:
+            return str(self.data_root.resolve().relative_to(project_root()))
+        except ValueError:
+            return str(self.data_root)
+
     def record(self, run: str) -> dict:
         return study.run_record(run)
 

@@ -33,7 +33,7 @@ def dataset_text(ctx: ReportContext) -> str:
     frames = sum(info["images"] for info in r["splits"].values())
     sizes = join(list(r["image_sizes"]))
     text = [
-        f"The dataset of this build lives at `{ctx.data_root}`"
+        f"The dataset of this build lives at `{ctx.data_root_shown}`"
         + (", and it is **synthetic**: frames drawn by `cityseg make-demo-data` in the official folder layout and "
            "label encoding, with made-up city names." if ctx.synthetic else ".")
         + f" Its {frames} frames are {sizes} pixels (width x height); Table 3 counts them per split.",

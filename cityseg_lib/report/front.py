@@ -16,7 +16,7 @@ from .format import size_hw
 
 def title_block(ctx: ReportContext) -> str:
     data = "synthetic demo data (procedurally drawn street scenes, not Cityscapes)" if ctx.synthetic \
-        else f"Cityscapes at `{ctx.data_root}`"
+        else f"Cityscapes at `{ctx.data_root_shown}`"
     lines = [
         "# Semantic segmentation of street scenes: SimpleFCN, U-Net and Swin2-JNet",
         f"**Profile:** `{ctx.profile}` &nbsp;·&nbsp; **Data:** {data} &nbsp;·&nbsp; **Device:** "
@@ -76,9 +76,9 @@ def provenance_table(ctx: ReportContext) -> pd.DataFrame:
     if ctx.synthetic:
         gen = r1.get("generator", {})
         data = (f"SYNTHETIC demo data (cityseg make-demo-data, {gen.get('train', '?')} train / {gen.get('val', '?')} val "
-                f"frames at {'x'.join(str(v) for v in gen.get('size', []))}, seed {gen.get('seed', '?')}) at {ctx.data_root}")
+                f"frames at {'x'.join(str(v) for v in gen.get('size', []))}, seed {gen.get('seed', '?')}) at {ctx.data_root_shown}")
     else:
-        data = f"Cityscapes at {ctx.data_root}"
+        data = f"Cityscapes at {ctx.data_root_shown}"
     runs = _all_runs(ctx)
     train_s = sum(study.load_summary(r).get("train_time_s") or 0 for r in runs)
     rows = [
