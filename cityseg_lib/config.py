@@ -30,6 +30,7 @@ __all__ = [
     "config_to_dict",
     "save_run_info",
     "environment_info",
+    "git_commit",
 ]
 
 T = TypeVar("T")
@@ -218,8 +219,9 @@ def load_config(params: str | os.PathLike | None = None, overrides: list[str] | 
 # ----------------------------------------------------------------------------- provenance
 
 
-def _git_commit() -> str:
-    """Commit of the code that runs (the package's own checkout, wherever the data and runs live)."""
+def git_commit() -> str:
+    """Git commit of the code that runs (the package's own checkout, wherever the data and runs
+    live), ``+dirty`` with uncommitted changes to tracked files, or ``unknown`` outside git."""
     src = Path(__file__).resolve().parent
     try:
         out = subprocess.run(
@@ -244,7 +246,7 @@ def environment_info() -> dict:
 
     cuda = torch.cuda.is_available()
     return {
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,

@@ -35,7 +35,6 @@ from .paths import project_root, reports_dir, resolve_data_root, runs_dir
 __all__ = [
     "PROFILES",
     "source_root",
-    "source_commit",
     "params_dir",
     "notebooks_dir",
     "data_settings",
@@ -95,21 +94,6 @@ def params_dir(profile: str) -> Path:
         valid = sorted(p.name for p in (source_root() / "params").iterdir() if p.is_dir())
         raise CitysegError(f"unknown profile {profile!r}; valid profiles: {', '.join(valid)}")
     return folder
-
-
-def source_commit() -> str:
-    """Git commit of the source checkout (``+dirty`` with uncommitted changes), or ``unknown``."""
-    import subprocess
-
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source_root(), capture_output=True, text=True, timeout=5)
-        if head.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source_root(),
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return head.stdout.strip() + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def notebooks_dir() -> Path:

@@ -63,3 +63,16 @@ def test_command_line_train_params_load(profile):
     for f in files:
         cfg = load_config(f)
         assert cfg.profile == profile and cfg.model in ("simple_fcn", "unet", "swin2_jnet")
+
+
+def test_git_commit_is_that_of_the_code_not_of_cityseg_home(tmp_path, monkeypatch):
+    import subprocess
+
+    from cityseg_lib.config import git_commit
+
+    monkeypatch.setenv("CITYSEG_HOME", str(tmp_path))  # outputs elsewhere, outside any git checkout
+    src = Path(__file__).parents[1]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True)
+    if head.returncode != 0:
+        pytest.skip("the tests do not run from a git checkout")
+    assert git_commit().split("+")[0] == head.stdout.strip()

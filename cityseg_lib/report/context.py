@@ -87,9 +87,7 @@ def load_context(profile: str) -> ReportContext:
     results = study.collect_results(profile)
     root = Path(results["01"]["data_root"])
     main = {label: study.run_record(run, label) for label, run in _main_runs(results).items()}
-    env = environment_info()
-    if env.get("commit") in (None, "unknown"):
-        env["commit"] = study.source_commit()
+    env = environment_info()  # commit of the code, see config.git_commit
     return ReportContext(profile=profile, results=results, data_root=root,
                          synthetic=bool(results["01"].get("synthetic")), main=main, env=env)
 
