@@ -105,43 +105,37 @@ def cross_entropy_loss(
         return total / norm.clamp_min(1e-12)  # all ignored: 0 / eps = 0, no host sync
 
 
-def soft_jaccard_loss(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    ignore_index: int = IGNORE_INDEX,
-    smooth: float = 0.0,
-    eps: float = 1e-7,
-) -> torch.Tensor:
+def _overlap_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int, smooth: float, eps: float,
+                  dice: bool) -> torch.Tensor:
+    """Shared body of :func:`soft_jaccard_loss` (``dice=False``) and :func:`dice_loss` (``dice=True``)."""
+    _check(logits, target)
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        intersection, cardinality, present = _batch_class_sums(logits, target, ignore_index)
+        if dice:
+            score = (2.0 * intersection + smooth) / (cardinality + smooth).clamp_min(eps)
+        else:  # union = sum p + sum y - I
+            score = (intersection + smooth) / (cardinality - intersection + smooth).clamp_min(eps)
+        return _mean_over_present(1.0 - score, present)
+
+
+def soft_jaccard_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX,
+                      smooth: float = 0.0, eps: float = 1e-7) -> torch.Tensor:
     """Differentiable IoU loss: ``1 - (I + smooth) / (U + smooth)`` per class, mean over present classes.
 
     ``logits (N, C, H, W)``, ``target (N, H, W)`` int64. With p = softmax(logits) and y the
     one-hot target, over all valid pixels of the batch: ``I_c = sum p_c y_c`` and
     ``U_c = sum p_c + sum y_c - I_c``; ``eps`` only guards the division.
     """
-    _check(logits, target)
-    with torch.autocast(device_type=logits.device.type, enabled=False):
-        intersection, cardinality, present = _batch_class_sums(logits, target, ignore_index)
-        union = cardinality - intersection
-        score = (intersection + smooth) / (union + smooth).clamp_min(eps)
-        return _mean_over_present(1.0 - score, present)
+    return _overlap_loss(logits, target, ignore_index, smooth, eps, dice=False)
 
 
-def dice_loss(
-    logits: torch.Tensor,
-    target: torch.Tensor,
-    ignore_index: int = IGNORE_INDEX,
-    smooth: float = 0.0,
-    eps: float = 1e-7,
-) -> torch.Tensor:
+def dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX,
+              smooth: float = 0.0, eps: float = 1e-7) -> torch.Tensor:
     """Soft Dice loss: ``1 - (2 I + smooth) / (sum p + sum y + smooth)`` per class, mean over present classes.
 
     Same shapes, sums and class averaging as :func:`soft_jaccard_loss`.
     """
-    _check(logits, target)
-    with torch.autocast(device_type=logits.device.type, enabled=False):
-        intersection, cardinality, present = _batch_class_sums(logits, target, ignore_index)
-        score = (2.0 * intersection + smooth) / (cardinality + smooth).clamp_min(eps)
-        return _mean_over_present(1.0 - score, present)
+    return _overlap_loss(logits, target, ignore_index, smooth, eps, dice=True)
 
 
 class CrossEntropyLoss(nn.Module):

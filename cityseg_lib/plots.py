@@ -128,6 +128,14 @@ def split_city_bars(splits: Mapping[str, Mapping]) -> Figure:
     return fig
 
 
+def _grouped_bars(ax, groups: int, span: float) -> tuple[list[np.ndarray], float]:
+    """One tick per class on ``ax``; bar centres of each of ``groups`` side-by-side series, and their width."""
+    x = np.arange(len(CLASS_NAMES))
+    ax.set_xticks(x, CLASS_NAMES, rotation=45, ha="right", fontsize=8)
+    width = span / max(groups, 1)
+    return [x + (i - (groups - 1) / 2) * width for i in range(groups)], width
+
+
 def class_frequency_bars(class_pixels: Mapping[str, Mapping[str, int]]) -> Figure:
     """Share of labelled pixels per class (log scale), one bar per annotation kind.
 
@@ -136,19 +144,17 @@ def class_frequency_bars(class_pixels: Mapping[str, Mapping[str, int]]) -> Figur
     kinds = list(class_pixels)
     fig = _figure(10, 3.6)
     ax = fig.subplots()
-    x = np.arange(len(CLASS_NAMES))
-    width = 0.8 / max(len(kinds), 1)
+    positions, width = _grouped_bars(ax, len(kinds), 0.8)
     for i, kind in enumerate(kinds):
         counts = np.array([class_pixels[kind].get(n, 0) for n in CLASS_NAMES], dtype=float)
         share = 100 * counts / max(counts.sum(), 1)
         first = i == 0
-        ax.bar(x + (i - (len(kinds) - 1) / 2) * width, np.where(share > 0, share, np.nan), width,
+        ax.bar(positions[i], np.where(share > 0, share, np.nan), width,
                color=[_class_rgb(j) for j in range(len(CLASS_NAMES))] if first else "0.85",
                edgecolor="black", linewidth=0.4, hatch=None if first else "///")
     handles = [Patch(facecolor="0.5" if i == 0 else "0.85", edgecolor="black", hatch=None if i == 0 else "///",
                      label=f"{kind}{' (class colours)' if i == 0 else ''}") for i, kind in enumerate(kinds)]
     ax.set_yscale("log")
-    ax.set_xticks(x, CLASS_NAMES, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("% of labelled pixels (log)")
     ax.legend(handles=handles, fontsize=8)
     ax.set_title("Class pixel frequencies", fontsize=10)
@@ -302,12 +308,10 @@ def per_class_iou_bars(class_iou: Mapping[str, Mapping[str, float]]) -> Figure:
     labels = list(class_iou)
     fig = _figure(11, 3.8)
     ax = fig.subplots()
-    x = np.arange(len(CLASS_NAMES))
-    width = 0.85 / max(len(labels), 1)
+    positions, width = _grouped_bars(ax, len(labels), 0.85)
     for i, label in enumerate(labels):
         values = [100 * class_iou[label].get(n, np.nan) for n in CLASS_NAMES]
-        ax.bar(x + (i - (len(labels) - 1) / 2) * width, values, width, label=label, color=f"C{i}")
-    ax.set_xticks(x, CLASS_NAMES, rotation=45, ha="right", fontsize=8)
+        ax.bar(positions[i], values, width, label=label, color=f"C{i}")
     ax.set_ylabel("IoU (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7, ncol=min(len(labels), 4))
