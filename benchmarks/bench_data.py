@@ -4,7 +4,7 @@
 
 Generates (or reuses) full-size 2048x1024 demo frames under ``data/bench/``, then iterates the
 same ``DataLoader`` (batch size, workers, shuffling, persistent workers) over two
-:class:`~cityseg_lib.dataset.CityscapesSegmentation` datasets at the training size:
+:class:`~cityseg_lib.data.dataset.CityscapesSegmentation` datasets at the training size:
 
 * ``decode``: ``cache_dir=None`` -- every item decodes both PNGs and resizes them;
 * ``cache``: a fresh cache folder -- a first, untimed pass builds one ``(H, W, 4)`` uint8
@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader
 
 from common import bench_data_root, ensure_demo_data, format_table, provenance, write_report
 
-from cityseg_lib.dataset import CityscapesSegmentation
+from cityseg_lib.data.dataset import CityscapesSegmentation
 
 TARGET_SPEEDUP = 10.0
 

@@ -26,8 +26,8 @@ import numpy as np
 import PIL
 from PIL import Image, ImageDraw
 
-from cityseg_lib.evaluate_folder import evaluate_folder, find_pairs, write_json
-from cityseg_lib.labels import CLASS_NAMES
+from cityseg_lib.evaluate.folder import evaluate_folder, find_pairs, write_json
+from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.paths import project_root, reports_dir
 
 SIZE = (2048, 1024)  # (W, H), the official resolution
@@ -90,7 +90,7 @@ def prepare(root: Path, n: int) -> tuple[Path, Path, str]:
     """Ground truth under ``root/cityscapes`` and predictions under ``root/pred``; reused if complete."""
     gt_root, pred_dir, marker = root / "cityscapes", root / "pred", root / "source.txt"
     try:
-        from cityseg_lib.demo import make_demo_dataset
+        from cityseg_lib.data.demo import make_demo_dataset
     except ImportError:
         make_demo_dataset = None
     wanted = "demo_data" if make_demo_dataset is not None else "fallback"

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_train.py [--device auto] [--models simple_fcn unet swin2_jnet] [--compile]
 
-One training step is exactly the engine's (:func:`cityseg_lib.engine.train_one_epoch`: forward
+One training step is exactly the engine's (:func:`cityseg_lib.train.engine.train_one_epoch`: forward
 under optional bf16 autocast, float32 cross-entropy, backward, AdamW step) on a fixed synthetic
 batch already on the device, so the number is the model's cost alone (the loader is benchmark 1,
 and ``gpu.py`` measures both together). Each (model, variant) runs in a fresh subprocess, so
@@ -93,7 +93,7 @@ BASELINE, OPTIMISED = "fp32 eager", "bf16 + channels_last + compile"
 
 def measure(spec: dict) -> dict:
     """Time ``spec['steps']`` training steps after ``spec['warmup']``; runs in its own process."""
-    from cityseg_lib.losses import build_loss
+    from cityseg_lib.train.losses import build_loss
     from cityseg_lib.models import build_model
 
     device = torch.device(spec["device"])
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
         print("RESULT " + json.dumps(measure(json.loads(args.worker))), flush=True)
         return 0
 
-    from cityseg_lib.engine import resolve_device
+    from cityseg_lib.train.engine import resolve_device
 
     device = resolve_device(args.device)
     cuda = device.type == "cuda"

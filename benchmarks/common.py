@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cityseg_lib.config import environment_info
+from cityseg_lib.provenance import environment_info
 from cityseg_lib.paths import project_root, reports_dir
 
 __all__ = [
@@ -61,7 +61,7 @@ def ensure_demo_data(train: int, val: int = 0, *, root: Path | None = None, seed
     marker = root / ".complete"
     if marker.is_file() and _count_frames(root, "train") == train and _count_frames(root, "val") == val:
         return root
-    from cityseg_lib.demo import make_demo_dataset
+    from cityseg_lib.data.demo import make_demo_dataset
 
     print(f"generating {train} train + {val} val frames at {FULL_SIZE[0]}x{FULL_SIZE[1]} in {root} ...", flush=True)
     t0 = time.perf_counter()
@@ -152,7 +152,7 @@ def autocast_for(device: torch.device, bf16: bool):
 
 def train_step(model: nn.Module, criterion: nn.Module, optimizer: torch.optim.Optimizer,
                images: torch.Tensor, masks: torch.Tensor, bf16: bool) -> torch.Tensor:
-    """One optimisation step exactly as :func:`cityseg_lib.engine.train_one_epoch` does it."""
+    """One optimisation step exactly as :func:`cityseg_lib.train.engine.train_one_epoch` does it."""
     with autocast_for(images.device, bf16):
         logits = model(images)
     loss = criterion(logits.float(), masks)

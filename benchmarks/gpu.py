@@ -49,10 +49,11 @@ from torch.utils.data import DataLoader, RandomSampler
 from common import (bench_data_root, ensure_demo_data, format_table, peak_cuda_mb, provenance, sync, train_step,
                     training_flops, write_report, RssSampler)
 
-from cityseg_lib.config import TrainConfig, load_yaml
-from cityseg_lib.dataset import CityscapesSegmentation
-from cityseg_lib.engine import resolve_device, to_device
-from cityseg_lib.losses import build_loss
+from cityseg_lib.config import TrainConfig
+from cityseg_lib.strict import load_yaml
+from cityseg_lib.data.dataset import CityscapesSegmentation
+from cityseg_lib.train.engine import resolve_device, to_device
+from cityseg_lib.train.losses import build_loss
 from cityseg_lib.models import build_model
 from cityseg_lib.paths import project_root
 

@@ -1,6 +1,7 @@
 """``cityseg``: the command-line interface.
 
-User errors (:class:`CitysegError`) print one line and exit 2, without a traceback.
+User errors (:class:`CitysegError`) and file-system errors on inputs and outputs (a missing,
+unreadable or read-only path) print one line naming the path and exit 2, without a traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import CitysegError
+from cityseg_lib.errors import CitysegError
 
 __all__ = ["main"]
 
@@ -27,7 +28,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _cmd_make_demo_data(a) -> int:
-    from .demo import make_demo_dataset
+    from cityseg_lib.data.demo import make_demo_dataset
 
     root = make_demo_dataset(a.out, train=a.train, val=a.val, test=a.test, train_extra=a.train_extra, size=a.size,
                              seed=a.seed, coarse=not a.no_coarse, workers=a.workers, progress=not os.environ.get("CI"))
@@ -36,8 +37,8 @@ def _cmd_make_demo_data(a) -> int:
 
 
 def _cmd_check_data(a) -> int:
-    from .check import check_dataset, format_summary
-    from .paths import resolve_data_root
+    from cityseg_lib.data.check import check_dataset, format_summary
+    from cityseg_lib.paths import resolve_data_root
 
     summary = check_dataset(resolve_data_root(a.root), fast=a.fast, workers=a.workers)
     print(format_summary(summary))
@@ -47,20 +48,40 @@ def _cmd_check_data(a) -> int:
 
 
 def _cmd_train(a) -> int:
-    from .config import load_config
-    from .engine import fit
+    from cityseg_lib import runstore
+    from cityseg_lib.config import load_config
+    from cityseg_lib.train.engine import fit
 
     cfg = load_config(a.params, a.overrides)
-    out = fit(cfg, resume=a.resume)
-    print(f"run finished: {out}")
+    out, state = runstore.prepare(cfg, resume=a.resume, retrain=a.retrain)
+    if state == "finished":
+        print(f"{out}: finished already ({cfg.epochs} epochs); --retrain trains it again, a larger epochs= "
+              "with --resume extends it")
+        return 0
+    print(f"{'resuming' if state == 'resume' else 'training'} {out}")
+    fit(cfg, resume=a.resume or a.retrain, log=print)
+    s = runstore.load_summary(out)
+    full = s.get("val_full_res")
+    print(f"run finished: {out}  (best epoch {s['best_epoch']}, val mIoU {100 * s['val']['miou']:.1f}%"
+          + (f", full resolution {100 * full['miou']:.1f}%" if full else "") + ")")
     return 0
 
 
-def _cmd_evaluate(a) -> int:
-    from .inference import evaluate_run
+def _inference_mode(a):
+    if getattr(a, "mode", "whole") == "whole" and not getattr(a, "tta", None):
+        return None
+    from cityseg_lib.evaluate.modes import InferenceMode
 
-    result = evaluate_run(a.run, split=a.split, full_res=a.full_res, device=a.device)
-    print(f"{a.run} on {a.split} ({'full resolution' if a.full_res else 'training size'}):")
+    return InferenceMode.parse(mode=a.mode, tta=a.tta, scales=a.scales, stride=a.stride)
+
+
+def _cmd_evaluate(a) -> int:
+    from cityseg_lib.evaluate.score import evaluate_run
+
+    mode = _inference_mode(a)
+    result = evaluate_run(a.run, split=a.split, full_res=a.full_res, device=a.device, data_root=a.root, mode=mode)
+    res = "full resolution" if result["resolution"] == "full" else "training size"
+    print(f"{a.run} on {a.split} ({res}, {result['mode']}):")
     for name, iou in result["class_iou"].items():  # NaN: the class is in neither labels nor predictions
         print(f"  {name:<15} {100 * iou:6.2f}" if iou == iou else f"  {name:<15} {'absent':>6}")
     print(f"  {'mIoU':<15} {100 * result['miou']:6.2f}   (mean over classes present)   pixel acc {100 * result['pixel_accuracy']:.2f}")
@@ -68,7 +89,7 @@ def _cmd_evaluate(a) -> int:
 
 
 def _cmd_evaluate_folder(a) -> int:
-    from .evaluate_folder import evaluate_folder, format_result, write_json
+    from cityseg_lib.evaluate.folder import evaluate_folder, format_result, write_json
 
     result = evaluate_folder(a.pred, a.gt, split=a.split, workers=a.workers)
     print(format_result(result))
@@ -78,15 +99,20 @@ def _cmd_evaluate_folder(a) -> int:
 
 
 def _cmd_predict(a) -> int:
-    from .inference import predict_images
+    if a.engine == "onnxruntime":
+        from cityseg_lib.evaluate.export import predict_images_onnx
 
-    files = predict_images(a.run, a.input, a.out, fmt=a.format, device=a.device)
+        files = predict_images_onnx(a.run, a.onnx, a.input, a.out, fmt=a.format)
+    else:
+        from cityseg_lib.evaluate.predict import predict_images
+
+        files = predict_images(a.run, a.input, a.out, fmt=a.format, device=a.device, mode=_inference_mode(a))
     print(f"wrote {len(files)} file(s) to {a.out}")
     return 0
 
 
 def _cmd_sweep(a) -> int:
-    from .sweep import load_sweep_config, run_sweep
+    from cityseg_lib.sweep import load_sweep_config, run_sweep
 
     out = run_sweep(load_sweep_config(a.params, a.overrides), dry_run=a.dry_run)
     if not a.dry_run:
@@ -95,9 +121,17 @@ def _cmd_sweep(a) -> int:
 
 
 def _cmd_report(a) -> int:
-    from .report_runner import report_from_args
+    from cityseg_lib.report.build import report_from_args
 
     return report_from_args(a)
+
+
+def _mode_arguments(s) -> None:
+    s.add_argument("--mode", default="whole", choices=["whole", "slide"],
+                   help="inference: whole image at the training size, or sliding training-size windows")
+    s.add_argument("--tta", default=None, help="test-time augmentation: flip, ms (multi-scale) or flip,ms")
+    s.add_argument("--scales", default=None, help="multi-scale TTA, e.g. 0.75,1.0,1.25")
+    s.add_argument("--stride", default=None, help="slide stride HxW (default: 2/3 of the window)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,17 +157,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", default=None, help="also write the summary to this JSON file")
     s.set_defaults(func=_cmd_check_data)
 
-    s = sub.add_parser("train", help="train a model: runs/PROFILE/NAME/")
+    s = sub.add_parser("train", help="train a model: runs/PROFILE/NAME-HASH/ (HASH: what it computes)")
     s.add_argument("--params", default=None, help="params YAML (keys of TrainConfig)")
     s.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, values in YAML syntax")
-    s.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
+    how = s.add_mutually_exclusive_group()
+    how.add_argument("--resume", action="store_true",
+                     help="continue this run from RUN/last.pt, or extend it to a larger epochs=")
+    how.add_argument("--retrain", action="store_true", help="replace the finished run of this config (deletes it)")
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("evaluate", help="evaluate a run's best checkpoint")
     s.add_argument("--run", required=True, help="run folder")
     s.add_argument("--split", default="val")
     s.add_argument("--full-res", action="store_true", help="official protocol at the original label size")
+    s.add_argument("--root", default=None, help="dataset root, when it moved since training")
     s.add_argument("--device", default="auto")
+    _mode_arguments(s)
     s.set_defaults(func=_cmd_evaluate)
 
     s = sub.add_parser("evaluate-folder", help="score official-format labelIds predictions")
@@ -150,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--format", default="overlay", choices=["overlay", "color", "labelIds"])
     s.add_argument("--device", default="auto")
+    s.add_argument("--engine", default="torch", choices=["torch", "onnxruntime"])
+    s.add_argument("--onnx", default=None, help="exported model for --engine onnxruntime (default RUN/model.onnx)")
+    _mode_arguments(s)
     s.set_defaults(func=_cmd_predict)
 
     s = sub.add_parser("sweep", help="successive-halving hyperparameter sweep (resumable)")
@@ -158,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="print the rung plan and its cost; train nothing")
     s.set_defaults(func=_cmd_sweep)
 
-    from .report_runner import add_report_arguments
+    from cityseg_lib.report.build import add_report_arguments
 
     s = sub.add_parser("report", help="run notebooks 01-07 and render reports/PROFILE/report.{html,pdf}")
     add_report_arguments(s)
@@ -173,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except CitysegError as e:
         print(f"cityseg {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a path the user named: missing, unreadable, read-only, a file for a folder...
+        where = e.filename or ""
+        print(f"cityseg {args.command}: error: {where}{': ' if where else ''}{e.strerror or e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"cityseg {args.command}: interrupted", file=sys.stderr)

@@ -1,39 +1,26 @@
-"""Typed, strict configuration: dataclass defaults <- params YAML <- ``key=value`` overrides.
+"""The training config: one typed, strict dataclass whose every key is checked where it is built.
 
-Unknown keys and values of the wrong type are errors that name the key (and the file); the
-resolved config is written next to every result (see :func:`save_run_info`).
+Defaults follow the reference report; params YAML and ``key=value`` overrides are merged over
+them strictly (:mod:`cityseg_lib.strict`: unknown keys, wrong types and out-of-range values are
+one-line errors naming the key, value and allowed range). The resolved config is written next to
+every run by :mod:`cityseg_lib.runstore`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-import platform
-import subprocess
-import types
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import ClassVar, TypeVar
 
-import yaml
+from cityseg_lib.strict import at_least, between, from_dict, load_yaml, one_of, parse_overrides
 
-from .errors import CitysegError
-
-__all__ = [
-    "TrainConfig",
-    "from_dict",
-    "load_yaml",
-    "parse_overrides",
-    "load_config",
-    "config_to_dict",
-    "save_run_info",
-    "environment_info",
-    "git_commit",
-]
+__all__ = ["TrainConfig", "load_config", "train_config", "OPTIMIZER_NAMES", "LOSS_NAMES", "AUGMENT_NAMES"]
 
 T = TypeVar("T")
+
+OPTIMIZER_NAMES = ("adamw", "adam", "adamax")
+LOSS_NAMES = ("cross_entropy", "iou", "dice")
+AUGMENT_NAMES = ("none", "replace", "augment")
 
 
 @dataclass
@@ -65,10 +52,11 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)  # passed to build_model (width, depth, dropout, ...)
     # --- optimisation ---
     loss: str = "cross_entropy"  # cross_entropy | iou | dice
+    optimizer: str = "adamw"  # adamw | adam | adamax (Section 3.3 compares them)
     epochs: int = 20
     batch_size: int = 8
-    lr: float = 1e-3  # AdamW initial learning rate
-    weight_decay: float = 1e-4  # AdamW decoupled L2
+    lr: float = 1e-3  # initial learning rate
+    weight_decay: float = 1e-4  # AdamW: decoupled L2; Adam/Adamax: L2 added to the gradient
     step_size: int = 10  # StepLR: decay every step_size epochs
     gamma: float = 0.1  # StepLR factor (1 = constant learning rate)
     patience: int = 0  # stop after this many epochs without a lower val loss; 0 = never
@@ -81,131 +69,31 @@ class TrainConfig:
     max_batches: int = 0  # cap on training batches per epoch (smoke tests); 0 = all
     progress: bool = True  # tqdm bars (always off when CI is set)
 
+    #: Allowed values of the numeric and enumerated keys (checked by ``from_dict`` on every build).
+    RANGES: ClassVar[dict] = {
+        "seed": at_least(0), "subset_seed": at_least(0), "max_val_images": at_least(0),
+        "image_size": at_least(1), "hflip_p": between(0.0, 1.0), "crop_scale": between(0.0, 1.0),
+        "num_workers": at_least(-1), "epochs": at_least(1), "batch_size": at_least(1), "lr": at_least(0.0, strict=True),
+        "weight_decay": at_least(0.0), "step_size": at_least(1), "gamma": between(0.0, 1.0), "patience": at_least(0),
+        "max_batches": at_least(0), "annotation": one_of("fine", "coarse"), "augment": one_of(*AUGMENT_NAMES),
+        "loss": one_of(*LOSS_NAMES), "optimizer": one_of(*OPTIMIZER_NAMES),
+    }
 
-# ----------------------------------------------------------------------------- strict merging
+    def __post_init__(self) -> None:
+        from cityseg_lib.errors import CitysegError
 
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
-
-
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; convert lossless cases (int -> float, list -> tuple)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(tp):
-            return None
-        errors = []
-        # try exact types first so 3 stays an int in `float | int`
-        args = sorted(typing.get_args(tp), key=lambda a: a is not type(value))
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, key)
-            except CitysegError as e:
-                errors.append(e)
-        raise CitysegError(f"{key}: {value!r} is not a {_type_name(tp)}")
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise CitysegError(f"{key}: {value!r} is not a list of {len(args)} values ({_type_name(tp)})")
-        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if origin is list:
-        (arg,) = typing.get_args(tp) or (Any,)
-        if not isinstance(value, (list, tuple)):
-            raise CitysegError(f"{key}: {value!r} is not a list")
-        return [_coerce(v, arg, f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise CitysegError(f"{key}: {value!r} is not a mapping")
-        return dict(value)
-    if tp is Any:
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise CitysegError(f"{key}: {value!r} is not a bool (true/false)")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise CitysegError(f"{key}: {value!r} is not an int")
-        return value
-    if tp is float:
-        if isinstance(value, str):
-            try:  # YAML 1.1 reads "1e-3" as a string
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CitysegError(f"{key}: {value!r} is not a number")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise CitysegError(f"{key}: {value!r} is not a string")
-        return value
-    raise TypeError(f"unsupported config annotation {tp!r} for {key}")  # a bug, not user input
+        if self.crop_scale[0] > self.crop_scale[1] or self.crop_scale[0] <= 0:
+            raise CitysegError(f"crop_scale={list(self.crop_scale)} must be [low, high] with 0 < low <= high <= 1")
+        if isinstance(self.train_subset, float) and not 0.0 < self.train_subset <= 1.0:
+            raise CitysegError(f"train_subset={self.train_subset} is out of range (a fraction in (0, 1] or a count >= 1)")
+        if isinstance(self.train_subset, int) and self.train_subset < 1:
+            raise CitysegError(f"train_subset={self.train_subset} is out of range (a fraction in (0, 1] or a count >= 1)")
+        if not self.name or self.name.startswith("/") or ".." in self.name.split("/"):
+            raise CitysegError(f"name={self.name!r} must be a relative folder name")
 
 
-def from_dict(cls: type[T], values: dict, source: str = "config", base: T | None = None) -> T:
-    """Build dataclass ``cls`` from ``base`` (or defaults) updated with ``values``, strictly."""
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = [k for k in values if k not in hints]
-    if unknown:
-        raise CitysegError(f"{source}: unknown key {unknown[0]!r} (valid keys: {', '.join(names)})")
-    merged = {**(config_to_dict(base) if base is not None else {}), **values}
-    for k, v in merged.items():
-        try:
-            merged[k] = _coerce(v, hints[k], k)
-        except CitysegError as e:
-            raise CitysegError(f"{source}: {e}") from None
-    return cls(**merged)
-
-
-def config_to_dict(cfg: Any) -> dict:
-    """Plain dict of a config dataclass (tuples become lists, so it round-trips through YAML)."""
-
-    def plain(v):
-        if isinstance(v, tuple):
-            return [plain(x) for x in v]
-        if isinstance(v, dict):
-            return {k: plain(x) for k, x in v.items()}
-        return v
-
-    return {f.name: plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-
-
-def load_yaml(path: str | os.PathLike) -> dict:
-    """A YAML mapping from ``path``; errors name the file."""
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise CitysegError(f"{path}: params file not found") from None
-    except yaml.YAMLError as e:
-        raise CitysegError(f"{path}: invalid YAML ({str(e).splitlines()[0]})") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise CitysegError(f"{path}: expected a mapping of key: value, got {type(data).__name__}")
-    return data
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """``["lr=1e-4", "model_options={width: 8}"]`` -> dict, values parsed as YAML."""
-    out = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise CitysegError(f"override {item!r} is not key=value")
-        try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            raise CitysegError(f"override {item!r}: value is not valid YAML") from None
-    return out
-
-
-def load_config(params: str | os.PathLike | None = None, overrides: list[str] | dict | None = None, cls: type[T] = TrainConfig) -> T:
+def load_config(params: str | os.PathLike | None = None, overrides: list[str] | dict | None = None,
+                cls: type[T] = TrainConfig) -> T:
     """Defaults <- ``params`` YAML file <- overrides (``key=value`` strings or a dict)."""
     cfg = cls()
     if params is not None:
@@ -216,54 +104,23 @@ def load_config(params: str | os.PathLike | None = None, overrides: list[str] | 
     return cfg
 
 
-# ----------------------------------------------------------------------------- provenance
+def train_config(profile: str, name: str, train: dict | None = None, **params) -> TrainConfig:
+    """The config of a notebook's run ``NAME`` in ``PROFILE``, each value written once:
 
+    defaults <- ``params/PROFILE/train.yaml`` (the profile's shared training block, when present)
+    <- ``train`` (the notebook's ``train`` parameter) <- ``params`` (what the notebook fixes for
+    this run: model, loss, seed...). Progress bars are off unless asked for, so executed
+    notebooks stay readable. Errors name the file or parameter and the key.
+    """
+    from pathlib import Path
 
-def git_commit() -> str:
-    """Git commit of the code that runs (the package's own checkout, wherever the data and runs
-    live), ``+dirty`` with uncommitted changes to tracked files, or ``unknown`` outside git."""
-    src = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=5
-        )
-        commit = out.stdout.strip() if out.returncode == 0 else "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=src, capture_output=True, text=True, timeout=5,
-        ).stdout.strip()
-        return commit + ("+dirty" if dirty and commit != "unknown" else "")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
+    from cityseg_lib.paths import params_dir
 
-
-def environment_info() -> dict:
-    """Git commit, package versions and hardware, for provenance."""
-    import numpy
-    import timm
-    import torch
-    import torchvision
-
-    cuda = torch.cuda.is_available()
-    return {
-        "commit": git_commit(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "timm": timm.__version__,
-        "numpy": numpy.__version__,
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "device": torch.cuda.get_device_name(0) if cuda else f"CPU ({platform.processor() or platform.machine()})",
-        "cuda": torch.version.cuda if cuda else None,
-    }
-
-
-def save_run_info(cfg: Any, folder: str | os.PathLike) -> None:
-    """Write ``config.yaml`` (the resolved config) and ``environment.json`` into ``folder``."""
-    from .checkpoint import atomic_write_text
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / "config.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    atomic_write_text(folder / "environment.json", json.dumps(environment_info(), indent=2))
+    cfg = from_dict(TrainConfig, {"progress": False}, source="defaults")
+    shared = params_dir(profile) / "train.yaml"
+    if shared.is_file():
+        cfg = from_dict(TrainConfig, load_yaml(shared), source=str(shared), base=cfg)
+    if train:
+        cfg = from_dict(TrainConfig, dict(train), source=f"{name}: train parameter", base=cfg)
+    values = {k: str(v) if isinstance(v, Path) else v for k, v in params.items()}
+    return from_dict(TrainConfig, {**values, "profile": profile, "name": name}, source=f"run {profile}/{name}", base=cfg)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import CitysegError
+from cityseg_lib.errors import CitysegError
 
 __all__ = [
     "CITYSCAPES_URL",
@@ -19,7 +19,13 @@ __all__ = [
     "default_cache_dir",
     "runs_dir",
     "reports_dir",
+    "PROFILES",
+    "source_root",
+    "params_dir",
+    "notebooks_dir",
 ]
+
+PROFILES = ("demo", "full", "smoke")
 
 CITYSCAPES_URL = "https://www.cityscapes-dataset.com/downloads/"
 
@@ -64,3 +70,21 @@ def runs_dir() -> Path:
 def reports_dir() -> Path:
     """Root of generated reports: ``PROJECT/reports``."""
     return project_root() / "reports"
+
+
+def source_root() -> Path:
+    """The folder holding ``cityseg_lib/``, ``params/`` and ``notebooks/`` (not moved by CITYSEG_HOME)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def params_dir(profile: str) -> Path:
+    """``params/PROFILE/``; an unknown profile is an error listing the valid ones."""
+    folder = source_root() / "params" / profile
+    if not folder.is_dir():
+        valid = sorted(p.name for p in (source_root() / "params").iterdir() if p.is_dir())
+        raise CitysegError(f"unknown profile {profile!r}; valid profiles: {', '.join(valid)}")
+    return folder
+
+
+def notebooks_dir() -> Path:
+    return source_root() / "notebooks"

@@ -20,7 +20,7 @@ def _isolated_outputs(tmp_path_factory, monkeypatch):
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory):
     """A tiny demo dataset (128x64): 6 train, 3 val, 2 test frames, fine and coarse labels."""
-    from cityseg_lib.demo import make_demo_dataset
+    from cityseg_lib.data.demo import make_demo_dataset
 
     return make_demo_dataset(tmp_path_factory.mktemp("demo") / "cityscapes", train=6, val=3, test=2,
                              size=(128, 64), seed=0)

@@ -13,12 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
-from cityseg_lib.cache import SampleCache
-from cityseg_lib.check import check_dataset
+from cityseg_lib.data.cache import SampleCache
+from cityseg_lib.data.check import check_dataset
 from cityseg_lib.cli import main
-from cityseg_lib.dataset import CityscapesSegmentation, preprocess_sample, subset_indices
+from cityseg_lib.data.dataset import CityscapesSegmentation, preprocess_sample, subset_indices
 from cityseg_lib.errors import CitysegError
-from cityseg_lib.layout import find_samples
+from cityseg_lib.data.layout import find_samples
 
 W, H = 32, 16
 
@@ -137,7 +137,7 @@ def test_dataset_items(tiny, tmp_path):
 
 
 def test_uint8_items_normalised_on_the_device_equal_the_float_items(tiny, tmp_path):
-    from cityseg_lib.engine import to_device
+    from cityseg_lib.train.engine import to_device
 
     floats = CityscapesSegmentation(tiny, "train", size=(24, 40), cache_dir=tmp_path / "c")
     raw = CityscapesSegmentation(tiny, "train", size=(24, 40), cache_dir=tmp_path / "c", normalize=False)

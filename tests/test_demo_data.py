@@ -1,4 +1,4 @@
-"""Contract tests for the synthetic demo dataset (``cityseg_lib.demo``).
+"""Contract tests for the synthetic demo dataset (``cityseg_lib.data.demo``).
 
 Tiny frames (96x48) check layout, file formats and byte-identical reruns; a modest split
 (24 + 8 frames at 256x128, built once per module) checks that every train class appears, that
@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cityseg_lib.demo import DEMO_CITIES, make_demo_dataset
+from cityseg_lib.data.demo import DEMO_CITIES, make_demo_dataset
 from cityseg_lib.errors import CitysegError
-from cityseg_lib.labels import IGNORE_INDEX, LABEL_ID_COLORS, LABEL_ID_TO_TRAIN_ID, LABELS, NUM_CLASSES, VALID_LABEL_IDS
-from cityseg_lib.layout import find_samples
+from cityseg_lib.data.labels import IGNORE_INDEX, LABEL_ID_COLORS, LABEL_ID_TO_TRAIN_ID, LABELS, NUM_CLASSES, VALID_LABEL_IDS
+from cityseg_lib.data.layout import find_samples
 
 TINY = dict(train=3, val=2, test=2, train_extra=2, size=(96, 48), seed=3)
 OFFICIAL_CITIES = {

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from cityseg_lib import engine
-from cityseg_lib.checkpoint import load_checkpoint
+from cityseg_lib import runstore
+from cityseg_lib.train import engine
+from cityseg_lib.train.checkpoint import load_checkpoint
 from cityseg_lib.cli import main
 from cityseg_lib.config import load_config
 from cityseg_lib.errors import CitysegError
@@ -31,6 +32,11 @@ def _overrides(demo_root, runs, name, **extra):
     }
     base.update({k: str(v) for k, v in extra.items()})
     return [f"{k}={v}" for k, v in base.items()]
+
+
+def _dir(demo_root, runs, name, **extra) -> Path:
+    """The run folder the run store gives this test config."""
+    return runstore.run_dir(load_config(None, _overrides(demo_root, runs, name, **extra)))
 
 
 def _rows(run: Path) -> list[dict]:
@@ -66,16 +72,15 @@ def test_existing_run_is_never_overwritten(demo_root, tmp_path):
     with pytest.raises(CitysegError, match="--resume"):
         engine.fit(cfg)
     changed = load_config(None, _overrides(demo_root, tmp_path, "a", epochs=1, lr=0.5))
-    (tmp_path / "test/a/summary.json").unlink()
     with pytest.raises(CitysegError, match=r"cannot resume: lr was 0.01 in that run, now 0.5"):
-        engine.fit(changed, resume=True)
+        runstore.prepare(changed, resume=True)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(demo_root, tmp_path, monkeypatch):
     cfg = load_config(None, _overrides(demo_root, tmp_path, "nan", epochs=1))
-    engine.fit(cfg)
-    (tmp_path / "test/nan/summary.json").unlink()
-    good = load_checkpoint(tmp_path / "test/nan/last.pt")
+    run = engine.fit(cfg)
+    (run / "summary.json").unlink()
+    good = load_checkpoint(run / "last.pt")
     real = engine.build_loss
 
     def poisoned(name, **kw):
@@ -85,7 +90,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(demo_root, tmp
     monkeypatch.setattr(engine, "build_loss", poisoned)
     with pytest.raises(CitysegError, match="non-finite training loss"):
         engine.fit(load_config(None, _overrides(demo_root, tmp_path, "nan", epochs=3)), resume=True)
-    after = load_checkpoint(tmp_path / "test/nan/last.pt")
+    after = load_checkpoint(run / "last.pt")
     assert after["epoch"] == good["epoch"] == 1
     assert all(torch.equal(after["model"][k], good["model"][k]) for k in good["model"])
 
@@ -106,7 +111,7 @@ def _epochs_done(run: Path) -> int:
 def test_sigkill_then_resume_matches_an_uninterrupted_run(demo_root, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(_train_cmd(demo_root, tmp_path, "straight"), check=True, env=env, capture_output=True)
-    run = tmp_path / "test/killed"
+    run = _dir(demo_root, tmp_path, "killed", image_size="[64, 128]", epochs=12, batch_size=1, step_size=10)
     # Kills are triggered by progress, not by wall time, so they land mid-run on fast and slow
     # machines alike: the first a moment after the first checkpoint (mid-epoch), the second once
     # the resumed run has finished two more epochs (just after a checkpoint write began or ended).
@@ -128,7 +133,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(demo_root, tmp_path):
     assert len(interrupted) == 2 and interrupted[-1] < 12, f"kills landed after {interrupted} of 12 epochs"
     done = subprocess.run(_train_cmd(demo_root, tmp_path, "killed", "--resume"), env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    a, b = tmp_path / "test/straight", run
+    a, b = _dir(demo_root, tmp_path, "straight", image_size="[64, 128]", epochs=12, batch_size=1, step_size=10), run
     assert _values(_rows(a)) == _values(_rows(b))
     sa, sb = (json.loads((r / "summary.json").read_text()) for r in (a, b))
     for key in ("best_epoch", "best_val_loss", "val", "val_full_res", "confusion_matrix"):
@@ -142,31 +147,32 @@ def test_ddp_two_processes_on_gloo(demo_root, tmp_path):
            *_overrides(demo_root, tmp_path, "ddp", batch_size=1)]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    summary = json.loads((tmp_path / "test/ddp/summary.json").read_text())
+    ddp = _dir(demo_root, tmp_path, "ddp", batch_size=1)
+    summary = json.loads((ddp / "summary.json").read_text())
     assert summary["world_size"] == 2
     # the all-reduced confusion matrix counts every validation pixel exactly once
     single = engine.fit(load_config(None, _overrides(demo_root, tmp_path, "one", epochs=1)))
     one = json.loads((single / "summary.json").read_text())
     assert summary["val"]["num_pixels"] == one["val"]["num_pixels"] == sum(map(sum, summary["confusion_matrix"]))
-    assert len(_rows(tmp_path / "test/ddp")) == 2  # rank 0 alone writes: no duplicated rows
+    assert len(_rows(ddp)) == 2  # rank 0 alone writes: no duplicated rows
 
 
 def test_cli_train_evaluate_predict_and_evaluate_folder(demo_root, tmp_path, capsys):
     assert main(["train", *_overrides(demo_root, tmp_path, "cli", epochs=1)]) == 0
-    run = tmp_path / "test/cli"
+    run = _dir(demo_root, tmp_path, "cli", epochs=1)
     assert main(["evaluate", "--run", str(run), "--full-res"]) == 0
     full = json.loads((run / "eval_val_fullres.json").read_text())
     preds = tmp_path / "preds"
     assert main(["predict", "--run", str(run), "--input", str(demo_root / "leftImg8bit/val"), "--out", str(preds),
                  "--format", "labelIds"]) == 0
-    assert len(list(preds.glob("*_leftImg8bit.png"))) == 3
+    assert len(list(preds.rglob("*_leftImg8bit.png"))) == 3  # the input tree (CITY/) mirrored
     # official-format predictions scored by evaluate-folder agree with the in-memory protocol
     assert main(["evaluate-folder", "--pred", str(preds), "--gt", str(demo_root), "--out", str(tmp_path / "f.json")]) == 0
     folder = json.loads((tmp_path / "f.json").read_text())
     assert folder["miou"] == pytest.approx(full["miou"], abs=1e-9)
     assert main(["predict", "--run", str(run), "--input", str(demo_root / "leftImg8bit/val"), "--out",
                  str(tmp_path / "ov")]) == 0
-    assert len(list((tmp_path / "ov").glob("*_overlay.png"))) == 3
+    assert len(list((tmp_path / "ov").rglob("*_overlay.png"))) == 3
     capsys.readouterr()
 
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from cityseg_lib.errors import CitysegError
-from cityseg_lib.evaluate_folder import _joint_counts, evaluate_folder, find_pairs, format_result, write_json
-from cityseg_lib.labels import CATEGORY_NAMES, CLASS_NAMES
+from cityseg_lib.evaluate.folder import _joint_counts, evaluate_folder, find_pairs, format_result, write_json
+from cityseg_lib.data.labels import CATEGORY_NAMES, CLASS_NAMES
 
 official = pytest.importorskip("cityscapesscripts.evaluation.evalPixelLevelSemanticLabeling")
 

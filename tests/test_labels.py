@@ -3,7 +3,7 @@
 import numpy as np
 from torchvision.datasets import Cityscapes
 
-from cityseg_lib import labels as L
+from cityseg_lib.data import labels as L
 
 
 def test_table_matches_torchvision():

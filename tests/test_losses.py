@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from cityseg_lib.errors import CitysegError
-from cityseg_lib.labels import IGNORE_INDEX, NUM_CLASSES
-from cityseg_lib.losses import (
+from cityseg_lib.data.labels import IGNORE_INDEX, NUM_CLASSES
+from cityseg_lib.train.losses import (
     CrossEntropyLoss,
     DiceLoss,
     JaccardLoss,

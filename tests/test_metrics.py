@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from cityseg_lib.labels import (
+from cityseg_lib.data.labels import (
     CATEGORY_NAMES,
     CLASS_NAMES,
     IGNORE_INDEX,
@@ -20,7 +20,7 @@ from cityseg_lib.labels import (
     NUM_CLASSES,
     TRAIN_ID_TO_LABEL_ID,
 )
-from cityseg_lib.metrics import (
+from cityseg_lib.train.metrics import (
     ConfusionMatrix,
     normalized_confusion,
     predict_full_res,

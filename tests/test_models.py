@@ -14,7 +14,7 @@ import timm  # noqa: E402
 import torch  # noqa: E402
 
 from cityseg_lib.errors import CitysegError  # noqa: E402
-from cityseg_lib.labels import NUM_CLASSES  # noqa: E402
+from cityseg_lib.data.labels import NUM_CLASSES  # noqa: E402
 from cityseg_lib.models import (  # noqa: E402
     DEMO_ENCODER,
     MODEL_NAMES,

@@ -22,7 +22,7 @@ import papermill as pm
 import pytest
 import yaml
 
-from cityseg_lib import report_runner
+from cityseg_lib.report import build as report_runner
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.study import source_root
 

@@ -14,6 +14,12 @@ from pathlib import Path
 import pytest
 
 from cityseg_lib import sweep as S
+from cityseg_lib.sweep.trials import failed_result
+
+
+def _no_dataset(monkeypatch):
+    """Sweeps with fake trials have no dataset: give them a fixed content fingerprint."""
+    monkeypatch.setattr("cityseg_lib.runstore.dataset_fingerprint", lambda cfg: {"digest": "test", "images": {}})
 from cityseg_lib.errors import CitysegError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,7 +141,9 @@ def test_select_survivors_ranks_by_loss_then_index_and_failures_last():
     ("grid: {train_subset: [1, 2]}", "grid.train_subset: train_subset is set by the sweep"),
     ("base: {lr: 0.1}\ngrid: {lr: [1.0e-3]}", "grid.lr: also fixed in base"),
     ("base: {model_options: {dropout: 0.1}}", "grid.model_options.dropout: also fixed in base"),
-    ("rung_epochs: 0", "rung_epochs must be >= 1"),
+    ("rung_epochs: 0", "rung_epochs=0 is out of range (allowed: >= 1)"),
+        ("base: {batch_size: 0}", "base: batch_size=0 is out of range (allowed: >= 1)"),
+        ("grid: {lr: [1.0e-3, -1]}", "lr=-1.0 is out of range (allowed: > 0.0)"),
     ("devices: [auto, cpu]", "'auto' must be alone"),
     ("rungs: 3", "unknown key 'rungs'"),
 ])
@@ -165,13 +173,14 @@ def test_shipped_sweep_params_load(path):
         assert cfg.grid == S.TABLE1_GRID and cfg.rung_epochs == 20 and cfg.base["image_size"] == [768, 768]
 
 
-def test_trial_config_merges_base_candidate_and_rung(tmp_path):
+def test_trial_config_merges_base_candidate_and_rung(tmp_path, monkeypatch):
+    _no_dataset(monkeypatch)
     cfg = S.SweepConfig(name="sw", profile="smoke", runs_dir=str(tmp_path),
                         base={"model": "unet", "model_options": {"base_width": 4}})
     cands = S.grid_candidates(cfg.grid)
     plan = S.plan_rungs(len(cands), 64)
     tc = S.trial_config(cfg, cands[35], plan[0], 64)
-    assert tc.name == "sw/trials/r0_c35" and tc.profile == "smoke" and tc.epochs == 20 and tc.train_subset == 2
+    assert tc.name == f"{S.sweep_dir_for(cfg).name}/trials/r0_c35" and tc.name.startswith("sw-") and tc.profile == "smoke" and tc.epochs == 20 and tc.train_subset == 2
     assert tc.model_options == {"base_width": 4, "dropout": 0.1} and tc.lr == 1e-4 and tc.gamma == 0.1
     assert tc.full_res_eval is False  # trials rank by val loss; the full-resolution pass is skipped
     assert S.trial_config(cfg, cands[0], plan[-1], 64).train_subset is None  # the final rung: all images
@@ -201,8 +210,9 @@ def test_halving_decisions_on_known_losses(tmp_path, monkeypatch):
         return {"subset": tc.train_subset or 64, "epochs": tc.epochs, "status": "ok", "best_val_loss": loss,
                 "best_epoch": 1, "val_miou": 1 - loss, "train_time_s": 0.1, "wall_time_s": 0.2, "error": ""}
 
-    monkeypatch.setattr(S, "run_trial", fake_trial)
-    monkeypatch.setattr(S, "count_train_images", lambda cfg: 64)
+    monkeypatch.setattr("cityseg_lib.sweep.run.run_trial", fake_trial)
+    _no_dataset(monkeypatch)
+    monkeypatch.setattr("cityseg_lib.sweep.run.count_train_images", lambda cfg: 64)
     cfg = S.SweepConfig(name="known", profile="smoke", runs_dir=str(tmp_path), devices=["cpu"], rung_epochs=3,
                         final_epochs=5, base={"model": "unet", "gamma": 0.5, "model_options": {"dropout": 0.05}},
                         grid={"lr": [1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7]})
@@ -226,7 +236,7 @@ def test_halving_decisions_on_known_losses(tmp_path, monkeypatch):
 
     with open(out / "table2.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
-    assert row == {"model": "UNet", "lr": "0.001", "gamma": "0.5", "weight_decay": "0.0001", "dropout": "0.05",
+    assert row == {"model": "U-Net", "lr": "0.001", "gamma": "0.5", "weight_decay": "0.0001", "dropout": "0.05",
                    "val_loss": "0.2"}
     winner = json.loads((out / "winner.json").read_text())
     assert winner["winner"]["candidate"] == "c02" and winner["runner_up"]["candidate"] == "c00"
@@ -235,8 +245,9 @@ def test_halving_decisions_on_known_losses(tmp_path, monkeypatch):
 
 
 def test_a_rung_where_every_trial_fails_stops_the_sweep(tmp_path, monkeypatch):
-    monkeypatch.setattr(S, "run_trial", lambda tc: S._failed_result(0, "boom"))
-    monkeypatch.setattr(S, "count_train_images", lambda cfg: 8)
+    monkeypatch.setattr("cityseg_lib.sweep.run.run_trial", lambda tc: failed_result(0, "boom"))
+    _no_dataset(monkeypatch)
+    monkeypatch.setattr("cityseg_lib.sweep.run.count_train_images", lambda cfg: 8)
     cfg = S.SweepConfig(name="bad", runs_dir=str(tmp_path), devices=["cpu"], grid={"lr": [1e-3, 1e-4, 1e-5]})
     with pytest.raises(CitysegError, match="every trial of rung 0 failed .*c00: boom"):
         S.run_sweep(cfg, log=lambda _: None)
@@ -279,22 +290,24 @@ def test_end_to_end_smoke_sweep(reference):
         assert summary["best_val_loss"] == float(r["best_val_loss"]) and summary["val_full_res"] is None
     with open(reference / "table2.csv", newline="") as f:
         (row,) = list(csv.DictReader(f))
-    assert row["model"] == "UNet" and row["gamma"] == "0.5" and row["dropout"] == ""
+    assert row["model"] == "U-Net" and row["gamma"] == "0.5" and row["dropout"] == ""
     assert (reference / "brackets.png").is_file() and (reference / "sweep.yaml").is_file()
 
 
-def test_rerunning_a_finished_sweep_trains_nothing_and_a_changed_one_is_refused(reference, demo_root, cache_dir,
+def test_rerunning_a_finished_sweep_trains_nothing_and_a_changed_one_is_a_new_folder(reference, demo_root, cache_dir,
                                                                                 monkeypatch):
     before = (reference / "trials.csv").read_text()
     runs = reference.parent.parent
-    monkeypatch.setattr(S, "run_trial", lambda tc: pytest.fail(f"{tc.name} trained again"))
+    monkeypatch.setattr("cityseg_lib.sweep.run.run_trial", lambda tc: pytest.fail(f"{tc.name} trained again"))
     cfg = S.load_sweep_config(SMOKE, _smoke_overrides(demo_root, runs, cache_dir))
     log = []
     S.run_sweep(cfg, log=log.append)
     assert (reference / "trials.csv").read_text() == before  # results come from the runs' summary.json
     assert "rung 0: 5 of 5 trials already finished" in log
-    with pytest.raises(CitysegError, match="cannot resume: rung_epochs was 2 in that sweep, now 3"):
-        S.run_sweep(S.load_sweep_config(SMOKE, [*_smoke_overrides(demo_root, runs, cache_dir), "rung_epochs=3"]))
+    # a changed sweep is a new folder beside the finished one, which stays as it was
+    changed = S.sweep_dir_for(S.load_sweep_config(SMOKE, [*_smoke_overrides(demo_root, runs, cache_dir), "rung_epochs=3"]))
+    assert changed != reference and changed.parent == reference.parent and changed.name.startswith("sw")
+    assert (reference / "trials.csv").read_text() == before
 
 
 def _one_done_one_in_progress(folder: Path) -> bool:
@@ -312,7 +325,7 @@ def test_resume_after_kill_gives_the_same_tables(reference, demo_root, cache_dir
     code = ("import sys; from cityseg_lib.sweep import load_sweep_config, run_sweep; "
             "run_sweep(load_sweep_config(sys.argv[1], sys.argv[2:]))")
     cmd = [sys.executable, "-c", code, str(SMOKE), *overrides]
-    folder = tmp_path / "smoke" / "sweep_smoke"
+    folder = S.sweep_dir_for(S.load_sweep_config(SMOKE, overrides))
 
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180

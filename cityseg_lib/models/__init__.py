@@ -15,11 +15,11 @@ Every model is a plain ``nn.Module``, encoder -> decoder -> head, mapping images
 
 from __future__ import annotations
 
-from .registry import build_model, model_names, model_options, register_model
-from .simple_fcn import SimpleFCN
-from .summary import model_summary
-from .swin2_jnet import DEFAULT_ENCODER, DEMO_ENCODER, Swin2JNet, TimmEncoder
-from .unet import UNet
+from cityseg_lib.models.registry import build_model, model_names, model_options, register_model
+from cityseg_lib.models.simple_fcn import SimpleFCN
+from cityseg_lib.models.summary import model_summary
+from cityseg_lib.models.swin2_jnet import DEFAULT_ENCODER, DEMO_ENCODER, Swin2JNet, TimmEncoder
+from cityseg_lib.models.unet import UNet
 
 __all__ = [
     "MODEL_NAMES",

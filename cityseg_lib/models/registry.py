@@ -14,8 +14,8 @@ from typing import Any, Callable, TypeVar
 
 from torch import nn
 
-from ..errors import CitysegError
-from ..labels import NUM_CLASSES
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.data.labels import NUM_CLASSES
 
 __all__ = [
     "register_model",

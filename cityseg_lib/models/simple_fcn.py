@@ -20,9 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import CitysegError
-from ..labels import NUM_CLASSES
-from .registry import check_int, register_model
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.data.labels import NUM_CLASSES
+from cityseg_lib.models.registry import check_int, register_model
 
 __all__ = ["SimpleFCN"]
 

@@ -35,10 +35,10 @@ import torch.nn.functional as F
 from timm.models import get_pretrained_cfg
 from torch import nn
 
-from ..errors import CitysegError
-from ..labels import NUM_CLASSES
-from .registry import check_int, check_probability, check_size, register_model
-from .unet import DoubleConv
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.data.labels import NUM_CLASSES
+from cityseg_lib.models.registry import check_int, check_probability, check_size, register_model
+from cityseg_lib.models.unet import DoubleConv
 
 __all__ = ["Swin2JNet", "TimmEncoder", "DEFAULT_ENCODER", "DEMO_ENCODER"]
 

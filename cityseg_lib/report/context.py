@@ -1,4 +1,10 @@
-"""What the report reads (:class:`ReportContext`, :func:`load_context`) and the helpers several sections share."""
+"""What the report reads (:class:`ReportContext`, :func:`load_context`) and the helpers several sections share.
+
+The context holds the notebooks' typed results (:mod:`.notebook_results`) and a run reader: the
+report asks ``ctx.runs`` for a run's record, metrics, config or per-image matrices and never opens
+a run folder itself. :class:`StoredRuns` reads them through :mod:`cityseg_lib.runstore`;
+:class:`MemoryRuns` holds hand-made ones (tests, or re-rendering numbers from elsewhere).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +12,197 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .. import study
-from ..labels import CLASS_NAMES
-from .format import tuned_label
+from cityseg_lib.config import TrainConfig
+from cityseg_lib.data.labels import CLASS_NAMES
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.models.names import display_name
+from cityseg_lib.report.format import tuned_label
+from cityseg_lib.report.notebook_results import (BaselineResult, DataResult, LossResult, SweepResult, SwinResult,
+                                                 UNetResult, load_result, load_timings)
+
+__all__ = ["StoredRuns", "MemoryRuns", "ReportContext", "load_context", "runs_frame", "majority_baseline",
+           "val_class_pixels", "devices", "full_or_train", "MAIN_MODELS"]
+
+#: The headline models, in report order: model key -> the notebook result holding its main run.
+MAIN_MODELS = ("simple_fcn", "unet", "swin2_jnet")
+
+
+class StoredRuns:
+    """Run folders read through :mod:`cityseg_lib.runstore`, each file once per report."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple, object] = {}
+
+    def _get(self, kind: str, run: str, load):
+        key = (kind, run)
+        if key not in self._cache:
+            self._cache[key] = load(run)
+        return self._cache[key]
+
+    def record(self, run: str) -> dict:
+        from cityseg_lib import runstore
+
+        return self._get("record", run, runstore.run_record)
+
+    def summary(self, run: str) -> dict:
+        from cityseg_lib import runstore
+
+        return self._get("summary", run, runstore.load_summary)
+
+    def metrics(self, run: str) -> pd.DataFrame:
+        from cityseg_lib import runstore
+
+        return self._get("metrics", run, runstore.load_metrics)
+
+    def config(self, run: str) -> TrainConfig:
+        from cityseg_lib import runstore
+
+        return self._get("config", run, runstore.load_config)
+
+    def per_image(self, run: str) -> np.ndarray | None:
+        """Full-resolution per-image confusion matrices ``(N, C, C+1)``, or None when the run has none."""
+        from cityseg_lib import runstore
+
+        def load(r):
+            try:
+                return runstore.load_per_image(r)[1]
+            except CitysegError:
+                return None
+
+        return self._get("per_image", run, load)
+
+    def model_stats(self, run: str) -> dict:
+        from cityseg_lib import runstore
+
+        return self._get("model_stats", run, runstore.model_stats)
+
+
+@dataclass
+class MemoryRuns:
+    """Hand-made runs: ``{run: value}`` per kind (records, summaries, metrics, configs, per_image, stats)."""
+
+    records: dict = field(default_factory=dict)
+    summaries: dict = field(default_factory=dict)
+    metric_frames: dict = field(default_factory=dict)
+    configs: dict = field(default_factory=dict)
+    per_images: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+
+    def record(self, run: str) -> dict:
+        return self.records[run]
+
+    def summary(self, run: str) -> dict:
+        return self.summaries[run]
+
+    def metrics(self, run: str) -> pd.DataFrame:
+        return self.metric_frames[run]
+
+    def config(self, run: str) -> TrainConfig:
+        return self.configs[run]
+
+    def per_image(self, run: str) -> np.ndarray | None:
+        return self.per_images.get(run)
+
+    def model_stats(self, run: str) -> dict:
+        return self.stats[run]
+
+
+@dataclass
+class ReportContext:
+    """Everything the report reads: the notebooks' typed results, a run reader, the environment."""
+
+    profile: str
+    data: DataResult
+    baseline: BaselineResult
+    unet: UNetResult
+    swin: SwinResult
+    losses: LossResult
+    sweep: SweepResult
+    runs: StoredRuns | MemoryRuns = field(default_factory=StoredRuns)
+    timings: dict = field(default_factory=dict)
+    env: dict = field(default_factory=dict)
+    built: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M"))
+    n_boot: int = 2000  # bootstrap resamples of every interval
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def data_root(self) -> Path:
+        return Path(self.data.data_root)
+
+    @property
+    def synthetic(self) -> bool:
+        return self.data.synthetic
+
+    @property
+    def data_root_shown(self) -> str:
+        """The data root as the report prints it: relative to the project when inside it (portable)."""
+        from cityseg_lib.paths import project_root
+
+        try:
+            return str(self.data_root.resolve().relative_to(project_root()))
+        except ValueError:
+            return str(self.data_root)
+
+    @cached_property
+    def main_runs(self) -> dict[str, str]:
+        """``{label: run}`` of the headline models: the three architectures, then the tuned ones."""
+        runs = {display_name("simple_fcn"): self.baseline.main_run, display_name("unet"): self.unet.main_run,
+                display_name("swin2_jnet"): self.swin.main_run}
+        runs.update({tuned_label(m): r for m, r in self.sweep.tuned_runs.items()})
+        return runs
+
+    @cached_property
+    def main_keys(self) -> dict[str, str]:
+        """``{label: key}``: ``simple_fcn``, ``unet``, ``swin2_jnet``, ``unet_tuned``... (headline.json keys)."""
+        keys = {display_name(m): m for m in MAIN_MODELS}
+        keys.update({tuned_label(m): f"{m}_tuned" for m in self.sweep.tuned_runs})
+        return keys
+
+    @cached_property
+    def main(self) -> dict[str, dict]:
+        """``{label: run record}`` of the headline models."""
+        return {label: {**self.runs.record(run), "label": label} for label, run in self.main_runs.items()}
+
+    def record(self, run: str) -> dict:
+        return self.runs.record(run)
+
+    def stats(self, label: str) -> dict:
+        return self.runs.model_stats(self.main_runs[label])
+
+    @property
+    def untuned(self) -> list[str]:
+        return [display_name(m) for m in MAIN_MODELS]
+
+    @property
+    def tuned(self) -> list[str]:
+        return [tuned_label(m) for m in self.sweep.tuned_runs]
+
+
+def load_context(profile: str) -> ReportContext:
+    """The notebooks' typed results of ``profile`` and a reader of their runs; errors name the missing file."""
+    from cityseg_lib.provenance import environment_info
+
+    ctx = ReportContext(profile=profile, data=load_result(profile, "01"), baseline=load_result(profile, "02"),
+                        unet=load_result(profile, "03"), swin=load_result(profile, "04"),
+                        losses=load_result(profile, "05"), sweep=load_result(profile, "06"),
+                        timings=load_timings(profile), env=environment_info())
+    _ = ctx.main  # every headline run must exist: fail here, naming it, not in a later section
+    return ctx
+
+
+def full_or_train(rec: Mapping) -> float:
+    """The official full-resolution mIoU of a record, or the training-size one when it has none."""
+    return rec["miou_full_res"] if not math.isnan(rec["miou_full_res"]) else rec["miou"]
 
 
 def runs_frame(records: Sequence[dict]) -> pd.DataFrame:
-    """Headline numbers of runs (``study.run_record`` rows) as a table, percentages rounded."""
+    """Headline numbers of runs (``runstore.run_record`` rows) as a table, percentages rounded."""
     rows = []
     for r in records:
         rows.append({"run": r["label"], "epochs": r["epochs_run"], "best epoch": r["best_epoch"],
@@ -27,69 +212,6 @@ def runs_frame(records: Sequence[dict]) -> pd.DataFrame:
                      "train img/s": round(r["train_images_per_s"] or math.nan, 1),
                      "train time (s)": round(r["train_time_s"] or math.nan)})
     return pd.DataFrame(rows)
-
-
-@dataclass
-class ReportContext:
-    """Everything the report reads, loaded once: results files, run records, environment."""
-
-    profile: str
-    results: dict
-    data_root: Path
-    synthetic: bool
-    main: dict[str, dict]  # label -> run record of the headline models
-    env: dict
-    built: str = field(default_factory=lambda: time.strftime("%Y-%m-%d %H:%M"))
-    _stats: dict = field(default_factory=dict)
-
-    @property
-    def data_root_shown(self) -> str:
-        """The data root as the report prints it: relative to the project when inside it (portable)."""
-        from ..paths import project_root
-
-        try:
-            return str(self.data_root.resolve().relative_to(project_root()))
-        except ValueError:
-            return str(self.data_root)
-
-    def record(self, run: str) -> dict:
-        return study.run_record(run)
-
-    def stats(self, label: str) -> dict:
-        if label not in self._stats:
-            self._stats[label] = study.model_stats(self.main[label]["run"])
-        return self._stats[label]
-
-    @property
-    def untuned(self) -> list[str]:
-        return [k for k in self.main if "tuned" not in k]
-
-    @property
-    def tuned(self) -> list[str]:
-        return [k for k in self.main if "tuned" in k]
-
-
-def _main_runs(results: dict) -> dict[str, str]:
-    runs = {
-        "SimpleFCN": results["02"]["runs"]["simple_fcn"],
-        "U-Net": results["03"]["runs"]["unet"],
-        "Swin2-JNet": results["04"]["runs"]["swin2_jnet"],
-    }
-    for model, run in results["06"].get("tuned_runs", {}).items():
-        runs[tuned_label(model)] = run
-    return runs
-
-
-def load_context(profile: str) -> ReportContext:
-    """Read ``reports/PROFILE/results/`` and the runs it names; an error names what is missing."""
-    from ..config import environment_info
-
-    results = study.collect_results(profile)
-    root = Path(results["01"]["data_root"])
-    main = {label: study.run_record(run, label) for label, run in _main_runs(results).items()}
-    env = environment_info()  # commit of the code, see config.git_commit
-    return ReportContext(profile=profile, results=results, data_root=root,
-                         synthetic=bool(results["01"].get("synthetic")), main=main, env=env)
 
 
 def majority_baseline(class_pixels: Mapping[str, int]) -> tuple[str, float]:
@@ -106,12 +228,12 @@ def majority_baseline(class_pixels: Mapping[str, int]) -> tuple[str, float]:
 
 
 def val_class_pixels(ctx: ReportContext) -> dict:
-    stats = ctx.results["01"].get("class_stats", {})
+    stats = ctx.data.class_stats
     return (stats.get("val_fine") or stats.get("fine") or {}).get("pixels", {})
 
 
 def devices(ctx: ReportContext) -> str:
-    devices = sorted({str(r.get("device")) for r in ctx.main.values()})
-    if devices == ["cpu"]:
+    found = sorted({str(r.get("device")) for r in ctx.main.values()})
+    if found == ["cpu"]:
         return f"CPU ({ctx.env.get('cpu_count')} cores)"
-    return ", ".join(devices) + (f" ({ctx.env.get('device')})" if ctx.env.get("device") else "")
+    return ", ".join(found) + (f" ({ctx.env.get('device')})" if ctx.env.get("device") else "")

@@ -9,8 +9,9 @@ from typing import Any
 
 import pandas as pd
 
+from cityseg_lib.models.names import DISPLAY_NAMES as MODEL_LABELS  # the one table of model names
+from cityseg_lib.models.names import display_name
 
-MODEL_LABELS = {"simple_fcn": "SimpleFCN", "unet": "U-Net", "swin2_jnet": "Swin2-JNet"}
 LOSS_LABELS = {"cross_entropy": "cross-entropy", "iou": "IoU (soft Jaccard)", "jaccard": "IoU (soft Jaccard)",
                "dice": "Dice"}
 AUGMENT_LABELS = {"none": "none (original images)", "replace": "replace (transformed instead)",
@@ -18,7 +19,7 @@ AUGMENT_LABELS = {"none": "none (original images)", "replace": "replace (transfo
 
 
 def tuned_label(model: str) -> str:
-    return f"{MODEL_LABELS.get(model, model)} (tuned)"
+    return f"{display_name(model)} (tuned)"
 
 
 def pct(x: float | None, digits: int = 1) -> str:

@@ -6,9 +6,8 @@ import math
 
 import pandas as pd
 
-from .. import study
-from .context import ReportContext, devices
-from .format import size_hw
+from cityseg_lib.report.context import ReportContext, devices
+from cityseg_lib.report.format import size_hw
 
 
 # ----------------------------------------------------------------------------- title, introduction
@@ -32,73 +31,75 @@ def title_block(ctx: ReportContext) -> str:
     return "\n\n".join(lines)
 
 
-def _all_runs(ctx: ReportContext) -> list[str]:
-    runs: list[str] = []
+def all_runs(ctx: ReportContext) -> list[str]:
+    """Every complete training run the notebooks wrote (sweep trials not included)."""
+    runs = [ctx.baseline.main_run, ctx.unet.main_run, ctx.unet.constant_lr_run, *ctx.unet.augment_runs.values(),
+            ctx.swin.main_run, ctx.swin.no_dropout_run, ctx.swin.no_batchnorm_run,
+            *(r for rs in ctx.losses.runs.values() for r in rs), *ctx.sweep.tuned_runs.values()]
+    return sorted({r for r in runs if r})
 
-    def walk(v):
-        if isinstance(v, str) and v and (study.run_path(v) / "summary.json").is_file():
-            runs.append(v)
-        elif isinstance(v, dict):
-            for x in v.values():
-                walk(x)
-        elif isinstance(v, list):
-            for x in v:
-                walk(x)
 
-    for nb in ("02", "03", "04", "05", "06"):
-        walk(ctx.results[nb].get("runs", {}))
-        walk(ctx.results[nb].get("tuned_runs", {}))
-    return sorted(set(runs))
+def _train_seconds(ctx: ReportContext, runs: list[str]) -> float:
+    return sum(ctx.runs.summary(r).get("train_time_s") or 0 for r in runs)
 
 
 def introduction(ctx: ReportContext) -> str:
-    runs = _all_runs(ctx)
-    seconds = sum(study.load_summary(r).get("train_time_s") or 0 for r in runs)
-    trials = sum(int(s.get("trials", 0)) for s in ctx.results["06"].get("sweeps", {}).values())
+    runs = all_runs(ctx)
+    trials = sum(int(s.get("trials", 0)) for s in ctx.sweep.sweeps.values())
     size = ctx.main["SimpleFCN"]["image_size"]
     return (
         f"This build of the study is the `{ctx.profile}` profile. It trained {len(runs)} complete runs "
-        f"(plus {trials} shorter sweep trials) for {seconds / 60:.1f} minutes of training in total, at an input size of "
-        f"{size_hw(size)}, and every figure and table below is computed from the files those runs wrote. "
-        "Sections 2 to 4 follow the reference study's structure (data, architectures, training method); "
+        f"(plus {trials} shorter sweep trials) for {_train_seconds(ctx, runs) / 60:.1f} minutes of training in total, "
+        f"at an input size of {size_hw(size)}, and every figure and table below is computed from the files those "
+        "runs wrote. Sections 2 to 4 follow the reference study's structure (data, architectures, training method); "
         "Section 5 fills in the results the reference left empty, and Sections 6 and 7 draw conclusions "
-        "from them. The provenance block at the end records the code version, packages, hardware and the "
-        "time each notebook took."
+        "from them. Every headline score carries a 95% bootstrap interval over the validation images, and a "
+        "difference between two settings counts as a finding only when its paired interval excludes zero. The "
+        "provenance block at the end records the code version, packages, hardware and the time each notebook took."
     )
 
 
 # ----------------------------------------------------------------------------- provenance
 
 
+def dataset_description(ctx: ReportContext) -> str:
+    """One line on the data: synthetic (with the generator's settings when known) or Cityscapes."""
+    if not ctx.synthetic:
+        return f"Cityscapes at {ctx.data_root_shown}"
+    gen = ctx.data.generator
+    if gen:
+        size = "x".join(str(v) for v in gen.get("size", []))
+        return (f"SYNTHETIC demo data (cityseg make-demo-data, {gen.get('train', '?')} train / {gen.get('val', '?')} "
+                f"val frames at {size}, seed {gen.get('seed', '?')}) at {ctx.data_root_shown}")
+    frames = {s: i["images"] for s, i in ctx.data.splits.items()}
+    counts = ", ".join(f"{n} {s}" for s, n in frames.items())
+    return f"SYNTHETIC demo data (made by cityseg make-demo-data; {counts} frames) at {ctx.data_root_shown}"
+
+
 def provenance_table(ctx: ReportContext) -> pd.DataFrame:
     env = ctx.env
-    r1 = ctx.results["01"]
-    if ctx.synthetic:
-        gen = r1.get("generator", {})
-        data = (f"SYNTHETIC demo data (cityseg make-demo-data, {gen.get('train', '?')} train / {gen.get('val', '?')} val "
-                f"frames at {'x'.join(str(v) for v in gen.get('size', []))}, seed {gen.get('seed', '?')}) at {ctx.data_root_shown}")
-    else:
-        data = f"Cityscapes at {ctx.data_root_shown}"
-    runs = _all_runs(ctx)
-    train_s = sum(study.load_summary(r).get("train_time_s") or 0 for r in runs)
+    runs = all_runs(ctx)
+    threads = ctx.baseline.cpu_threads
+    cpu = devices(ctx).startswith("CPU")
     rows = [
         ("profile", ctx.profile),
-        ("dataset", data),
+        ("dataset", dataset_description(ctx)),
         ("device", f"{devices(ctx)}; {env.get('device')}"
-                   + (f"; {ctx.results['02']['cpu_threads']} torch CPU thread(s)" if ctx.results["02"].get("cpu_threads")
-                      and devices(ctx).startswith("CPU") else "")),
+                   + (f"; {threads} torch CPU thread(s)" if threads and cpu else "")),
         ("platform", env.get("platform")),
         ("commit", env.get("commit")),
         ("versions", f"python {env.get('python')}, torch {env.get('torch')}, torchvision {env.get('torchvision')}, "
                      f"timm {env.get('timm')}, numpy {env.get('numpy')}"),
-        ("runs", f"{len(runs)} run folders under runs/{ctx.profile}/, {train_s / 60:.1f} min of training in total"),
+        ("runs", f"{len(runs)} run folders under runs/{ctx.profile}/, {_train_seconds(ctx, runs) / 60:.1f} min of "
+                 "training in total"),
+        ("headline numbers", f"reports/{ctx.profile}/headline.json (the numbers of Tables 10 and 13, with intervals)"),
         ("built", ctx.built),
     ]
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
 def timings_table(ctx: ReportContext) -> pd.DataFrame:
-    t = ctx.results.get("timings", {})
+    t = ctx.timings
     rows = []
     if "data_s" in t:
         rows.append({"step": "demo data generation / check", "wall time (s)": t["data_s"], "finished": ""})
@@ -111,7 +112,7 @@ def timings_table(ctx: ReportContext) -> pd.DataFrame:
 
 
 def timings_note(ctx: ReportContext) -> str:
-    t = ctx.results.get("timings", {})
+    t = ctx.timings
     if not t.get("notebooks"):
         return ("No timings recorded: this notebook was run directly, not through `cityseg report`, which times "
                 "each notebook.")

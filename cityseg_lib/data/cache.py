@@ -1,0 +1,71 @@
+"""On-disk cache of preprocessed samples, so epochs after the first skip PNG decoding.
+
+Each sample is stored as one ``(H, W, 4)`` uint8 ``.npy`` file (RGB resized with antialias,
+plus the trainId mask resized with nearest neighbour) -- 4 bytes a pixel, loaded with a single
+read. The file name is a hash of the source files (path, size, mtime) and the target size, so a
+changed image, label or size gets a fresh entry, and a stale one is never read.
+
+Writes go to a temporary file in the same folder and are published with :func:`os.replace`, which
+is atomic: concurrent DataLoader workers or processes building the same entry race harmlessly,
+and a crash leaves at most a ``*.tmp`` file that is never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from cityseg_lib.data.layout import Sample
+
+__all__ = ["CACHE_VERSION", "SampleCache"]
+
+#: Bump when the preprocessing changes, to invalidate every existing entry.
+CACHE_VERSION = 1
+
+
+def _stamp(path: Path | None) -> str:
+    if path is None:
+        return "-"
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+class SampleCache:
+    """A folder of preprocessed samples at one target size ``(H, W)``."""
+
+    def __init__(self, cache_dir: str | os.PathLike, size: tuple[int, int]):
+        self.size = (int(size[0]), int(size[1]))
+        self.dir = Path(cache_dir) / f"v{CACHE_VERSION}_{self.size[0]}x{self.size[1]}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def path_for(self, sample: Sample) -> Path:
+        key = f"{CACHE_VERSION}|{_stamp(sample.image)}|{_stamp(sample.label)}|{self.size}"
+        digest = hashlib.sha1(key.encode()).hexdigest()[:16]
+        return self.dir / f"{sample.id}_{digest}.npy"
+
+    def get(self, sample: Sample, build) -> np.ndarray:
+        """The cached ``(H, W, 4)`` array, building it with ``build(sample)`` on a miss."""
+        path = self.path_for(sample)
+        try:
+            arr = np.load(path, allow_pickle=False)
+            if arr.shape == (*self.size, 4) and arr.dtype == np.uint8:
+                return arr
+        except (FileNotFoundError, ValueError, OSError, EOFError):
+            pass
+        arr = np.ascontiguousarray(build(sample), dtype=np.uint8)
+        self._write(path, arr)
+        return arr
+
+    def _write(self, path: Path, arr: np.ndarray) -> None:
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=path.stem, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,76 @@
+"""Scoring a trained run on a split: at the training size, or under the official protocol.
+
+The official protocol (``full_res``) scores at each label's own resolution (2048x1024 for
+Cityscapes); an inference mode of :mod:`cityseg_lib.evaluate.modes` (``slide``, flip or
+multi-scale TTA) replaces the whole-image forward there. Results go to ``RUN/eval_*.json``
+through the run store, with the per-image matrices for bootstrap intervals.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cityseg_lib import runstore
+from cityseg_lib.data.dataset import CityscapesSegmentation
+from cityseg_lib.data.images import read_image, read_train_ids
+from cityseg_lib.data.labels import NUM_CLASSES
+from cityseg_lib.data.transforms import normalize
+from cityseg_lib.evaluate.modes import InferenceMode
+from cityseg_lib.train.metrics import ConfusionMatrix
+from cityseg_lib.paths import default_cache_dir, resolve_data_root
+from cityseg_lib.train.engine import evaluate, evaluate_full_res, load_run
+from cityseg_lib.train.setup import resolve_device
+
+__all__ = ["evaluate_run"]
+
+
+@torch.no_grad()
+def _evaluate_mode(model, ds: CityscapesSegmentation, device: torch.device, mode: InferenceMode,
+                   train_size: tuple[int, int]):
+    """Official-protocol scores of ``mode``: each image at its original resolution goes to the
+    inference mode (windows, flips, scales), its output at the label's size to the matrix."""
+    confmat = ConfusionMatrix(NUM_CLASSES, device=device)
+    per_image = []
+    for sample in ds.samples:
+        image = normalize(torch.from_numpy(read_image(sample.image)).permute(2, 0, 1))[None].to(device)
+        label = torch.from_numpy(read_train_ids(sample.label)).to(device).long()
+        pred = mode(model, image, tuple(label.shape), train_size=train_size).argmax(1)[0]
+        one = ConfusionMatrix(NUM_CLASSES, device=device)
+        one.update(pred, label)
+        confmat.mat += one.mat
+        per_image.append(one.mat.cpu().numpy())
+    return confmat.compute(), np.stack(per_image)
+
+
+def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool = False, device: str = "auto",
+                 batch_size: int | None = None, data_root: str | os.PathLike | None = None, mode=None) -> dict:
+    """Scores of the run's best checkpoint on ``split``.
+
+    ``data_root`` replaces the dataset location stored in the run (it moved, or another copy);
+    ``mode`` is an :class:`cityseg_lib.evaluate.modes.InferenceMode` (implies ``full_res``).
+    The result is also written to ``RUN/eval_SPLIT[_fullres][_MODE].json``.
+    """
+    dev = resolve_device(device)
+    run = runstore.resolve(run_dir)
+    cfg, model = load_run(run, device=str(dev), data_root=data_root)
+    root = resolve_data_root(cfg.data_root)
+    cache = (Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()) if cfg.cache else None
+    ds = CityscapesSegmentation(root, split, cfg.image_size, "fine", cache_dir=cache)
+    bs = batch_size or cfg.batch_size
+    label = ""
+    if mode is not None and mode != InferenceMode():
+        full_res, label = True, "_" + mode.label().replace(" + ", "_").replace(" ", "")
+        scores, per_image = _evaluate_mode(model, ds, dev, mode, tuple(cfg.image_size))
+    elif full_res:
+        scores, _, ids, per_image = evaluate_full_res(model, ds, dev, batch_size=bs)
+    else:
+        _, scores, _ = evaluate(model, None, torch.utils.data.DataLoader(ds, bs), dev)
+    result = {"run": runstore.relative(run), "split": split,
+              "resolution": "full" if full_res else list(cfg.image_size),
+              "mode": mode.label() if mode is not None else "whole", **scores.to_dict()}
+    runstore.write_json(run, f"eval_{split}{'_fullres' if full_res else ''}{label}.json", result)
+    return result

@@ -1,0 +1,300 @@
+"""How sure is a headline number? Bootstrap intervals over validation images, paired run comparisons.
+
+Input: one confusion matrix per validation image, ``per_image (N, C, C+1)`` int; rows are
+ground-truth trainIds, columns the predicted class plus a last *void* column (a miss: FN, no FP).
+Scores match the metrics module's ``scores_from_matrix``: IoU = TP/(TP+FP+FN) of the matrix
+*summed* over images, NaN for a class with no pixel and no prediction, mIoU = NaN-mean.
+
+Images are the sampling unit: a resample draws N images with replacement and scores the sum.
+Two runs are compared *paired* (same indices), so the per-image difficulty they share cancels.
+A difference is resolved only when its percentile interval excludes zero and, with repeated
+seeds, every seed's difference agrees in sign. Pure numpy, no package imports.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+__all__ = [
+    "Interval", "Difference", "miou_from_matrix", "pixel_accuracy_from_matrix", "miou_of_resamples",
+    "scores_of_resamples", "resample_indices", "bootstrap_ci", "paired_difference", "seed_spread",
+    "compare_groups", "verdict", "format_interval", "format_spread",
+]
+
+METRICS = ("miou", "pixel_accuracy")
+_CHUNK = 512  # resamples summed per matmul: bounds memory at ~_CHUNK * N * 8 bytes
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A score with its bootstrap percentile interval; all values are fractions (0..1)."""
+
+    value: float  # the score of the full (un-resampled) sum
+    low: float
+    high: float
+    n_images: int
+    n_boot: int
+    level: float = 0.95
+    metric: str = "miou"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """``a - b`` with the paired-bootstrap interval of the difference (fractions, not points).
+
+    ``seed_differences`` holds per-seed differences ``a_i - b_i`` (or every ``a_i - b_j`` when
+    the groups have different seed counts); ``seeds_agree`` is None when fewer than 2 were
+    compared. ``resolved``: the interval excludes zero and the seeds (if assessed) agree.
+    """
+
+    a: float
+    b: float
+    difference: float
+    low: float
+    high: float
+    resolved: bool
+    n_images: int = 0
+    n_boot: int = 0
+    level: float = 0.95
+    metric: str = "miou"
+    seed_differences: tuple[float, ...] = ()
+    seeds_agree: bool | None = None
+    n_seeds_a: int = 1
+    n_seeds_b: int = 1
+    spread_a: dict[str, float] | None = field(default=None, compare=False)
+    spread_b: dict[str, float] | None = field(default=None, compare=False)
+
+    @property
+    def excludes_zero(self) -> bool:
+        return bool(self.low > 0 or self.high < 0)
+
+    @property
+    def n_seeds_agreeing(self) -> int:
+        """How many per-seed differences share the (non-zero) sign of the pooled difference."""
+        sign = np.sign(self.difference)
+        return int(sum(1 for d in self.seed_differences if sign != 0 and np.sign(d) == sign))
+
+
+def _as_per_image(per_image: ArrayLike, name: str = "per_image") -> np.ndarray:
+    """Validate and return an ``(N, C, C+1)`` int64 array (N >= 1, no negative counts)."""
+    m = np.asarray(per_image)
+    if m.ndim != 3 or m.shape[2] != m.shape[1] + 1 or m.shape[0] < 1:
+        raise ValueError(f"{name} must have shape (N>=1, C, C+1), got {m.shape}")
+    if (not np.issubdtype(m.dtype, np.integer) and not np.array_equal(m, np.round(m))) or (m < 0).any():
+        raise ValueError(f"{name} must hold non-negative integer pixel counts")
+    return m.astype(np.int64)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` with NaN where ``den == 0``."""
+    out = np.full(np.shape(num), math.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def _scores(mats: np.ndarray, metric: str) -> np.ndarray:
+    """Score a stack of summed matrices ``(B, C, C+1)`` -> ``(B,)`` float64.
+
+    Classes are summed in a fixed Python order (not a numpy reduction whose order depends on
+    the batch shape), so one matrix scores bit-identically alone or inside a batch.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    mats = np.asarray(mats, dtype=np.float64)
+    c = mats.shape[1]
+    tp = mats[:, np.arange(c), np.arange(c)]  # (B, C)
+    gt_total = mats.sum(axis=2)  # TP + FN, void column included
+    if metric == "pixel_accuracy":
+        return _ratio(tp.sum(axis=1), gt_total.sum(axis=1))
+    pred_total = mats[:, :, :c].sum(axis=1)  # TP + FP, column over the C rows only
+    den = gt_total + pred_total - tp
+    iou = _ratio(tp, den)
+    total, count = np.zeros(len(mats)), np.zeros(len(mats))
+    for k in range(c):
+        valid = den[:, k] > 0
+        total += np.where(valid, iou[:, k], 0.0)
+        count += valid
+    return _ratio(total, count)
+
+
+def _score_total(per_image: np.ndarray, metric: str) -> float:
+    """Score of the ``(N, C, C+1)`` stack summed over images."""
+    return float(_scores(per_image.sum(axis=0)[None], metric)[0])
+
+
+def miou_from_matrix(mat: ArrayLike) -> float:
+    """mIoU of one ``(C, C+1)`` matrix; NaN when no class occurs. Same as ``scores_from_matrix``."""
+    return float(_scores(np.asarray(mat)[None], "miou")[0])
+
+
+def pixel_accuracy_from_matrix(mat: ArrayLike) -> float:
+    """Trace over the pixels of the C ground-truth rows (void predictions count as wrong)."""
+    return float(_scores(np.asarray(mat)[None], "pixel_accuracy")[0])
+
+
+def resample_indices(n_images: int, n_boot: int = 2000, seed: int = 0) -> np.ndarray:
+    """``(n_boot, n_images)`` image indices drawn with replacement; deterministic per seed."""
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1, got {n_boot}")
+    return np.random.default_rng(seed).integers(0, n_images, size=(n_boot, n_images))
+
+
+def scores_of_resamples(per_image: ArrayLike, idx: ArrayLike, metric: str = "miou") -> np.ndarray:
+    """Score of each resample: ``per_image (N, C, C+1)``, ``idx (B, N')`` -> ``(B,)`` float64.
+
+    Rather than gathering ``B x N'`` matrices: count draws per image (``counts (B, N)``, one
+    bincount) and sum with one matmul ``counts @ per_image.reshape(N, C*(C+1))`` in float64,
+    exact for integer sums below 2**53 (checked; an int64 einsum beyond that).
+    """
+    m = _as_per_image(per_image)
+    idx = np.asarray(idx)
+    if idx.ndim != 2:
+        raise ValueError(f"idx must have shape (B, N), got {idx.shape}")
+    n, c = m.shape[0], m.shape[1]
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise ValueError(f"idx must lie in 0..{n - 1}")
+    flat = m.reshape(n, c * (c + 1))
+    exact_float = float(idx.shape[1]) * float(flat.max(initial=0)) < 2.0**53  # bound on any partial sum
+    flat_f = flat.astype(np.float64)
+    out = np.empty(idx.shape[0])
+    for start in range(0, idx.shape[0], _CHUNK):
+        b = len(part := idx[start : start + _CHUNK])
+        counts = np.bincount((part + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)
+        sums = (counts.astype(np.float64) @ flat_f if exact_float
+                else np.einsum("bn,nk->bk", counts.astype(np.int64), flat))
+        out[start : start + b] = _scores(sums.reshape(b, c, c + 1), metric)
+    return out
+
+
+def miou_of_resamples(per_image: ArrayLike, idx: ArrayLike) -> np.ndarray:
+    """mIoU of each resample ``idx (B, N)`` of ``per_image (N, C, C+1)`` -> ``(B,)``."""
+    return scores_of_resamples(per_image, idx, "miou")
+
+
+def _percentiles(samples: np.ndarray, level: float) -> tuple[float, float]:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if (finite := samples[~np.isnan(samples)]).size == 0:
+        return math.nan, math.nan
+    alpha = 100 * (1 - level) / 2
+    low, high = np.percentile(finite, [alpha, 100 - alpha])
+    return float(low), float(high)
+
+
+def bootstrap_ci(per_image: ArrayLike, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+                 metric: str = "miou") -> Interval:
+    """Percentile bootstrap interval of the score over validation images ``(N, C, C+1)``.
+
+    ``value`` scores the full sum; with one image every resample is that image, so
+    ``low == high == value``.
+    """
+    m = _as_per_image(per_image)
+    samples = scores_of_resamples(m, resample_indices(len(m), n_boot, seed), metric)
+    low, high = _percentiles(samples, level)
+    value = _score_total(m, metric)
+    return Interval(value, low, high, n_images=len(m), n_boot=n_boot, level=level, metric=metric)
+
+
+def paired_difference(per_image_a: ArrayLike, per_image_b: ArrayLike, n_boot: int = 2000, level: float = 0.95,
+                      seed: int = 0, metric: str = "miou") -> Difference:
+    """Score(a) - score(b) with a paired bootstrap: both runs resampled with the same indices.
+
+    Both inputs are ``(N, C, C+1)`` over the same N images in the same order.
+    """
+    a, b = _as_per_image(per_image_a, "per_image_a"), _as_per_image(per_image_b, "per_image_b")
+    if a.shape != b.shape:
+        raise ValueError(f"runs are not paired: shapes {a.shape} and {b.shape} differ (same images needed)")
+    idx = resample_indices(len(a), n_boot, seed)
+    diffs = scores_of_resamples(a, idx, metric) - scores_of_resamples(b, idx, metric)
+    low, high = _percentiles(diffs, level)
+    va, vb = _score_total(a, metric), _score_total(b, metric)
+    return Difference(a=va, b=vb, difference=va - vb, low=low, high=high, resolved=bool(low > 0 or high < 0),
+                      n_images=len(a), n_boot=n_boot, level=level, metric=metric)
+
+
+def seed_spread(values: Sequence[float]) -> dict[str, float]:
+    """Spread of one score over seeds: mean, std (ddof=1; 0 for one seed), min, max, n."""
+    if (v := np.asarray(values, dtype=np.float64).ravel()).size == 0:
+        raise ValueError("seed_spread needs at least one value")
+    std = float(v.std(ddof=1)) if v.size > 1 else 0.0
+    return {"mean": float(v.mean()), "std": std, "min": float(v.min()), "max": float(v.max()), "n": int(v.size)}
+
+
+def compare_groups(group_a: Sequence[ArrayLike], group_b: Sequence[ArrayLike], n_boot: int = 2000,
+                   level: float = 0.95, seed: int = 0, metric: str = "miou") -> Difference:
+    """Compare two configurations, each a list of ``(N, C, C+1)`` runs (one per seed, same images).
+
+    Pooled: paired bootstrap of the matrices summed over seeds per image. Per seed: seed i of a
+    minus seed i of b when the counts match, else every a_i minus every b_j. ``resolved`` needs
+    the interval to exclude zero and, with >= 2 such differences, all to share the pooled sign.
+    """
+    runs_a, runs_b = [_as_per_image(m, "group_a") for m in group_a], [_as_per_image(m, "group_b") for m in group_b]
+    if not runs_a or not runs_b:
+        raise ValueError("each group needs at least one run")
+    if len(shapes := {r.shape for r in runs_a + runs_b}) != 1:
+        raise ValueError(f"all runs must cover the same images and classes, got shapes {sorted(shapes)}")
+    pooled = paired_difference(sum(runs_a), sum(runs_b), n_boot=n_boot, level=level, seed=seed, metric=metric)
+    score_a, score_b = [_score_total(r, metric) for r in runs_a], [_score_total(r, metric) for r in runs_b]
+    pairs = zip(score_a, score_b) if len(score_a) == len(score_b) else itertools.product(score_a, score_b)
+    per_seed = tuple(x - y for x, y in pairs)
+    out = replace(pooled, seed_differences=per_seed, n_seeds_a=len(runs_a), n_seeds_b=len(runs_b),
+                  spread_a=seed_spread(score_a), spread_b=seed_spread(score_b))
+    if len(per_seed) < 2:
+        return out
+    agree = out.n_seeds_agreeing == len(per_seed)
+    return replace(out, seeds_agree=agree, resolved=out.resolved and agree)
+
+
+def _pp(x: float) -> str:
+    """A fraction as percentage points with one decimal, never '-0.0'."""
+    s = f"{100 * x:.1f}"
+    return "0.0" if s == "-0.0" else s
+
+
+def _level(level: float) -> str:
+    return f"{100 * level:g}% CI"
+
+
+def verdict(diff: Difference, name_a: str, name_b: str, metric: str = "mIoU") -> str:
+    """One sentence computed from the numbers, in points; a winner is named (first) only when resolved.
+
+    "U-Net beats SimpleFCN by 4.2 mIoU points (95% CI 1.1 to 7.3; 3 of 3 seeds agree)." /
+    "U-Net vs SimpleFCN: 0.8 mIoU points (95% CI -1.5 to 3.0); the difference is unresolved at this
+    validation size." / "...; the interval excludes zero but the seeds disagree (2 of 3 agree in
+    sign), so the difference is unresolved." ``metric=""`` drops the metric name.
+    """
+    unit = f"{metric} points" if metric else "points"
+    ci = _level(diff.level)
+    pairs = "seeds" if diff.n_seeds_a == diff.n_seeds_b else "seed pairs"
+    agree = f"{diff.n_seeds_agreeing} of {len(diff.seed_differences)}"
+    seeds = f"; {agree} {pairs} agree" if diff.seeds_agree is not None else ""
+    if diff.resolved:
+        if diff.difference >= 0:
+            win, lose, d, lo, hi = name_a, name_b, diff.difference, diff.low, diff.high
+        else:
+            win, lose, d, lo, hi = name_b, name_a, -diff.difference, -diff.high, -diff.low
+        return f"{win} beats {lose} by {_pp(d)} {unit} ({ci} {_pp(lo)} to {_pp(hi)}{seeds})."
+    head = f"{name_a} vs {name_b}: {_pp(diff.difference)} {unit} ({ci} {_pp(diff.low)} to {_pp(diff.high)}"
+    if diff.excludes_zero and diff.seeds_agree is False:
+        return (f"{head}); the interval excludes zero but the {pairs} disagree ({agree} agree in sign), "
+                "so the difference is unresolved.")
+    return f"{head}{seeds}); the difference is unresolved at this validation size."
+
+
+def format_interval(iv: Interval) -> str:
+    """``"31.2% (95% CI 28.0-34.5)"``."""
+    return f"{_pp(iv.value)}% ({_level(iv.level)} {_pp(iv.low)}-{_pp(iv.high)})"
+
+
+def format_spread(spread: dict[str, float]) -> str:
+    """``"31.2% ± 0.8 (3 seeds, range 30.4-32.0)"``; ``"31.2% (1 seed)"`` for a single run."""
+    if (n := int(spread["n"])) < 2:
+        return f"{_pp(spread['mean'])}% (1 seed)"
+    return (f"{_pp(spread['mean'])}% ± {_pp(spread['std'])} "
+            f"({n} seeds, range {_pp(spread['min'])}-{_pp(spread['max'])})")

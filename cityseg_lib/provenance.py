@@ -1,0 +1,50 @@
+"""Provenance: the git commit of the code that runs, package versions and hardware."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+__all__ = ["git_commit", "environment_info"]
+
+
+def git_commit() -> str:
+    """Git commit of the code that runs (the package's own checkout, wherever the data and runs
+    live), ``+dirty`` with uncommitted changes to tracked files, or ``unknown`` outside git."""
+    src = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=5
+        )
+        commit = out.stdout.strip() if out.returncode == 0 else "unknown"
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=src, capture_output=True, text=True, timeout=5,
+        ).stdout.strip()
+        return commit + ("+dirty" if dirty and commit != "unknown" else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def environment_info() -> dict:
+    """Git commit, package versions and hardware, for provenance."""
+    import numpy
+    import timm
+    import torch
+    import torchvision
+
+    cuda = torch.cuda.is_available()
+    return {
+        "commit": git_commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "timm": timm.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "device": torch.cuda.get_device_name(0) if cuda else f"CPU ({platform.processor() or platform.machine()})",
+        "cuda": torch.version.cuda if cuda else None,
+    }

@@ -1,0 +1,287 @@
+"""``cityseg report``: check everything, run the seven study notebooks with papermill, render the report.
+
+For a profile ``P`` (``demo``, ``full`` or ``smoke``)::
+
+    checks      every notebook's params and --set overrides (keys, types, the TrainConfigs and sweep
+                configs they become), the dataset root, pretrained weights (:mod:`.preflight`)
+    data        params/P/data.yaml  -> generated demo data (if the profile uses it and it is missing)
+    notebooks   notebooks/0N_*.ipynb + params/P/0N_*.yaml -> reports/P/executed/0N_*.ipynb
+    results     each notebook's last cell -> reports/P/results/0N.json, a typed result
+                (+ timings.json from here, + reports/P/headline.json from the report notebook)
+    report      reports/P/executed/07_report.ipynb -> reports/P/report.html (no code, images embedded)
+                                                    -> reports/P/report.pdf  (headless Chromium)
+
+Any failure of the checks is one :class:`CitysegError` line before the first notebook starts.
+Training runs live in ``runs/P/``; a finished run with the same config is reused, so rebuilding
+after editing only ``07_report.ipynb`` costs seconds (``only=["07"]`` skips even the reuse checks);
+``retrain=True`` trains everything again. A failing notebook stops the build with one line naming
+the notebook, the cell and the error; its partly executed copy stays in ``reports/P/executed/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.paths import notebooks_dir, params_dir, reports_dir
+from cityseg_lib.report.render import find_chromium, render_html, render_pdf
+from cityseg_lib.strict import load_yaml
+
+__all__ = ["NOTEBOOKS", "notebook_paths", "notebook_params", "run_notebook", "run_report", "find_chromium",
+           "add_report_arguments", "report_from_args"]
+
+#: The study, in order; ``07_report`` renders the written report from the others' results.
+NOTEBOOKS = ("01_data_exploration", "02_baseline_fcn", "03_unet", "04_swin2_jnet", "05_loss_comparison",
+             "06_halving_sweep", "07_report")
+REPORT_NOTEBOOK = NOTEBOOKS[-1]
+KERNEL = "python3"
+#: Lines of a notebook's output echoed to the terminal while it runs: the run store's and the sweep's progress.
+_PROGRESS = re.compile(r"^\S+: (reusing the finished run|trained \d+ epochs|retrain requested)|^winner |^wrote ")
+
+
+def notebook_paths() -> dict[str, Path]:
+    """``{stem: notebooks/STEM.ipynb}`` for the seven notebooks (all must exist)."""
+    out = {}
+    for stem in NOTEBOOKS:
+        path = notebooks_dir() / f"{stem}.ipynb"
+        if not path.is_file():
+            raise CitysegError(f"{path}: notebook missing (is the project checkout complete?)")
+        out[stem] = path
+    return out
+
+
+def _select(only: list[str] | tuple[str, ...] | str | None) -> list[str]:
+    """Notebook stems from ``only`` (full stems, ``01``-style numbers, or None for all)."""
+    if only is None:
+        return list(NOTEBOOKS)
+    if isinstance(only, str):
+        only = [p for p in only.replace(",", " ").split() if p]
+    chosen = []
+    for item in only:
+        item = str(item).removesuffix(".ipynb")
+        matches = [s for s in NOTEBOOKS if s == item or s.split("_")[0] == item.zfill(2)]
+        if not matches:
+            raise CitysegError(f"unknown notebook {item!r}; valid: {', '.join(NOTEBOOKS)} (or their numbers 01..07)")
+        chosen += [m for m in matches if m not in chosen]
+    return [s for s in NOTEBOOKS if s in chosen]
+
+
+def notebook_params(profile: str, stem: str, retrain: bool = False, overrides: dict | None = None) -> dict:
+    """Papermill parameters of a notebook: ``params/PROFILE/STEM.yaml`` + profile/retrain + overrides.
+
+    Unknown keys are errors (papermill would only warn and run with the default).
+    """
+    import papermill as pm
+
+    known = set(pm.inspect_notebook(str(notebook_paths()[stem])))
+    path = params_dir(profile) / f"{stem}.yaml"
+    params = load_yaml(path) if path.is_file() else {}
+    for source, values in ((str(path), params), (f"--set {stem[:2]}.", overrides or {})):
+        unknown = sorted(set(values) - known)
+        if unknown:
+            where = f"{source}{unknown[0]}" if source.startswith("--set") else source
+            raise CitysegError(f"{where}: unknown parameter {unknown[0]!r} of notebook {stem} "
+                               f"(it has: {', '.join(sorted(known))})")
+    params["profile"] = profile
+    if "retrain" in known:
+        params["retrain"] = bool(retrain)
+    params.update(overrides or {})
+    return params
+
+
+# ----------------------------------------------------------------------------- execution
+
+
+class _Progress:
+    """A papermill ``stdout_file`` that echoes a notebook's progress lines (:data:`_PROGRESS`)."""
+
+    def __init__(self, prefix: str, echo: bool) -> None:
+        self.prefix, self.echo, self.pending = prefix, echo, ""
+
+    def write(self, text: str) -> None:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            if self.echo and _PROGRESS.search(line):
+                print(f"{self.prefix}{line}", flush=True)
+
+    def flush(self) -> None:
+        pass
+
+
+def _kernel_manager_class():
+    """The kernel on local IPC sockets instead of TCP: nothing listens on a port, and ipykernel no
+    longer warns "Kernel is running over TCP without encryption" on every start."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IPCKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _transport_default(self) -> str:
+            return "ipc"
+
+    return IPCKernelManager
+
+
+def _error_line(err: Any) -> str:
+    text = " ".join(f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', str(err))}".split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def run_notebook(source: Path, output: Path, parameters: dict, cwd: Path | None = None, echo: str = "") -> float:
+    """Execute ``source`` into ``output`` with papermill; returns wall seconds.
+
+    ``echo``: a prefix to print the notebook's progress lines with (nothing when empty). A cell
+    that raises becomes one :class:`CitysegError` naming the notebook, the cell (its index in the
+    executed copy, which counts papermill's injected-parameters cell) and the error; the partly
+    executed copy is kept at ``output``.
+    """
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(source), str(output), parameters=parameters, kernel_name=KERNEL, cwd=str(cwd or source.parent),
+            progress_bar=False, log_output=False, report_mode=False, stdout_file=_Progress(echo, bool(echo)),
+            kernel_manager_class=_kernel_manager_class(),
+        )
+    except PapermillExecutionError as err:
+        raise CitysegError(
+            f"notebook {source.name} failed in cell {err.cell_index} (execution count {err.exec_count}): "
+            f"{_error_line(err)}; partly executed copy: {output}"
+        ) from None
+    except Exception as err:  # the kernel died, or papermill could not start it
+        if isinstance(err, CitysegError):
+            raise
+        raise CitysegError(f"notebook {source.name} could not run: {_error_line(err)}; partial copy: {output}") from None
+    return time.perf_counter() - t0
+
+
+def _write_timings(path: Path, timings: dict) -> None:
+    from cityseg_lib.files import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(timings, indent=2))
+
+
+def check(profile: str, retrain: bool = False, overrides: dict[str, dict] | None = None) -> dict[str, dict]:
+    """Every check of :mod:`.preflight` for all seven notebooks; returns their papermill parameters."""
+    from cityseg_lib.report.preflight import check_report, notebook_defaults
+
+    params_dir(profile)  # an unknown profile is an error listing the valid ones
+    paths = notebook_paths()
+    per_nb: dict[str, dict] = {}
+    for key, values in (overrides or {}).items():
+        for stem in _select([key]):
+            per_nb.setdefault(stem, {}).update(values)
+    params = {stem: notebook_params(profile, stem, retrain, per_nb.get(stem)) for stem in NOTEBOOKS}
+    defaults = {stem: notebook_defaults(paths[stem]) for stem in NOTEBOOKS}
+    sources = {stem: f"notebook {stem} ({params_dir(profile) / f'{stem}.yaml'}"
+               + (f" with --set {', '.join(per_nb[stem])})" if per_nb.get(stem) else ")") for stem in NOTEBOOKS}
+    check_report(profile, {s: {**defaults[s], **p} for s, p in params.items()}, defaults, sources)
+    return params
+
+
+def run_report(
+    profile: str = "demo",
+    retrain: bool = False,
+    only: list[str] | tuple[str, ...] | str | None = None,
+    overrides: dict[str, dict] | None = None,
+    pdf: bool = True,
+    verbose: bool = True,
+) -> Path:
+    """Build ``reports/PROFILE/report.html`` (and ``report.pdf``); returns the HTML path.
+
+    Args:
+        profile: params profile (``params/PROFILE/``): demo, full or smoke.
+        retrain: delete and retrain every run of the executed notebooks instead of reusing them.
+        only: run just these notebooks (stems or numbers, e.g. ``["07"]``); the others' results
+            files must exist from an earlier build. None runs all seven.
+        overrides: extra parameters per notebook, ``{"03": {"train": {"epochs": 2}}}`` (stem or number).
+        pdf: also print the PDF (skipped with a hint when no Chromium is installed).
+    """
+    from cityseg_lib.data.source import ensure_data
+    from cityseg_lib.report.notebook_results import results_dir
+
+    selected = _select(only)
+    params = check(profile, retrain, overrides)  # one line and nothing run, on any problem
+    log = (lambda msg: print(f"report[{profile}]: {msg}", flush=True)) if verbose else (lambda msg: None)
+    out_dir = reports_dir() / profile
+    timings_path = results_dir(profile) / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
+    timings.setdefault("notebooks", {})
+    t_start = time.perf_counter()
+    log("checks passed (params, overrides, dataset root, weights)")
+
+    # data: the notebooks would make it on demand; doing it here times it separately
+    t0 = time.perf_counter()
+    root = ensure_data(params[NOTEBOOKS[0]].get("data_root", ""), profile)
+    timings["data_s"] = round(time.perf_counter() - t0, 1)
+    log(f"data ready at {root} ({timings['data_s']} s)")
+
+    paths = notebook_paths()
+    for i, stem in enumerate(selected, 1):
+        log(f"[{i}/{len(selected)}] {stem} ...")
+        seconds = run_notebook(paths[stem], out_dir / "executed" / f"{stem}.ipynb", params[stem],
+                               echo=f"report[{profile}]:   " if verbose else "")
+        timings["notebooks"][stem] = {"seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+        timings["notebooks"] = {s: timings["notebooks"][s] for s in NOTEBOOKS if s in timings["notebooks"]}
+        _write_timings(timings_path, timings)  # 07 reads it for the provenance block
+        log(f"[{i}/{len(selected)}] {stem} done in {seconds:.0f} s")
+
+    executed = out_dir / "executed" / f"{REPORT_NOTEBOOK}.ipynb"
+    if not executed.is_file():
+        raise CitysegError(f"{executed} is missing: run the report notebook (only=None or only=['07'])")
+    title = f"Semantic segmentation of street scenes: a reproducible study ({profile} profile)"
+    html = render_html(executed, out_dir / "report.html", title)
+    if pdf:
+        render_pdf(html, out_dir / "report.pdf")
+    timings["last_build_s"] = round(time.perf_counter() - t_start, 1)
+    _write_timings(timings_path, timings)
+    pdf_note = " and report.pdf" if pdf and (out_dir / "report.pdf").is_file() else ""
+    log(f"wrote {html}{pdf_note} in {timings['last_build_s']:.0f} s")
+    return html
+
+
+# ----------------------------------------------------------------------------- CLI glue
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``cityseg report``; pair with :func:`report_from_args`."""
+    parser.add_argument("--profile", default="demo", help="params profile: demo (default), full or smoke")
+    parser.add_argument("--retrain", action="store_true", help="train every run again instead of reusing finished runs")
+    parser.add_argument("--only", nargs="+", default=None, metavar="NB",
+                        help="run only these notebooks (e.g. 07 to re-render the report from existing results)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NB.KEY=VALUE",
+                        help="override a notebook parameter, e.g. '03.train={epochs: 2}' (value in YAML syntax)")
+    parser.add_argument("--no-pdf", dest="pdf", action="store_false", help="write the HTML only")
+    return parser
+
+
+def _parse_sets(items: list[str]) -> dict[str, dict]:
+    import yaml
+
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        nb, dot, name = key.partition(".")
+        if not sep or not dot or not nb or not name:
+            raise CitysegError(f"--set {item!r} is not NB.KEY=VALUE (e.g. '03.train={{epochs: 2}}')")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise CitysegError(f"--set {item!r}: value is not valid YAML") from None
+        out.setdefault(nb, {})[name] = value
+    return out
+
+
+def report_from_args(args: argparse.Namespace) -> int:
+    """Run :func:`run_report` from parsed :func:`add_report_arguments` arguments; returns 0."""
+    run_report(args.profile, retrain=args.retrain, only=args.only, overrides=_parse_sets(args.overrides), pdf=args.pdf)
+    return 0

@@ -1,0 +1,205 @@
+"""How sure the report's numbers are: intervals of the headline scores, paired comparisons, headline.json.
+
+Every headline mIoU comes with its 95% bootstrap interval over validation images, and every
+comparison of the study (architectures, tuning, losses, augmentation, scheduler, dropout,
+BatchNorm) is a paired difference on the same images, pooled over seeds where they repeat
+(:mod:`cityseg_lib.evaluate.uncertainty`). The prose calls a difference a finding only when it is
+``resolved`` (interval excludes zero and the seeds agree). The tables, the sentences and
+``reports/PROFILE/headline.json`` all read the numbers computed here, once per context.
+Scores are the official full-resolution ones (the per-image matrices of every finished run).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from cityseg_lib.data.labels import CLASS_NAMES
+from cityseg_lib.evaluate.uncertainty import (Difference, Interval, bootstrap_ci, compare_groups, format_interval,
+                                              verdict)
+from cityseg_lib.models.names import display_name
+from cityseg_lib.report.context import ReportContext
+from cityseg_lib.report.format import LOSS_LABELS, tuned_label
+
+__all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "headline",
+           "write_headline", "headline_path", "interval_text", "differences_table"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One comparison of the study: ``a - b`` in full-resolution mIoU, with its interval."""
+
+    key: str  # headline.json key, e.g. "unet_vs_simple_fcn"
+    topic: str  # architecture, tuning, loss, augmentation, scheduler, dropout, batchnorm
+    name_a: str
+    name_b: str
+    diff: Difference | None  # None: no per-image matrices, or the runs saw different images
+
+    @property
+    def resolved(self) -> bool:
+        return bool(self.diff is not None and self.diff.resolved)
+
+    def sentence(self) -> str:
+        """The computed verdict (:func:`cityseg_lib.evaluate.uncertainty.verdict`)."""
+        if self.diff is None:
+            return (f"{self.name_a} vs {self.name_b}: no paired per-image scores, so the difference cannot be "
+                    "assessed.")
+        return verdict(self.diff, self.name_a, self.name_b)
+
+
+def _memo(ctx: ReportContext, key: tuple, make):
+    if key not in ctx._memo:
+        ctx._memo[key] = make()
+    return ctx._memo[key]
+
+
+def interval(ctx: ReportContext, run: str) -> Interval | None:
+    """95% bootstrap interval of a run's full-resolution mIoU (None without per-image matrices)."""
+    def make():
+        per_image = ctx.runs.per_image(run)
+        return None if per_image is None else bootstrap_ci(per_image, n_boot=ctx.n_boot)
+
+    return _memo(ctx, ("interval", run), make)
+
+
+def interval_text(ctx: ReportContext, run: str) -> str:
+    """``"31.2% (95% CI 28.0-34.5)"``, or the plain score when the run has no per-image matrices."""
+    iv = interval(ctx, run)
+    if iv is None:
+        return f"{100 * ctx.record(run)['miou_full_res']:.1f}%"
+    return format_interval(iv)
+
+
+def compare(ctx: ReportContext, runs_a: list[str], runs_b: list[str]) -> Difference | None:
+    """Paired difference of two configurations (one run per seed each); None when not comparable."""
+    def make():
+        a = [ctx.runs.per_image(r) for r in runs_a]
+        b = [ctx.runs.per_image(r) for r in runs_b]
+        if not a or not b or any(m is None for m in a + b):
+            return None
+        try:
+            return compare_groups(a, b, n_boot=ctx.n_boot)
+        except ValueError:  # different validation images (max_val_images differs): not paired
+            return None
+
+    return _memo(ctx, ("compare", tuple(runs_a), tuple(runs_b)), make)
+
+
+def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list[str]]]:
+    """(key, topic, name a, name b, runs a, runs b) of every comparison the study makes."""
+    fcn, unet, swin = ctx.baseline.main_run, ctx.unet.main_run, ctx.swin.main_run
+    n = {m: display_name(m) for m in ("simple_fcn", "unet", "swin2_jnet")}
+    out = [("unet_vs_simple_fcn", "architecture", n["unet"], n["simple_fcn"], [unet], [fcn]),
+           ("swin2_jnet_vs_simple_fcn", "architecture", n["swin2_jnet"], n["simple_fcn"], [swin], [fcn]),
+           ("swin2_jnet_vs_unet", "architecture", n["swin2_jnet"], n["unet"], [swin], [unet])]
+    main = {"simple_fcn": fcn, "unet": unet, "swin2_jnet": swin}
+    for model, run in ctx.sweep.tuned_runs.items():
+        if model in main:
+            out.append((f"{model}_tuned_vs_{model}", "tuning", tuned_label(model), display_name(model), [run],
+                        [main[model]]))
+    losses = list(ctx.losses.runs)
+    ref = "cross_entropy" if "cross_entropy" in losses else (losses[0] if losses else None)
+    for loss in losses:
+        if loss != ref:
+            out.append((f"loss_{loss}_vs_{ref}", "loss", LOSS_LABELS.get(loss, loss).capitalize(),
+                        LOSS_LABELS.get(ref, ref), ctx.losses.runs[loss], ctx.losses.runs[ref]))
+    aug = ctx.unet.augment_runs
+    for mode, run in aug.items():
+        if mode != "none" and "none" in aug:
+            out.append((f"augment_{mode}_vs_none", "augmentation", f"augmentation `{mode}`", "no augmentation",
+                        [run], [aug["none"]]))
+    if ctx.unet.constant_lr_run:
+        out.append(("steplr_vs_constant_lr", "scheduler", "StepLR", "a constant learning rate", [unet],
+                    [ctx.unet.constant_lr_run]))
+    if ctx.swin.no_dropout_run:
+        out.append(("dropout_vs_no_dropout", "dropout", "Swin2-JNet with dropout", "without dropout", [swin],
+                    [ctx.swin.no_dropout_run]))
+    if ctx.swin.no_batchnorm_run:
+        out.append(("batchnorm_vs_no_batchnorm", "batchnorm", "Swin2-JNet with BatchNorm", "without BatchNorm", [swin],
+                    [ctx.swin.no_batchnorm_run]))
+    return out
+
+
+def comparisons(ctx: ReportContext) -> list[Comparison]:
+    """Every comparison of the study, in report order (computed once per context)."""
+    def make():
+        return [Comparison(key, topic, a, b, compare(ctx, ra, rb)) for key, topic, a, b, ra, rb in _pairs(ctx)]
+
+    return _memo(ctx, ("comparisons",), make)
+
+
+def comparison(ctx: ReportContext, key: str) -> Comparison | None:
+    return next((c for c in comparisons(ctx) if c.key == key), None)
+
+
+def finding(ctx: ReportContext, topic: str) -> list[Comparison]:
+    """The comparisons of one topic (``loss``, ``augmentation``...)."""
+    return [c for c in comparisons(ctx) if c.topic == topic]
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def headline(ctx: ReportContext) -> dict:
+    """The report's headline numbers (what ``headline.json`` holds; fractions in [0, 1])."""
+    def make():
+        models = {}
+        for label, run in ctx.main_runs.items():
+            rec, iv = ctx.main[label], interval(ctx, run)
+            summary = ctx.runs.summary(run)
+            scores = summary.get("val_full_res") or summary["val"]
+            models[ctx.main_keys[label]] = {
+                "label": label, "run": run,
+                "miou": _num(iv.value if iv else rec["miou_full_res"]),
+                "ci_low": _num(iv.low) if iv else None, "ci_high": _num(iv.high) if iv else None,
+                "pixel_accuracy": _num(rec["pixel_accuracy_full_res"]),
+                "class_iou": {n: _num(scores["class_iou"].get(n)) for n in CLASS_NAMES},
+                "n_images": iv.n_images if iv else None,
+            }
+        comps = {}
+        for c in comparisons(ctx):
+            d = c.diff
+            comps[c.key] = {"topic": c.topic, "a": c.name_a, "b": c.name_b,
+                            "difference": _num(d.difference) if d else None, "ci_low": _num(d.low) if d else None,
+                            "ci_high": _num(d.high) if d else None, "resolved": c.resolved,
+                            "seeds_a": d.n_seeds_a if d else None, "seeds_b": d.n_seeds_b if d else None,
+                            "seeds_agree": d.seeds_agree if d else None, "verdict": c.sentence()}
+        return {"profile": ctx.profile, "metric": "mIoU on the validation split at full resolution (official protocol)",
+                "level": 0.95, "n_boot": ctx.n_boot, "synthetic": ctx.synthetic, "models": models,
+                "comparisons": comps}
+
+    return _memo(ctx, ("headline",), make)
+
+
+def headline_path(profile: str) -> Path:
+    from cityseg_lib.paths import reports_dir
+
+    return reports_dir() / profile / "headline.json"
+
+
+def write_headline(ctx: ReportContext) -> Path:
+    """Write :func:`headline` to ``reports/PROFILE/headline.json``."""
+    from cityseg_lib.files import atomic_write_json
+
+    path = headline_path(ctx.profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, headline(ctx))
+    return path
+
+
+def differences_table(ctx: ReportContext) -> pd.DataFrame:
+    """Every comparison: difference, 95% interval, seeds, and whether it is a finding."""
+    rows = []
+    for key, c in headline(ctx)["comparisons"].items():
+        def pts(x):
+            return round(100 * x, 1) if x is not None else math.nan
+
+        seeds = f"{c['seeds_a']} vs {c['seeds_b']}" if c["seeds_a"] else "–"
+        rows.append({"comparison": f"{c['a']} − {c['b']}", "difference (points)": pts(c["difference"]),
+                     "95% CI low": pts(c["ci_low"]), "95% CI high": pts(c["ci_high"]), "seeds": seeds,
+                     "finding": "yes" if c["resolved"] else "unresolved"})
+    return pd.DataFrame(rows)

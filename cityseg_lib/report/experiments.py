@@ -1,0 +1,138 @@
+"""The study's training runs: the configs each notebook builds from its parameters, written once.
+
+Notebooks 02-06 call these functions, and ``cityseg report`` calls the same ones with the same
+parameters before any notebook starts (:mod:`.preflight`), so a bad key or value fails there in
+one line, and what a notebook trains is defined in one place. Every run is
+:func:`cityseg_lib.config.train_config`: TrainConfig defaults <- the profile's shared training
+block ``params/PROFILE/train.yaml`` <- the notebook's ``train`` parameter <- what the notebook
+fixes for that run (model, model options, loss, seed, augmentation...).
+
+The loss comparison (05) is the U-Net of notebook 03 with another loss and seed, and the tuned
+models (06) are the main runs of 03/04 with a sweep winner's parameters: those derive from the
+main run's config instead of repeating its options.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cityseg_lib.config import TrainConfig, train_config
+from cityseg_lib.runstore import computed_config
+from cityseg_lib.strict import config_to_dict
+
+__all__ = ["SWEEP_SHARED_KEYS", "baseline_runs", "unet_runs", "swin_runs", "loss_runs", "main_run", "main_config",
+           "sweep_overrides", "sweep_configs"]
+
+#: Keys of a model's main run that its sweep's trials take too (unless the grid varies them): the
+#: trials see the data as the main run does, so the winner transfers to it.
+SWEEP_SHARED_KEYS = ("image_size", "batch_size", "max_batches", "max_val_images")
+
+_MAIN_NOTEBOOK = {"simple_fcn": "02", "unet": "03", "swin2_jnet": "04"}
+
+
+def baseline_runs(profile: str, data_root: str, train: dict, model_options: dict) -> dict[str, TrainConfig]:
+    """02: the SimpleFCN baseline."""
+    return {"simple_fcn": train_config(profile, "simple_fcn", train, data_root=str(data_root), model="simple_fcn",
+                                       model_options=model_options)}
+
+
+def unet_runs(profile: str, data_root: str, train: dict, model_options: dict, constant_gamma: float | None,
+              augment_modes: list[str]) -> dict[str, TrainConfig]:
+    """03: the main U-Net (``unet``), the same with a constant learning rate, and one run per
+    augmentation mode other than ``none`` (``none`` is the main run)."""
+    base = dict(data_root=str(data_root), model="unet", model_options=model_options)
+    runs = {"unet": train_config(profile, "unet", train, **base)}
+    if constant_gamma is not None:
+        runs["unet_constant_lr"] = train_config(profile, "unet_constant_lr", train, gamma=constant_gamma, **base)
+    for mode in augment_modes:
+        if mode != "none":
+            runs[f"unet_aug_{mode}"] = train_config(profile, f"unet_aug_{mode}", train, augment=mode, **base)
+    return runs
+
+
+def swin_runs(profile: str, data_root: str, train: dict, encoder: str, pretrained: bool, weights: str,
+              encoder_kwargs: dict, dropout: float, compare_dropout: bool, compare_batchnorm: bool
+              ) -> dict[str, TrainConfig]:
+    """04: the main Swin2-JNet and, as asked, the same without dropout and without BatchNorm
+    (the latter only when the model has a switch for it)."""
+    from cityseg_lib.models.options import batchnorm_option, swin_options
+
+    options = swin_options(encoder=encoder, pretrained=pretrained, weights=weights, encoder_kwargs=encoder_kwargs,
+                           dropout=dropout)
+    base = dict(data_root=str(data_root), model="swin2_jnet")
+    runs = {"swin2_jnet": train_config(profile, "swin2_jnet", train, model_options=options, **base)}
+    if compare_dropout:
+        runs["swin2_jnet_no_dropout"] = train_config(profile, "swin2_jnet_no_dropout", train,
+                                                     model_options={**options, "dropout": 0.0}, **base)
+    switch = batchnorm_option("swin2_jnet")
+    if compare_batchnorm and switch:
+        runs["swin2_jnet_no_batchnorm"] = train_config(profile, "swin2_jnet_no_batchnorm", train,
+                                                       model_options={**options, switch: False}, **base)
+    return runs
+
+
+def loss_runs(profile: str, unet: TrainConfig, data_root: str, train: dict, losses: list[str], seeds: list[int]
+              ) -> dict[str, list[TrainConfig]]:
+    """05: ``{loss: [config of each seed]}``, each the U-Net ``unet`` (notebook 03's main run)
+    with ``train`` over it and that loss and seed. A run that computes exactly what ``unet``
+    does keeps its name, so the finished main run is reused instead of trained twice."""
+    values = {k: v for k, v in config_to_dict(unet).items() if k not in ("name", "profile")}
+    values["data_root"] = str(data_root)
+    out: dict[str, list[TrainConfig]] = {}
+    for loss in losses:
+        for seed in seeds:
+            cfg = train_config(profile, f"loss_{loss}_seed{seed}", None, **{**values, **(train or {}),
+                                                                           "loss": loss, "seed": seed})
+            if computed_config(cfg) == computed_config(unet) and cfg.epochs == unet.epochs:
+                cfg = train_config(profile, unet.name, None, **{**values, **(train or {}), "loss": loss, "seed": seed})
+            out.setdefault(loss, []).append(cfg)
+    return out
+
+
+def main_run(profile: str, model: str) -> str:
+    """The main run of ``model`` (``simple_fcn``, ``unet``, ``swin2_jnet``: notebooks 02-04), read
+    from that notebook's typed result: what 05 and 06 build on."""
+    from cityseg_lib.errors import CitysegError
+    from cityseg_lib.report.notebook_results import load_result
+
+    if model not in _MAIN_NOTEBOOK:
+        raise CitysegError(f"no main run of model {model!r} (known: {', '.join(_MAIN_NOTEBOOK)})")
+    return load_result(profile, _MAIN_NOTEBOOK[model]).main_run
+
+
+def main_config(profile: str, model: str) -> TrainConfig:
+    """The config of :func:`main_run`."""
+    from cityseg_lib import runstore
+
+    return runstore.load_config(main_run(profile, model))
+
+
+def sweep_overrides(profile: str, data_root: str, main: TrainConfig | None, grid_keys: list[str] | tuple = ()) -> dict:
+    """Overrides of a sweep config for notebook 06: the profile and data root and, from the model's
+    main run ``main``, its :data:`SWEEP_SHARED_KEYS` and model options as ``base.KEY`` (except
+    what the grid varies), so the sweep tunes the main model as it is trained."""
+    out = {"profile": profile, "base.data_root": str(data_root)}
+    if main is None:
+        return out
+    values = config_to_dict(main)
+    out.update({f"base.{k}": values[k] for k in SWEEP_SHARED_KEYS if k not in grid_keys})
+    out["base.model_options"] = {k: v for k, v in main.model_options.items() if f"model_options.{k}" not in grid_keys}
+    return out
+
+
+def sweep_configs(profile: str, data_root: str, sweep_files: dict[str, str], extra: dict | None,
+                  mains: dict[str, TrainConfig]) -> dict[str, tuple[Path, dict]]:
+    """06: ``{model: (params file, overrides)}`` of each sweep, checked by building its SweepConfig
+    (:func:`cityseg_lib.sweep.load_sweep_config`); ``extra``: the notebook's ``sweep_overrides``;
+    ``mains``: the main run config of each model (:func:`main_config`)."""
+    from cityseg_lib.paths import params_dir
+    from cityseg_lib.sweep import load_sweep_config
+
+    out = {}
+    for model, name in sweep_files.items():
+        path = params_dir(profile) / name
+        grid = load_sweep_config(path, {"profile": profile, **(extra or {})}).grid
+        overrides = {**sweep_overrides(profile, data_root, mains.get(model), list(grid)), **(extra or {})}
+        load_sweep_config(path, overrides)  # every key and value checked here, before any trial
+        out[model] = (path, overrides)
+    return out

@@ -1,0 +1,222 @@
+"""What ``cityseg report`` checks before the first notebook starts, each failure one line.
+
+* every notebook's parameters: the keys (papermill's view of the ``parameters`` cell), the type
+  of each value against the notebook's default, and the values, by building the TrainConfigs and
+  SweepConfigs they become with the same functions the notebooks call (:mod:`.experiments`);
+* the dataset root (exists, official layout with fine train and val splits; directory listings
+  only), or the profile's demo-data settings when the data is generated;
+* the pretrained Swin weights of every run that asks for them: a readable local ``weights`` file,
+  or the Hugging Face hub (its cache with ``HF_HUB_OFFLINE=1``, else a reachable hub).
+
+A training run that would fail on a bad value hours into the build fails here instead.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+
+from cityseg_lib.config import TrainConfig
+from cityseg_lib.errors import CitysegError
+
+__all__ = ["check_report", "check_values", "check_data_root", "check_weights", "notebook_defaults"]
+
+_HF_ENV = "HF_HUB_OFFLINE"
+
+
+def notebook_defaults(path: Path) -> dict:
+    """The ``parameters`` cell's ``name = literal`` assignments of a notebook."""
+    import nbformat
+
+    nb = nbformat.read(str(path), as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    out = {}
+    for node in ast.parse(cell.source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                out[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return out
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", list: "list", dict: "mapping"}.get(type(value), type(value).__name__)
+
+
+def check_values(stem: str, params: dict, defaults: dict, source: str) -> None:
+    """Each parameter has the kind of the notebook's default (number, string, list, mapping, bool)."""
+    for key, value in params.items():
+        if key not in defaults or defaults[key] is None or value is None:
+            continue
+        want, got = _kind(defaults[key]), _kind(value)
+        if want != got and not (want == "number" and got == "number"):
+            raise CitysegError(f"{source}: {key}={value!r} is not a {want} (notebook {stem} expects a {want}, "
+                               f"like its default {defaults[key]!r})")
+
+
+def check_data_root(root: Path, where: str) -> None:
+    """The dataset root exists and has the official layout with fine ``train`` and ``val`` frames."""
+    from cityseg_lib.data.layout import find_samples
+
+    if not root.is_dir():
+        raise CitysegError(f"{where}: dataset root {root} does not exist")
+    if not (root / "leftImg8bit").is_dir() or not (root / "gtFine").is_dir():
+        raise CitysegError(f"{where}: dataset root {root} has no leftImg8bit/ and gtFine/ folders (the official "
+                           "Cityscapes layout; `cityseg check-data --root` explains)")
+    for split in ("train", "val"):
+        if not find_samples(root, split, "fine"):
+            raise CitysegError(f"{where}: dataset root {root} has no fine-labelled {split} frames")
+
+
+def check_weights(cfg: TrainConfig, where: str) -> None:
+    """A Swin2-JNet run with ``pretrained`` needs a readable ``weights`` file or the hub (or its cache)."""
+    from cityseg_lib.models.registry import model_options
+
+    if cfg.model != "swin2_jnet":
+        return
+    options = {**model_options("swin2_jnet"), **cfg.model_options}
+    if not options.get("pretrained"):
+        return
+    weights = options.get("weights")
+    if weights:
+        path = Path(weights).expanduser()
+        if not path.is_file() or not os.access(path, os.R_OK):
+            raise CitysegError(f"{where}: weights file {path} is missing or unreadable (model_options.weights of "
+                               f"run {cfg.name})")
+        return
+    encoder = options["encoder"]
+    repo, filename = _hub_file(encoder)
+    ways = (f"set weights: /path/to/{filename} (a local copy of https://huggingface.co/{repo}) in the params file, "
+            f"or allow the download with {_HF_ENV}=0")
+    if os.environ.get(_HF_ENV, "").lower() in ("1", "true", "yes", "on"):
+        if not _cached(repo, filename):
+            raise CitysegError(f"{where}: run {cfg.name} needs the pretrained weights of {encoder}, but {_HF_ENV}=1 "
+                               f"and they are not in the Hugging Face cache: {ways}")
+        return
+    if not _cached(repo, filename) and not _reachable(repo, filename):
+        raise CitysegError(f"{where}: run {cfg.name} needs the pretrained weights of {encoder}, and the Hugging Face "
+                           f"hub is not reachable: {ways.replace(f', or allow the download with {_HF_ENV}=0', '')}"
+                           ", or get internet access")
+
+
+def _hub_file(encoder: str) -> tuple[str, str]:
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(encoder)
+    if cfg is None or not cfg.hf_hub_id:
+        raise CitysegError(f"timm knows no Hugging Face weights for encoder {encoder!r}; set weights: PATH to a local "
+                           "checkpoint, or pretrained: false")
+    return cfg.hf_hub_id.split("@")[0], "model.safetensors"
+
+
+def _cached(repo: str, filename: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo, filename)
+    return isinstance(found, str) and Path(found).is_file()
+
+
+def _reachable(repo: str, filename: str) -> bool:
+    try:
+        from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+        get_hf_file_metadata(hf_hub_url(repo, filename), timeout=10)
+        return True
+    except Exception:  # offline, DNS, proxy, HTTP error: all mean "cannot download now"
+        return False
+
+
+def _data_root(profile: str, params: dict[str, dict]) -> str:
+    """The root the notebooks will use: a ``data_root`` parameter, ``$CITYSCAPES_DATASET``, or the
+    profile's generated data (its settings checked; it is made by the build before notebook 01)."""
+    from cityseg_lib.data.source import data_settings
+    from cityseg_lib.paths import resolve_data_root
+
+    roots = {stem: p.get("data_root") for stem, p in params.items() if p.get("data_root")}
+    for stem, root in roots.items():
+        check_data_root(resolve_data_root(root), f"{stem}: data_root")
+    if os.environ.get("CITYSCAPES_DATASET"):
+        root = resolve_data_root(None)
+        check_data_root(root, "CITYSCAPES_DATASET")
+        return str(root)
+    settings = data_settings(profile)
+    if not roots and not settings.get("generate"):
+        raise CitysegError(f"profile {profile!r} needs the real Cityscapes: set CITYSCAPES_DATASET (or data_root) to "
+                           "the folder holding leftImg8bit/ and gtFine/")
+    return next(iter(roots.values()), "") or "<generated>"
+
+
+def _configs(profile: str, params: dict[str, dict], root: str, sources: dict[str, str]) -> dict[str, list[TrainConfig]]:
+    """The TrainConfigs (and checked sweep configs) of notebooks 02-06, built as the notebooks build them."""
+    from cityseg_lib.report import experiments as ex
+
+    def p(stem):
+        return params[stem]
+
+    def root_of(stem):
+        return p(stem).get("data_root") or root
+
+    out: dict[str, list[TrainConfig]] = {}
+    for stem, build in (
+        ("02_baseline_fcn", lambda q: ex.baseline_runs(profile, root_of(stem), q["train"], q["model_options"])),
+        ("03_unet", lambda q: ex.unet_runs(profile, root_of(stem), q["train"], q["model_options"],
+                                           q["constant_gamma"], q["augment_modes"])),
+        ("04_swin2_jnet", lambda q: ex.swin_runs(profile, root_of(stem), q["train"], q["encoder"], q["pretrained"],
+                                                 q["weights"], q["encoder_kwargs"], q["dropout"], q["compare_dropout"],
+                                                 q["compare_batchnorm"])),
+    ):
+        if stem in params:
+            out[stem] = list(_named(sources[stem], lambda: build(p(stem))).values())
+    if "05_loss_comparison" in params and out.get("03_unet"):
+        q = p("05_loss_comparison")
+        runs = _named(sources["05_loss_comparison"], lambda: ex.loss_runs(profile, out["03_unet"][0], root_of("05_loss_comparison"), q["train"],
+                                                                 q["losses"], q["seeds"]))
+        out["05_loss_comparison"] = [c for cs in runs.values() for c in cs]
+    if "06_halving_sweep" in params:
+        from dataclasses import replace
+
+        from cityseg_lib.strict import from_dict
+        from cityseg_lib.sweep import load_sweep_config
+
+        q = p("06_halving_sweep")
+        mains = {cs[0].model: cs[0] for stem, cs in out.items() if cs and stem[:2] in ("02", "03", "04")}
+        sweeps = _named(sources["06_halving_sweep"], lambda: ex.sweep_configs(
+            profile, root_of("06_halving_sweep"), q["sweep_files"], q["sweep_overrides"], mains))
+        out["06_halving_sweep"] = []
+        for model, (path, overrides) in sweeps.items():
+            cfg = load_sweep_config(path, overrides)
+            base = from_dict(TrainConfig, cfg.base, source=str(path))
+            out["06_halving_sweep"].append(replace(base, name=f"{cfg.name} ({model})"))
+    return out
+
+
+def _named(source: str, build):
+    """Run ``build``; a CitysegError is prefixed with the notebook (and params file) it concerns."""
+    try:
+        return build()
+    except CitysegError as err:
+        raise CitysegError(f"{source}: {err}") from None
+
+
+def check_report(profile: str, params: dict[str, dict], defaults: dict[str, dict], sources: dict[str, str]) -> str:
+    """Every check above for the notebooks in ``params`` (``{stem: parameters}``); returns the data root."""
+    from cityseg_lib.models.registry import model_options
+
+    for stem, values in params.items():
+        check_values(stem, values, defaults[stem], sources[stem])
+    root = _data_root(profile, params)
+    for stem, cfgs in _configs(profile, params, root, sources).items():
+        for cfg in cfgs:
+            known = model_options(cfg.model)
+            unknown = sorted(set(cfg.model_options) - set(known))
+            if unknown:
+                raise CitysegError(f"{sources[stem]}: run {cfg.name}: model_options key {unknown[0]!r} is not an "
+                                   f"option of {cfg.model} (valid: {', '.join(known)})")
+            check_weights(cfg, sources[stem])
+    return root

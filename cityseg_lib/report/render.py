@@ -1,0 +1,112 @@
+"""Rendering the executed report notebook: HTML without code (images embedded), PDF by headless Chromium."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from cityseg_lib.errors import CitysegError
+
+__all__ = ["render_html", "render_pdf", "find_chromium"]
+
+_CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+_PDF_HELP = ("no PDF converter found: install Chromium (`make pdf-tools` as root, or `sudo apt-get install "
+             "chromium`), or xelatex for nbconvert's LaTeX PDF (`sudo apt-get install texlive-xetex`)")
+
+_EXTRA_CSS = """
+<style>
+  body { max-width: 1100px; margin: 0 auto; }
+  .jp-Cell { padding: 0; }
+  /* text from Markdown cells and text displayed by code cells line up on one margin */
+  .jp-MarkdownOutput, .jp-OutputArea-output.jp-RenderedHTMLCommon, .jp-OutputArea-output { padding-left: 0; padding-right: 0; }
+  .jp-RenderedHTMLCommon { padding-left: 0; padding-right: 0; }
+  .jp-OutputArea-output img { max-width: 100%; height: auto; }
+  .jp-RenderedHTMLCommon table { font-size: 12px; margin: 0.4em 0 1em 0; }
+  .jp-RenderedHTMLCommon caption { caption-side: bottom; font-style: italic; text-align: left; padding-top: 4px; }
+  .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { padding: 2px 8px; }
+  .jp-RenderedHTMLCommon table.left td, .jp-RenderedHTMLCommon table.left th { text-align: left; }
+  .figcaption { font-style: italic; font-size: 12px; margin: 0 0 1.2em 0; }
+  .banner { border: 2px solid #c62828; background: #fff3f3; padding: 6px 12px; margin: 8px 0; }
+  @media print {
+    /* break between paragraphs, never inside a figure or table, and keep captions and headings
+       with what they belong to (whole cells are often a page long: keeping them together left
+       half-empty pages) */
+    img, table, .figcaption { break-inside: avoid-page; }
+    .jp-OutputArea-output:has(> img) { break-after: avoid-page; }
+    h1, h2, h3, h4 { break-after: avoid-page; }
+    p, li { orphans: 3; widows: 3; }
+  }
+</style>
+"""
+
+
+def _caption_alt_texts(body: str) -> str:
+    """Give every figure the text of the caption that follows it as its ``alt`` (accessibility)."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(body, features="html.parser")
+    for img in soup.find_all("img"):
+        caption = img.find_next("p", class_="figcaption")
+        if caption is not None:
+            img["alt"] = " ".join(caption.get_text(" ").split())
+    return str(soup)
+
+
+def render_html(executed: Path, html_path: Path, title: str) -> Path:
+    """The executed report notebook as HTML: no code cells or prompts, no stderr, images embedded."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(str(executed), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":  # warnings and logs are not part of the report
+            cell.outputs = [o for o in cell.get("outputs", []) if not (o.get("output_type") == "stream"
+                                                                       and o.get("name") == "stderr")]
+    nb.metadata["title"] = title
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                            embed_images=True)
+    exporter.log.setLevel(logging.ERROR)  # alt texts are added below, from the figure captions
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
+    body = _caption_alt_texts(body).replace("</head>", _EXTRA_CSS + "</head>", 1)
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    html_path.write_text(body, encoding="utf-8")
+    return html_path
+
+
+def find_chromium() -> str | None:
+    """Path of a Chromium/Chrome executable (``$CITYSEG_CHROMIUM`` first), or None."""
+    env = os.environ.get("CITYSEG_CHROMIUM")
+    if env and Path(env).is_file():
+        return env
+    for name in _CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def render_pdf(html_path: Path, pdf_path: Path, timeout: int = 180) -> Path | None:
+    """Print the HTML to PDF with headless Chromium; None (and a hint on what to install) without it."""
+    chromium = find_chromium()
+    if chromium is None:
+        print(f"report: {_PDF_HELP}; wrote the HTML only")
+        return None
+    with tempfile.TemporaryDirectory(prefix="cityseg-chromium-") as profile_dir:
+        cmd = [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile_dir}",
+            f"--print-to-pdf={pdf_path}", "--no-pdf-header-footer", html_path.resolve().as_uri(),
+        ]
+        pdf_path.unlink(missing_ok=True)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise CitysegError(f"{chromium} did not print {html_path} to PDF within {timeout} s") from None
+    if not pdf_path.is_file() or pdf_path.stat().st_size == 0:
+        tail = " ".join((proc.stderr or "").split()[-30:])
+        raise CitysegError(f"{chromium} failed to print {html_path} to PDF (exit {proc.returncode}): {tail}")
+    return pdf_path

@@ -1,0 +1,175 @@
+"""Section 5 of the report, the results: scores with intervals, per-class IoU, confusions, predictions,
+how sure each comparison is, and dropout and BatchNorm."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from cityseg_lib import plots
+from cityseg_lib.data.labels import CLASS_NAMES
+from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
+from cityseg_lib.report.evidence import comparison, differences_table, headline
+from cityseg_lib.report.format import figure_caption, join, pct
+
+
+def results_table(ctx: ReportContext) -> pd.DataFrame:
+    """Table 10: the headline models; the full-resolution mIoU and its interval are headline.json's."""
+    size = ctx.main["SimpleFCN"]["image_size"]
+    models = headline(ctx)["models"]
+    rows = []
+    for label, rec in ctx.main.items():
+        h = models[ctx.main_keys[label]]
+
+        def p(x):
+            return round(100 * x, 1) if x is not None else math.nan
+
+        rows.append({"model": label, f"val mIoU @{size[0]}x{size[1]} (%)": round(100 * rec["miou"], 1),
+                     "val mIoU full res, official (%)": p(h["miou"]), "95% CI low": p(h["ci_low"]),
+                     "95% CI high": p(h["ci_high"]), "pixel accuracy full res (%)": p(h["pixel_accuracy"]),
+                     "best epoch": rec["best_epoch"], "best val loss": round(rec["best_val_loss"], 4)})
+    name, base = majority_baseline(val_class_pixels(ctx))
+    rows.append({"model": f"constant '{name}' (reference floor)", f"val mIoU @{size[0]}x{size[1]} (%)": round(100 * base, 1),
+                 "val mIoU full res, official (%)": round(100 * base, 1)})
+    return pd.DataFrame(rows)
+
+
+def results_note(ctx: ReportContext) -> str:
+    h = headline(ctx)
+    n = next((m["n_images"] for m in h["models"].values() if m["n_images"]), None)
+    return (f"The interval is a 95% percentile bootstrap over the {n} validation images ({h['n_boot']} resamples of "
+            "the per-image confusion matrices): it shows how much the score would move on another validation set "
+            "of this size, not how much another training seed would change it." if n else
+            "These runs stored no per-image matrices, so no intervals are given.")
+
+
+def per_class_table(ctx: ReportContext, full_res: bool = True) -> pd.DataFrame:
+    key = "val_full_res" if full_res else "val"
+    data = {}
+    for label, rec in ctx.main.items():
+        s = ctx.runs.summary(ctx.main_runs[label])
+        scores = s.get(key) or s["val"]
+        data[label] = [round(100 * scores["class_iou"].get(n, math.nan), 1) for n in CLASS_NAMES]
+    df = pd.DataFrame(data, index=list(CLASS_NAMES))
+    df.index.name = "class"
+    return df.reset_index()
+
+
+def fig_per_class(ctx: ReportContext, number: int = 8) -> tuple:
+    ious = {label: ctx.runs.summary(run)["val"]["class_iou"] for label, run in ctx.main_runs.items()}
+    return plots.per_class_iou_bars(ious), figure_caption(
+        number, "Per-class IoU on the validation split at the training size (missing bar: the class never appears "
+        "in the validation labels nor in the predictions).")
+
+
+def best_model(ctx: ReportContext) -> str:
+    return max(ctx.main, key=lambda k: full_or_train(ctx.main[k]))
+
+
+def fig_confusion(ctx: ReportContext, number: int = 9) -> tuple:
+    from cityseg_lib.train.metrics import normalized_confusion
+
+    label = best_model(ctx)
+    s = ctx.runs.summary(ctx.main_runs[label])
+    mat = s.get("confusion_matrix_full_res") or s["confusion_matrix"]
+    where = "at full resolution" if s.get("confusion_matrix_full_res") else "at the training size"
+    return plots.confusion_heatmap(normalized_confusion(np.asarray(mat))), figure_caption(
+        number, f"Row-normalised confusion matrix of the best model, {label}, on the validation split {where} "
+        "(rows: ground truth; the diagonal is each class's recall; void predictions are not shown).")
+
+
+def fig_qualitative(ctx: ReportContext, number: int = 10, n: int = 3) -> tuple:
+    from cityseg_lib import runstore
+    from cityseg_lib.evaluate.run import predict_frames
+
+    frames = predict_frames({label: runstore.resolve(run) for label, run in ctx.main_runs.items()}, ctx.data_root, n=n)
+    return plots.qualitative_grid(frames["images"], frames["truth"], frames["predictions"], frames["ids"]), figure_caption(
+        number, f"{len(frames['ids'])} validation frames (columns) at the training size: the image, the ground truth "
+        "(ignored pixels black) and the prediction of each model (rows).")
+
+
+def confusion_text(ctx: ReportContext) -> str:
+    from cityseg_lib.train.metrics import normalized_confusion
+
+    label = best_model(ctx)
+    s = ctx.runs.summary(ctx.main_runs[label])
+    mat = np.asarray(s.get("confusion_matrix_full_res") or s["confusion_matrix"], dtype=float)
+    norm = normalized_confusion(mat)
+    off = norm.copy()
+    np.fill_diagonal(off, np.nan)
+    pairs = []
+    flat = np.nan_to_num(off, nan=-1).ravel()
+    for idx in np.argsort(flat)[::-1][:3]:
+        t, p = divmod(int(idx), norm.shape[1])
+        if flat[idx] > 0:
+            pairs.append(f"{CLASS_NAMES[t]} taken for {CLASS_NAMES[p]} ({pct(flat[idx])} of its pixels)")
+    recall = np.diag(norm)
+    valid = ~np.isnan(recall)
+    worst = [CLASS_NAMES[i] for i in np.argsort(np.where(valid, recall, np.inf))[:3] if valid[i]]
+    return (f"The confusion matrix of the best model, {label} (Figure 9), shows where its errors go. The largest "
+            f"confusions are {join(pairs) or 'negligible'}; the classes it recovers least are {join(worst)}. "
+            "Confusions concentrate between classes that share colour and texture or that are thin, which the "
+            "down-scaled input blurs into their surroundings.")
+
+
+def fig_differences(ctx: ReportContext, number: int = 11) -> tuple:
+    rows = [{"label": f"{c['a']} − {c['b']}", **c} for c in headline(ctx)["comparisons"].values()
+            if c["difference"] is not None]
+    if not rows:
+        return None, "*No paired per-image scores: the comparisons cannot be assessed.*"
+    return plots.differences_plot(rows), figure_caption(
+        number, "Every comparison of the study as a difference in full-resolution val mIoU with its 95% paired "
+        "bootstrap interval (pooled over seeds where they repeat); filled: resolved (the interval excludes zero and "
+        "the seeds agree), hollow grey: unresolved.")
+
+
+def comparisons_table(ctx: ReportContext) -> pd.DataFrame:
+    return differences_table(ctx)
+
+
+def _swin_variants(ctx: ReportContext) -> dict[str, str]:
+    """``{label: run}`` of the Swin2-JNet regularisation variants."""
+    d = ctx.record(ctx.swin.main_run)["dropout"]
+    out = {f"dropout {d:g}, BatchNorm": ctx.swin.main_run}
+    if ctx.swin.no_dropout_run:
+        out["no dropout, BatchNorm"] = ctx.swin.no_dropout_run
+    if ctx.swin.no_batchnorm_run:
+        out[f"dropout {d:g}, no BatchNorm"] = ctx.swin.no_batchnorm_run
+    return out
+
+
+def dropout_table(ctx: ReportContext) -> pd.DataFrame:
+    from cityseg_lib.report.evidence import interval_text
+
+    rows = []
+    for label, run in _swin_variants(ctx).items():
+        rec = ctx.record(run)
+        rows.append({"variant": label, "dropout": rec["dropout"], "best val loss": round(rec["best_val_loss"], 4),
+                     "best epoch": rec["best_epoch"], "val mIoU (%)": round(100 * rec["miou"], 1),
+                     "val mIoU full res [95% CI]": interval_text(ctx, run)})
+    return pd.DataFrame(rows)
+
+
+def dropout_text(ctx: ReportContext) -> str:
+    parts = []
+    main = ctx.record(ctx.swin.main_run)
+    drop = comparison(ctx, "dropout_vs_no_dropout")
+    if drop:
+        nodrop = ctx.record(ctx.swin.no_dropout_run)
+        agree = (main["best_val_loss"] < nodrop["best_val_loss"]) == ((drop.diff.difference if drop.diff else 0) > 0)
+        parts.append(
+            f"Swin2-JNet was trained with dropout {main['dropout']:g} in every decoder block and without it (Table 12). "
+            + drop.sentence() + f" The lowest validation loss went from {nodrop['best_val_loss']:.4f} without dropout "
+            f"to {main['best_val_loss']:.4f} with it"
+            + ("; the two measures agree in direction." if agree else "; the two measures disagree in direction."))
+    bn = comparison(ctx, "batchnorm_vs_no_batchnorm")
+    if bn:
+        parts.append("Removing the decoder's BatchNorm: " + bn.sentence())
+    elif not ctx.swin.batchnorm_switch:
+        parts.append("The model code has no switch to remove the decoder's BatchNorm, so only the dropout half of the "
+                     "reference's regularisation claim is tested here; BatchNorm stays on in every run.")
+    if not parts:
+        parts.append("This build trained no regularisation variants of Swin2-JNet.")
+    return "\n\n".join(parts)

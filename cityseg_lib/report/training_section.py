@@ -1,0 +1,165 @@
+"""Section 4 of the report, the training method: augmentation, learning-rate schedule, early stopping.
+
+(The loss comparison is :mod:`.loss_section`.) Statements comparing two settings come from the
+paired comparisons of :mod:`.evidence`: a setting "helps" only when its interval excludes zero.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from cityseg_lib import plots
+from cityseg_lib.report.context import ReportContext, full_or_train
+from cityseg_lib.report.evidence import Comparison, comparison, finding, interval_text
+from cityseg_lib.report.format import AUGMENT_LABELS, figure_caption, join, pct, size_hw
+
+
+def settled(comps: list[Comparison], subject: str, positive: str, negative: str, none: str) -> str:
+    """One sentence summing up comparisons against a reference: which resolved ones go which way."""
+    up = [c.name_a for c in comps if c.resolved and c.diff.difference > 0]
+    down = [c.name_a for c in comps if c.resolved and c.diff.difference < 0]
+    parts = []
+    if up:
+        parts.append(f"{join(up)} {positive}")
+    if down:
+        parts.append(f"{join(down)} {negative}")
+    return (subject + "; ".join(parts) + ".") if parts else none
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+def augmentation_table(ctx: ReportContext) -> pd.DataFrame:
+    rows = []
+    for mode, run in ctx.unet.augment_runs.items():
+        rec = ctx.record(run)
+        c = comparison(ctx, f"augment_{mode}_vs_none")
+        rows.append({"augmentation": AUGMENT_LABELS.get(mode, mode), "train images / epoch": rec["train_images"],
+                     "best val loss": round(rec["best_val_loss"], 4), "best epoch": rec["best_epoch"],
+                     "val mIoU (%)": round(100 * rec["miou"], 1),
+                     "val mIoU full res [95% CI]": interval_text(ctx, run),
+                     "vs none (points)": round(100 * c.diff.difference, 1) if c and c.diff else math.nan,
+                     "finding": ("yes" if c.resolved else "unresolved") if c else "–"})
+    return pd.DataFrame(rows)
+
+
+def augmentation_text(ctx: ReportContext) -> str:
+    runs = ctx.unet.augment_runs
+    recs = {m: ctx.record(r) for m, r in runs.items()}
+    ranked = sorted(recs, key=lambda m: full_or_train(recs[m]), reverse=True)
+    cfg = ctx.runs.config(next(iter(runs.values())))
+    parts = [
+        f"Every image is resized to {size_hw(cfg.image_size)} before training (bilinear for the image, nearest "
+        "neighbour for the mask), and the loss is computed at that size. For the full-resolution scores the "
+        "logits are up-sampled to the label's own size before the arg-max, as the official protocol requires.",
+        f"The augmentation experiment trains the U-Net with the same settings in {len(runs)} modes: without "
+        f"augmentation, with each training image replaced by a randomly flipped (p = {cfg.hflip_p}) and cropped "
+        f"(area {cfg.crop_scale[0]:.0%} to {cfg.crop_scale[1]:.0%}, resized back) copy, and with the transformed "
+        "copies added to the originals (twice the images per epoch). Table 5 lists the outcome.",
+    ]
+    order = " > ".join(f"`{m}` ({pct(full_or_train(recs[m]))})" for m in ranked)
+    comps = finding(ctx, "augmentation")
+    parts.append(f"Ranked by full-resolution mIoU: {order}. " + " ".join(c.sentence() for c in comps))
+    parts.append(settled(
+        comps, "Against training on the original images, ", "helps", "hurts",
+        "No augmentation mode differs from training on the original images beyond the sampling noise of this "
+        "validation set, so these runs neither confirm nor contradict the reference, which found augmentation "
+        "unhelpful.") + " The main models are trained without augmentation, as in the reference.")
+    return "\n\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- scheduler
+
+
+def scheduler_runs(ctx: ReportContext) -> dict[str, dict]:
+    """``{"StepLR": record, "constant": record}`` (only StepLR without a constant-LR run)."""
+    out = {"StepLR": ctx.record(ctx.unet.main_run)}
+    if ctx.unet.constant_lr_run:
+        out["constant"] = ctx.record(ctx.unet.constant_lr_run)
+    return out
+
+
+def scheduler_table(ctx: ReportContext) -> pd.DataFrame:
+    rows = []
+    for label, rec in scheduler_runs(ctx).items():
+        m = ctx.runs.metrics(rec["run"])
+        rows.append({"learning rate": f"{label} (γ = {rec['gamma']:g}" + (f", every {rec['step_size']} epochs)"
+                                                                            if label == "StepLR" else ")"),
+                     "lowest val loss": round(m["val_loss"].min(), 4), "at epoch": int(m.loc[m["val_loss"].idxmin(), "epoch"]),
+                     "final val loss": round(m["val_loss"].iloc[-1], 4), "final train loss": round(m["train_loss"].iloc[-1], 4),
+                     "val mIoU (%)": round(100 * rec["miou"], 1),
+                     "val mIoU full res [95% CI]": interval_text(ctx, rec["run"])})
+    return pd.DataFrame(rows)
+
+
+def scheduler_text(ctx: ReportContext) -> str:
+    runs = scheduler_runs(ctx)
+    cfg = ctx.runs.config(ctx.unet.main_run)
+    parts = [
+        f"All models use AdamW (initial learning rate {cfg.lr:g}, decoupled weight decay {cfg.weight_decay:g}). "
+        f"The learning rate is multiplied by γ = {cfg.gamma:g} every {cfg.step_size} epochs (StepLR)"
+        + (f"; the reference decays every 10 epochs of 20-epoch runs, and with only {cfg.epochs} epochs this "
+           f"profile scales the step down to {cfg.step_size} so the decay happens at all." if cfg.step_size < 10 else ".")
+        + " Figure 6 compares this schedule with a constant learning rate, everything else equal.",
+    ]
+    if "constant" not in runs:
+        return parts[0] + " (This build trained no constant-learning-rate run.)"
+    ms, mc = ctx.runs.metrics(runs["StepLR"]["run"]), ctx.runs.metrics(runs["constant"]["run"])
+    lows = {"the step schedule": ms["val_loss"].min(), "the constant learning rate": mc["val_loss"].min()}
+    (win, lo), (lose, hi) = sorted(lows.items(), key=lambda kv: kv[1])
+    c = comparison(ctx, "steplr_vs_constant_lr")
+    parts.append(f"{win[0].upper() + win[1:]} reached the lower validation loss: {lo:.4f} against {hi:.4f} for "
+                 f"{lose}. In full-resolution mIoU: " + (c.sentence() if c else "not compared."))
+    rising = []
+    for label, m in (("StepLR", ms), ("constant", mc)):
+        if m["val_loss"].iloc[-1] > m["val_loss"].min() * 1.01:
+            rising.append(f"{label} (lowest at epoch {int(m.loc[m['val_loss'].idxmin(), 'epoch'])}, "
+                          f"{m['val_loss'].iloc[-1]:.4f} at the end)")
+    if rising:
+        parts.append("Validation loss rose again after its minimum for " + join(rising)
+                     + ": the start of the over-fitting the scheduler is meant to slow down.")
+    else:
+        parts.append("Neither run's validation loss had turned upwards by the last epoch, so this schedule is too "
+                     "short to show the over-fitting the reference observed after about 10 to 20 epochs; the "
+                     "comparison here is about convergence speed only.")
+    return "\n\n".join(parts)
+
+
+def fig_scheduler(ctx: ReportContext, number: int = 6) -> tuple:
+    runs = scheduler_runs(ctx)
+    step = runs["StepLR"]
+    frames = {f"StepLR (γ={step['gamma']:g}/{step['step_size']} ep)": ctx.runs.metrics(step["run"])}
+    if "constant" in runs:
+        frames["constant LR"] = ctx.runs.metrics(runs["constant"]["run"])
+    return plots.scheduler_comparison(frames), figure_caption(
+        number, "Training (dashed) and validation (solid) cross-entropy of the U-Net with a step-decayed and a "
+        "constant learning rate (lower panel: the learning rate); the star marks each run's lowest validation loss.")
+
+
+# ----------------------------------------------------------------------------- early stopping
+
+
+def early_stopping_table(ctx: ReportContext) -> pd.DataFrame:
+    rows = []
+    for label, rec in ctx.main.items():
+        m = ctx.runs.metrics(ctx.main_runs[label])
+        best_row = m[m["epoch"] == rec["best_epoch"]]
+        rows.append({"model": label, "epochs run": rec["epochs_run"], "best epoch": rec["best_epoch"],
+                     "best val loss": round(rec["best_val_loss"], 4),
+                     "val mIoU at best (%)": round(100 * float(best_row["val_miou"].iloc[0]), 1) if len(best_row) else math.nan,
+                     "val mIoU at last (%)": round(100 * float(m["val_miou"].iloc[-1]), 1)})
+    return pd.DataFrame(rows)
+
+
+def early_stopping_text(ctx: ReportContext) -> str:
+    early = [k for k, r in ctx.main.items() if r["best_epoch"] < r["epochs_run"]]
+    base = ("Every run keeps the weights of the epoch with the lowest validation loss (`best.pt`), and all "
+            "scores in this report are those of that checkpoint. ")
+    if early:
+        last = [k for k in ctx.main if k not in early]
+        return base + (f"For {join(early)} that epoch came before the last one, so the kept model differs from the "
+                       f"final one (Table 8)" + (f"; for {join(last)} the last epoch was the best." if last else "."))
+    return base + ("In this build every model's best epoch was its last (Table 8): none had started to over-fit, "
+                   "so early stopping changed nothing and longer training would probably still help.")

@@ -1,0 +1,158 @@
+"""The halving sweep's orchestrator: rung by rung, resume from the trials' own folders.
+
+See :mod:`cityseg_lib.sweep` for the method and the folder layout.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from cityseg_lib import runstore
+from cityseg_lib.config import TrainConfig
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.files import atomic_write_json, atomic_write_text
+from cityseg_lib.lock import folder_lock
+from cityseg_lib.strict import config_to_dict
+from cityseg_lib.sweep.config import SweepConfig
+from cityseg_lib.sweep.execution import Workers, resolve_devices, torch_threads, trial_threads
+from cityseg_lib.sweep.halving import Candidate, Rung, format_plan, grid_candidates, plan_rungs, select_survivors
+from cityseg_lib.sweep.records import check_same_sweep, failed_rows, write_results, write_trials
+from cityseg_lib.sweep.trials import (TRIAL_FIELDS, count_train_images, params_text, result_from_summary, run_trial,
+                                      sweep_dir_for, trial_config, validate_trials)
+
+__all__ = ["run_sweep"]
+
+
+@dataclass
+class _Sweep:
+    """What the rungs of one sweep share while it runs."""
+
+    cfg: SweepConfig
+    candidates: list[Candidate]
+    plan: list[Rung]
+    n_train: int
+    out: Path
+    log: Callable[[str], None]
+    failed_before: dict  # (rung, candidate id) -> failed result, from an earlier trials.csv
+    rows: dict = field(default_factory=dict)  # (rung, candidate index) -> trials.csv row
+    configs: dict = field(default_factory=dict)  # (rung, candidate index) -> TrainConfig
+
+    def record(self, key: tuple[int, int], result: dict) -> None:
+        """Add a finished trial to ``trials.csv`` (rewritten atomically)."""
+        cand = self.candidates[key[1]]
+        self.rows[key] = {
+            "rung": key[0], "candidate": cand.id, **cand.params, **{k: result[k] for k in TRIAL_FIELDS},
+            "decision": "", "run_dir": str(runstore.run_dir(self.configs[key]).relative_to(self.out)),
+            "error": result["error"],
+        }
+        self.save()
+
+    def save(self) -> None:
+        write_trials(self.out / "trials.csv", self.rows, list(self.cfg.grid))
+
+
+def run_sweep(cfg: SweepConfig, dry_run: bool = False, log: Callable[[str], None] = print) -> Path:
+    """Run (or resume) the halving sweep of ``cfg``; returns the sweep folder.
+
+    ``dry_run`` logs the rung plan (see :func:`format_plan`) and trains nothing. Otherwise the
+    trials of each rung run on ``cfg.devices``: inline with one device, else one spawned worker
+    per device (started once, kept for every rung). ``trials.csv`` is rewritten atomically
+    after every finished trial; at the end ``table2.csv``, ``winner.json`` and ``brackets.png``.
+    """
+    candidates = grid_candidates(cfg.grid)
+    n_train = count_train_images(cfg)
+    plan = plan_rungs(len(candidates), n_train, cfg.min_subset, cfg.rung_epochs, cfg.final_epochs)
+    out = sweep_dir_for(cfg)
+    plan_text = format_plan(plan, n_train, title=f"halving sweep {cfg.name!r} (profile {cfg.profile}): {out}")
+    validate_trials(cfg, candidates, plan[0], n_train)  # every grid point, before any training
+    if dry_run:
+        log(plan_text)
+        return out
+
+    out.mkdir(parents=True, exist_ok=True)
+    with folder_lock(out, "sweep"):
+        check_same_sweep(cfg, out, n_train)
+        atomic_write_text(out / "sweep.yaml", yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+        atomic_write_text(out / "plan.json", json.dumps({
+            "n_train": n_train, "rungs": [dataclasses.asdict(r) for r in plan],
+            "candidates": [{"id": c.id, "params": c.params} for c in candidates],
+        }, indent=2))
+        atomic_write_text(out / "plan.txt", plan_text + "\n")
+        log(plan_text)
+        sweep = _Sweep(cfg, candidates, plan, n_train, out, log, failed_rows(out / "trials.csv"))
+        devices, threads = resolve_devices(cfg.devices), trial_threads(cfg)
+        pool: Workers | None = None
+        try:
+            alive = [c.index for c in candidates]
+            for rung in plan:
+                jobs = _pending_trials(sweep, rung, alive)
+                if jobs and len(devices) == 1:
+                    with torch_threads(threads):
+                        for key, tc in jobs:
+                            _finished(sweep, rung, key, run_trial(dataclasses.replace(tc, device=devices[0])))
+                elif jobs:
+                    pool = pool or Workers(devices, threads)
+                    pool.run(jobs, lambda key, result, rung=rung: _finished(sweep, rung, key, result))
+                alive = _decide(sweep, rung, alive)
+        except BaseException:
+            if pool is not None:
+                pool.kill()
+            raise
+        if pool is not None:
+            pool.close()
+        write_results(sweep)
+    return out
+
+
+def _pending_trials(sweep: _Sweep, rung: Rung, alive: list[int]) -> list[tuple[tuple[int, int], TrainConfig]]:
+    """Record the trials of ``rung`` that an earlier run finished; return the others."""
+    jobs = []
+    for idx in alive:
+        key, cand = (rung.index, idx), sweep.candidates[idx]
+        sweep.configs[key] = trial_config(sweep.cfg, cand, rung, sweep.n_train)
+        run = runstore.run_dir(sweep.configs[key])
+        if (run / "summary.json").is_file():
+            sweep.record(key, result_from_summary(run))
+        elif (rung.index, cand.id) in sweep.failed_before:
+            sweep.record(key, sweep.failed_before[(rung.index, cand.id)])
+        else:
+            jobs.append((key, sweep.configs[key]))
+    if len(jobs) < len(alive):
+        sweep.log(f"rung {rung.index}: {len(alive) - len(jobs)} of {len(alive)} trials already finished")
+    return jobs
+
+
+def _finished(sweep: _Sweep, rung: Rung, key: tuple[int, int], result: dict) -> None:
+    if result["status"] == "failed" and not result["subset"]:
+        result = {**result, "subset": rung.subset}
+    sweep.record(key, result)
+    cand = sweep.candidates[key[1]]
+    what = (f"val loss {result['best_val_loss']:.4f}, mIoU {result['val_miou']:.3f}"
+            if result["status"] == "ok" else f"FAILED ({result['error']})")
+    sweep.log(f"rung {rung.index}/{len(sweep.plan) - 1} {cand.id} [{params_text(cand.params)}] "
+              f"{rung.subset} images: {what} ({result['train_time_s']:.1f} s)")
+
+
+def _decide(sweep: _Sweep, rung: Rung, alive: list[int]) -> list[int]:
+    """Mark the trials of a finished rung kept/dropped (winner/runner-up); returns the survivors."""
+    losses = {idx: sweep.rows[(rung.index, idx)]["best_val_loss"] for idx in alive}
+    if all(not math.isfinite(v) for v in losses.values()):
+        first = sweep.rows[(rung.index, alive[0])]
+        raise CitysegError(f"{sweep.out / 'trials.csv'}: every trial of rung {rung.index} failed (first: "
+                           f"{first['candidate']}: {first['error']}); fix the cause and delete trials.csv to retry")
+    ranked = select_survivors(losses, rung.keep)
+    for idx in alive:
+        if rung.final:
+            decision = "winner" if idx == ranked[0] else "runner-up"
+        else:
+            decision = "kept" if idx in ranked else "dropped"
+        sweep.rows[(rung.index, idx)]["decision"] = decision
+    sweep.save()
+    return sorted(ranked)

@@ -1,0 +1,271 @@
+"""``fit(cfg)``: training as one straight line, into the run folder the run store names.
+
+``fit`` builds data, model, optimiser (AdamW by default; Adam, Adamax) and scheduler (StepLR),
+then per epoch trains, evaluates on the validation split, keeps the lowest-validation-loss
+weights in ``best.pt`` (early stopping, Section 3.4 of the reference report) and writes
+``last.pt`` atomically so a run killed at any moment resumes exactly (``resume=True``), and a
+finished run asked for more epochs continues from its ``last.pt``. The run folder is locked
+while it trains (a second process on it is refused). Files are written through
+:mod:`cityseg_lib.runstore`, which owns their names and formats.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from contextlib import nullcontext
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from cityseg_lib import runstore
+from cityseg_lib.config import TrainConfig
+from cityseg_lib.strict import config_to_dict
+from cityseg_lib.data.dataset import CityscapesSegmentation
+from cityseg_lib.data.labels import NUM_CLASSES
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.lock import folder_lock
+from cityseg_lib.models import build_model, model_options
+from cityseg_lib.paths import default_cache_dir, resolve_data_root
+from cityseg_lib.train import distributed as D
+from cityseg_lib.train.checkpoint import load_checkpoint, save_checkpoint
+from cityseg_lib.train.losses import build_loss
+from cityseg_lib.train.loop import evaluate, evaluate_full_res, to_device, train_one_epoch
+from cityseg_lib.train.setup import num_workers, progress_enabled, resolve_device, seed_all, seed_epoch
+
+__all__ = ["OPTIMIZERS", "build_datasets", "build_model_for", "build_optimizer", "fit", "load_run",
+           "resolve_device", "to_device", "train_one_epoch", "evaluate", "evaluate_full_res"]
+
+#: Optimisers by name (Section 3.3 of the reference compares them); decoupled weight decay for AdamW,
+#: L2 added to the gradient for Adam and Adamax, as torch defines them.
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "adamax": torch.optim.Adamax}
+
+
+def build_datasets(cfg: TrainConfig) -> tuple[CityscapesSegmentation, CityscapesSegmentation]:
+    """Training (subset, augmentation) and validation datasets at ``cfg.image_size``."""
+    root = resolve_data_root(cfg.data_root)
+    cache = (Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()) if cfg.cache else None
+    train = CityscapesSegmentation(
+        root, cfg.train_split, cfg.image_size, cfg.annotation, augment=cfg.augment, hflip_p=cfg.hflip_p,
+        crop_scale=cfg.crop_scale, subset=cfg.train_subset, subset_seed=cfg.subset_seed, cache_dir=cache,
+        normalize=False,
+    )
+    val = CityscapesSegmentation(
+        root, cfg.val_split, cfg.image_size, "fine",
+        subset=cfg.max_val_images or None, subset_seed=0, cache_dir=cache, normalize=False,
+    )
+    return train, val
+
+
+def build_model_for(cfg: TrainConfig, init_weights: bool = True) -> nn.Module:
+    """The model of ``cfg``. A model that fixes its input size at creation says so with an
+    ``img_size`` option (Swin V2), which gets ``cfg.image_size``.
+
+    ``init_weights=False`` skips loading pretrained encoder weights (download or file), for when a
+    checkpoint is about to overwrite them anyway (resume, evaluation, prediction).
+    """
+    options, valid = dict(cfg.model_options), model_options(cfg.model)
+    if "img_size" in valid:
+        options.setdefault("img_size", tuple(cfg.image_size))
+    if not init_weights:
+        options.update({k: v for k, v in (("pretrained", False), ("weights", None)) if k in valid})
+    return build_model(cfg.model, num_classes=NUM_CLASSES, **options)
+
+
+def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
+    return OPTIMIZERS[cfg.optimizer](params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+# ----------------------------------------------------------------------------- fit
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def _loaders(cfg: TrainConfig, train_ds, val_ds, workers: int, use_cuda: bool, distributed: bool):
+    gen = torch.Generator()
+    if distributed:
+        sampler = torch.utils.data.DistributedSampler(train_ds, shuffle=True, seed=cfg.seed, drop_last=True)
+    else:
+        sampler = torch.utils.data.RandomSampler(train_ds, generator=gen)
+    kw = dict(num_workers=workers, pin_memory=use_cuda, persistent_workers=False)
+    train = DataLoader(train_ds, cfg.batch_size, sampler=sampler, drop_last=len(train_ds) > cfg.batch_size,
+                       generator=gen, **kw)
+    val = DataLoader(val_ds, cfg.batch_size, sampler=D.ShardSampler(len(val_ds)), **kw)
+    return train, val, sampler, gen
+
+
+def fit(cfg: TrainConfig, resume: bool = False, log=None) -> Path:
+    """Train ``cfg`` into ``runstore.run_dir(cfg)``; returns the run folder.
+
+    Writes ``config.yaml``, ``identity.json``, ``environment.json``, ``metrics.csv`` (a row per
+    epoch), ``last.pt`` (every epoch), ``best.pt`` (lowest val loss) and, at the end,
+    ``summary.json`` and the per-image confusion matrices of the kept checkpoint.
+    ``resume=True`` continues from ``last.pt`` (or starts when there is none), and extends a
+    finished run when ``cfg.epochs`` is larger; without it, a folder that holds this run is an
+    error, so nothing is overwritten by accident. The folder is locked while training.
+    ``log(line)`` (e.g. ``print``) gets one line per epoch and the final scores, on the main rank.
+    """
+    device = resolve_device(cfg.device)
+    distributed = D.init_distributed(device)
+    out = runstore.run_dir(cfg)
+    if (out / "summary.json").is_file() and resume and runstore.is_finished(out, cfg):
+        return out
+    if (out / "last.pt").exists() and not resume:
+        raise CitysegError(f"{out} already holds this run; pass --resume to continue it, or choose another name=")
+    with folder_lock(out) if D.is_main() else nullcontext():
+        _fit(cfg, out, device, distributed, resume, log if D.is_main() else None)
+    D.barrier()
+    return out
+
+
+def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, resume: bool, log) -> None:
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    last_path, best_path = runstore.checkpoint_path(out, "last"), runstore.checkpoint_path(out, "best")
+    progress = progress_enabled(cfg.progress)
+    use_cuda = device.type == "cuda"
+    amp, channels_last = cfg.amp and use_cuda, cfg.channels_last and use_cuda
+
+    # data
+    train_ds, val_ds = build_datasets(cfg)
+    workers = num_workers(cfg.num_workers, device)
+    train_loader, val_loader, train_sampler, gen = _loaders(cfg, train_ds, val_ds, workers, use_cuda, distributed)
+
+    # model, loss, optimiser, scheduler
+    seed_all(cfg.seed)
+    resuming = resume and last_path.is_file()
+    model = build_model_for(cfg, init_weights=not resuming).to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if distributed and use_cuda:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    criterion = build_loss(cfg.loss)
+    optimizer = build_optimizer(cfg, model.parameters())
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+
+    start_epoch, best_loss, best_epoch, bad_epochs, history = 0, math.inf, -1, 0, []
+    if resuming:
+        state = load_checkpoint(last_path)
+        runstore.check_same_computation(state["config"], cfg, last_path)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise CitysegError(f"{last_path}: incompatible checkpoint ({str(e).splitlines()[0]})") from None
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, best_loss, best_epoch = state["epoch"], state["best_val_loss"], state["best_epoch"]
+        bad_epochs, history = state["bad_epochs"], state["history"]
+        torch.set_rng_state(state["rng"]["torch"])
+    raw_model = model
+    if distributed:
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if use_cuda else None)
+    if cfg.compile:
+        model = torch.compile(model)
+
+    if D.is_main():
+        runstore.write_run_info(out, cfg)
+    D.barrier()
+    t_run = time.perf_counter()
+    for epoch in range(start_epoch, cfg.epochs):
+        if cfg.patience and bad_epochs >= cfg.patience:
+            break
+        # seed everything from (seed, epoch, rank): a resumed epoch repeats exactly
+        seed_all(seed_epoch(cfg.seed, epoch))
+        gen.manual_seed(seed_epoch(cfg.seed, epoch))
+        if distributed:
+            train_sampler.set_epoch(epoch)
+        lr = optimizer.param_groups[0]["lr"]
+        tr = train_one_epoch(model, criterion, optimizer, train_loader, device, amp=amp, channels_last=channels_last,
+                             max_batches=cfg.max_batches, progress=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        val_loss, scores, _ = evaluate(model, criterion, val_loader, device, amp=amp, channels_last=channels_last,
+                                       progress=progress)
+        if not math.isfinite(val_loss):
+            raise CitysegError(f"non-finite validation loss at epoch {epoch + 1}; last good checkpoint: {last_path}")
+        scheduler.step()
+        is_best = val_loss < best_loss
+        if is_best:
+            best_loss, best_epoch, bad_epochs = val_loss, epoch + 1, 0
+        else:
+            bad_epochs += 1
+        history.append({
+            "epoch": epoch + 1, "lr": lr, "train_loss": tr["loss"], "val_loss": val_loss, "val_miou": scores.miou,
+            "val_pixel_accuracy": scores.pixel_accuracy, "epoch_time_s": round(tr["seconds"], 3),
+            "train_images_per_s": round(tr["images"] / max(tr["seconds"], 1e-9), 3), "is_best": int(is_best),
+        })
+        # checkpoint (rank 0 only; best before last, both atomic)
+        if D.is_main():
+            weights = raw_model.state_dict()
+            if is_best:
+                save_checkpoint(best_path, {"model": weights, "epoch": epoch + 1, "val_loss": val_loss,
+                                            "config": config_to_dict(cfg)})
+            save_checkpoint(last_path, {
+                "model": weights, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "epoch": epoch + 1, "best_val_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                "history": history, "rng": {"torch": torch.get_rng_state()}, "config": config_to_dict(cfg),
+            })
+            runstore.write_metrics(out, history)
+            line = (f"epoch {epoch + 1}/{cfg.epochs}: train loss {tr['loss']:.4f}  val loss {val_loss:.4f}  "
+                    f"val mIoU {100 * scores.miou:.1f}%  lr {lr:.3g}  {tr['seconds']:.1f} s" + ("  (best)" if is_best else ""))
+            if log is not None:
+                log(line)
+            elif progress:
+                tqdm.write(line)
+        D.barrier()
+
+    # final evaluation of the best checkpoint, at the training size and at full resolution
+    raw_model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
+    val_loss, scores, confmat = evaluate(raw_model, criterion, val_loader, device, amp=amp,
+                                         channels_last=channels_last, progress=progress)
+    full = None
+    if cfg.full_res_eval:
+        full, full_cm, ids, per_image = evaluate_full_res(raw_model, val_ds, device, batch_size=cfg.batch_size,
+                                                          num_workers=workers, amp=amp, channels_last=channels_last,
+                                                          progress=progress)
+    if D.is_main():
+        if full is not None:
+            runstore.write_per_image(out, ids, per_image, full_res=True)
+        if log is not None:
+            log(f"best epoch {best_epoch}: val loss {best_loss:.4f}, val mIoU {100 * scores.miou:.1f}% at "
+                f"{tuple(cfg.image_size)}" + (f", {100 * full.miou:.1f}% at full resolution" if full else ""))
+        rates = [h["train_images_per_s"] for h in history]
+        runstore.write_summary(out, {
+            "name": cfg.name, "profile": cfg.profile, "model": cfg.model, "loss": cfg.loss, "epochs": cfg.epochs,
+            "epochs_run": len(history), "best_epoch": best_epoch, "best_val_loss": best_loss,
+            "val": scores.to_dict(), "val_full_res": full.to_dict() if full is not None else None,
+            "confusion_matrix": confmat.mat.cpu().tolist(),
+            "confusion_matrix_full_res": full_cm.mat.cpu().tolist() if full is not None else None,
+            "train_images": len(train_ds), "val_images": len(val_ds),
+            "train_images_per_s": float(np.median(rates)) if rates else math.nan,
+            "train_time_s": float(sum(h["epoch_time_s"] for h in history)), "wall_time_s": time.perf_counter() - t_run,
+            "peak_memory_mb": _peak_memory_mb(device), "device": str(device), "world_size": D.world_size(),
+        })
+
+
+def load_run(run_dir: str | os.PathLike, checkpoint: str = "best", device: str = "cpu",
+             data_root: str | os.PathLike | None = None) -> tuple[TrainConfig, nn.Module]:
+    """The config and model (weights of checkpoint ``best`` or ``last``) of a run, in eval mode.
+
+    ``data_root`` replaces the dataset location stored in the run (``--root``).
+    """
+    cfg = runstore.load_config(run_dir, data_root=data_root)
+    path = runstore.checkpoint_path(runstore.resolve(run_dir), checkpoint.removesuffix(".pt"))
+    state = load_checkpoint(path, map_location=device)
+    model = build_model_for(cfg, init_weights=False)
+    try:
+        model.load_state_dict(state["model"])
+    except (RuntimeError, KeyError) as e:
+        raise CitysegError(f"{path}: incompatible checkpoint ({str(e).splitlines()[0]})") from None
+    return cfg, model.to(device).eval()

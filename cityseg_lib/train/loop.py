@@ -1,0 +1,194 @@
+"""The loop's plain functions: a batch to the device, one training epoch, and evaluation.
+
+:func:`evaluate` scores at the loader's (training) size; :func:`evaluate_full_res` follows the
+official protocol (logits up-sampled to each original label before the argmax) and also returns
+one confusion matrix per image, which the report's bootstrap intervals resample.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from cityseg_lib.data.dataset import CityscapesSegmentation
+from cityseg_lib.data.images import read_train_ids
+from cityseg_lib.data.labels import NUM_CLASSES
+from cityseg_lib.data.transforms import normalize
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.train import distributed as D
+from cityseg_lib.train.metrics import ConfusionMatrix, SegScores, predict_full_res
+from cityseg_lib.train.setup import autocast as _autocast
+
+__all__ = ["to_device", "train_one_epoch", "evaluate", "evaluate_full_res"]
+
+
+def to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device, channels_last: bool = False):
+    """Batch to ``device``: float32 normalised images ``(N, 3, H, W)`` and int64 masks ``(N, H, W)``.
+
+    uint8 batches (datasets built with ``normalize=False``) are copied as uint8, a fifth of the
+    bytes, and converted and normalised on the device; float batches pass through unchanged.
+    """
+    images = images.to(device, non_blocking=True)
+    if images.dtype == torch.uint8:
+        images = normalize(images)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images, masks.to(device, non_blocking=True).long()
+
+
+# ----------------------------------------------------------------------------- one epoch
+
+
+def train_one_epoch(
+    model: nn.Module,
+    criterion: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader,
+    device: torch.device,
+    *,
+    amp: bool = False,
+    channels_last: bool = False,
+    max_batches: int = 0,
+    progress: bool = False,
+    desc: str = "train",
+) -> dict:
+    """One pass over ``loader``; returns mean loss, images seen and seconds.
+
+    Raises :class:`CitysegError` on a NaN/inf loss (checked every few steps and at the end),
+    before anything of this epoch is saved.
+    """
+    model.train()
+    total = torch.zeros((), device=device, dtype=torch.float64)
+    seen = 0
+    n_batches = min(len(loader), max_batches) if max_batches else len(loader)
+    start = time.perf_counter()
+    bar = tqdm(total=n_batches, desc=desc, leave=False, disable=not progress)
+    for step, (images, masks, _) in enumerate(loader):
+        if step == n_batches:
+            break
+        images, masks = to_device(images, masks, device, channels_last)
+        # forward / backward
+        with _autocast(device, amp):
+            logits = model(images)
+        loss = criterion(logits.float(), masks)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        # log (a host sync every few steps only)
+        total += loss.detach() * images.shape[0]
+        seen += images.shape[0]
+        if step % 10 == 9 or step == n_batches - 1:
+            running = total.item() / seen
+            if not math.isfinite(running):
+                raise CitysegError(f"non-finite training loss ({running}) at step {step + 1}")
+            bar.set_postfix(loss=f"{running:.4f}")
+        bar.update()
+    bar.close()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    stats = torch.tensor([total.item(), float(seen)], dtype=torch.float64)
+    D.all_reduce_sum(stats)
+    return {"loss": stats[0].item() / max(stats[1].item(), 1), "images": int(stats[1].item()), "seconds": time.perf_counter() - start}
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    criterion: nn.Module | None,
+    loader: DataLoader,
+    device: torch.device,
+    *,
+    num_classes: int = NUM_CLASSES,
+    amp: bool = False,
+    channels_last: bool = False,
+    progress: bool = False,
+) -> tuple[float, SegScores, ConfusionMatrix]:
+    """Validation loss (mean over images) and scores at the loader's size, from one confusion matrix."""
+    model.eval()
+    confmat = ConfusionMatrix(num_classes, device=device)
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    count = torch.zeros((), device=device, dtype=torch.float64)
+    for images, masks, _ in tqdm(loader, desc="val", leave=False, disable=not progress):
+        images, masks = to_device(images, masks, device, channels_last)
+        with _autocast(device, amp):
+            logits = model(images)
+        logits = logits.float()
+        if criterion is not None:
+            loss_sum += criterion(logits, masks).double() * images.shape[0]
+        count += images.shape[0]
+        confmat.update(logits.argmax(1), masks)
+    stats = D.all_reduce_sum(torch.stack([loss_sum, count]))
+    confmat.all_reduce()
+    val_loss = (stats[0] / stats[1].clamp(min=1)).item() if criterion is not None else math.nan
+    return val_loss, confmat.compute(), confmat
+
+
+class _FullResLabels(Dataset):
+    """Wraps a dataset: item ``i`` is (image at the training size, trainIds at the label's own size)."""
+
+    def __init__(self, ds: CityscapesSegmentation):
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds.samples)
+
+    def __getitem__(self, i: int):
+        image, _, sid = self.ds[i]
+        return image, torch.from_numpy(read_train_ids(self.ds.samples[i].label)), sid
+
+
+def _collate_full_res(batch):
+    images, labels, ids = zip(*batch)
+    return torch.stack(images), list(labels), list(ids)
+
+
+@torch.no_grad()
+def evaluate_full_res(
+    model: nn.Module,
+    dataset: CityscapesSegmentation,
+    device: torch.device,
+    *,
+    batch_size: int = 4,
+    num_workers: int = 0,
+    amp: bool = False,
+    channels_last: bool = False,
+    progress: bool = False,
+) -> tuple[SegScores, ConfusionMatrix, list[str], np.ndarray]:
+    """Official protocol: logits up-sampled to each original label (2048x1024) before argmax.
+
+    Returns the scores, the split's confusion matrix, the frame ids and their per-image matrices
+    ``(N, C, C+1)`` int64 (in dataset order, gathered over all ranks).
+    """
+    model.eval()
+    loader = DataLoader(
+        _FullResLabels(dataset), batch_size=batch_size, sampler=D.ShardSampler(len(dataset.samples)),
+        num_workers=num_workers, collate_fn=_collate_full_res,
+    )
+    confmat = ConfusionMatrix(NUM_CLASSES, device=device)
+    ids, per_image = [], []
+    for images, labels, batch_ids in tqdm(loader, desc="val full-res", leave=False, disable=not progress):
+        images, _ = to_device(images, images, device, channels_last)
+        with _autocast(device, amp):
+            logits = model(images).float()
+        for i, label in enumerate(labels):
+            label = label.to(device).long()
+            pred = predict_full_res(logits[i : i + 1], tuple(label.shape))[0]
+            one = ConfusionMatrix(NUM_CLASSES, device=device)
+            one.update(pred, label)
+            confmat.mat += one.mat
+            ids.append(batch_ids[i])
+            per_image.append(one.mat.cpu().numpy())
+    confmat.all_reduce()
+    if D.world_size() > 1:
+        gathered = [None] * D.world_size()
+        torch.distributed.all_gather_object(gathered, (ids, per_image))
+        pairs = sorted((i, m) for part in gathered for i, m in zip(*part))
+        ids, per_image = [i for i, _ in pairs], [m for _, m in pairs]
+    matrices = np.stack(per_image) if per_image else np.zeros((0, NUM_CLASSES, NUM_CLASSES + 1), np.int64)
+    return confmat.compute(), confmat, ids, matrices

@@ -1,0 +1,76 @@
+"""What a training or evaluation process sets up before the loop: device, seeds, threads, autocast.
+
+Randomness is re-seeded from ``(seed, epoch, rank)`` at the start of every epoch, so a resumed
+run repeats the interrupted epoch bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.train import distributed as D
+
+__all__ = ["resolve_device", "seed_epoch", "seed_all", "set_cpu_threads", "autocast", "num_workers",
+           "progress_enabled"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> the local CUDA device when present (per torchrun rank), else CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise CitysegError(f"device {name!r} is not a torch device (use auto, cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CitysegError(f"device {name!r} requested but CUDA is not available on this machine")
+    return dev
+
+
+def seed_epoch(seed: int, epoch: int) -> int:
+    """The seed of epoch ``epoch`` of a run seeded ``seed`` on this rank."""
+    return (seed * 1_000_003 + epoch * 7919 + D.rank() * 104_729) % 2**31
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def set_cpu_threads(threads: int = 0) -> int:
+    """Use ``threads`` torch CPU threads (0 keeps torch's default); returns the number in use.
+
+    On a small shared CPU one thread is often faster than several: OpenMP threads wait for each
+    other at every operation, and one descheduled thread stalls them all.
+    """
+    if threads and threads > 0:
+        torch.set_num_threads(int(threads))
+    return torch.get_num_threads()
+
+
+def autocast(device: torch.device, amp: bool):
+    """bf16 autocast on CUDA when ``amp``; nothing on CPU (no native bf16 there: slower)."""
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def num_workers(requested: int, device: torch.device) -> int:
+    """DataLoader workers: ``requested`` when >= 0, else min(cpus, 8) on CUDA and 0 on CPU."""
+    if requested >= 0:
+        return requested
+    return min(os.cpu_count() or 1, 8) if device.type == "cuda" else 0
+
+
+def progress_enabled(requested: bool) -> bool:
+    """Progress bars only when asked for, outside CI, on the main rank."""
+    return requested and not os.environ.get("CI") and D.is_main()

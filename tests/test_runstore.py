@@ -1,0 +1,143 @@
+"""The run store: a run is identified by what it computes; nothing is deleted; extension; locks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from cityseg_lib import runstore
+from cityseg_lib.config import load_config
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.lock import folder_lock, lock_holder
+from cityseg_lib.train import engine
+
+
+def _cfg(root, runs, name="r", **extra):
+    values = {"name": name, "profile": "test", "runs_dir": str(runs), "data_root": str(root), "image_size": [32, 64],
+              "model": "simple_fcn", "model_options": {"base_width": 4}, "epochs": 2, "batch_size": 2, "lr": 0.01,
+              "step_size": 1, "gamma": 0.5, "progress": False, **extra}
+    return load_config(None, values)
+
+
+def _snapshot(run: Path) -> dict:
+    return {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in run.iterdir() if p.is_file() and p.name != ".lock"}
+
+
+def _no_training(monkeypatch):
+    monkeypatch.setattr(engine, "fit", lambda *a, **k: pytest.fail("trained again"))
+
+
+def test_a_changed_computed_key_is_a_new_folder_beside_the_old(demo_root, tmp_path):
+    a = runstore.train_or_load(_cfg(demo_root, tmp_path, epochs=1), verbose=False)
+    before = _snapshot(a)
+    b = runstore.train_or_load(_cfg(demo_root, tmp_path, epochs=1, lr=0.02), verbose=False)
+    assert a != b and a.parent == b.parent and a.name.startswith("r-") and b.name.startswith("r-")
+    assert _snapshot(a) == before  # the finished run is untouched
+    assert runstore.find_runs(_cfg(demo_root, tmp_path)) == [b, a]
+    # execution keys do not change the identity
+    assert runstore.run_dir(_cfg(demo_root, tmp_path, epochs=9, num_workers=0, device="cpu", progress=True)) == a
+
+
+def test_a_moved_dataset_reuses_the_finished_run(demo_root, tmp_path, monkeypatch):
+    run = runstore.train_or_load(_cfg(demo_root, tmp_path, epochs=1), verbose=False)
+    moved = tmp_path / "elsewhere" / "cityscapes"
+    shutil.copytree(demo_root, moved)
+    _no_training(monkeypatch)
+    again = runstore.train_or_load(_cfg(moved, tmp_path, epochs=1), verbose=False)
+    assert again == run
+    assert runstore.load_config(run).data_root == str(moved.resolve())  # points at the dataset's new place
+    # a dataset with other content is another computation
+    (moved / "leftImg8bit/train").joinpath(next(p.name for p in (moved / "leftImg8bit/train").iterdir()))
+    victim = sorted((moved / "gtFine/val").rglob("*_labelIds.png"))[0]
+    victim.write_bytes(victim.read_bytes() + b"\0")
+    runstore._FINGERPRINTS.clear()
+    assert runstore.run_dir(_cfg(moved, tmp_path, epochs=1)) != run
+
+
+def test_a_larger_epochs_extends_the_run_exactly(demo_root, tmp_path):
+    straight = runstore.train_or_load(_cfg(demo_root, tmp_path / "s", epochs=3), verbose=False)
+    run = runstore.train_or_load(_cfg(demo_root, tmp_path / "e", epochs=2), verbose=False)
+    assert runstore.load_summary(run)["epochs_run"] == 2
+    extended = runstore.train_or_load(_cfg(demo_root, tmp_path / "e", epochs=3), verbose=False)
+    assert extended == run and runstore.load_summary(run)["epochs_run"] == 3
+    skip = ["epoch_time_s", "train_images_per_s"]
+    a, b = runstore.load_metrics(straight).drop(columns=skip), runstore.load_metrics(run).drop(columns=skip)
+    assert a.equals(b)  # StepLR continued: the same as training 3 epochs from the start
+    sa, sb = runstore.load_summary(straight), runstore.load_summary(run)
+    assert sa["val"] == sb["val"] and sa["best_epoch"] == sb["best_epoch"]
+    with pytest.raises(CitysegError, match="trained for 3 epochs, 2 were asked"):
+        runstore.train_or_load(_cfg(demo_root, tmp_path / "e", epochs=2), verbose=False)
+
+
+def test_resume_refuses_a_changed_computed_key_and_retrain_replaces(demo_root, tmp_path, capsys):
+    run = runstore.train_or_load(_cfg(demo_root, tmp_path, epochs=1), verbose=False)
+    with pytest.raises(CitysegError, match=r"cannot resume: lr was 0.01 in that run, now 0.1"):
+        runstore.prepare(_cfg(demo_root, tmp_path, epochs=1, lr=0.1), resume=True)
+    assert runstore.prepare(_cfg(demo_root, tmp_path, epochs=1), resume=False) == (run, "finished")
+    first = (run / "summary.json").stat().st_mtime_ns
+    assert runstore.train_or_load(_cfg(demo_root, tmp_path, epochs=1), retrain=True, verbose=False) == run
+    assert "retrain requested: removing" in capsys.readouterr().out
+    assert (run / "summary.json").stat().st_mtime_ns != first
+
+
+def test_per_image_matrices_sum_to_the_split_matrix(demo_root, tmp_path):
+    run = runstore.train_or_load(_cfg(demo_root, tmp_path, epochs=1), verbose=False)
+    ids, mats = runstore.load_per_image(run)
+    assert len(ids) == mats.shape[0] == 3 and mats.shape[1:] == (19, 20)
+    assert mats.sum(0).tolist() == runstore.load_summary(run)["confusion_matrix_full_res"]
+
+
+_HOLD = textwrap.dedent("""
+    import sys, time
+    from cityseg_lib.lock import folder_lock
+    with folder_lock(sys.argv[1]):
+        print("held", flush=True)
+        time.sleep(60)
+""")
+
+
+def test_a_second_process_on_a_run_is_refused_and_a_dead_holders_lock_is_taken_over(demo_root, tmp_path):
+    cfg = _cfg(demo_root, tmp_path, epochs=1)
+    run = runstore.run_dir(cfg)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(CitysegError, match=rf"another run is using this folder: pid {holder.pid} on "):
+            engine.fit(cfg, resume=True)
+        assert lock_holder(run)["pid"] == holder.pid
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder died by SIGKILL: its lock went with it and the next process takes the folder
+    with folder_lock(run):
+        assert lock_holder(run)["pid"] == os.getpid()
+    assert engine.fit(cfg, resume=True) == run and (run / "summary.json").is_file()
+
+
+def test_two_cli_trainings_with_the_same_name_keep_both_runs(demo_root, tmp_path, capsys):
+    from cityseg_lib.cli import main
+
+    args = ["name=same", "profile=test", f"runs_dir={tmp_path}", f"data_root={demo_root}", "image_size=[32, 64]",
+            "model=simple_fcn", "model_options={base_width: 4}", "epochs=1", "batch_size=2"]
+    assert main(["train", *args, "lr=0.003"]) == 0
+    assert main(["train", *args, "lr=0.01"]) == 0
+    runs = sorted((tmp_path / "test").glob("same-*"))
+    assert len(runs) == 2 and all((r / "summary.json").is_file() for r in runs)
+    assert {runstore.load_config(r).lr for r in runs} == {0.003, 0.01}
+    out = capsys.readouterr().out
+    assert "epoch 1/1: train loss" in out and "run finished:" in out
+    # --resume with a larger epochs extends; with a changed computed key it is refused (exit 2)
+    assert main(["train", *args, "lr=0.01", "epochs=2", "--resume"]) == 0
+    assert runstore.load_summary(runstore.run_dir(load_config(None, [*args, "lr=0.01"])))["epochs_run"] == 2
+    capsys.readouterr()
+    assert main(["train", *args[:-1], "batch_size=3", "lr=0.01", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume: batch_size was 2 in that run, now 3" in err and err.count("\n") == 1

@@ -1,0 +1,252 @@
+"""Bootstrap intervals and paired comparisons: hand-made confusion matrices with known answers."""
+
+from __future__ import annotations
+
+import importlib
+import math
+
+import numpy as np
+import pytest
+
+from cityseg_lib.evaluate.uncertainty import (
+    Difference,
+    Interval,
+    bootstrap_ci,
+    compare_groups,
+    format_interval,
+    format_spread,
+    miou_from_matrix,
+    miou_of_resamples,
+    paired_difference,
+    pixel_accuracy_from_matrix,
+    resample_indices,
+    seed_spread,
+    verdict,
+)
+
+C = 4
+
+
+def _scores_from_matrix():
+    """The metrics module's scorer, wherever the reorganisation has put it."""
+    for name in ("cityseg_lib.train.metrics", "cityseg_lib.metrics", "cityseg_lib.evaluate.metrics"):
+        try:
+            return importlib.import_module(name).scores_from_matrix
+        except ModuleNotFoundError:
+            continue
+    pytest.skip("no metrics module with scores_from_matrix found")
+
+
+def _perfect(n: int, pixels: int = 100) -> np.ndarray:
+    """n images, every pixel right: ``pixels`` of each class on the diagonal."""
+    m = np.zeros((n, C, C + 1), dtype=np.int64)
+    m[:, np.arange(C), np.arange(C)] = pixels
+    return m
+
+
+def _all_wrong(n: int, pixels: int = 100) -> np.ndarray:
+    """n images, every pixel of class c predicted as c+1 (the last class as void): IoU 0 everywhere."""
+    m = np.zeros((n, C, C + 1), dtype=np.int64)
+    m[:, np.arange(C), np.arange(C) + 1] = pixels
+    return m
+
+
+def _noisy_runs(n: int = 80, seed: int = 0, gap: float = 0.03) -> tuple[np.ndarray, np.ndarray]:
+    """Two runs sharing per-image difficulty (strongly correlated), run a slightly better.
+
+    Image i has accuracy ``q_i`` (uniform 0.2..0.9) for run b and ``q_i + gap`` for run a;
+    the misses go to the next class, so IoU tracks accuracy.
+    """
+    rng = np.random.default_rng(seed)
+    q = rng.uniform(0.2, 0.9, size=n)
+    sizes = rng.integers(500, 5000, size=(n, C))
+
+    def run(acc: np.ndarray) -> np.ndarray:
+        m = np.zeros((n, C, C + 1), dtype=np.int64)
+        right = np.round(sizes * acc[:, None]).astype(np.int64)
+        m[:, np.arange(C), np.arange(C)] = right
+        m[:, np.arange(C), (np.arange(C) + 1) % C] = sizes - right
+        return m
+
+    return run(q + gap), run(q)
+
+
+def test_miou_hand_computed():
+    # class 0: TP 3, FN 1 (void) + 1 (->1), FP 2 (from class 1); class 1: TP 4, FN 2, FP 1
+    mat = np.array([[3, 1, 1], [2, 4, 0]])
+    iou0, iou1 = 3 / (3 + 2 + 2), 4 / (4 + 1 + 2)
+    assert miou_from_matrix(mat) == pytest.approx((iou0 + iou1) / 2)
+    assert pixel_accuracy_from_matrix(mat) == pytest.approx(7 / 11)
+    # a class with no pixel and no prediction is NaN and skipped, not counted as 0
+    empty = np.array([[5, 0, 0, 0], [0, 0, 0, 0], [0, 0, 5, 0]])
+    assert miou_from_matrix(empty) == 1.0
+    assert math.isnan(miou_from_matrix(np.zeros((3, 4), dtype=np.int64)))
+
+
+def test_agrees_with_scores_from_matrix():
+    scores_from_matrix = _scores_from_matrix()
+    rng = np.random.default_rng(3)
+    per_image = rng.integers(0, 50, size=(30, 19, 20))
+    per_image[:, 7, :] = 0  # an absent class
+    per_image[:, :, 7] = 0
+    per_image[:, :, 19] = rng.integers(0, 400, size=(30, 19))  # plenty of void predictions
+    total = per_image.sum(axis=0)
+    expected = scores_from_matrix(total)
+    assert miou_from_matrix(total) == pytest.approx(expected.miou, rel=1e-12)
+    assert pixel_accuracy_from_matrix(total) == pytest.approx(expected.pixel_accuracy, rel=1e-12)
+    assert bootstrap_ci(per_image, n_boot=50).value == pytest.approx(expected.miou, rel=1e-12)
+
+
+def test_resamples_match_explicit_sums():
+    a, _ = _noisy_runs(n=25)
+    idx = resample_indices(25, n_boot=40, seed=1)
+    fast = miou_of_resamples(a, idx)
+    slow = np.array([miou_from_matrix(a[row].sum(axis=0)) for row in idx])
+    np.testing.assert_allclose(fast, slow, rtol=1e-12)
+    # identity resample reproduces the full score exactly
+    assert miou_of_resamples(a, np.arange(25)[None])[0] == miou_from_matrix(a.sum(axis=0))
+
+
+def test_resampling_at_the_full_profiles_size():
+    # (speed is a benchmark matter, not a test's: here only shape and finiteness at N=500, B=2000)
+    rng = np.random.default_rng(0)
+    per_image = rng.integers(0, 10_000, size=(500, 19, 20))
+    out = miou_of_resamples(per_image, resample_indices(500, n_boot=2000, seed=0))
+    assert out.shape == (2000,) and np.isfinite(out).all()
+
+
+def test_interval_contains_estimate_and_is_deterministic():
+    a, _ = _noisy_runs()
+    iv = bootstrap_ci(a, n_boot=1000, seed=5)
+    assert isinstance(iv, Interval)
+    assert iv.low < iv.value < iv.high
+    assert iv.high - iv.low > 0.01  # per-image accuracy varies a lot, so the interval is not tiny
+    assert (iv.n_images, iv.n_boot) == (80, 1000)
+    assert bootstrap_ci(a, n_boot=1000, seed=5) == iv
+    assert bootstrap_ci(a, n_boot=1000, seed=6) != iv
+    wider = bootstrap_ci(a, n_boot=1000, seed=5, level=0.99)
+    assert wider.low <= iv.low and wider.high >= iv.high
+
+
+def test_one_image_gives_a_point_interval():
+    a, _ = _noisy_runs(n=1)
+    iv = bootstrap_ci(a, n_boot=200)
+    assert iv.low == iv.high == iv.value == miou_from_matrix(a[0])
+
+
+def test_identical_runs_are_unresolved_with_zero_difference():
+    a, _ = _noisy_runs()
+    d = paired_difference(a, a.copy(), n_boot=500)
+    assert d.difference == 0.0 and d.low == 0.0 and d.high == 0.0
+    assert not d.resolved
+    assert verdict(d, "U-Net", "SimpleFCN") == (
+        "U-Net vs SimpleFCN: 0.0 mIoU points (95% CI 0.0 to 0.0); the difference is unresolved at this validation size."
+    )
+
+
+def test_perfect_vs_all_wrong_is_resolved_with_the_right_sign():
+    good, bad = _perfect(10), _all_wrong(10)
+    d = paired_difference(good, bad, n_boot=300)
+    assert (d.a, d.b, d.difference, d.low, d.high) == (1.0, 0.0, 1.0, 1.0, 1.0)
+    assert d.resolved
+    r = paired_difference(bad, good, n_boot=300)
+    assert r.difference == -1.0 and r.high == -1.0 and r.resolved
+    assert verdict(r, "Bad", "Good") == "Good beats Bad by 100.0 mIoU points (95% CI 100.0 to 100.0)."
+
+
+def test_paired_interval_is_narrower_than_unpaired_on_correlated_runs():
+    a, b = _noisy_runs(gap=0.02)
+    d = paired_difference(a, b, n_boot=1000, seed=0)
+    assert d.resolved and d.low > 0
+    assert d.low <= d.difference <= d.high
+    idx_a = resample_indices(len(a), 1000, seed=0)
+    idx_b = resample_indices(len(b), 1000, seed=1)  # independent draws: the unpaired bootstrap
+    unpaired = miou_of_resamples(a, idx_a) - miou_of_resamples(b, idx_b)
+    lo, hi = np.percentile(unpaired, [2.5, 97.5])
+    assert (d.high - d.low) * 3 < hi - lo
+    assert lo < 0 < hi  # unpaired, the same gap would not even be resolved
+
+
+def test_mismatched_inputs_raise():
+    a, b = _noisy_runs(n=10)
+    with pytest.raises(ValueError, match="same images"):
+        paired_difference(a, b[:9])
+    with pytest.raises(ValueError, match="shape"):
+        bootstrap_ci(np.zeros((3, 4, 4), dtype=np.int64))
+    with pytest.raises(ValueError, match="same images"):
+        compare_groups([a, a], [b, b[:9]])
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_ci(a, level=95)
+
+
+def test_seed_spread():
+    assert seed_spread([0.3, 0.5, 0.4]) == pytest.approx(
+        {"mean": 0.4, "std": 0.1, "min": 0.3, "max": 0.5, "n": 3})
+    assert seed_spread([0.42]) == {"mean": 0.42, "std": 0.0, "min": 0.42, "max": 0.42, "n": 1}
+    assert format_spread(seed_spread([0.3, 0.5, 0.4])) == "40.0% ± 10.0 (3 seeds, range 30.0-50.0)"
+    with pytest.raises(ValueError):
+        seed_spread([])
+
+
+def test_compare_groups_pools_seeds_and_checks_agreement():
+    runs = [_noisy_runs(seed=0, gap=g) for g in (0.02, 0.03, 0.025)]
+    group_a, group_b = [r[0] for r in runs], [r[1] for r in runs]
+    d = compare_groups(group_a, group_b, n_boot=500)
+    pooled = paired_difference(sum(group_a), sum(group_b), n_boot=500)
+    assert (d.difference, d.low, d.high) == (pooled.difference, pooled.low, pooled.high)
+    assert len(d.seed_differences) == 3 and all(x > 0 for x in d.seed_differences)
+    assert d.seeds_agree and d.resolved and d.n_seeds_agreeing == 3
+    assert d.spread_a["n"] == 3 and d.spread_a["mean"] > d.spread_b["mean"]
+    assert "3 of 3 seeds agree" in verdict(d, "U-Net", "SimpleFCN")
+
+    # one seed where b wins by a lot: the pooled interval still excludes zero, the seeds do not agree
+    flipped = _noisy_runs(seed=0, gap=-0.01)
+    d2 = compare_groups(group_a[:2] + [flipped[0]], group_b[:2] + [flipped[1]], n_boot=500)
+    assert d2.excludes_zero and d2.seeds_agree is False and not d2.resolved
+    assert d2.n_seeds_agreeing == 2
+
+    single = compare_groups([group_a[0]], [group_b[0]], n_boot=500)
+    assert single.seeds_agree is None and single.resolved == single.excludes_zero
+
+    # unequal seed counts: every a_i is compared with every b_j
+    uneven = compare_groups(group_a, group_b[:2], n_boot=200)
+    assert len(uneven.seed_differences) == 6 and (uneven.n_seeds_a, uneven.n_seeds_b) == (3, 2)
+    assert "of 6 seed pairs agree" in verdict(uneven, "U-Net", "SimpleFCN")
+
+
+def test_pixel_accuracy_metric():
+    a, _ = _noisy_runs()
+    iv = bootstrap_ci(a, n_boot=300, metric="pixel_accuracy")
+    assert iv.value == pytest.approx(pixel_accuracy_from_matrix(a.sum(axis=0))) and iv.low < iv.value < iv.high
+    with pytest.raises(ValueError, match="metric"):
+        bootstrap_ci(a, n_boot=10, metric="dice")
+
+
+def test_verdict_sentences():
+    seeds = dict(seed_differences=(0.03, 0.05, 0.04), n_seeds_a=3, n_seeds_b=3)
+    win = Difference(a=0.5, b=0.458, difference=0.042, low=0.011, high=0.073, resolved=True,
+                     seeds_agree=True, **seeds)
+    assert verdict(win, "U-Net", "SimpleFCN") == (
+        "U-Net beats SimpleFCN by 4.2 mIoU points (95% CI 1.1 to 7.3; 3 of 3 seeds agree).")
+    assert verdict(win, "U-Net", "SimpleFCN", metric="") == (
+        "U-Net beats SimpleFCN by 4.2 points (95% CI 1.1 to 7.3; 3 of 3 seeds agree).")
+    # the winner is named first whatever the order of the arguments
+    lose = Difference(a=0.458, b=0.5, difference=-0.042, low=-0.073, high=-0.011, resolved=True)
+    assert verdict(lose, "SimpleFCN", "U-Net") == "U-Net beats SimpleFCN by 4.2 mIoU points (95% CI 1.1 to 7.3)."
+    unresolved = Difference(a=0.5, b=0.492, difference=0.008, low=-0.015, high=0.030, resolved=False)
+    assert verdict(unresolved, "U-Net", "SimpleFCN") == (
+        "U-Net vs SimpleFCN: 0.8 mIoU points (95% CI -1.5 to 3.0); "
+        "the difference is unresolved at this validation size.")
+    disagree = Difference(a=0.5, b=0.458, difference=0.042, low=0.011, high=0.073, resolved=False,
+                          seed_differences=(0.03, 0.05, -0.01), seeds_agree=False, n_seeds_a=3, n_seeds_b=3)
+    assert verdict(disagree, "U-Net", "SimpleFCN") == (
+        "U-Net vs SimpleFCN: 4.2 mIoU points (95% CI 1.1 to 7.3); the interval excludes zero "
+        "but the seeds disagree (2 of 3 agree in sign), so the difference is unresolved.")
+    for sentence in map(lambda d: verdict(d, "A", "B"), (win, lose, unresolved, disagree)):
+        assert "significant" not in sentence and "clearly" not in sentence
+
+
+def test_format_interval():
+    iv = Interval(value=0.3124, low=0.2801, high=0.3449, n_images=500, n_boot=2000)
+    assert format_interval(iv) == "31.2% (95% CI 28.0-34.5)"
+    assert format_interval(Interval(0.5, 0.45, 0.55, 10, 100, level=0.9)) == "50.0% (90% CI 45.0-55.0)"
