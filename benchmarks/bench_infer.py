@@ -12,9 +12,10 @@ at the input size), with random weights (speed does not depend on them), side by
   ``torch.compile`` (and onnxruntime if its CUDA provider is installed; the ``onnxruntime`` wheel
   is CPU-only). No target: it reports the ratio.
 
-Model widths (``--profile``): ``demo`` (default) reads the model options of params/demo
-(02_baseline_fcn, 03_unet, 04_swin2_jnet), ``full`` those of params/full; ``--options`` JSON
-``{model: {option: value}}`` overrides them. Swin2-JNet is built for the benchmark size
+Model widths (``--profile``): those of each model's main notebook (02_baseline_fcn, 03_unet,
+04_swin2_jnet) in the ``demo`` profile (default: the notebooks' own defaults, e.g. U-Net
+base_width 8, depth 3) or the ``full`` one (params/full: the reference's widths); ``--options``
+JSON ``{model: {option: value}}`` replaces them. Swin2-JNet is built for the benchmark size
 (``img_size``), so all three models process the same 1024x2048 pixels.
 
 Each (model, runtime) runs in a fresh subprocess (a crashing compiler is recorded, not fatal;
@@ -48,20 +49,35 @@ MODELS = ("simple_fcn", "unet", "swin2_jnet")
 MAIN_NOTEBOOK = {"simple_fcn": "02_baseline_fcn", "unet": "03_unet", "swin2_jnet": "04_swin2_jnet"}
 # name -> (runtime, bf16 autocast + channels_last)
 VARIANTS = {
-    "cpu": {"eager fp32": ("eager", False), "compile fp32": ("compile", False), "onnxruntime fp32": ("onnxruntime", False)},
-    "cuda": {"eager fp32": ("eager", False), "compile bf16": ("compile", True), "onnxruntime fp32": ("onnxruntime", False)},
+    "cpu": {"eager fp32": ("eager", False), "compile fp32": ("compile", False),
+            "onnxruntime fp32": ("onnxruntime", False)},
+    "cuda": {"eager fp32": ("eager", False), "compile bf16": ("compile", True),
+             "onnxruntime fp32": ("onnxruntime", False)},
 }
 BASELINE, ORT = "eager fp32", "onnxruntime fp32"
 
 
+#: The notebooks' own parameters (notebooks/02-04), which are the demo profile; a params/<profile>
+#: file overrides them key by key, as papermill does.
+NOTEBOOK_DEFAULTS = {
+    "simple_fcn": {"model_options": {"base_width": 32}},
+    "unet": {"model_options": {"base_width": 8, "depth": 3}},
+    "swin2_jnet": {"encoder": "swinv2_tiny_window8_256",
+                   "encoder_kwargs": {"embed_dim": 32, "depths": [1, 1, 2, 1], "num_heads": [1, 2, 4, 8],
+                                      "window_size": 8}},
+}
+
+
 def profile_options(profile: str, model: str) -> dict:
-    """The model options of ``params/<profile>``'s main run of ``model`` (random weights)."""
+    """Model options of ``model``'s main run in ``profile``: the notebook's defaults <- params/<profile>."""
     path = Path(__file__).resolve().parents[1] / "params" / profile / f"{MAIN_NOTEBOOK[model]}.yaml"
-    p = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    p = {**NOTEBOOK_DEFAULTS[model], **((yaml.safe_load(path.read_text()) if path.is_file() else None) or {})}
     if model != "swin2_jnet":
         return dict(p.get("model_options") or {})
-    options = {"encoder": p.get("encoder"), "pretrained": False, "encoder_kwargs": p.get("encoder_kwargs") or None}
-    return {k: v for k, v in options.items() if v is not None}
+    options = {"encoder": p["encoder"], "pretrained": False}  # random weights: speed does not depend on them
+    if p.get("encoder_kwargs"):
+        options["encoder_kwargs"] = dict(p["encoder_kwargs"])
+    return options
 
 
 # ----------------------------------------------------------------------------- one measurement (subprocess)
@@ -176,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="model widths: those of params/demo (default) or params/full")
     parser.add_argument("--options", type=json.loads, default={},
                         help='JSON {model: {option: value}} replacing the profile\'s model options')
-    parser.add_argument("--quick", action="store_true", help="1 warm-up + 3 timed iterations (CPU, demo widths: ~3 min a model)")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 warm-up + 3 timed iterations (CPU, demo widths: ~2-3 min a model)")
     parser.add_argument("--warmup", type=int, help="untimed iterations (default 2, compile 3; --quick 1, compile 2)")
     parser.add_argument("--iters", type=int, help="timed iterations (default 10 on CPU, 50 on CUDA; --quick 3)")
     parser.add_argument("--budget", type=float, default=60.0, help="CPU: stop timing a variant after this many s")

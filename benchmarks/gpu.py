@@ -177,23 +177,29 @@ def plan_from_params(n_train: int = 2975) -> tuple[list[dict], str]:
     :func:`default_plan` when the folder has no notebook params."""
     if _params("02_baseline_fcn") is None:
         return default_plan(), "assumption (no params/full): see default_plan()"
-    from cityseg_lib import study, sweep
+    from cityseg_lib import sweep
+    from cityseg_lib.models.options import batchnorm_option
+
+    shared = _params("train") or {}
+
+    def epochs(p: dict) -> int:  # notebook `train` block <- the profile's shared train.yaml <- 20
+        return int((p.get("train") or {}).get("epochs", p.get("epochs", shared.get("epochs", 20))))
 
     plan = []
     p = _params("02_baseline_fcn")
-    plan.append(_entry("02 baseline FCN", "simple_fcn", 1, p.get("epochs", 20)))
+    plan.append(_entry("02 baseline FCN", "simple_fcn", 1, epochs(p)))
     p = _params("03_unet") or {}
-    e = p.get("epochs", 20)
+    e = epochs(p)
     plan.append(_entry("03 U-Net + constant-LR run", "unet", 2 if p.get("constant_gamma") is not None else 1, e))
     for mode in p.get("augment_modes", []):
         if mode != "none":  # "augment" doubles the epoch (originals + transformed copies)
             plan.append(_entry(f"03 U-Net augment={mode}", "unet", 1, e, data_factor=2.0 if mode == "augment" else 1.0))
     p = _params("04_swin2_jnet") or {}
-    runs = 1 + bool(p.get("compare_dropout")) + bool(p.get("compare_batchnorm") and study.batchnorm_option("swin2_jnet"))
-    plan.append(_entry("04 Swin2-JNet (+ dropout / BatchNorm comparisons)", "swin2_jnet", runs, p.get("epochs", 20)))
+    runs = 1 + bool(p.get("compare_dropout")) + bool(p.get("compare_batchnorm") and batchnorm_option("swin2_jnet"))
+    plan.append(_entry("04 Swin2-JNet (+ dropout / BatchNorm comparisons)", "swin2_jnet", runs, epochs(p)))
     p = _params("05_loss_comparison") or {}
     plan.append(_entry(f"05 losses {len(p.get('losses', []))} x seeds {len(p.get('seeds', []))}", "unet",
-                       len(p.get("losses", [])) * len(p.get("seeds", [])), p.get("epochs", 20)))
+                       len(p.get("losses", [])) * len(p.get("seeds", [])), epochs(p)))
     p6 = _params("06_halving_sweep") or {}
     files = p6.get("sweep_files", {"unet": "sweep_unet.yaml", "swin2_jnet": "sweep_swin2_jnet.yaml"})
     for model, name in files.items():
@@ -206,7 +212,7 @@ def plan_from_params(n_train: int = 2975) -> tuple[list[dict], str]:
                                rung.epochs, rung.subset / n_train, full_res=bool(cfg.base.get("full_res_eval", False))))
         if p6.get("train_tuned", True):
             plan.append(_entry(f"06 sweep {model}: tuned winner", model, 1,
-                               (_params(MAIN_NOTEBOOK[model]) or {}).get("epochs", 20)))
+                               epochs(_params(MAIN_NOTEBOOK[model]) or {})))
     return plan, "params/full/*.yaml (02-05 notebooks, sweep_*.yaml; 06 defaults where its file is missing)"
 
 

@@ -100,7 +100,7 @@ def _cmd_evaluate_folder(a) -> int:
 
 def _cmd_predict(a) -> int:
     if a.engine == "onnxruntime":
-        from cityseg_lib.evaluate.export import predict_images_onnx
+        from cityseg_lib.evaluate.deploy import predict_images_onnx
 
         files = predict_images_onnx(a.run, a.onnx, a.input, a.out, fmt=a.format)
     else:
@@ -108,6 +108,17 @@ def _cmd_predict(a) -> int:
 
         files = predict_images(a.run, a.input, a.out, fmt=a.format, device=a.device, mode=_inference_mode(a))
     print(f"wrote {len(files)} file(s) to {a.out}")
+    return 0
+
+
+def _cmd_export(a) -> int:
+    from cityseg_lib.evaluate.deploy import export_run
+
+    info = export_run(a.run, a.out, data_root=a.root, n_check=a.check_frames)
+    c = info["check"]
+    print(f"wrote {a.out} ({info['size_bytes'] / 2**20:.1f} MiB, opset {info['opset']}): {info['message']}")
+    print(f"onnxruntime vs PyTorch on {c['frames']} validation frames: argmax agreement {100 * c['agreement']:.4f}%, "
+          f"max |logit difference| {c['max_abs_diff']:.2e}")
     return 0
 
 
@@ -193,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--onnx", default=None, help="exported model for --engine onnxruntime (default RUN/model.onnx)")
     _mode_arguments(s)
     s.set_defaults(func=_cmd_predict)
+
+    s = sub.add_parser("export", help="export a run's best checkpoint to ONNX, checked with onnxruntime")
+    s.add_argument("--run", required=True)
+    s.add_argument("--out", required=True, help="the .onnx file to write (never over an existing file)")
+    s.add_argument("--root", default=None, help="dataset root for the check frames, when it moved since training")
+    s.add_argument("--check-frames", type=int, default=4, help="validation frames compared with PyTorch")
+    s.set_defaults(func=_cmd_export)
 
     s = sub.add_parser("sweep", help="successive-halving hyperparameter sweep (resumable)")
     s.add_argument("--params", required=True, help="sweep params YAML")

@@ -94,7 +94,8 @@ def _check_size(value: Any) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def _plan(model: nn.Module, input_size: tuple[int, int], dynamic_hw: bool | None) -> tuple[tuple[int, int], bool, int | None, str]:
+def _plan(model: nn.Module, input_size: tuple[int, int], dynamic_hw: bool | None
+          ) -> tuple[tuple[int, int], bool, int | None, str]:
     """Export size, dynamic H/W, size multiple and the message, from what the model allows."""
     name = type(model).__name__
     fixed, multiple = size_rule(model)
@@ -109,8 +110,8 @@ def _plan(model: nn.Module, input_size: tuple[int, int], dynamic_hw: bool | None
     h, w = input_size
     if multiple is None:
         if dynamic_hw:
-            return input_size, True, None, f"{name}: dynamic height/width as asked, with no known size rule; check other sizes"
-        return input_size, False, None, f"{name}: exported for {h}x{w} images only (no known size rule for dynamic sizes)"
+            return input_size, True, None, f"{name}: dynamic height/width as asked (no known size rule: check sizes)"
+        return input_size, False, None, f"{name}: exported for {h}x{w} images only (no known size rule)"
     divisible = h % multiple == 0 and w % multiple == 0
     if dynamic_hw and not divisible:
         raise CitysegError(f"export: input_size {h}x{w} of {name} must be a multiple of {multiple} for dynamic "

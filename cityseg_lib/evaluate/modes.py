@@ -64,7 +64,8 @@ def _check_scales(value: Any) -> tuple[float, ...]:
         try:
             value = [float(v) for v in value.replace(" ", "").split(",") if v]
         except ValueError:
-            raise CitysegError(f"inference: scales={value!r} must be comma-separated numbers, e.g. 0.75,1,1.25") from None
+            raise CitysegError(f"inference: scales={value!r} must be comma-separated numbers, "
+                               "e.g. 0.75,1,1.25") from None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = (value,)
     if not isinstance(value, (list, tuple)) or not value:

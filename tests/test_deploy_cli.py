@@ -1,0 +1,61 @@
+"""The field's inference modes and ONNX deployment from the command line, on a tiny run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cityseg_lib import runstore
+from cityseg_lib.cli import main
+from cityseg_lib.config import load_config
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(demo_root, tmp_path_factory):
+    from cityseg_lib.train.engine import fit
+
+    runs = tmp_path_factory.mktemp("runs")
+    cfg = load_config(None, {"name": "tiny", "profile": "test", "runs_dir": str(runs), "data_root": str(demo_root),
+                             "image_size": [32, 64], "model": "unet", "model_options": {"base_width": 4, "depth": 2},
+                             "epochs": 1, "batch_size": 2, "progress": False})
+    return fit(cfg)
+
+
+def test_evaluate_slide_and_flip_tta_from_the_cli(tiny_run, capsys):
+    assert main(["evaluate", "--run", str(tiny_run), "--mode", "slide", "--tta", "flip"]) == 0
+    out = capsys.readouterr().out
+    assert "slide + flip" in out and "mIoU" in out
+    result = json.loads((tiny_run / "eval_val_fullres_slide_flip.json").read_text())
+    assert result["mode"] == "slide + flip" and result["resolution"] == "full" and 0 <= result["miou"] <= 1
+    with pytest.raises(SystemExit) as bad:  # argparse: unknown mode, exit 2
+        main(["evaluate", "--run", str(tiny_run), "--mode", "sliding"])
+    assert bad.value.code == 2
+    assert main(["evaluate", "--run", str(tiny_run), "--tta", "spin"]) == 2
+    assert "tta 'spin' is not one of flip, ms" in capsys.readouterr().err
+
+
+def test_export_checks_agreement_and_predict_runs_on_onnxruntime(tiny_run, demo_root, tmp_path, capsys):
+    onnx = tiny_run / "model.onnx"
+    assert main(["export", "--run", str(tiny_run), "--out", str(onnx)]) == 0
+    out = capsys.readouterr().out
+    agreement = float(out.split("argmax agreement ")[1].split("%")[0])
+    assert agreement >= 99.9
+    assert main(["export", "--run", str(tiny_run), "--out", str(onnx)]) == 2  # never over an existing file
+    assert "exists" in capsys.readouterr().err
+    preds = tmp_path / "onnx_preds"
+    assert main(["predict", "--run", str(tiny_run), "--engine", "onnxruntime", "--input",
+                 str(demo_root / "leftImg8bit/val"), "--out", str(preds), "--format", "labelIds"]) == 0
+    torch_preds = tmp_path / "torch_preds"
+    assert main(["predict", "--run", str(tiny_run), "--input", str(demo_root / "leftImg8bit/val"), "--out",
+                 str(torch_preds), "--format", "labelIds"]) == 0
+    import numpy as np
+    from PIL import Image
+
+    a = sorted(preds.rglob("*.png"))
+    b = sorted(torch_preds.rglob("*.png"))
+    assert len(a) == len(b) == 3
+    same = np.mean([np.mean(np.asarray(Image.open(x)) == np.asarray(Image.open(y))) for x, y in zip(a, b)])
+    assert same >= 0.999
