@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cityseg_lib.errors import CitysegError
-from cityseg_lib.evaluate.modes import DEFAULT_MS_SCALES, InferenceMode, infer, slide_windows
+from cityseg_lib.evaluate.modes import DEFAULT_MS_SCALES, InferenceMode, default_stride, infer, slide_windows
 from cityseg_lib.models import build_model
 
 
@@ -73,11 +73,12 @@ def test_slide_of_a_pointwise_model_equals_whole_at_full_resolution(size, stride
 
 
 def test_slide_windows_follow_mmseg():
+    assert default_stride((512, 769)) == (341, 513) and default_stride((1, 2)) == (1, 1)
     # 11 rows, window 4, stride 3: a grid at 0, 3, 6 and a last window moved back to end at 11
     assert [w[:2] for w in slide_windows((11, 6), (4, 6), (3, 6))] == [(0, 4), (3, 7), (6, 10), (7, 11)]
     assert slide_windows((10, 6), (4, 6), (3, 6)) == [(0, 4, 0, 6), (3, 7, 0, 6), (6, 10, 0, 6)]
     assert slide_windows((4, 6), (4, 6), (3, 6)) == [(0, 4, 0, 6)]
-    assert len(slide_windows((1024, 2048), (512, 1024), (341, 682))) == 9  # MMSeg's Cityscapes slide
+    assert len(slide_windows((1024, 2048), (512, 1024), (341, 682))) == 9  # a 512x1024 crop on a full frame
 
 
 def test_slide_averages_overlapping_windows_by_hand():

@@ -5,19 +5,20 @@
 * ``whole`` (this project's protocol so far): the image is resized to ``train_size * scale``,
   forwarded once, and the logits are bilinearly up-sampled to ``out_size``.
 * ``slide`` (MMSegmentation ``mode='slide'``): windows of ``train_size`` (the training crop)
-  every ``stride`` pixels (default two thirds of the window, MMSeg's 512x1024 / 341x682 on
-  Cityscapes) over the image **at the label's resolution** ``out_size``, times ``scale``. The
-  logits of overlapping windows are summed and divided by the count map; an image smaller than a
-  window is zero-padded (the mean colour, in normalised space) on the bottom/right and the padding
-  cropped off; the result is brought to ``out_size``. MMSeg slides over the image at its test
-  scale; here the base is the label resolution, so ``scales`` mean the same for every model and
-  dataset. A scale of ``train_size / out_size`` makes one window cover the image (slide = whole).
-  Models trained on whole frames resized to ``train_size`` see objects ``out/train`` times larger
-  in the windows at scale 1 than in training: slide suits models trained on crops.
+  every ``stride`` pixels (default two thirds of the window, rounded, as MMSeg's configs: crop
+  512 / stride 341, crop 769 / stride 513) over the image **at the label's resolution**
+  ``out_size``, times ``scale``. The logits of overlapping windows are summed and divided by the
+  count map; an image smaller than a window is zero-padded (the mean colour, in normalised
+  space) on the bottom/right and the padding cropped off; the result is brought to ``out_size``.
+  MMSeg slides over the image at its test scale; here the base is the label resolution, so
+  ``scales`` mean the same for every model and dataset. A scale of ``train_size / out_size``
+  makes one window cover the image (slide = whole). Models trained on whole frames resized to
+  ``train_size`` see objects ``out/train`` times larger in the windows at scale 1 than in
+  training: slide suits models trained on crops.
 * ``flip``: the horizontally mirrored image too, its output mirrored back.
 * ``scales``: multi-scale TTA; every scale (and its mirror) gives softmax probabilities at
   ``out_size``, which are averaged (MMSeg's ``aug_test``). Swin2-JNet resizes any input to its
-  fixed ``img_size``, so multi-scale ``whole`` changes nothing for it; multi-scale ``slide`` does.
+  fixed ``img_size``, so multi-scale ``whole`` only re-samples its input; multi-scale ``slide`` works.
 
 Without TTA the result is logits; with TTA (flip, or more than one scale) it is the mean of the
 probabilities (``softmax=True`` asks for probabilities in every case). Both give the same argmax.
@@ -77,8 +78,8 @@ def _check_scales(value: Any) -> tuple[float, ...]:
 
 
 def default_stride(window: tuple[int, int]) -> tuple[int, int]:
-    """Two thirds of the window (MMSeg's Cityscapes 341x682 for a 512x1024 crop), at least 1."""
-    return max(1, window[0] * 2 // 3), max(1, window[1] * 2 // 3)
+    """Two thirds of the window (MMSeg's stride 341 for crop 512, 513 for 769), at least 1."""
+    return max(1, round(window[0] * 2 / 3)), max(1, round(window[1] * 2 / 3))
 
 
 def _check_stride(stride: Any, window: tuple[int, int]) -> tuple[int, int]:
