@@ -3,9 +3,12 @@
 * every key of every ``params/PROFILE/NN_*.yaml`` is a parameter of its notebook (papermill
   only warns about unknown ones), and the demo files equal the notebooks' defaults (so a notebook
   run top to bottom in JupyterLab is the demo profile);
+* every key of ``params/PROFILE/train.yaml`` is a TrainConfig key (the command line uses it as is);
 * the ``parameters`` cell holds literals only, papermill can parse every line of it, and the
-  notebooks are committed without outputs or execution counts;
-* ``run_report("smoke")`` builds a report with all sections, figures and tables, no code;
+  notebooks are committed without outputs or execution counts; no notebook imports ``study``;
+* ``run_report("smoke")`` on a dataset made by ``make_demo_dataset`` (no generator stamp, found
+  through ``CITYSCAPES_DATASET``) builds a report with all sections, figures and tables, no code,
+  labelled synthetic, and ``headline.json`` with the numbers of its tables;
 * a failing notebook is one CitysegError naming the notebook and the cell, and the partly
   executed copy stays behind.
 """
@@ -22,9 +25,10 @@ import papermill as pm
 import pytest
 import yaml
 
-from cityseg_lib.report import build as report_runner
+from cityseg_lib.config import TrainConfig
 from cityseg_lib.errors import CitysegError
-from cityseg_lib.study import source_root
+from cityseg_lib.paths import source_root
+from cityseg_lib.report import build as report_runner
 
 ROOT = source_root()
 NOTEBOOKS = {stem: ROOT / "notebooks" / f"{stem}.ipynb" for stem in report_runner.NOTEBOOKS}
@@ -65,6 +69,7 @@ def test_notebook_is_clean_and_its_parameters_are_literals(stem):
             assert cell.outputs == [], f"{path.name} cell {i} is committed with outputs"
             assert cell.execution_count is None, f"{path.name} cell {i} is committed with an execution count"
             assert "sys.path" not in cell.source, f"{path.name} cell {i}: import the installed package instead"
+            assert not re.search(r"\bstudy\.|import .*\bstudy\b", cell.source), f"{path.name} cell {i}: study is gone"
             assert not re.search(r"^\s*(class|def) ", cell.source, re.M), f"{path.name} cell {i}: code belongs in cityseg_lib"
     defaults = _defaults(path)
     assert defaults["profile"] == "demo", "notebook defaults must be the demo profile"
@@ -85,6 +90,21 @@ def test_every_params_key_exists_in_its_notebook(profile):
     assert (folder / "data.yaml").is_file()
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+def test_shared_training_block_is_a_train_config(profile):
+    """params/PROFILE/train.yaml holds TrainConfig keys only: `cityseg train --params` takes it as is."""
+    import dataclasses
+
+    from cityseg_lib.config import load_config, train_config
+
+    path = ROOT / "params" / profile / "train.yaml"
+    keys = set(yaml.safe_load(path.read_text()) or {})
+    assert keys <= {f.name for f in dataclasses.fields(TrainConfig)}, f"{path}: {sorted(keys)}"
+    assert load_config(path).profile == profile
+    cfg = train_config(profile, "x", {"epochs": 3})  # the notebooks' merge: file <- train <- run keys
+    assert cfg.epochs == 3 and cfg.profile == profile and cfg.name == "x"
+
+
 def test_demo_params_equal_the_notebook_defaults():
     """Running a notebook top to bottom in JupyterLab is the demo profile."""
     for f in sorted((ROOT / "params" / "demo").glob("0*.yaml")):
@@ -97,12 +117,13 @@ def test_demo_params_equal_the_notebook_defaults():
 
 
 @pytest.fixture(scope="module")
-def smoke_report(tmp_path_factory):
+def smoke_report(tmp_path_factory, demo_root):
+    """The whole smoke build on a `make_demo_dataset` folder (no generator stamp), via CITYSCAPES_DATASET."""
     home = tmp_path_factory.mktemp("home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CITYSEG_HOME", str(home))
         mp.setenv("CITYSEG_CACHE", str(home / "cache"))
-        mp.delenv("CITYSCAPES_DATASET", raising=False)
+        mp.setenv("CITYSCAPES_DATASET", str(demo_root))
         html = report_runner.run_report("smoke", verbose=False)
     return home, html
 
@@ -121,7 +142,8 @@ def test_smoke_report_has_sections_figures_tables(smoke_report):
         assert caption in text, f"{caption} missing"
     assert "Size and training cost" in text and "Validation results of the kept checkpoints" in text
     provenance = text[text.index("Provenance"):]
-    assert "SYNTHETIC" in provenance and "synthetic" in text
+    assert "SYNTHETIC" in provenance and "synthetic" in text and "made by cityseg make-demo-data" in provenance
+    assert "95% CI" in text and "Table 13:" in text and "Figure 11:" in text
     # no code: inputs are excluded, prompts too
     assert "hl-ipython3" not in text and "from cityseg_lib import" not in text and "report.show(" not in text
     assert "Traceback" not in text
@@ -137,7 +159,7 @@ def test_smoke_report_artifacts(smoke_report):
         assert (out / "results" / f"{nb}.json").is_file(), nb
     timings = json.loads((out / "results" / "timings.json").read_text())
     assert set(timings["notebooks"]) == set(report_runner.NOTEBOOKS)
-    assert (home / "runs" / "smoke" / "simple_fcn" / "summary.json").is_file()
+    assert len(list((home / "runs" / "smoke").glob("simple_fcn-*/summary.json"))) == 1
     if report_runner.find_chromium() is None:
         pytest.skip("no Chromium installed: the PDF step is skipped (make pdf-tools installs it)")
     pdf = out / "report.pdf"
@@ -145,15 +167,44 @@ def test_smoke_report_artifacts(smoke_report):
 
 
 @pytest.mark.slow
-def test_rebuilding_reuses_finished_runs(smoke_report):
+def test_rebuilding_reuses_finished_runs(smoke_report, demo_root):
     home, _ = smoke_report
-    summary = home / "runs" / "smoke" / "simple_fcn" / "summary.json"
+    (summary,) = (home / "runs" / "smoke").glob("simple_fcn-*/summary.json")
     before = summary.stat().st_mtime_ns
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CITYSEG_HOME", str(home))
         mp.setenv("CITYSEG_CACHE", str(home / "cache"))
+        mp.setenv("CITYSCAPES_DATASET", str(demo_root))
         report_runner.run_report("smoke", only=["02", "07"], pdf=False, verbose=False)
     assert summary.stat().st_mtime_ns == before, "a finished run was trained again"
+    assert list((home / "runs" / "smoke").glob("simple_fcn-*/summary.json")) == [summary]
+
+
+@pytest.mark.slow
+def test_smoke_headline_json_holds_the_tables_numbers(smoke_report):
+    """headline.json: every main model with its interval, 19 class IoUs, every comparison; the same
+    numbers as the runs' summaries (Table 10 shows them rounded)."""
+    from cityseg_lib import runstore
+
+    home, html_path = smoke_report
+    head = json.loads((home / "reports" / "smoke" / "headline.json").read_text())
+    assert set(head["models"]) == {"simple_fcn", "unet", "swin2_jnet", "unet_tuned"}
+    text = html_path.read_text()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CITYSEG_HOME", str(home))
+        for key, m in head["models"].items():
+            assert 0 <= m["ci_low"] <= m["ci_high"] <= 1 and 0 <= m["miou"] <= 1, key
+            assert 0 <= m["pixel_accuracy"] <= 1 and len(m["class_iou"]) == 19
+            summary = runstore.load_summary(m["run"])
+            assert m["miou"] == pytest.approx(summary["val_full_res"]["miou"], abs=1e-9)
+            assert f"<td>{100 * m['miou']:.1f}</td>" in text
+    assert {"unet_vs_simple_fcn", "swin2_jnet_vs_unet", "loss_dice_vs_cross_entropy", "augment_replace_vs_none",
+            "steplr_vs_constant_lr", "dropout_vs_no_dropout", "unet_tuned_vs_unet"} <= set(head["comparisons"])
+    for key, c in head["comparisons"].items():
+        assert -1 <= c["ci_low"] <= c["ci_high"] <= 1 and -1 <= c["difference"] <= 1, key
+        assert isinstance(c["resolved"], bool) and c["verdict"]
+        assert c["resolved"] == (c["ci_low"] > 0 or c["ci_high"] < 0) or c["seeds_agree"] is False
+    assert head["comparisons"]["loss_iou_vs_cross_entropy"]["seeds_a"] == 2
 
 
 # ----------------------------------------------------------------------------- failures

@@ -114,17 +114,23 @@ class _Progress:
 
 
 def _kernel_manager_class():
-    """The kernel on local IPC sockets instead of TCP: nothing listens on a port, and ipykernel no
-    longer warns "Kernel is running over TCP without encryption" on every start."""
+    """The kernel manager of the notebooks: the kernel on local IPC sockets instead of TCP (nothing
+    listens on a port, and ipykernel no longer warns "Kernel is running over TCP without
+    encryption" on every start), and no interrupt before the shutdown request of a finished
+    notebook (jupyter_client sends one, and the kernel logs "KeyboardInterrupt caught in kernel")."""
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
-    class IPCKernelManager(AsyncKernelManager):
+    class QuietKernelManager(AsyncKernelManager):
         @default("transport")
         def _transport_default(self) -> str:
             return "ipc"
 
-    return IPCKernelManager
+        async def _async_interrupt_kernel(self) -> None:
+            if not self.shutting_down:  # a cell timeout still interrupts
+                await super()._async_interrupt_kernel()
+
+    return QuietKernelManager
 
 
 def _error_line(err: Any) -> str:
@@ -170,24 +176,6 @@ def _write_timings(path: Path, timings: dict) -> None:
     atomic_write_text(path, json.dumps(timings, indent=2))
 
 
-def check(profile: str, retrain: bool = False, overrides: dict[str, dict] | None = None) -> dict[str, dict]:
-    """Every check of :mod:`.preflight` for all seven notebooks; returns their papermill parameters."""
-    from cityseg_lib.report.preflight import check_report, notebook_defaults
-
-    params_dir(profile)  # an unknown profile is an error listing the valid ones
-    paths = notebook_paths()
-    per_nb: dict[str, dict] = {}
-    for key, values in (overrides or {}).items():
-        for stem in _select([key]):
-            per_nb.setdefault(stem, {}).update(values)
-    params = {stem: notebook_params(profile, stem, retrain, per_nb.get(stem)) for stem in NOTEBOOKS}
-    defaults = {stem: notebook_defaults(paths[stem]) for stem in NOTEBOOKS}
-    sources = {stem: f"notebook {stem} ({params_dir(profile) / f'{stem}.yaml'}"
-               + (f" with --set {', '.join(per_nb[stem])})" if per_nb.get(stem) else ")") for stem in NOTEBOOKS}
-    check_report(profile, {s: {**defaults[s], **p} for s, p in params.items()}, defaults, sources)
-    return params
-
-
 def run_report(
     profile: str = "demo",
     retrain: bool = False,
@@ -209,8 +197,10 @@ def run_report(
     from cityseg_lib.data.source import ensure_data
     from cityseg_lib.report.notebook_results import results_dir
 
+    from cityseg_lib.report.preflight import check
+
     selected = _select(only)
-    params = check(profile, retrain, overrides)  # one line and nothing run, on any problem
+    params, _ = check(profile, retrain, overrides, selected)  # one line and nothing run, on any problem
     log = (lambda msg: print(f"report[{profile}]: {msg}", flush=True)) if verbose else (lambda msg: None)
     out_dir = reports_dir() / profile
     timings_path = results_dir(profile) / "timings.json"

@@ -73,7 +73,7 @@ def conclusions(ctx: ReportContext) -> list[str]:
                                                   "No augmentation mode is resolved from training without it."))
     for topic, name in (("dropout", "Dropout"), ("batchnorm", "BatchNorm")):
         for c in finding(ctx, topic):
-            out.append(f"**{name}.** " + c.sentence() + " (one run each)")
+            out.append(f"**{name}.** " + c.sentence() + " One run each: the seed noise is not in this interval.")
     diffs = [r["miou_full_res"] - r["miou"] for r in recs.values() if not math.isnan(r["miou_full_res"])]
     if diffs:
         mean = float(np.mean(diffs))

@@ -25,7 +25,7 @@ from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.format import LOSS_LABELS, tuned_label
 
 __all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "headline",
-           "write_headline", "headline_path", "interval_text", "differences_table"]
+           "write_headline", "headline_path", "interval_text", "differences_table", "points"]
 
 
 @dataclass(frozen=True)
@@ -104,12 +104,13 @@ def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list
     ref = "cross_entropy" if "cross_entropy" in losses else (losses[0] if losses else None)
     for loss in losses:
         if loss != ref:
-            out.append((f"loss_{loss}_vs_{ref}", "loss", LOSS_LABELS.get(loss, loss).capitalize(),
-                        LOSS_LABELS.get(ref, ref), ctx.losses.runs[loss], ctx.losses.runs[ref]))
+            name = LOSS_LABELS.get(loss, loss)
+            out.append((f"loss_{loss}_vs_{ref}", "loss", name[:1].upper() + name[1:], LOSS_LABELS.get(ref, ref),
+                        ctx.losses.runs[loss], ctx.losses.runs[ref]))
     aug = ctx.unet.augment_runs
     for mode, run in aug.items():
         if mode != "none" and "none" in aug:
-            out.append((f"augment_{mode}_vs_none", "augmentation", f"augmentation `{mode}`", "no augmentation",
+            out.append((f"augment_{mode}_vs_none", "augmentation", f"`{mode}` augmentation", "no augmentation",
                         [run], [aug["none"]]))
     if ctx.unet.constant_lr_run:
         out.append(("steplr_vs_constant_lr", "scheduler", "StepLR", "a constant learning rate", [unet],
@@ -167,7 +168,9 @@ def headline(ctx: ReportContext) -> dict:
                             "difference": _num(d.difference) if d else None, "ci_low": _num(d.low) if d else None,
                             "ci_high": _num(d.high) if d else None, "resolved": c.resolved,
                             "seeds_a": d.n_seeds_a if d else None, "seeds_b": d.n_seeds_b if d else None,
-                            "seeds_agree": d.seeds_agree if d else None, "verdict": c.sentence()}
+                            "seeds_agree": d.seeds_agree if d else None,
+                            "seed_spread_a": d.spread_a if d and d.n_seeds_a > 1 else None,
+                            "seed_spread_b": d.spread_b if d and d.n_seeds_b > 1 else None, "verdict": c.sentence()}
         return {"profile": ctx.profile, "metric": "mIoU on the validation split at full resolution (official protocol)",
                 "level": 0.95, "n_boot": ctx.n_boot, "synthetic": ctx.synthetic, "models": models,
                 "comparisons": comps}
@@ -191,15 +194,17 @@ def write_headline(ctx: ReportContext) -> Path:
     return path
 
 
+def points(x: float | None) -> float:
+    """A fraction from :func:`headline` in percent (points), one decimal; NaN for None."""
+    return round(100 * x, 1) if x is not None else math.nan
+
+
 def differences_table(ctx: ReportContext) -> pd.DataFrame:
     """Every comparison: difference, 95% interval, seeds, and whether it is a finding."""
     rows = []
-    for key, c in headline(ctx)["comparisons"].items():
-        def pts(x):
-            return round(100 * x, 1) if x is not None else math.nan
-
+    for c in headline(ctx)["comparisons"].values():
         seeds = f"{c['seeds_a']} vs {c['seeds_b']}" if c["seeds_a"] else "–"
-        rows.append({"comparison": f"{c['a']} − {c['b']}", "difference (points)": pts(c["difference"]),
-                     "95% CI low": pts(c["ci_low"]), "95% CI high": pts(c["ci_high"]), "seeds": seeds,
+        rows.append({"comparison": f"{c['a']} − {c['b']}", "difference (points)": points(c["difference"]),
+                     "95% CI low": points(c["ci_low"]), "95% CI high": points(c["ci_high"]), "seeds": seeds,
                      "finding": "yes" if c["resolved"] else "unresolved"})
     return pd.DataFrame(rows)

@@ -20,7 +20,8 @@ from pathlib import Path
 from cityseg_lib.config import TrainConfig
 from cityseg_lib.errors import CitysegError
 
-__all__ = ["check_report", "check_values", "check_data_root", "check_weights", "notebook_defaults"]
+__all__ = ["check", "study_configs", "check_report", "check_values", "check_data_root", "check_weights",
+           "notebook_defaults"]
 
 _HF_ENV = "HF_HUB_OFFLINE"
 
@@ -204,19 +205,50 @@ def _named(source: str, build):
         raise CitysegError(f"{source}: {err}") from None
 
 
-def check_report(profile: str, params: dict[str, dict], defaults: dict[str, dict], sources: dict[str, str]) -> str:
-    """Every check above for the notebooks in ``params`` (``{stem: parameters}``); returns the data root."""
+def check_report(profile: str, params: dict[str, dict], defaults: dict[str, dict], sources: dict[str, str],
+                 selected: list[str] | None = None) -> dict[str, list[TrainConfig]]:
+    """Every check above for the notebooks in ``params`` (``{stem: parameters}``, defaults included);
+    the weights only for the ``selected`` notebooks (all when None). Returns their run configs."""
     from cityseg_lib.models.registry import model_options
 
     for stem, values in params.items():
         check_values(stem, values, defaults[stem], sources[stem])
     root = _data_root(profile, params)
-    for stem, cfgs in _configs(profile, params, root, sources).items():
+    configs = _configs(profile, params, root, sources)
+    for stem, cfgs in configs.items():
         for cfg in cfgs:
             known = model_options(cfg.model)
             unknown = sorted(set(cfg.model_options) - set(known))
             if unknown:
                 raise CitysegError(f"{sources[stem]}: run {cfg.name}: model_options key {unknown[0]!r} is not an "
                                    f"option of {cfg.model} (valid: {', '.join(known)})")
-            check_weights(cfg, sources[stem])
-    return root
+            if selected is None or stem in selected:
+                check_weights(cfg, sources[stem])
+    return configs
+
+
+def check(profile: str, retrain: bool = False, overrides: dict[str, dict] | None = None,
+          selected: list[str] | None = None) -> tuple[dict[str, dict], dict[str, list[TrainConfig]]]:
+    """All checks for the seven notebooks of ``profile`` with ``overrides`` (``{"03": {...}}``):
+    returns their papermill parameters and the run configs of notebooks 02-06."""
+    from cityseg_lib.paths import params_dir
+    from cityseg_lib.report.build import NOTEBOOKS, _select, notebook_params, notebook_paths
+
+    params_dir(profile)  # an unknown profile is an error listing the valid ones
+    paths = notebook_paths()
+    per_nb: dict[str, dict] = {}
+    for key, values in (overrides or {}).items():
+        for stem in _select([key]):
+            per_nb.setdefault(stem, {}).update(values)
+    params = {stem: notebook_params(profile, stem, retrain, per_nb.get(stem)) for stem in NOTEBOOKS}
+    defaults = {stem: notebook_defaults(paths[stem]) for stem in NOTEBOOKS}
+    sources = {stem: f"notebook {stem} ({params_dir(profile) / f'{stem}.yaml'}"
+               + (f" with --set {', '.join(per_nb[stem])})" if per_nb.get(stem) else ")") for stem in NOTEBOOKS}
+    configs = check_report(profile, {s: {**defaults[s], **p} for s, p in params.items()}, defaults, sources, selected)
+    return params, configs
+
+
+def study_configs(profile: str, overrides: dict[str, dict] | None = None) -> dict[str, list[TrainConfig]]:
+    """The TrainConfigs of every run notebooks 02-05 train (and the sweeps' base) in ``profile``:
+    what benchmarks and cost estimates should read instead of the params files."""
+    return check(profile, overrides=overrides, selected=[])[1]

@@ -11,7 +11,7 @@ import pandas as pd
 from cityseg_lib import plots
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
-from cityseg_lib.report.evidence import comparison, differences_table, headline
+from cityseg_lib.report.evidence import comparison, differences_table, headline, interval_text, points
 from cityseg_lib.report.format import figure_caption, join, pct
 
 
@@ -22,13 +22,9 @@ def results_table(ctx: ReportContext) -> pd.DataFrame:
     rows = []
     for label, rec in ctx.main.items():
         h = models[ctx.main_keys[label]]
-
-        def p(x):
-            return round(100 * x, 1) if x is not None else math.nan
-
         rows.append({"model": label, f"val mIoU @{size[0]}x{size[1]} (%)": round(100 * rec["miou"], 1),
-                     "val mIoU full res, official (%)": p(h["miou"]), "95% CI low": p(h["ci_low"]),
-                     "95% CI high": p(h["ci_high"]), "pixel accuracy full res (%)": p(h["pixel_accuracy"]),
+                     "val mIoU full res, official (%)": points(h["miou"]), "95% CI low": points(h["ci_low"]),
+                     "95% CI high": points(h["ci_high"]), "pixel accuracy full res (%)": points(h["pixel_accuracy"]),
                      "best epoch": rec["best_epoch"], "best val loss": round(rec["best_val_loss"], 4)})
     name, base = majority_baseline(val_class_pixels(ctx))
     rows.append({"model": f"constant '{name}' (reference floor)", f"val mIoU @{size[0]}x{size[1]} (%)": round(100 * base, 1),
@@ -82,7 +78,7 @@ def fig_confusion(ctx: ReportContext, number: int = 9) -> tuple:
 
 def fig_qualitative(ctx: ReportContext, number: int = 10, n: int = 3) -> tuple:
     from cityseg_lib import runstore
-    from cityseg_lib.evaluate.run import predict_frames
+    from cityseg_lib.evaluate.predict import predict_frames
 
     frames = predict_frames({label: runstore.resolve(run) for label, run in ctx.main_runs.items()}, ctx.data_root, n=n)
     return plots.qualitative_grid(frames["images"], frames["truth"], frames["predictions"], frames["ids"]), figure_caption(
@@ -141,8 +137,6 @@ def _swin_variants(ctx: ReportContext) -> dict[str, str]:
 
 
 def dropout_table(ctx: ReportContext) -> pd.DataFrame:
-    from cityseg_lib.report.evidence import interval_text
-
     rows = []
     for label, run in _swin_variants(ctx).items():
         rec = ctx.record(run)

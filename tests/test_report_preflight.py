@@ -1,0 +1,109 @@
+"""``cityseg report`` checks everything it can before the first notebook starts: each failure is one
+line naming the file, key or value, exit code 2, and no notebook runs (nor is any data generated)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cityseg_lib import cli
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.report import build, preflight
+
+
+@pytest.fixture
+def report(tmp_path, monkeypatch, capsys):
+    """Run ``cityseg report --profile smoke --no-pdf ARGS``; returns (exit code, stderr)."""
+    monkeypatch.setenv("CITYSEG_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty Hugging Face cache
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def no_notebook(*args, **kwargs):
+        raise AssertionError("a notebook ran although the checks failed")
+
+    monkeypatch.setattr(build, "run_notebook", no_notebook)
+
+    def run(*args: str, profile: str = "smoke") -> tuple[int, str]:
+        rc = cli.main(["report", "--profile", profile, "--no-pdf", *args])
+        err = capsys.readouterr().err.strip()
+        assert not (tmp_path / "home" / "data").exists(), "data was generated before the checks passed"
+        return rc, err
+
+    return run
+
+
+def _failed(result: tuple[int, str], *needles: str) -> None:
+    rc, err = result
+    assert rc == 2, err
+    assert err.count("\n") == 0, f"not one line: {err!r}"
+    for needle in needles:
+        assert needle in err, f"{needle!r} not in {err!r}"
+
+
+def test_unknown_key_of_a_set_override(report):
+    _failed(report("--set", "03.x=1"), "--set 03.x", "unknown parameter 'x'", "03_unet")
+
+
+def test_bad_value_in_the_training_block(report):
+    _failed(report("--set", "03.train={batch_size: 0}"), "03_unet", "batch_size=0", "out of range")
+
+
+def test_bad_type_of_a_parameter(report):
+    _failed(report("--set", "01.n_samples=abc"), "01_data_exploration", "n_samples='abc'", "is not a number")
+
+
+def test_bad_loss_and_sweep_settings(report):
+    _failed(report("--set", "05.losses=[focal]"), "05_loss_comparison", "loss='focal'")
+    _failed(report("--set", "06.sweep_overrides={rung_epochs: 0}"), "06_halving_sweep", "rung_epochs=0")
+    _failed(report("--set", "06.sweep_files={unet: nope.yaml}"), "nope.yaml", "not found")
+
+
+def test_unknown_model_option(report):
+    _failed(report("--set", "02.model_options={widht: 4}"), "02_baseline_fcn", "'widht'", "base_width")
+
+
+def test_pretrained_weights_offline_without_a_local_file(report):
+    _failed(report("--set", "04.pretrained=true"), "04_swin2_jnet", "HF_HUB_OFFLINE=1", "weights:",
+            "HF_HUB_OFFLINE=0")
+
+
+def test_pretrained_weights_file_missing(report, tmp_path):
+    missing = tmp_path / "model.safetensors"
+    _failed(report("--set", "04.pretrained=true", "--set", f"04.weights={missing}"), str(missing), "unreadable")
+
+
+def test_dataset_root_missing_or_without_the_layout(report, tmp_path, monkeypatch):
+    monkeypatch.setenv("CITYSCAPES_DATASET", str(tmp_path / "nowhere"))
+    _failed(report(), "CITYSCAPES_DATASET", "does not exist")
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("CITYSCAPES_DATASET", str(tmp_path / "empty"))
+    _failed(report(), "no leftImg8bit/ and gtFine/")
+
+
+def test_full_profile_needs_cityscapes(report):
+    _failed(report(profile="full"), "needs the real Cityscapes", "CITYSCAPES_DATASET")
+
+
+def test_the_checks_pass_on_the_committed_profiles(tmp_path, monkeypatch, demo_root):
+    """Every committed profile passes the checks (full: on a stand-in dataset, with weights available)."""
+    monkeypatch.setenv("CITYSEG_HOME", str(tmp_path))
+    for profile in ("smoke", "demo"):
+        params, configs = preflight.check(profile)
+        assert set(params) == set(build.NOTEBOOKS) and all(p["profile"] == profile for p in params.values())
+        assert [c.name for c in configs["03_unet"]] == ["unet", "unet_constant_lr", "unet_aug_replace",
+                                                        "unet_aug_augment"]
+        assert configs["05_loss_comparison"][0].name == "unet"  # 03's main run, reused
+    monkeypatch.setenv("CITYSCAPES_DATASET", str(demo_root))
+    monkeypatch.setattr("cityseg_lib.report.preflight._cached", lambda repo, filename: True)
+    params, configs = preflight.check("full")
+    assert params["04_swin2_jnet"]["pretrained"] is True
+    assert {c.image_size for cs in configs.values() for c in cs} == {(768, 768)}  # the reference's size everywhere
+
+
+def test_re_rendering_the_report_does_not_need_the_weights(tmp_path, monkeypatch, demo_root):
+    monkeypatch.setenv("CITYSEG_HOME", str(tmp_path))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("CITYSCAPES_DATASET", str(demo_root))
+    preflight.check("full", selected=["07_report"])  # notebook 07 trains nothing
+    with pytest.raises(CitysegError, match="HF_HUB_OFFLINE=1"):
+        preflight.check("full", selected=["04_swin2_jnet"])

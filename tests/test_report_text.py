@@ -1,0 +1,235 @@
+"""The report's computed sentences, one test per branch, on hand-made contexts (no training, no files).
+
+A context is the notebooks' typed results plus a :class:`MemoryRuns` holding hand-made runs: each
+run is a stack of per-image confusion matrices (what decides every interval and verdict), a
+record, a summary and a metrics table derived from it. A "better" run gets more pixels right on
+every image (a resolved difference); a run that differs from another on one image only stays
+unresolved (the bootstrap often leaves that image out).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+from cityseg_lib.config import TrainConfig
+from cityseg_lib.data.labels import CLASS_NAMES
+from cityseg_lib.evaluate.uncertainty import miou_from_matrix, pixel_accuracy_from_matrix
+from cityseg_lib.report import discussion, evidence, front, loss_section, results_section, training_section
+from cityseg_lib.report.context import MemoryRuns, ReportContext
+from cityseg_lib.report.notebook_results import (BaselineResult, DataResult, LossResult, SweepResult, SwinResult,
+                                                 UNetResult)
+
+N_IMAGES, C = 20, len(CLASS_NAMES)
+
+
+def matrices(hits: float | list[float]) -> np.ndarray:
+    """``(N, C, C+1)``: image i holds 100 pixels of classes i%C and (i+7)%C; ``hits`` of each are right."""
+    hits = [hits] * N_IMAGES if np.isscalar(hits) else list(hits)
+    out = np.zeros((N_IMAGES, C, C + 1), dtype=np.int64)
+    for i, h in enumerate(hits):
+        for c in (i % C, (i + 7) % C):
+            right = int(round(h))
+            out[i, c, c] += right
+            out[i, c, (c + 1) % C] += 100 - right
+    return out
+
+
+class Lab:
+    """Builds hand-made runs into a MemoryRuns."""
+
+    def __init__(self) -> None:
+        self.runs = MemoryRuns()
+
+    def run(self, name: str, per_image: np.ndarray, model: str = "unet", best_epoch: int = 5, epochs: int = 5,
+            val_losses: list[float] | None = None, **cfg) -> str:
+        total = per_image.sum(0)
+        miou, acc = miou_from_matrix(total), pixel_accuracy_from_matrix(total)
+        config = TrainConfig(name=name, profile="test", model=model, epochs=epochs, **cfg)
+        val_losses = val_losses or [2.0 - 0.1 * e for e in range(epochs)]
+        metrics = pd.DataFrame({"epoch": range(1, epochs + 1), "lr": [config.lr] * epochs,
+                                "train_loss": [v + 0.05 for v in val_losses], "val_loss": val_losses,
+                                "val_miou": [miou * (e + 1) / epochs for e in range(epochs)]})
+        metrics.loc[best_epoch - 1, "val_miou"] = miou
+        class_iou = {n: 0.5 for n in CLASS_NAMES}
+        self.runs.per_images[name] = per_image
+        self.runs.configs[name] = config
+        self.runs.metric_frames[name] = metrics
+        self.runs.summaries[name] = {"val": {"miou": miou, "class_iou": class_iou},
+                                     "val_full_res": {"miou": miou, "class_iou": class_iou},
+                                     "confusion_matrix": total[:, :C].tolist(), "train_time_s": 60.0}
+        self.runs.stats[name] = {"params": 1e6, "flops": 1e9, "input_size": list(config.image_size)}
+        self.runs.records[name] = {
+            "label": name, "run": name, "name": name, "model": model, "loss": config.loss, "seed": config.seed,
+            "augment": config.augment, "lr": config.lr, "gamma": config.gamma, "step_size": config.step_size,
+            "weight_decay": config.weight_decay, "dropout": config.model_options.get("dropout", 0.0),
+            "image_size": list(config.image_size), "epochs": epochs, "epochs_run": epochs, "best_epoch": best_epoch,
+            "best_val_loss": min(val_losses), "miou": miou, "pixel_accuracy": acc, "miou_full_res": miou,
+            "pixel_accuracy_full_res": acc, "train_images": 64, "val_images": N_IMAGES, "train_images_per_s": 10.0,
+            "peak_memory_mb": 100.0, "train_time_s": 60.0, "device": "cpu"}
+        return name
+
+
+def context(fcn=50, unet=70, swin=80, constant=70, replace=70, augment=70, nodrop=80, nobn=80, tuned=70,
+            losses=None, best_epochs=None, constant_losses=None, generator=True) -> ReportContext:
+    """A context whose runs score ``hits`` per 100 pixels (a number, or a per-image list)."""
+    lab = Lab()
+    best = best_epochs or {}
+    r = {}
+    r["fcn"] = lab.run("simple_fcn", matrices(fcn), "simple_fcn", best_epoch=best.get("fcn", 5))
+    r["unet"] = lab.run("unet", matrices(unet), best_epoch=best.get("unet", 5))
+    r["const"] = lab.run("unet_constant_lr", matrices(constant), gamma=1.0, val_losses=constant_losses)
+    r["replace"] = lab.run("unet_aug_replace", matrices(replace), augment="replace")
+    r["augment"] = lab.run("unet_aug_augment", matrices(augment), augment="augment")
+    r["swin"] = lab.run("swin2_jnet", matrices(swin), "swin2_jnet", best_epoch=best.get("swin", 5),
+                        model_options={"dropout": 0.1, "pretrained": False})
+    r["nodrop"] = lab.run("swin2_jnet_no_dropout", matrices(nodrop), "swin2_jnet", model_options={"dropout": 0.0})
+    r["nobn"] = lab.run("swin2_jnet_no_batchnorm", matrices(nobn), "swin2_jnet",
+                        model_options={"dropout": 0.1, "batchnorm": False})
+    r["tuned"] = lab.run("unet_tuned", matrices(tuned))
+    losses = losses or {"cross_entropy": [70, 70], "iou": [70, 70], "dice": [70, 70]}
+    loss_runs = {loss: [lab.run(f"loss_{loss}_seed{s}", matrices(h), loss=loss, seed=s)
+                        for s, h in enumerate(hits)] for loss, hits in losses.items()}
+    data = DataResult(data_root="/data/cityscapes", synthetic=True,
+                      generator={"train": 64, "val": 16, "size": [1024, 512], "seed": 0} if generator else None,
+                      splits={"train": {"images": 64, "cities": {"a": 64}}, "val": {"images": N_IMAGES, "cities": {"b": 20}}},
+                      coarse_counts={}, image_sizes={"1024x512": 84},
+                      class_stats={"fine": {"pixels": {n: 100 for n in CLASS_NAMES}}}, majority_class="road",
+                      majority_miou=0.003)
+    return ReportContext(
+        profile="test", data=data, baseline=BaselineResult(main_run=r["fcn"], cpu_threads=1),
+        unet=UNetResult(main_run=r["unet"], constant_lr_run=r["const"],
+                        augment_runs={"none": r["unet"], "replace": r["replace"], "augment": r["augment"]}),
+        swin=SwinResult(main_run=r["swin"], no_dropout_run=r["nodrop"], no_batchnorm_run=r["nobn"],
+                        batchnorm_switch=True),
+        losses=LossResult(runs=loss_runs, seeds=[0, 1]),
+        sweep=SweepResult(sweeps={}, tuned_runs={"unet": r["tuned"]}),
+        runs=lab.runs, env={"cpu_count": 2}, n_boot=300)
+
+
+def one_image_better(base: float, better: float) -> list[float]:
+    """Per-image hits equal to ``base`` except the first image: a difference the bootstrap cannot resolve."""
+    return [better] + [base] * (N_IMAGES - 1)
+
+
+# ----------------------------------------------------------------------------- loss
+
+
+def test_loss_text_resolved_cross_entropy_best_agrees_with_reference():
+    ctx = context(losses={"cross_entropy": [80, 81], "iou": [60, 61], "dice": [50, 52]})
+    text = loss_section.loss_text(ctx)
+    assert "cross-entropy beats IoU (soft Jaccard) by" in text and "cross-entropy beats Dice by" in text
+    assert "This agrees with the reference study" in text
+    assert loss_section.loss_ranking(ctx)[0] == "cross_entropy"
+
+
+def test_loss_text_resolved_other_loss_best_contradicts_reference():
+    ctx = context(losses={"cross_entropy": [60, 61], "dice": [80, 81]})
+    text = loss_section.loss_text(ctx)
+    assert "Dice beats cross-entropy by" in text and "Unlike the reference study" in text
+
+
+def test_loss_text_unresolved_says_so_and_names_no_winner():
+    ctx = context(losses={"cross_entropy": one_image_better(70, 70), "iou": one_image_better(70, 90)})
+    text = loss_section.loss_text(ctx)
+    assert "unresolved" in text and "beats" not in text
+    assert "neither confirm nor contradict" in text
+
+
+def test_loss_seeds_that_disagree_leave_the_difference_unresolved():
+    # the pooled difference is clear, but seed 1 goes the other way
+    ctx = context(losses={"cross_entropy": [60, 75], "iou": [80, 70]})
+    (c,) = evidence.finding(ctx, "loss")
+    assert c.diff.seeds_agree is False and not c.resolved
+    assert "seeds disagree" in c.sentence() or "unresolved" in c.sentence()
+
+
+# ----------------------------------------------------------------------------- scheduler, augmentation
+
+
+def test_scheduler_text_resolved_and_rising_validation_loss():
+    ctx = context(unet=80, constant=60, constant_losses=[2.0, 1.5, 1.2, 1.4, 1.6])
+    text = training_section.scheduler_text(ctx)
+    assert "StepLR beats a constant learning rate by" in text
+    assert "rose again after its minimum for constant" in text
+
+
+def test_scheduler_text_unresolved_and_no_overfitting():
+    ctx = context(unet=one_image_better(70, 70), constant=one_image_better(70, 75))
+    text = training_section.scheduler_text(ctx)
+    assert "unresolved" in text and "Neither run's validation loss had turned upwards" in text
+
+
+def test_augmentation_text_helps_hurts_and_unresolved():
+    helps = training_section.augmentation_text(context(unet=60, replace=80, augment=40))
+    assert "`replace` augmentation helps" in helps and "`augment` augmentation hurts" in helps
+    flat = training_section.augmentation_text(context(unet=one_image_better(70, 70),
+                                                      replace=one_image_better(70, 80), augment=70))
+    assert "No augmentation mode differs from training on the original images beyond the sampling noise" in flat
+    table = training_section.augmentation_table(context(unet=60, replace=80))
+    assert list(table["finding"]) == ["–", "yes", "yes"]
+
+
+# ----------------------------------------------------------------------------- dropout, BatchNorm, early stopping
+
+
+def test_dropout_and_batchnorm_text_resolved_and_unresolved():
+    text = results_section.dropout_text(context(swin=80, nodrop=60, nobn=one_image_better(80, 80)))
+    assert "Swin2-JNet with dropout beats without dropout by" in text
+    assert "Removing the decoder's BatchNorm: Swin2-JNet with BatchNorm vs without BatchNorm" in text
+    assert "unresolved" in text
+
+
+def test_dropout_text_without_batchnorm_switch():
+    ctx = context()
+    ctx.swin.no_batchnorm_run, ctx.swin.batchnorm_switch = None, False
+    assert "has no switch to remove the decoder's BatchNorm" in results_section.dropout_text(ctx)
+
+
+def test_early_stopping_text_both_branches():
+    assert "every model's best epoch was its last" in training_section.early_stopping_text(context())
+    text = training_section.early_stopping_text(context(best_epochs={"unet": 3}))
+    assert "For U-Net that epoch came before the last one" in text
+
+
+# ----------------------------------------------------------------------------- conclusions, headline, provenance
+
+
+def test_conclusions_state_only_resolved_findings():
+    clear = discussion.conclusions(context(fcn=40, unet=60, swin=80))
+    arch = next(line for line in clear if line.startswith("**Architectures.**"))
+    assert "U-Net beats SimpleFCN" in arch and "pay off" in arch
+    vague = discussion.conclusions(context(fcn=one_image_better(70, 70), unet=one_image_better(70, 75),
+                                           swin=one_image_better(70, 72)))
+    arch = next(line for line in vague if line.startswith("**Architectures.**"))
+    assert "beats" not in arch and "neither confirms nor contradicts" in arch
+    worse = discussion.conclusions(context(fcn=80, unet=60, swin=one_image_better(80, 80)))
+    assert any("worse than the baseline beyond the noise" in line for line in worse)
+
+
+def test_headline_numbers_are_fractions_and_match_the_results_table(tmp_path, monkeypatch):
+    monkeypatch.setenv("CITYSEG_HOME", str(tmp_path))
+    ctx = context(fcn=50, unet=70)
+    head = json.loads(evidence.write_headline(ctx).read_text())
+    assert set(head["models"]) == {"simple_fcn", "unet", "swin2_jnet", "unet_tuned"}
+    for m in head["models"].values():
+        assert 0 <= m["ci_low"] <= m["ci_high"] <= 1 and 0 <= m["miou"] <= 1 and len(m["class_iou"]) == 19
+    comp = head["comparisons"]["unet_vs_simple_fcn"]
+    assert comp["resolved"] is True and comp["difference"] > 0 and comp["ci_low"] > 0
+    table = results_section.results_table(ctx)
+    fcn = table[table["model"] == "SimpleFCN"].iloc[0]
+    assert fcn["val mIoU full res, official (%)"] == round(100 * head["models"]["simple_fcn"]["miou"], 1)
+    assert fcn["95% CI low"] == round(100 * head["models"]["simple_fcn"]["ci_low"], 1)
+    diffs = results_section.comparisons_table(ctx)
+    assert len(diffs) == len(head["comparisons"]) and set(diffs["finding"]) <= {"yes", "unresolved"}
+
+
+def test_provenance_names_synthetic_data_with_and_without_generator_settings():
+    with_stamp = front.dataset_description(context())
+    assert with_stamp.startswith("SYNTHETIC") and "64 train / 16 val" in with_stamp
+    made = front.dataset_description(context(generator=False))  # `cityseg make-demo-data DIR`: no stamp
+    assert made.startswith("SYNTHETIC") and "made by cityseg make-demo-data" in made
+    assert not math.isnan(len(front.provenance_table(context(generator=False))))
