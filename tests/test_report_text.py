@@ -165,7 +165,7 @@ def test_scheduler_text_unresolved_and_no_overfitting():
 
 def test_augmentation_text_helps_hurts_and_unresolved():
     helps = training_section.augmentation_text(context(unet=60, replace=80, augment=40))
-    assert "`replace` augmentation helps" in helps and "`augment` augmentation hurts" in helps
+    assert "'replace' augmentation helps" in helps and "'augment' augmentation hurts" in helps
     flat = training_section.augmentation_text(context(unet=one_image_better(70, 70),
                                                       replace=one_image_better(70, 80), augment=70))
     assert "No augmentation mode differs from training on the original images beyond the sampling noise" in flat

@@ -110,7 +110,7 @@ def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list
     aug = ctx.unet.augment_runs
     for mode, run in aug.items():
         if mode != "none" and "none" in aug:
-            out.append((f"augment_{mode}_vs_none", "augmentation", f"`{mode}` augmentation", "no augmentation",
+            out.append((f"augment_{mode}_vs_none", "augmentation", f"'{mode}' augmentation", "no augmentation",
                         [run], [aug["none"]]))
     if ctx.unet.constant_lr_run:
         out.append(("steplr_vs_constant_lr", "scheduler", "StepLR", "a constant learning rate", [unet],
