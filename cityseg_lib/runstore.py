@@ -58,9 +58,6 @@ EXECUTION_KEYS = frozenset({"name", "profile", "runs_dir", "data_root", "cache",
 METRIC_FIELDS = ["epoch", "lr", "train_loss", "val_loss", "val_miou", "val_pixel_accuracy",
                  "epoch_time_s", "train_images_per_s", "is_best"]
 
-_FINGERPRINTS: dict[tuple, dict] = {}  # (root, splits) -> fingerprint, per process
-
-
 # ----------------------------------------------------------------------------- identity
 
 
@@ -70,29 +67,11 @@ def computed_config(cfg: TrainConfig) -> dict:
 
 
 def dataset_fingerprint(cfg: TrainConfig) -> dict:
-    """Content identity of the data ``cfg`` trains and validates on, independent of its path.
-
-    A digest of the sorted relative paths and byte sizes of the training split's images and
-    labels (``cfg.annotation``) and the validation split's (fine): moving or copying the dataset
-    keeps it, regenerating it differently changes it. Reads directory entries only.
-    """
-    from cityseg_lib.data.layout import find_samples
+    """Content identity of the data ``cfg`` trains (``cfg.annotation``) and validates (fine) on."""
+    from cityseg_lib.data.fingerprint import fingerprint
     from cityseg_lib.paths import resolve_data_root
 
-    root = resolve_data_root(cfg.data_root)
-    splits = ((cfg.train_split, cfg.annotation), (cfg.val_split, "fine"))
-    key = (str(root), splits)
-    if key not in _FINGERPRINTS:
-        digest, counts = hashlib.sha256(), {}
-        for split, annotation in splits:
-            samples = find_samples(root, split, annotation)
-            counts[f"{split}/{annotation}"] = len(samples)
-            for s in samples:
-                for f in (s.image, s.label):
-                    if f is not None:
-                        digest.update(f"{f.relative_to(root)} {f.stat().st_size}\n".encode())
-        _FINGERPRINTS[key] = {"digest": digest.hexdigest()[:16], "images": counts}
-    return _FINGERPRINTS[key]
+    return fingerprint(resolve_data_root(cfg.data_root), ((cfg.train_split, cfg.annotation), (cfg.val_split, "fine")))
 
 
 def run_id(cfg: TrainConfig) -> str:

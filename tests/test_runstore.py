@@ -55,10 +55,11 @@ def test_a_moved_dataset_reuses_the_finished_run(demo_root, tmp_path, monkeypatc
     assert again == run
     assert runstore.load_config(run).data_root == str(moved.resolve())  # points at the dataset's new place
     # a dataset with other content is another computation
-    (moved / "leftImg8bit/train").joinpath(next(p.name for p in (moved / "leftImg8bit/train").iterdir()))
     victim = sorted((moved / "gtFine/val").rglob("*_labelIds.png"))[0]
     victim.write_bytes(victim.read_bytes() + b"\0")
-    runstore._FINGERPRINTS.clear()
+    from cityseg_lib.data.fingerprint import clear_cache
+
+    clear_cache()
     assert runstore.run_dir(_cfg(moved, tmp_path, epochs=1)) != run
 
 

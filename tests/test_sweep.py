@@ -253,16 +253,15 @@ def test_a_rung_where_every_trial_fails_stops_the_sweep(tmp_path, monkeypatch):
         S.run_sweep(cfg, log=lambda _: None)
 
 
-def test_plot_brackets_on_a_new_axes(reference):
-    import matplotlib
+def test_brackets_panel_of_a_finished_sweep(reference):
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from cityseg_lib.plots import brackets_panel
 
-    ax = S.plot_brackets(S.read_trials(reference))
+    ax = Figure().subplots()
+    brackets_panel(ax, S.read_trials(reference))  # the one brackets figure (sweep folder and report)
     assert ax.get_ylabel() == "best validation loss" and len(ax.get_xticks()) == 3
     assert [line.get_label() for line in ax.get_lines() if line.get_label().startswith("winner")]
-    plt.close(ax.figure)
 
 
 # ----------------------------------------------------------------------------- real (tiny) sweeps

@@ -45,11 +45,10 @@ from __future__ import annotations
 
 from cityseg_lib.sweep.config import SWEEP_OWNED, TABLE1_GRID, SweepConfig, load_sweep_config
 from cityseg_lib.sweep.halving import Candidate, Rung, format_plan, grid_candidates, plan_rungs, select_survivors
-from cityseg_lib.sweep.brackets import plot_brackets
 from cityseg_lib.sweep.records import read_trials
 from cityseg_lib.sweep.run import run_sweep
 from cityseg_lib.sweep.trials import count_train_images, run_trial, sweep_dir_for, table2_row, trial_config
 
 __all__ = ["SWEEP_OWNED", "TABLE1_GRID", "SweepConfig", "load_sweep_config", "Candidate", "Rung", "format_plan",
-           "grid_candidates", "plan_rungs", "select_survivors", "read_trials", "plot_brackets", "run_sweep", "count_train_images",
+           "grid_candidates", "plan_rungs", "select_survivors", "read_trials", "run_sweep", "count_train_images",
            "run_trial", "sweep_dir_for", "table2_row", "trial_config"]

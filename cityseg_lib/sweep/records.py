@@ -97,9 +97,9 @@ def write_results(sweep: _Sweep) -> None:
     atomic_write_text(out / "winner.json", json.dumps(winner, indent=2))
 
     fig = Figure(figsize=(7, 4.5))
-    from cityseg_lib.sweep.brackets import plot_brackets
+    from cityseg_lib.plots import brackets_panel
 
-    plot_brackets(read_trials(out), ax=fig.subplots())
+    brackets_panel(fig.subplots(), read_trials(out))
     fig.tight_layout()
     tmp = out / ".brackets.tmp.png"
     fig.savefig(tmp, dpi=120)
