@@ -89,14 +89,18 @@ def test_the_checks_pass_on_the_committed_profiles(tmp_path, monkeypatch, demo_r
     for profile in ("smoke", "demo"):
         params, configs = preflight.check(profile)
         assert set(params) == set(build.NOTEBOOKS) and all(p["profile"] == profile for p in params.values())
+        size = {"smoke": "48x96", "demo": "144x288"}[profile]
         assert [c.name for c in configs["03_unet"]] == ["unet", "unet_constant_lr", "unet_aug_replace",
-                                                        "unet_aug_augment"]
+                                                        "unet_aug_augment", "unet_opt_adam", "unet_opt_adamax",
+                                                        f"unet_{size}"]
         assert configs["05_loss_comparison"][0].name == "unet"  # 03's main run, reused
     monkeypatch.setenv("CITYSCAPES_DATASET", str(demo_root))
     monkeypatch.setattr("cityseg_lib.report.preflight._cached", lambda repo, filename: True)
     params, configs = preflight.check("full")
     assert params["04_swin2_jnet"]["pretrained"] is True
-    assert {c.image_size for cs in configs.values() for c in cs} == {(768, 768)}  # the reference's size everywhere
+    sizes = {c.name: c.image_size for cs in configs.values() for c in cs}
+    assert sizes.pop("unet_1024x2048") == (1024, 2048)  # Section 3.1's comparison: the full resolution
+    assert set(sizes.values()) == {(768, 768)}  # the reference's size everywhere else
 
 
 def test_re_rendering_the_report_does_not_need_the_weights(tmp_path, monkeypatch, demo_root):

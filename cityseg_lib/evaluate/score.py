@@ -9,6 +9,7 @@ through the run store, with the per-image matrices for bootstrap intervals.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,9 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool 
 
     ``data_root`` replaces the dataset location stored in the run (it moved, or another copy);
     ``mode`` is an :class:`cityseg_lib.evaluate.modes.InferenceMode` (implies ``full_res``).
-    The result is also written to ``RUN/eval_SPLIT[_fullres][_MODE].json``.
+    The result is also written to ``RUN/eval_SPLIT[_fullres][_MODE].json``; the returned dict also
+    holds ``per_image``, the per-image confusion matrices ``(N, C, C+1)`` of the official protocol
+    (None at the training size), and ``seconds_per_image``.
     """
     dev = resolve_device(device)
     run = runstore.resolve(run_dir)
@@ -62,15 +65,20 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool 
     ds = CityscapesSegmentation(root, split, cfg.image_size, "fine", cache_dir=cache)
     bs = batch_size or cfg.batch_size
     label = ""
+    t0 = time.perf_counter()
+    per_image = None
     if mode is not None and mode != InferenceMode():
         full_res, label = True, "_" + mode.label().replace(" + ", "_").replace(" ", "")
         scores, per_image = _evaluate_mode(model, ds, dev, mode, tuple(cfg.image_size))
     elif full_res:
-        scores, _, ids, per_image = evaluate_full_res(model, ds, dev, batch_size=bs)
+        scores, _, _, per_image = evaluate_full_res(model, ds, dev, batch_size=bs)
     else:
         _, scores, _ = evaluate(model, None, torch.utils.data.DataLoader(ds, bs), dev)
+    seconds = time.perf_counter() - t0
     result = {"run": runstore.relative(run), "split": split,
               "resolution": "full" if full_res else list(cfg.image_size),
-              "mode": mode.label() if mode is not None else "whole", **scores.to_dict()}
+              "mode": mode.label() if mode is not None else "whole", "images": len(ds.samples),
+              "seconds_per_image": seconds / max(len(ds.samples), 1), **scores.to_dict()}
     runstore.write_json(run, f"eval_{split}{'_fullres' if full_res else ''}{label}.json", result)
-    return result
+    # per-image matrices (official protocol) for bootstrap intervals: returned, not written to JSON
+    return {**result, "per_image": per_image}

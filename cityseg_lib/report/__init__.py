@@ -33,6 +33,9 @@ from cityseg_lib.report.context import (MemoryRuns, ReportContext, StoredRuns, l
 from cityseg_lib.report.dataset_section import dataset_text, fig_class_frequency, fig_cooccurrence, fig_samples, split_table
 from cityseg_lib.report.discussion import conclusions, reflections
 from cityseg_lib.report.evidence import comparisons, differences_table, headline, write_headline
+from cityseg_lib.report.inference_section import inference_table, inference_text
+from cityseg_lib.report.variants_section import (fig_optimizers, fig_resolution, optimizer_table, optimizer_text,
+                                                resolution_table, resolution_text)
 from cityseg_lib.report.format import AUGMENT_LABELS, LOSS_LABELS, MODEL_LABELS, figure_caption, pct, show, table_html
 from cityseg_lib.report.front import introduction, provenance_table, timings_note, timings_table, title_block
 from cityseg_lib.report.loss_section import (fig_loss_comparison, loss_summary, loss_table, loss_text, seed_summary,
@@ -47,6 +50,8 @@ from cityseg_lib.report.training_section import (augmentation_table, augmentatio
                                                  early_stopping_text, fig_scheduler, scheduler_table, scheduler_text)
 
 __all__ = [
+    "inference_table", "inference_text", "optimizer_table", "optimizer_text", "fig_optimizers",
+    "resolution_table", "resolution_text", "fig_resolution",
     # results hand-off
     "DataResult", "BaselineResult", "UNetResult", "SwinResult", "LossResult", "SweepResult", "ReportResult",
     "save_result", "load_result",

@@ -71,7 +71,8 @@ def conclusions(ctx: ReportContext) -> list[str]:
     if aug:
         out.append("**Augmentation.** " + settled(aug, "Against the original images, ", "helps", "hurts",
                                                   "No augmentation mode is resolved from training without it."))
-    for topic, name in (("dropout", "Dropout"), ("batchnorm", "BatchNorm")):
+    for topic, name in (("dropout", "Dropout"), ("batchnorm", "BatchNorm"), ("optimizer", "Optimiser"),
+                        ("resolution", "Training size")):
         for c in finding(ctx, topic):
             out.append(f"**{name}.** " + c.sentence() + " One run each: the seed noise is not in this interval.")
     diffs = [r["miou_full_res"] - r["miou"] for r in recs.values() if not math.isnan(r["miou_full_res"])]
@@ -113,7 +114,8 @@ def reflections(ctx: ReportContext) -> str:
     ls = loss_summary(ctx)
     spread = max(s["miou"]["max"] - s["miou"]["min"] for s in ls.values())
     unresolved = [c for c in finding(ctx, "architecture") + finding(ctx, "augmentation") + finding(ctx, "scheduler")
-                  + finding(ctx, "dropout") + finding(ctx, "batchnorm") + finding(ctx, "tuning") if not c.resolved]
+                  + finding(ctx, "dropout") + finding(ctx, "batchnorm") + finding(ctx, "tuning")
+                  + finding(ctx, "optimizer") + finding(ctx, "resolution") if not c.resolved]
     parts.append(
         f"**Two kinds of noise.** The same configuration trained with different seeds varied by up to {pts(spread)} "
         "of mIoU in the loss comparison, and the bootstrap intervals show how much every score moves with the choice "

@@ -37,9 +37,12 @@ def baseline_runs(profile: str, data_root: str, train: dict, model_options: dict
 
 
 def unet_runs(profile: str, data_root: str, train: dict, model_options: dict, constant_gamma: float | None,
-              augment_modes: list[str]) -> dict[str, TrainConfig]:
-    """03: the main U-Net (``unet``), the same with a constant learning rate, and one run per
-    augmentation mode other than ``none`` (``none`` is the main run)."""
+              augment_modes: list[str], optimizers: list[str] = (), resolution_size: list[int] | None = None
+              ) -> dict[str, TrainConfig]:
+    """03: the main U-Net (``unet``), the same with a constant learning rate, one run per
+    augmentation mode other than ``none`` (``none`` is the main run), one per optimiser other than
+    the main run's (Section 3.3: AdamW against Adam and Adamax), and one at ``resolution_size``
+    (Section 3.1: is the reference's training size enough?)."""
     base = dict(data_root=str(data_root), model="unet", model_options=model_options)
     runs = {"unet": train_config(profile, "unet", train, **base)}
     if constant_gamma is not None:
@@ -47,6 +50,12 @@ def unet_runs(profile: str, data_root: str, train: dict, model_options: dict, co
     for mode in augment_modes:
         if mode != "none":
             runs[f"unet_aug_{mode}"] = train_config(profile, f"unet_aug_{mode}", train, augment=mode, **base)
+    for opt in optimizers:
+        if opt != runs["unet"].optimizer:
+            runs[f"unet_opt_{opt}"] = train_config(profile, f"unet_opt_{opt}", train, optimizer=opt, **base)
+    if resolution_size:
+        h, w = resolution_size
+        runs["unet_size"] = train_config(profile, f"unet_{h}x{w}", train, image_size=[h, w], **base)
     return runs
 
 

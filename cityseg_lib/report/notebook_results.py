@@ -62,6 +62,8 @@ class UNetResult:
     constant_lr_run: str | None  # gamma = constant_gamma, everything else as main_run
     augment_runs: dict  # {mode: run}; "none" is main_run
     constant_gamma: float = 1.0
+    optimizer_runs: dict = field(default_factory=dict)  # {optimizer: run}; "adamw" is main_run (Section 3.3)
+    resolution_run: str | None = None  # the main U-Net trained at a larger size (Section 3.1)
 
 
 @dataclass

@@ -1,0 +1,69 @@
+"""The inference modes of the field on the best model: whole image, flip TTA, sliding window.
+
+Published Cityscapes numbers are taken with sliding-window inference at 2048x1024, often with
+flip (or multi-scale) test-time augmentation. This section scores the report's best model under
+each mode, at full resolution (official protocol), each with its bootstrap interval and its
+paired difference to the plain whole-image forward, and what each costs per image.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from cityseg_lib.evaluate.modes import InferenceMode
+from cityseg_lib.evaluate.score import evaluate_run
+from cityseg_lib.evaluate.uncertainty import bootstrap_ci, paired_difference, verdict
+from cityseg_lib.report.context import ReportContext
+from cityseg_lib.report.evidence import _memo
+
+__all__ = ["MODES", "inference_results", "inference_table", "inference_text"]
+
+#: The modes compared, by table label (None: the whole-image forward of the training protocol).
+MODES = {"whole": None, "whole + flip": InferenceMode(flip=True), "slide": InferenceMode("slide"),
+         "slide + flip": InferenceMode("slide", flip=True)}
+
+
+def inference_results(ctx: ReportContext, label: str) -> dict[str, dict]:
+    """``{mode: evaluate_run result}`` of the main model ``label`` under every mode in :data:`MODES`."""
+    run = ctx.main_runs[label]
+
+    def make():
+        return {name: evaluate_run(run, full_res=True, mode=mode, data_root=str(ctx.data_root))
+                for name, mode in MODES.items()}
+
+    return _memo(ctx, ("inference", run), make)
+
+
+def inference_table(ctx: ReportContext, label: str) -> pd.DataFrame:
+    """One row per mode: full-resolution mIoU with its 95% interval, the paired difference to
+    ``whole`` with its interval, and the seconds per image on this build's device."""
+    results = inference_results(ctx, label)
+    base = results["whole"]["per_image"]
+    rows = []
+    for name, r in results.items():
+        iv = bootstrap_ci(r["per_image"], n_boot=ctx.n_boot)
+        row = {"mode": name, "mIoU full res (%)": round(100 * iv.value, 1), "95% CI low": round(100 * iv.low, 1),
+               "95% CI high": round(100 * iv.high, 1)}
+        if name != "whole":
+            d = paired_difference(r["per_image"], base, n_boot=ctx.n_boot)
+            row.update({"vs whole (points)": round(100 * d.difference, 1), "diff CI low": round(100 * d.low, 1),
+                        "diff CI high": round(100 * d.high, 1), "resolved": "yes" if d.resolved else "no"})
+        row["s / image"] = round(r["seconds_per_image"], 2)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def inference_text(ctx: ReportContext, label: str) -> str:
+    """What the modes change for ``label``, in sentences computed from the paired differences."""
+    results = inference_results(ctx, label)
+    base = results["whole"]["per_image"]
+    cfg = ctx.runs.config(ctx.main_runs[label])
+    h, w = cfg.image_size
+    sentences = [verdict(paired_difference(r["per_image"], base, n_boot=ctx.n_boot), f"{label} with {name}",
+                         f"{label} whole") for name, r in results.items() if name != "whole"]
+    return (f"Every mode is scored under the official protocol on the {len(base)} validation images. `slide` runs "
+            f"{h}x{w} windows (the training size) with two-thirds overlap over each image at its label's resolution, "
+            "averaging the logits where windows overlap; `flip` adds the mirrored image. " + " ".join(sentences) +
+            (" A model trained on whole frames resized to the training size sees objects larger in the windows "
+             "than it ever saw in training, which is why sliding windows suit models trained on crops."
+             if not getattr(cfg, "crop_size", None) else ""))
