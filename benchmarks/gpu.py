@@ -1,6 +1,6 @@
 """Benchmark 4: the GPU report -- each model at the full-profile size and batch on the training path.
 
-    python benchmarks/gpu.py [--models ...] [--size 768 768] [--batch N] [--peak-tflops T] [--reduced]
+    python benchmarks/gpu.py [--models ...] [--size 768 768] [--batch N] [--peak-tflops T] [--reduced] [--plan-only]
 
 For each model (options, size and batch from ``params/full``), the path ``fit`` takes on CUDA
 (bf16 autocast, channels_last, and ``torch.compile`` unless ``--no-compile``) is fed by a real
@@ -20,12 +20,18 @@ pinned memory). Warm-up steps (compilation, cudnn autotuning, worker start) are 
 
 Peak memory is ``torch.cuda.max_memory_allocated`` over 1 and 2. The projected wall time of the
 full-profile study on Cityscapes (2,975 train / 500 val images) counts the runs the notebooks do
-with ``params/full`` (02-05, the two halving sweeps planned by ``cityseg_lib.sweep.plan_rungs``,
+in the full profile (02-05, the two halving sweeps planned by ``cityseg_lib.sweep.plan_rungs``,
 the tuned winners) and prices each epoch at the measured rates: see :func:`project`.
 
 A FLOP floor is printed too: the study's FLOPs (models counted on the ``meta`` device at the
 full-profile settings) over ``--assume-mfu`` of the peak (H100 SXM when the device is not in the
 table) -- a GPU-free estimate to compare with the measured projection.
+
+Runs are independent except the sweep's rung barriers, so the study spreads over GPUs (one run
+per GPU, ``--executor ray``): both projections are also given on 1, 8 and 32 GPUs, by simulating
+that schedule (:mod:`cityseg_lib.execute.plan`) with a lower bound beside it. The plan is every
+run the notebooks train, built as they build it (:func:`plan_from_study`); ``--plan-only`` prints
+it with the FLOP floor on any machine, measuring nothing.
 
 Without CUDA the script runs in ``--reduced`` mode (256x256, batch 2, small models, few steps,
 fp32 eager as ``fit`` on CPU) so every code path but the CUDA calls runs; its numbers are not a
@@ -35,6 +41,7 @@ GPU report. Writes ``reports/benchmarks/gpu.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import math
 import os
@@ -143,9 +150,11 @@ def full_profile_settings(model: str) -> dict:
 
 
 def _entry(part: str, model: str, runs: int, epochs: int, fraction: float = 1.0, data_factor: float = 1.0,
-           full_res: bool = True) -> dict:
+           full_res: bool = True, chain: str | None = None, stage: int = 0, scale: float = 1.0) -> dict:
+    """``runs`` alike runs; ``chain``/``stage``: a sweep's rung (stage ``stage`` waits for the one
+    before); ``scale``: cost per image relative to the model's full-profile size (pixels)."""
     return {"part": part, "model": model, "runs": runs, "epochs": epochs, "fraction": fraction,
-            "data_factor": data_factor, "full_res_eval": full_res}
+            "data_factor": data_factor, "full_res_eval": full_res, "chain": chain, "stage": stage, "scale": scale}
 
 
 def halving_rungs(candidates: int = 36, first_fraction: float = 1 / 32) -> list[tuple[int, float]]:
@@ -166,9 +175,11 @@ def default_plan(epochs: int = 20) -> list[dict]:
             _entry("Swin2-JNet runs", "swin2_jnet", 3, epochs),
             _entry("loss comparison 3 x 3 seeds", "unet", 9, epochs)]
     for model in ("unet", "swin2_jnet"):
-        for n, frac in halving_rungs():
-            plan.append(_entry(f"sweep {model}: {n} trials", model, n, epochs, frac, full_res=False))
-        plan.append(_entry(f"sweep {model}: tuned winner", model, 1, epochs))
+        rungs = halving_rungs()
+        for i, (n, frac) in enumerate(rungs):
+            plan.append(_entry(f"sweep {model}: {n} trials", model, n, epochs, frac, full_res=False,
+                               chain=f"sweep {model}", stage=i))
+        plan.append(_entry(f"sweep {model}: tuned winner", model, 1, epochs, chain=f"sweep {model}", stage=len(rungs)))
     return plan
 
 
@@ -207,13 +218,160 @@ def plan_from_params(n_train: int = 2975) -> tuple[list[dict], str]:
             continue
         cfg = sweep.load_sweep_config(_full_dir() / name)
         n = len(sweep.grid_candidates(cfg.grid))
-        for rung in sweep.plan_rungs(n, n_train, cfg.min_subset, cfg.rung_epochs, cfg.final_epochs):
+        rungs = sweep.plan_rungs(n, n_train, cfg.min_subset, cfg.rung_epochs, cfg.final_epochs)
+        for rung in rungs:
             plan.append(_entry(f"06 sweep {model}: rung {rung.index}, {rung.candidates} trials", model, rung.candidates,
-                               rung.epochs, rung.subset / n_train, full_res=bool(cfg.base.get("full_res_eval", False))))
+                               rung.epochs, rung.subset / n_train, full_res=bool(cfg.base.get("full_res_eval", False)),
+                               chain=f"sweep {model}", stage=rung.index))
         if p6.get("train_tuned", True):
             plan.append(_entry(f"06 sweep {model}: tuned winner", model, 1,
-                               epochs(_params(MAIN_NOTEBOOK[model]) or {})))
-    return plan, "params/full/*.yaml (02-05 notebooks, sweep_*.yaml; 06 defaults where its file is missing)"
+                               epochs(_params(MAIN_NOTEBOOK[model]) or {}), chain=f"sweep {model}", stage=len(rungs)))
+    return plan, "params/full/*.yaml keys (papermill missing: fallback; 02-05 notebooks, sweep_*.yaml)"
+
+
+class _Cell(dict):
+    """A notebook cell (its JSON) with attribute access, as nbformat gives it."""
+
+    def __getattr__(self, name):
+        value = self[name]
+        return "".join(value) if name == "source" and isinstance(value, list) else value
+
+
+@contextlib.contextmanager
+def _notebook_tools():
+    """Stand-ins for ``nbformat.read`` and ``papermill.inspect_notebook`` while the study's configs
+    are built, where those packages are missing (the GPU machine has neither, and the configs only
+    need each notebook's JSON and the names in its ``parameters`` cell). Real packages win."""
+    import ast
+    import importlib.util
+    import json
+    import types
+
+    def read(path, as_version=4):
+        return types.SimpleNamespace(cells=[_Cell(c) for c in json.loads(Path(path).read_text())["cells"]])
+
+    def inspect_notebook(path):
+        cell = next(c for c in read(path).cells if "parameters" in c.get("metadata", {}).get("tags", []))
+        return {t.id: {} for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+
+    added = []
+    for name, attrs in (("nbformat", {"read": read}), ("papermill", {"inspect_notebook": inspect_notebook})):
+        try:
+            missing = importlib.util.find_spec(name) is None or importlib.import_module(name) is None
+        except ImportError:
+            missing = True
+        if missing:
+            sys.modules[name] = types.SimpleNamespace(__name__=name, **attrs)
+            added.append(name)
+    try:
+        yield added
+    finally:
+        for name in added:
+            del sys.modules[name]
+
+
+def _scale(cfg, model: str) -> float:
+    """Pixels of ``cfg``'s training size over the model's full-profile size (the measured one)."""
+    h0, w0 = full_profile_settings(model)["image_size"]
+    return cfg.image_size[0] * cfg.image_size[1] / (h0 * w0)
+
+
+def plan_from_study(n_train: int = 2975) -> tuple[list[dict], str]:
+    """Every run of the full-profile study as the notebooks build it
+    (:func:`cityseg_lib.report.preflight.study_configs`: train.yaml, the notebooks' ``train``
+    dicts and parameters), each distinct run once (notebook 05 reuses 03's main run), and the two
+    halving sweeps rung by rung (their grids from params/full/sweep_*.yaml, their trials' settings
+    from the notebook). Without ``$CITYSCAPES_DATASET`` a one-frame generated dataset stands in for
+    it (the configs only need a root in the official layout). Where papermill and nbformat are not
+    installed (a bare GPU machine) :func:`_notebook_tools` stands in for the two calls the config
+    builder makes of them; :func:`plan_from_params` is the last resort."""
+    import json
+    import tempfile
+
+    try:
+        from cityseg_lib.report.preflight import study_configs
+
+        with tempfile.TemporaryDirectory() as tmp, _notebook_tools() as stand_ins:
+            if not os.environ.get("CITYSCAPES_DATASET"):
+                from cityseg_lib.data.demo import make_demo_dataset
+
+                os.environ["CITYSCAPES_DATASET"] = str(make_demo_dataset(Path(tmp) / "cityscapes", train=1, val=1,
+                                                                         test=0, size=(64, 32), coarse=False))
+                try:
+                    configs = study_configs("full")
+                finally:
+                    del os.environ["CITYSCAPES_DATASET"]
+            else:
+                configs = study_configs("full")
+    except ImportError as err:
+        plan, source = plan_from_params(n_train)
+        return plan, f"{source}; {err.name or err} not installed"
+    from cityseg_lib import runstore, sweep
+
+    plan, seen = [], set()
+    for stem, cfgs in configs.items():
+        for cfg in cfgs if not stem.startswith("06") else []:
+            key = json.dumps(runstore.computed_config(cfg), sort_keys=True, default=str)
+            if key not in seen:
+                seen.add(key)
+                fraction = (cfg.train_subset if isinstance(cfg.train_subset, float) else
+                            (cfg.train_subset or n_train) / n_train)
+                plan.append(_entry(f"{stem[:2]} {cfg.name}", cfg.model, 1, cfg.epochs, fraction,
+                                   2.0 if cfg.augment == "augment" else 1.0, cfg.full_res_eval,
+                                   scale=_scale(cfg, cfg.model)))
+    mains = {cfgs[0].model: cfgs[0] for stem, cfgs in configs.items() if cfgs and stem[:2] in ("02", "03", "04")}
+    p6 = _params("06_halving_sweep") or {}
+    files = p6.get("sweep_files", {"unet": "sweep_unet.yaml", "swin2_jnet": "sweep_swin2_jnet.yaml"})
+    for base in configs.get("06_halving_sweep", []):
+        model = base.model
+        if model not in files or not (_full_dir() / files[model]).is_file():
+            continue
+        cfg = sweep.load_sweep_config(_full_dir() / files[model])
+        rungs = sweep.plan_rungs(len(sweep.grid_candidates(cfg.grid)), n_train, cfg.min_subset, cfg.rung_epochs,
+                                 cfg.final_epochs)
+        for rung in rungs:
+            plan.append(_entry(f"06 sweep {model}: rung {rung.index}, {rung.candidates} trials", model, rung.candidates,
+                               rung.epochs, rung.subset / n_train, full_res=bool(base.full_res_eval and
+                                                                                  cfg.base.get("full_res_eval", False)),
+                               chain=f"sweep {model}", stage=rung.index, scale=_scale(base, model)))
+        if p6.get("train_tuned", True) and model in mains:
+            plan.append(_entry(f"06 sweep {model}: tuned winner", model, 1, mains[model].epochs,
+                               full_res=mains[model].full_res_eval, chain=f"sweep {model}", stage=len(rungs),
+                               scale=_scale(mains[model], model)))
+    note = f"; {' and '.join(stand_ins)} not installed: notebooks read as JSON" if stand_ins else ""
+    return plan, ("cityseg_lib.report.preflight.study_configs('full') (every notebook run), "
+                  f"params/full/sweep_*.yaml{note}")
+
+
+#: GPU counts of the scale-out projection (runs are independent except the sweep's rungs).
+SCALE_OUT_GPUS = (1, 8, 32)
+
+
+def scale_out(plan: list[dict], seconds: list[float | None], gpus=SCALE_OUT_GPUS) -> dict[int, dict]:
+    """Wall hours of the plan on each number of GPUs, one run per GPU (``cityseg --executor ray``):
+    list scheduling with the sweeps' rung barriers, and the lower bound no schedule beats.
+    ``seconds``: the cost of each plan entry (all its runs), None where not measured (left out)."""
+    from cityseg_lib.execute.plan import lower_bound, makespan
+
+    independent, chains = [], {}
+    for entry, total in zip(plan, seconds):
+        if total is None:
+            continue
+        runs = [total / entry["runs"]] * entry["runs"]
+        if entry.get("chain"):
+            chains.setdefault(entry["chain"], {}).setdefault(entry["stage"], []).extend(runs)
+        else:
+            independent.extend(runs)
+    staged = [[stages[k] for k in sorted(stages)] for stages in chains.values()]
+    return {n: {"hours": makespan(independent, staged, n) / 3600,
+                "lower_bound_hours": lower_bound(independent, staged, n) / 3600} for n in gpus}
+
+
+def _scale_out_line(label: str, table: dict[int, dict]) -> str:
+    return f"{label}: " + ", ".join(f"{n} GPU{'s' if n > 1 else ''} {_fmt_hours(v['hours'])}"
+                                    + (f" (>= {_fmt_hours(v['lower_bound_hours'])})" if n > 1 else "")
+                                    for n, v in table.items())
 
 
 def project(plan: list[dict], rates: dict[str, dict], n_train: int, n_val: int) -> tuple[list[dict], float]:
@@ -229,8 +387,9 @@ def project(plan: list[dict], rates: dict[str, dict], n_train: int, n_val: int) 
             rows.append({**entry, "hours": None})
             continue
         train_imgs = max(1, math.ceil(n_train * entry["fraction"])) * entry["data_factor"]
-        val_pass = n_val / r["eval_images_per_s"]
-        per_run = (entry["epochs"] * (train_imgs / r["images_per_s"] + val_pass)
+        scale = entry.get("scale", 1.0)
+        val_pass = scale * n_val / r["eval_images_per_s"]
+        per_run = (entry["epochs"] * (scale * train_imgs / r["images_per_s"] + val_pass)
                    + (2 if entry["full_res_eval"] else 1) * val_pass + r["warmup_s"])
         seconds = entry["runs"] * per_run
         total += seconds
@@ -253,18 +412,24 @@ def full_size_flops(models: list[str]) -> dict[str, dict]:
     return out
 
 
+def entry_flops(e: dict, flops: dict[str, dict], n_train: int, n_val: int) -> float | None:
+    """FLOPs of one plan entry (all its runs), priced like :func:`project` (train images x training
+    FLOPs, validation passes x forward FLOPs, times the entry's pixel ``scale``); None if not counted."""
+    f = flops.get(e["model"])
+    if not f:
+        return None
+    train_imgs = max(1, math.ceil(n_train * e["fraction"])) * e["data_factor"]
+    passes = e["epochs"] + (2 if e["full_res_eval"] else 1)
+    return e.get("scale", 1.0) * e["runs"] * (e["epochs"] * train_imgs * f["train"] + passes * n_val * f["forward"])
+
+
 def flop_projection(plan: list[dict], flops: dict[str, dict], n_train: int, n_val: int) -> dict[str, float]:
-    """FLOPs of the whole plan per model, priced like :func:`project` (train images x training FLOPs,
-    validation passes x forward FLOPs): the arithmetic floor no GPU can beat."""
+    """FLOPs of the whole plan per model: the arithmetic floor no GPU can beat."""
     out: dict[str, float] = {}
     for e in plan:
-        f = flops.get(e["model"])
-        if not f:
-            continue
-        train_imgs = max(1, math.ceil(n_train * e["fraction"])) * e["data_factor"]
-        passes = e["epochs"] + (2 if e["full_res_eval"] else 1)
-        out[e["model"]] = out.get(e["model"], 0.0) + e["runs"] * (
-            e["epochs"] * train_imgs * f["train"] + passes * n_val * f["forward"])
+        f = entry_flops(e, flops, n_train, n_val)
+        if f is not None:
+            out[e["model"]] = out.get(e["model"], 0.0) + f
     return out
 
 
@@ -393,6 +558,43 @@ def measure_model(name: str, options: dict, ds, args, device: torch.device) -> d
 # ----------------------------------------------------------------------------- main
 
 
+def floor_report(plan: list[dict], models: list[str], peak: float, label: str, mfu: float) -> dict:
+    """Print the FLOP floor of ``plan`` (FLOPs counted on the meta device: no GPU needed) at ``mfu``
+    of ``peak`` TFLOP/s, in all and on 1, 8 and 32 GPUs; returns it for the JSON report."""
+    full_flops = full_size_flops(models)
+    study_flops = flop_projection(plan, full_flops, CITYSCAPES_TRAIN, CITYSCAPES_VAL)
+    rate = peak * 1e12 * mfu
+    floor_h = {m: f / rate / 3600 for m, f in study_flops.items()}
+    per_image = ", ".join("%s %.3f" % (m, v["train"] / 1e12) for m, v in full_flops.items())
+    per_model = ", ".join(f"{m} {_fmt_hours(h)}" for m, h in floor_h.items())
+    print(f"\nFLOP floor at the full-profile settings ({per_image} TFLOP per training image): "
+          f"{sum(study_flops.values()) / 1e18:.1f} EFLOP in all; at {100 * mfu:.0f}% MFU of "
+          f"{peak:g} TFLOP/s ({label}): {_fmt_hours(sum(floor_h.values()))} ({per_model})")
+    seconds = [None if (f := entry_flops(e, full_flops, CITYSCAPES_TRAIN, CITYSCAPES_VAL)) is None else f / rate
+               for e in plan]
+    table = scale_out(plan, seconds)
+    print(_scale_out_line("FLOP floor on N GPUs (one run per GPU; sweep rungs wait for each other)", table))
+    return {"full_size_flops_per_image": full_flops, "study_flops_by_model": study_flops,
+            "flop_floor": {"peak_tflops": peak, "peak_source": label, "assumed_mfu": mfu, "hours_by_model": floor_h,
+                           "scale_out": table}}
+
+
+def plan_only(args) -> int:
+    """``--plan-only``: the study's runs, its FLOP floor and the scale-out projection; no measurement."""
+    plan, source = plan_from_study(CITYSCAPES_TRAIN)
+    if args.epochs:
+        plan = [{**p, "epochs": args.epochs} for p in plan]
+    print(f"the full-profile study ({source}): {sum(p['runs'] for p in plan)} runs")
+    print(format_table(["part", "model", "runs", "epochs", "train images/epoch", "pixels x", "waits for"],
+                       [[p["part"], p["model"], p["runs"], p["epochs"],
+                         f"{max(1, math.ceil(CITYSCAPES_TRAIN * p['fraction'])) * p['data_factor']:.0f}",
+                         f"{p['scale']:.2f}", f"{p['chain']} stage {p['stage'] - 1}" if p["chain"] and p["stage"] else "-"]
+                        for p in plan]))
+    floor_report(plan, args.models, args.peak_tflops or 989.4,
+                 "--peak-tflops" if args.peak_tflops else "H100 SXM, assumed", args.assume_mfu)
+    return 0
+
+
 def _fmt_hours(h: float | None) -> str:
     if h is None:
         return "-"
@@ -430,7 +632,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assume-mfu", type=float, default=0.4,
                         help="MFU for the FLOP-floor estimate of the study time (default 0.4)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default reports/benchmarks/gpu.json)")
+    parser.add_argument("--plan-only", action="store_true",
+                        help="print the study's runs, FLOP floor and time on 1/8/32 GPUs; measure nothing (any machine)")
     args = parser.parse_args(argv)
+    if args.plan_only:
+        return plan_only(args)
 
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
@@ -493,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
     print(format_table(["model", "batch", "img/s", "img/s step only", "peak GiB", "GFLOP/img (train)",
                         "TFLOP/s", "MFU %", "data wait %", "eval img/s", "warm-up s"], rows))
 
-    plan, plan_source = plan_from_params(CITYSCAPES_TRAIN)
+    plan, plan_source = plan_from_study(CITYSCAPES_TRAIN)
     if args.epochs:
         plan = [{**p, "epochs": args.epochs} for p in plan]
     proj_rows, total_s = project(plan, results, CITYSCAPES_TRAIN, CITYSCAPES_VAL)
@@ -510,17 +716,12 @@ def main(argv: list[str] | None = None) -> int:
     missing = sorted({p["model"] for p in proj_rows if p["hours"] is None})
     print(f"total {_fmt_hours(total_s / 3600)}" + (f" (models not measured, left out: {', '.join(missing)})" if missing else "")
           + (" -- REDUCED mode on CPU: not a projection of a GPU run" if reduced else ""))
+    measured_scale_out = scale_out(plan, [None if p["hours"] is None else 3600 * p["hours"] for p in proj_rows])
+    print(_scale_out_line("on N GPUs (one run per GPU, --executor ray; sweep rungs wait for each other)",
+                          measured_scale_out) + (" -- REDUCED: CPU rates" if reduced else ""))
 
-    # arithmetic floor: the study's FLOPs at the full-profile settings against a bf16 peak
     ref_peak, ref_label = (args.peak, peak_label) if args.peak else (989.4, "H100 SXM, assumed")
-    full_flops = full_size_flops(args.models)
-    study_flops = flop_projection(plan, full_flops, CITYSCAPES_TRAIN, CITYSCAPES_VAL)
-    floor_h = {m: f / (ref_peak * 1e12 * args.assume_mfu) / 3600 for m, f in study_flops.items()}
-    per_image = ", ".join("%s %.3f" % (m, v["train"] / 1e12) for m, v in full_flops.items())
-    per_model = ", ".join(f"{m} {_fmt_hours(h)}" for m, h in floor_h.items())
-    print(f"\nFLOP floor at the full-profile settings ({per_image} TFLOP per training image): "
-          f"{sum(study_flops.values()) / 1e18:.1f} EFLOP in all; at {100 * args.assume_mfu:.0f}% MFU of "
-          f"{ref_peak:g} TFLOP/s ({ref_label}): {_fmt_hours(sum(floor_h.values()))} ({per_model})")
+    floor = floor_report(plan, args.models, ref_peak, ref_label, args.assume_mfu)
 
     settings = {"reduced": reduced, "device": str(device), "size_hw": list(args.size), "batch_size": args.batch_for,
                 "amp_bf16": args.amp, "channels_last": args.channels_last, "compile": args.compile,
@@ -535,10 +736,7 @@ def main(argv: list[str] | None = None) -> int:
               "note": "reduced CPU run: the GPU run is still owed" if reduced else "GPU run done"}
     path = write_report("gpu", benchmark="GPU report: images/s, memory, MFU, data wait, projected study time",
                         settings=settings, results={"models": results, "projection": proj_rows, "projected_hours_by_model": by_model,
-                                                    "full_size_flops_per_image": full_flops,
-                                                    "study_flops_by_model": study_flops,
-                                                    "flop_floor": {"peak_tflops": ref_peak, "peak_source": ref_label,
-                                                                   "assumed_mfu": args.assume_mfu, "hours_by_model": floor_h},
+                                                    **floor, "scale_out_measured": measured_scale_out,
                                                     "projected_total_hours": total_s / 3600},
                         target=target, out=args.out, env=env)
     print(f"wrote {path}")

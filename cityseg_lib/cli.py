@@ -50,8 +50,13 @@ def _cmd_check_data(a) -> int:
 def _cmd_train(a) -> int:
     from cityseg_lib import runstore
     from cityseg_lib.config import load_config
+    from cityseg_lib.execute import get_executor, use_executor
     from cityseg_lib.train.engine import fit
 
+    executor = get_executor(use_executor(a.executor))
+    if executor.kind != "local" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise CitysegError(f"--executor {executor.kind} under torchrun: torchrun already starts the processes of "
+                           "this run (DDP); use one or the other")
     cfg = load_config(a.params, a.overrides)
     out, state = runstore.prepare(cfg, resume=a.resume, retrain=a.retrain)
     if state == "finished":
@@ -59,7 +64,8 @@ def _cmd_train(a) -> int:
               "with --resume extends it")
         return 0
     print(f"{'resuming' if state == 'resume' else 'training'} {out}")
-    fit(cfg, resume=a.resume or a.retrain, log=print)
+    for _ in executor.run(fit, [(out, (cfg, a.resume or a.retrain, print))]):  # local: here; ray: in a task
+        pass
     s = runstore.load_summary(out)
     full = s.get("val_full_res")
     print(f"run finished: {out}  (best epoch {s['best_epoch']}, val mIoU {100 * s['val']['miou']:.1f}%"
@@ -125,10 +131,21 @@ def _cmd_export(a) -> int:
 def _cmd_sweep(a) -> int:
     from cityseg_lib.sweep import load_sweep_config, run_sweep
 
-    out = run_sweep(load_sweep_config(a.params, a.overrides), dry_run=a.dry_run)
+    from cityseg_lib.execute import use_executor
+
+    executor = use_executor(a.executor) if a.executor else None  # else the params' executor, else $CITYSEG_EXECUTOR
+    out = run_sweep(load_sweep_config(a.params, a.overrides), dry_run=a.dry_run, executor=executor)
     if not a.dry_run:
         print(f"sweep finished: {out}")
     return 0
+
+
+def _cmd_tensorboard(a) -> int:
+    from cityseg_lib.paths import runs_dir
+    from cityseg_lib.train.tblog import serve
+
+    logdir = Path(a.logdir) if a.logdir else runs_dir() / (a.profile or "")
+    return serve(logdir, port=a.port, host=a.host)
 
 
 def _cmd_report(a) -> int:
@@ -143,6 +160,13 @@ def _mode_arguments(s) -> None:
     s.add_argument("--tta", default=None, help="test-time augmentation: flip, ms (multi-scale) or flip,ms")
     s.add_argument("--scales", default=None, help="multi-scale TTA, e.g. 0.75,1.0,1.25")
     s.add_argument("--stride", default=None, help="slide stride HxW (default: 2/3 of the window)")
+
+
+def _executor_argument(s) -> None:
+    # a plain string: an unknown name is a one-line CitysegError (exit 2), like every bad input
+    s.add_argument("--executor", default=None, metavar="local|ray",
+                   help="where training runs: local (this process, default) or ray (one GPU, or cpus_per_run CPUs, "
+                        "per run; $RAY_ADDRESS or an embedded cluster); default $CITYSEG_EXECUTOR, else local")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--resume", action="store_true",
                      help="continue this run from RUN/last.pt, or extend it to a larger epochs=")
     how.add_argument("--retrain", action="store_true", help="replace the finished run of this config (deletes it)")
+    _executor_argument(s)
     s.set_defaults(func=_cmd_train)
 
     s = sub.add_parser("evaluate", help="evaluate a run's best checkpoint")
@@ -216,7 +241,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--params", required=True, help="sweep params YAML")
     s.add_argument("overrides", nargs="*", metavar="key=value", help="sweep config overrides")
     s.add_argument("--dry-run", action="store_true", help="print the rung plan and its cost; train nothing")
+    _executor_argument(s)
     s.set_defaults(func=_cmd_sweep)
+
+    s = sub.add_parser("tensorboard", help="serve TensorBoard on runs/ (or runs/PROFILE, or a sweep or run folder)")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--profile", default=None, help="only the runs of this profile: runs/PROFILE")
+    where.add_argument("--logdir", default=None, help="any folder above run folders (a sweep: its trials)")
+    s.add_argument("--port", type=int, default=6006, help="0: a free port (default 6006)")
+    s.add_argument("--host", default="localhost", help="address to bind (default localhost: this machine only)")
+    s.set_defaults(func=_cmd_tensorboard)
 
     from cityseg_lib.report.build import add_report_arguments
 

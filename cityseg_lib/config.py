@@ -44,6 +44,8 @@ class TrainConfig:
     augment: str = "none"  # none | replace | augment (Section 3.1)
     hflip_p: float = 0.5  # horizontal flip probability when augmenting
     crop_scale: tuple[float, float] = (0.5, 1.0)  # RandomResizedCrop area range when augmenting
+    crop_size: tuple[int, int] | None = None  # (H, W) random training crop of the image_size sample; None = whole
+    crop_class_balance: float = 0.0  # share of crops centred on a pixel of a class drawn uniformly from the sample
     cache: bool = True  # preprocessed-sample cache (decode each PNG once)
     cache_dir: str = ""  # "" -> $CITYSEG_CACHE or PROJECT/data/cache
     num_workers: int = -1  # DataLoader workers; -1 = min(cpus, 8) on CUDA, 0 on CPU
@@ -67,16 +69,17 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model
     full_res_eval: bool = True  # final evaluation also at the original label resolution (official protocol)
     max_batches: int = 0  # cap on training batches per epoch (smoke tests); 0 = all
-    progress: bool = True  # tqdm bars (always off when CI is set)
+    progress: bool | str = "auto"  # tqdm bars: auto (a terminal or notebook a person runs; not CI/papermill) | true | false
 
     #: Allowed values of the numeric and enumerated keys (checked by ``from_dict`` on every build).
     RANGES: ClassVar[dict] = {
         "seed": at_least(0), "subset_seed": at_least(0), "max_val_images": at_least(0),
         "image_size": at_least(1), "hflip_p": between(0.0, 1.0), "crop_scale": between(0.0, 1.0),
+        "crop_size": at_least(1), "crop_class_balance": between(0.0, 1.0),
         "num_workers": at_least(-1), "epochs": at_least(1), "batch_size": at_least(1), "lr": at_least(0.0, strict=True),
         "weight_decay": at_least(0.0), "step_size": at_least(1), "gamma": between(0.0, 1.0), "patience": at_least(0),
         "max_batches": at_least(0), "annotation": one_of("fine", "coarse"), "augment": one_of(*AUGMENT_NAMES),
-        "loss": one_of(*LOSS_NAMES), "optimizer": one_of(*OPTIMIZER_NAMES),
+        "loss": one_of(*LOSS_NAMES), "optimizer": one_of(*OPTIMIZER_NAMES), "progress": one_of("auto", True, False),
     }
 
     def __post_init__(self) -> None:
@@ -84,6 +87,9 @@ class TrainConfig:
 
         if self.crop_scale[0] > self.crop_scale[1] or self.crop_scale[0] <= 0:
             raise CitysegError(f"crop_scale={list(self.crop_scale)} must be [low, high] with 0 < low <= high <= 1")
+        if self.crop_size is not None and any(c > s for c, s in zip(self.crop_size, self.image_size)):
+            raise CitysegError(f"crop_size={list(self.crop_size)} must fit in image_size={list(self.image_size)} "
+                               "(crops are cut from the image_size sample)")
         if isinstance(self.train_subset, float) and not 0.0 < self.train_subset <= 1.0:
             raise CitysegError(f"train_subset={self.train_subset} is out of range (a fraction in (0, 1] or a count >= 1)")
         if isinstance(self.train_subset, int) and self.train_subset < 1:
@@ -109,14 +115,14 @@ def train_config(profile: str, name: str, train: dict | None = None, **params) -
 
     defaults <- ``params/PROFILE/train.yaml`` (the profile's shared training block, when present)
     <- ``train`` (the notebook's ``train`` parameter) <- ``params`` (what the notebook fixes for
-    this run: model, loss, seed...). Progress bars are off unless asked for, so executed
-    notebooks stay readable. Errors name the file or parameter and the key.
+    this run: model, loss, seed...). Progress bars follow ``progress: auto``: live in a cell a
+    person runs, off when papermill executes the notebook. Errors name the file or parameter and the key.
     """
     from pathlib import Path
 
     from cityseg_lib.paths import params_dir
 
-    cfg = from_dict(TrainConfig, {"progress": False}, source="defaults")
+    cfg = TrainConfig()
     shared = params_dir(profile) / "train.yaml"
     if shared.is_file():
         cfg = from_dict(TrainConfig, load_yaml(shared), source=str(shared), base=cfg)

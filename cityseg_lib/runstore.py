@@ -10,6 +10,7 @@ A run folder ``RUNS/PROFILE/NAME-HASH/`` holds::
     summary.json       the kept checkpoint's scores; written when the run finishes
     per_image.npz      per-image confusion matrices of the final evaluation (for the bootstrap)
     model_stats.json   parameters and FLOPs (cache), eval_*.json (``cityseg evaluate``)
+    tb/                TensorBoard event files (written by :mod:`cityseg_lib.train.tblog`)
 
 A run is identified by what it computes: ``HASH`` is a short digest of every config key except
 :data:`EXECUTION_KEYS` (where it runs, its name, how many epochs) plus the dataset's content
@@ -43,7 +44,7 @@ from cityseg_lib.lock import folder_lock
 
 __all__ = [
     "EXECUTION_KEYS", "METRIC_FIELDS", "computed_config", "dataset_fingerprint", "run_id", "run_dir",
-    "runs_root", "find_runs", "checkpoint_path", "is_finished", "check_same_computation", "prepare",
+    "runs_root", "find_runs", "checkpoint_path", "tensorboard_dir", "is_finished", "check_same_computation", "prepare",
     "train_or_load", "write_run_info", "write_metrics", "write_summary", "write_per_image",
     "load_config", "load_identity", "load_summary", "load_metrics", "load_per_image", "run_record",
     "model_stats", "write_json", "relative", "resolve",
@@ -104,6 +105,11 @@ def checkpoint_path(run: str | os.PathLike, which: str = "best") -> Path:
     if which not in ("best", "last"):
         raise CitysegError(f"checkpoint {which!r} is not one of best, last")
     return Path(run) / f"{which}.pt"
+
+
+def tensorboard_dir(run: str | os.PathLike) -> Path:
+    """``RUN/tb``: the run's TensorBoard event files (a ``--logdir`` above it groups runs)."""
+    return Path(run) / "tb"
 
 
 def check_same_computation(saved: dict, cfg: TrainConfig, where: str | os.PathLike) -> None:

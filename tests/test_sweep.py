@@ -1,10 +1,11 @@
-"""Halving sweep: rung plans, halving decisions, dry run, resume after a kill, parallel workers."""
+"""Halving sweep: rung plans, halving decisions, dry run, resume after a kill, the Ray executor."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -144,7 +145,9 @@ def test_select_survivors_ranks_by_loss_then_index_and_failures_last():
     ("rung_epochs: 0", "rung_epochs=0 is out of range (allowed: >= 1)"),
         ("base: {batch_size: 0}", "base: batch_size=0 is out of range (allowed: >= 1)"),
         ("grid: {lr: [1.0e-3, -1]}", "lr=-1.0 is out of range (allowed: > 0.0)"),
-    ("devices: [auto, cpu]", "'auto' must be alone"),
+    ("devices: [cpu, cpu]", "devices=['cpu', 'cpu'] must name one device"),
+    ("executor: spark", "executor=spark: unknown executor (valid: local, ray)"),
+    ("cpus_per_run: -1", "cpus_per_run=-1 is out of range (allowed: >= 0)"),
     ("rungs: 3", "unknown key 'rungs'"),
 ])
 def test_bad_sweep_params_name_the_key_and_file(tmp_path, text, fragment):
@@ -351,8 +354,114 @@ def test_resume_after_kill_gives_the_same_tables(reference, demo_root, cache_dir
             assert [r["epoch"] for r in csv.DictReader(f)] == ["1", "2"]
 
 
+# ----------------------------------------------------------------------------- the Ray executor
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """One embedded Ray cluster of 2 CPUs for this module's Ray sweeps (its environment restored after)."""
+    saved = dict(os.environ)
+    from cityseg_lib.execute import ray_executor
+
+    yield ray_executor.connect(num_cpus=2)
+    import ray
+
+    ray.shutdown()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.mark.slow
-def test_two_cpu_workers_match_one(reference, demo_root, cache_dir, tmp_path):
-    cfg = S.load_sweep_config(SMOKE, _smoke_overrides(demo_root, tmp_path, cache_dir, devices="[cpu, cpu]"))
-    out = S.run_sweep(cfg, log=lambda _: None)
+@pytest.mark.parametrize("cpus_per_run, workers", [(2, 1), (1, 2)], ids=["ray-1-worker", "ray-2-workers"])
+def test_ray_gives_the_tables_of_local(ray_local, reference, demo_root, cache_dir, tmp_path, cpus_per_run, workers):
+    """trials.csv, winner.json and table2.csv as with the local executor, with 1 or 2 trials at a time
+    (cpu_threads=1 everywhere: the results must not depend on how many run at once)."""
+    from cityseg_lib.execute import get_executor
+    from cityseg_lib.lock import lock_holder
+
+    executor = get_executor("ray", cpus_per_run=cpus_per_run)
+    assert executor.capacity(threads=1) == workers
+    cfg = S.load_sweep_config(SMOKE, _smoke_overrides(demo_root, tmp_path, cache_dir))
+    out = S.run_sweep(cfg, log=lambda _: None, executor=executor)
     _assert_same_sweep(out, reference)
+    pids = {lock_holder(d)["pid"] for d in (out / "trials").iterdir()}
+    assert os.getpid() not in pids  # every trial ran in a Ray worker
+
+
+def test_params_select_ray_and_a_failed_trial_is_recorded_not_retried(ray_local, demo_root, cache_dir, tmp_path):
+    """``executor: ray`` in the params; a trial whose training raises CitysegError (lr 1e30: a
+    non-finite loss) is recorded ``failed`` as with the local executor, and the sweep goes on."""
+    overrides = [*_smoke_overrides(demo_root, tmp_path, cache_dir), "executor=ray", "cpus_per_run=1",
+                 "grid.lr=[1.0e+30, 1.0e-2]"]
+    log = []
+    out = S.run_sweep(S.load_sweep_config(SMOKE, overrides), log=log.append)
+    rows = {r["candidate"]: r for r in _rows(out)}
+    assert rows["c00"]["status"] == "failed" and rows["c00"]["error"].startswith("non-finite training loss")
+    assert rows["c01"]["decision"] == "winner" and "executor ray: trials ran on 1 node(s)" in log
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            pass
+    out, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        out.add(p)
+        todo += children.get(p, [])
+    return out - {pid}
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for p in pids:
+        try:
+            if Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                alive.add(p)
+        except OSError:
+            pass
+    return alive
+
+
+@pytest.mark.slow
+def test_a_ray_sweep_killed_takes_its_workers_along_and_resumes_to_the_same_tables(reference, demo_root, cache_dir,
+                                                                                   tmp_path):
+    """What the removed parent-death watcher did: the sweep process killed (SIGKILL) mid-trial, its
+    embedded cluster and workers end too (none keeps training into a trial folder, whose lock a
+    restarted sweep needs), and a new start resumes to the tables of an uninterrupted sweep."""
+    overrides = [*_smoke_overrides(demo_root, tmp_path, cache_dir), "executor=ray", "cpus_per_run=1"]
+    code = ("import sys; from cityseg_lib.sweep import load_sweep_config, run_sweep; "
+            "run_sweep(load_sweep_config(sys.argv[1], sys.argv[2:]))")
+    cmd = [sys.executable, "-c", code, str(SMOKE), *overrides]
+    folder = S.sweep_dir_for(S.load_sweep_config(SMOKE, overrides))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline, family = time.monotonic() + 300, set()
+    while proc.poll() is None and time.monotonic() < deadline:
+        family |= _descendants(proc.pid)
+        if _one_done_one_in_progress(folder):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    else:
+        proc.kill()
+        pytest.fail(f"the sweep ended before it could be killed mid-trial: {proc.stderr.read().decode()[-2000:]}")
+    proc.wait()
+    assert family, "no Ray processes seen"
+    # the trainers -- workers, raylet, GCS -- end within a minute; Ray's two agent processes notice
+    # the raylet's death later (up to two minutes here) and train nothing
+    names = {p: Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].decode() for p in _alive(family)}
+    trainers = {p for p, name in names.items() if "Agent" not in name}
+    deadline = time.monotonic() + 60
+    while _alive(trainers) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _alive(trainers), f"processes of the killed sweep live on: {[names[p] for p in _alive(trainers)]}"
+    assert any(n.startswith("ray::") for n in names.values()) and any(n.endswith("raylet") for n in names.values())
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    _assert_same_sweep(folder, reference)

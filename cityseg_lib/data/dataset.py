@@ -26,7 +26,7 @@ from cityseg_lib.errors import CitysegError
 from cityseg_lib.data.images import read_image, read_label_ids
 from cityseg_lib.data.labels import IGNORE_INDEX, LABEL_ID_TO_TRAIN_ID
 from cityseg_lib.data.layout import Sample, find_samples
-from cityseg_lib.data.transforms import AUGMENT_MODES, normalize, resize_pair, train_augmentation
+from cityseg_lib.data.transforms import AUGMENT_MODES, normalize, random_crop, resize_pair, train_augmentation
 
 __all__ = ["CityscapesSegmentation", "preprocess_sample", "subset_indices"]
 
@@ -90,6 +90,10 @@ class CityscapesSegmentation(Dataset):
         labels: False for prediction on unlabelled images (the test split).
         augment: ``none``, ``replace`` (each item is randomly flipped/cropped) or ``augment``
             (the dataset is twice as long: originals then transformed copies).
+        crop_size: ``(h, w)`` random window of every item (after augmentation), for training on
+            crops of the ``size`` sample; None returns whole samples (evaluation always does).
+        crop_class_balance: share of crops centred on a pixel of a uniformly drawn present class
+            (:func:`cityseg_lib.data.transforms.random_crop`).
         subset, subset_seed: see :func:`subset_indices`.
         cache_dir: folder of the preprocessed cache; None decodes the PNGs every time.
         normalize: False returns uint8 items, to be converted on the device
@@ -106,6 +110,8 @@ class CityscapesSegmentation(Dataset):
         augment: str = "none",
         hflip_p: float = 0.5,
         crop_scale: tuple[float, float] = (0.5, 1.0),
+        crop_size: tuple[int, int] | None = None,
+        crop_class_balance: float = 0.0,
         subset: float | int | None = None,
         subset_seed: int = 0,
         cache_dir: str | os.PathLike | None = None,
@@ -120,6 +126,8 @@ class CityscapesSegmentation(Dataset):
         self.samples = [all_samples[i] for i in subset_indices(len(all_samples), subset, subset_seed)]
         self.augment = augment
         self._aug = train_augmentation(self.size, hflip_p, crop_scale) if augment != "none" else None
+        self.crop_size = (int(crop_size[0]), int(crop_size[1])) if crop_size is not None else None
+        self.crop_class_balance = float(crop_class_balance)
         self.cache = SampleCache(cache_dir, self.size) if cache_dir is not None else None
         self.normalize = normalize
 
@@ -143,6 +151,8 @@ class CityscapesSegmentation(Dataset):
         if transformed:
             image, mask = self._aug(image, mask)
         image, mask = image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+        if self.crop_size is not None:
+            image, mask = random_crop(image, mask, self.crop_size, self.crop_class_balance)
         if self.normalize:
             image, mask = normalize(image), mask.long()
         return image, mask, self.samples[base].id

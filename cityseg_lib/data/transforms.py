@@ -11,6 +11,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
+from cityseg_lib.data.labels import IGNORE_INDEX
 from cityseg_lib.errors import CitysegError
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "AUGMENT_MODES",
     "resize_pair",
     "train_augmentation",
+    "random_crop",
     "normalize",
     "denormalize",
 ]
@@ -52,6 +54,43 @@ def train_augmentation(
             v2.RandomResizedCrop(list(size), scale=tuple(crop_scale), antialias=True),
         ]
     )
+
+
+def random_crop(
+    image: torch.Tensor, mask: torch.Tensor, size: tuple[int, int], class_balance: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random ``size = (h, w)`` window of ``image (3, H, W)`` and ``mask (H, W)``, cut jointly.
+
+    The training crop of ``crop_size``: the model learns at the sample's resolution on a window
+    of it, and evaluation sees the whole sample. A side shorter than the crop is padded (bottom /
+    right) with 0 in the image and :data:`IGNORE_INDEX` in the mask, so padding is never scored.
+    With probability ``class_balance`` the window is centred (then clamped to the sample) on a
+    pixel of a class drawn uniformly from those present, so rare classes are seen as often as
+    common ones; otherwise its corner is uniform. Randomness comes from torch's global generator,
+    which training re-seeds every epoch (a resumed epoch cuts the same crops).
+    """
+    h, w = int(size[0]), int(size[1])
+    if h < 1 or w < 1:
+        raise CitysegError(f"crop size {tuple(size)} must be positive")
+    H, W = mask.shape[-2:]
+    if H < h or W < w:  # pad: zeros in the image, IGNORE_INDEX in the mask
+        image = torch.nn.functional.pad(image, (0, max(w - W, 0), 0, max(h - H, 0)), value=0)
+        mask = torch.nn.functional.pad(mask, (0, max(w - W, 0), 0, max(h - H, 0)), value=IGNORE_INDEX)
+        H, W = mask.shape[-2:]
+    top = left = None
+    if class_balance > 0 and torch.rand(()).item() < class_balance:
+        present = torch.unique(mask)
+        present = present[present != IGNORE_INDEX]
+        if len(present):
+            cls = present[torch.randint(len(present), ()).item()]
+            ys, xs = torch.nonzero(mask == cls, as_tuple=True)
+            k = torch.randint(len(ys), ()).item()
+            top = min(max(int(ys[k]) - h // 2, 0), H - h)
+            left = min(max(int(xs[k]) - w // 2, 0), W - w)
+    if top is None:
+        top = torch.randint(H - h + 1, ()).item()
+        left = torch.randint(W - w + 1, ()).item()
+    return image[..., top:top + h, left:left + w], mask[..., top:top + h, left:left + w]
 
 
 def normalize(image_u8: torch.Tensor) -> torch.Tensor:

@@ -183,6 +183,7 @@ def run_report(
     overrides: dict[str, dict] | None = None,
     pdf: bool = True,
     verbose: bool = True,
+    executor: str | None = None,
 ) -> Path:
     """Build ``reports/PROFILE/report.html`` (and ``report.pdf``); returns the HTML path.
 
@@ -193,12 +194,19 @@ def run_report(
             files must exist from an earlier build. None runs all seven.
         overrides: extra parameters per notebook, ``{"03": {"train": {"epochs": 2}}}`` (stem or number).
         pdf: also print the PDF (skipped with a hint when no Chromium is installed).
+        executor: where the notebooks' runs train, ``local`` or ``ray`` (None: ``$CITYSEG_EXECUTOR``,
+            else local); the notebooks see it as ``$CITYSEG_EXECUTOR``. With ``ray`` one cluster
+            serves every notebook and independent notebooks (02-04, then 05-06) run at once.
     """
     from cityseg_lib.data.source import ensure_data
     from cityseg_lib.report.notebook_results import results_dir
 
     from cityseg_lib.report.preflight import check
 
+    from cityseg_lib.execute import use_executor
+    from cityseg_lib.execute.notebooks import in_threads, shared_cluster, waves
+
+    kind = use_executor(executor)
     selected = _select(only)
     params, _ = check(profile, retrain, overrides, selected)  # one line and nothing run, on any problem
     log = (lambda msg: print(f"report[{profile}]: {msg}", flush=True)) if verbose else (lambda msg: None)
@@ -216,14 +224,19 @@ def run_report(
     log(f"data ready at {root} ({timings['data_s']} s)")
 
     paths = notebook_paths()
-    for i, stem in enumerate(selected, 1):
-        log(f"[{i}/{len(selected)}] {stem} ...")
-        seconds = run_notebook(paths[stem], out_dir / "executed" / f"{stem}.ipynb", params[stem],
-                               echo=f"report[{profile}]:   " if verbose else "")
-        timings["notebooks"][stem] = {"seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-        timings["notebooks"] = {s: timings["notebooks"][s] for s in NOTEBOOKS if s in timings["notebooks"]}
-        _write_timings(timings_path, timings)  # 07 reads it for the provenance block
-        log(f"[{i}/{len(selected)}] {stem} done in {seconds:.0f} s")
+    echo = f"report[{profile}]:   " if verbose else ""
+    with shared_cluster(kind, log) as parallel:
+        for wave in waves(selected, parallel):
+            for stem in wave:
+                log(f"[{selected.index(stem) + 1}/{len(selected)}] {stem} ...")
+            jobs = [(stem, run_notebook, (paths[stem], out_dir / "executed" / f"{stem}.ipynb", params[stem], None,
+                                          echo)) for stem in wave]
+            for stem, seconds in in_threads(jobs):
+                timings["notebooks"][stem] = {"seconds": round(seconds, 1),
+                                              "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+                timings["notebooks"] = {s: timings["notebooks"][s] for s in NOTEBOOKS if s in timings["notebooks"]}
+                _write_timings(timings_path, timings)  # 07 reads it for the provenance block
+                log(f"[{selected.index(stem) + 1}/{len(selected)}] {stem} done in {seconds:.0f} s")
 
     executed = out_dir / "executed" / f"{REPORT_NOTEBOOK}.ipynb"
     if not executed.is_file():
@@ -251,6 +264,9 @@ def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPa
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NB.KEY=VALUE",
                         help="override a notebook parameter, e.g. '03.train={epochs: 2}' (value in YAML syntax)")
     parser.add_argument("--no-pdf", dest="pdf", action="store_false", help="write the HTML only")
+    parser.add_argument("--executor", default=None, metavar="local|ray",
+                        help="where the notebooks' runs train (default $CITYSEG_EXECUTOR, else local); ray: one "
+                             "cluster for all, independent notebooks at once")
     return parser
 
 
@@ -273,5 +289,6 @@ def _parse_sets(items: list[str]) -> dict[str, dict]:
 
 def report_from_args(args: argparse.Namespace) -> int:
     """Run :func:`run_report` from parsed :func:`add_report_arguments` arguments; returns 0."""
-    run_report(args.profile, retrain=args.retrain, only=args.only, overrides=_parse_sets(args.overrides), pdf=args.pdf)
+    run_report(args.profile, retrain=args.retrain, only=args.only, overrides=_parse_sets(args.overrides), pdf=args.pdf,
+               executor=args.executor)
     return 0

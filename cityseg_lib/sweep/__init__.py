@@ -34,11 +34,13 @@ retried on resume (delete ``trials.csv`` to retry failed trials -- finished ones
 their run folders). If every trial of a rung fails the sweep stops, since a winner would be
 meaningless. Other exceptions are bugs or hardware trouble and stop the sweep.
 
-Parallel trials: the trials of a rung are independent. With one device they run one after
-another in this process; with ``devices: [cuda:0, cuda:1, ...]`` (or ``[auto]`` on a machine
-with several GPUs) one spawned worker per device pulls trials from a queue. The records are
-sorted by (rung, candidate), and every worker uses the same torch thread count, so the tables do
-not depend on the number of workers or the order in which trials finish.
+Parallel trials: the trials of a rung are independent, so they are submitted together to the
+executor (:mod:`cityseg_lib.execute`; ``executor: ray`` or ``--executor ray`` runs each as a Ray
+task holding one GPU, or ``cpus_per_run`` CPUs) and the rung waits for all of them. The records
+are sorted by (rung, candidate), and every trial uses the same torch thread count
+(``cpu_threads``), so the tables do not depend on the executor, the number of workers or the
+order in which trials finish. A trial whose Ray worker dies is retried and resumes from its
+``last.pt``; a failed trial (:class:`CitysegError`) is not retried.
 """
 
 from __future__ import annotations

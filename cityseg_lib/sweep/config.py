@@ -31,9 +31,8 @@ TABLE1_GRID: dict[str, list] = {
 #: TrainConfig keys the sweep sets on every trial; ``base`` and ``grid`` may not set them.
 SWEEP_OWNED = ("name", "profile", "runs_dir", "epochs", "train_subset", "subset_seed", "device")
 
-#: ``base`` keys that may differ when a sweep is resumed (they do not change what is computed).
-#: Sweep keys that may differ when a sweep is resumed.
-VOLATILE_SWEEP = {"devices", "runs_dir", "cpu_threads"}
+#: Sweep keys that may differ when a sweep is resumed (where and how its trials run, not what they compute).
+VOLATILE_SWEEP = {"devices", "runs_dir", "cpu_threads", "executor", "cpus_per_run"}
 
 MODEL_OPTION = "model_options."
 _TRIAL_FIELDS = ["subset", "epochs", "status", "best_val_loss", "best_epoch", "val_miou",
@@ -54,19 +53,26 @@ class SweepConfig:
     final_epochs: int = 0  # epochs of the final two on the whole training set; 0 = rung_epochs
     min_subset: int = 1  # fewest training images of a rung
     subset_seed: int = 0  # seed of the nested subsets (the trials' weight seed is base.seed)
-    devices: list[str] = field(default_factory=lambda: ["auto"])  # one worker each; auto = every GPU, else cpu
-    cpu_threads: int = 0  # torch threads of every trial; 0 = torch's default (CPU results depend on it)
+    # device of every trial: [auto] = the GPU the executor gives the run (a Ray task's), else CPU;
+    # or one torch device ([cpu], [cuda:1]). Trials run in parallel on the executor, not per device.
+    devices: list[str] = field(default_factory=lambda: ["auto"])
+    cpu_threads: int = 0  # torch threads of every trial; 0 = this process's count (CPU results depend on it)
+    executor: str = ""  # local | ray: where trials run; "" = $CITYSEG_EXECUTOR, else local (--executor overrides)
+    cpus_per_run: int = 0  # ray without GPUs: CPUs each trial holds; 0 = its torch threads (cpu_threads)
 
     RANGES: ClassVar[dict] = {"rung_epochs": at_least(1), "final_epochs": at_least(0), "min_subset": at_least(1),
-                              "subset_seed": at_least(0), "cpu_threads": at_least(0)}
+                              "subset_seed": at_least(0), "cpu_threads": at_least(0), "cpus_per_run": at_least(0)}
 
 
 def _check_sweep(cfg: SweepConfig, source: str) -> SweepConfig:
     """Validate ``cfg`` (strictly, like TrainConfig) and return it with typed grid values."""
-    if not cfg.devices:
-        raise CitysegError(f"{source}: devices is empty (use [auto], [cpu] or [cuda:0, cuda:1, ...])")
-    if "auto" in cfg.devices and len(cfg.devices) > 1:
-        raise CitysegError(f"{source}: devices: 'auto' must be alone, got {cfg.devices}")
+    if len(cfg.devices) != 1:
+        raise CitysegError(f"{source}: devices={cfg.devices} must name one device ([auto], [cpu], [cuda:1]); "
+                           "trials run in parallel on the executor: executor: ray (one GPU per trial)")
+    if cfg.executor:
+        from cityseg_lib.execute import executor_name
+
+        executor_name(cfg.executor, f"{source}: executor")
     if not cfg.name or cfg.name.startswith("/") or ".." in Path(cfg.name).parts:
         raise CitysegError(f"{source}: name {cfg.name!r} must be a plain folder name")
 

@@ -16,12 +16,13 @@ import yaml
 
 from cityseg_lib import runstore
 from cityseg_lib.config import TrainConfig
+from cityseg_lib.execute import Executor
 from cityseg_lib.errors import CitysegError
-from cityseg_lib.files import atomic_write_json, atomic_write_text
+from cityseg_lib.files import atomic_write_text
 from cityseg_lib.lock import folder_lock
 from cityseg_lib.strict import config_to_dict
 from cityseg_lib.sweep.config import SweepConfig
-from cityseg_lib.sweep.execution import Workers, resolve_devices, torch_threads, trial_threads
+from cityseg_lib.sweep.execution import sweep_executor, trial_device, trial_threads
 from cityseg_lib.sweep.halving import Candidate, Rung, format_plan, grid_candidates, plan_rungs, select_survivors
 from cityseg_lib.sweep.records import check_same_sweep, failed_rows, write_results, write_trials
 from cityseg_lib.sweep.trials import (TRIAL_FIELDS, count_train_images, params_text, result_from_summary, run_trial,
@@ -58,13 +59,16 @@ class _Sweep:
         write_trials(self.out / "trials.csv", self.rows, list(self.cfg.grid))
 
 
-def run_sweep(cfg: SweepConfig, dry_run: bool = False, log: Callable[[str], None] = print) -> Path:
+def run_sweep(cfg: SweepConfig, dry_run: bool = False, log: Callable[[str], None] = print,
+              executor: str | Executor | None = None) -> Path:
     """Run (or resume) the halving sweep of ``cfg``; returns the sweep folder.
 
     ``dry_run`` logs the rung plan (see :func:`format_plan`) and trains nothing. Otherwise the
-    trials of each rung run on ``cfg.devices``: inline with one device, else one spawned worker
-    per device (started once, kept for every rung). ``trials.csv`` is rewritten atomically
-    after every finished trial; at the end ``table2.csv``, ``winner.json`` and ``brackets.png``.
+    trials of each rung are submitted together to the executor (``executor``, else the params'
+    ``executor``, else ``$CITYSEG_EXECUTOR``, else local; see :func:`sweep_executor`) and the
+    rung waits for all of them. ``trials.csv`` is rewritten atomically after every finished
+    trial (sorted, so it does not depend on finishing order); at the end ``table2.csv``,
+    ``winner.json`` and ``brackets.png``.
     """
     candidates = grid_candidates(cfg.grid)
     n_train = count_train_images(cfg)
@@ -72,6 +76,7 @@ def run_sweep(cfg: SweepConfig, dry_run: bool = False, log: Callable[[str], None
     out = sweep_dir_for(cfg)
     plan_text = format_plan(plan, n_train, title=f"halving sweep {cfg.name!r} (profile {cfg.profile}): {out}")
     validate_trials(cfg, candidates, plan[0], n_train)  # every grid point, before any training
+    ex, threads, device = sweep_executor(cfg, executor, log), trial_threads(cfg), trial_device(cfg)
     if dry_run:
         log(plan_text)
         return out
@@ -87,26 +92,15 @@ def run_sweep(cfg: SweepConfig, dry_run: bool = False, log: Callable[[str], None
         atomic_write_text(out / "plan.txt", plan_text + "\n")
         log(plan_text)
         sweep = _Sweep(cfg, candidates, plan, n_train, out, log, failed_rows(out / "trials.csv"))
-        devices, threads = resolve_devices(cfg.devices), trial_threads(cfg)
-        pool: Workers | None = None
-        try:
-            alive = [c.index for c in candidates]
-            for rung in plan:
-                jobs = _pending_trials(sweep, rung, alive)
-                if jobs and len(devices) == 1:
-                    with torch_threads(threads):
-                        for key, tc in jobs:
-                            _finished(sweep, rung, key, run_trial(dataclasses.replace(tc, device=devices[0])))
-                elif jobs:
-                    pool = pool or Workers(devices, threads)
-                    pool.run(jobs, lambda key, result, rung=rung: _finished(sweep, rung, key, result))
-                alive = _decide(sweep, rung, alive)
-        except BaseException:
-            if pool is not None:
-                pool.kill()
-            raise
-        if pool is not None:
-            pool.close()
+        alive = [c.index for c in candidates]
+        for rung in plan:
+            jobs = [(key, (dataclasses.replace(tc, device=device),)) for key, tc in _pending_trials(sweep, rung, alive)]
+            # run_trial looked up here at call time (tests replace it); the rung waits for every trial
+            for key, result in ex.run(run_trial, jobs, threads):
+                _finished(sweep, rung, key, result)
+            alive = _decide(sweep, rung, alive)
+        if getattr(ex, "nodes_used", None):
+            log(f"executor {ex.kind}: trials ran on {len(ex.nodes_used)} node(s)")
         write_results(sweep)
     return out
 

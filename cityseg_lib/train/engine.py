@@ -34,12 +34,13 @@ from cityseg_lib.lock import folder_lock
 from cityseg_lib.models import build_model, model_options
 from cityseg_lib.paths import default_cache_dir, resolve_data_root
 from cityseg_lib.train import distributed as D
+from cityseg_lib.train import tblog
 from cityseg_lib.train.checkpoint import load_checkpoint, save_checkpoint
 from cityseg_lib.train.losses import build_loss
 from cityseg_lib.train.loop import evaluate, evaluate_full_res, to_device, train_one_epoch
 from cityseg_lib.train.setup import num_workers, progress_enabled, resolve_device, seed_all, seed_epoch
 
-__all__ = ["OPTIMIZERS", "build_datasets", "build_model_for", "build_optimizer", "fit", "load_run",
+__all__ = ["OPTIMIZERS", "build_datasets", "full_val_dataset", "build_model_for", "build_optimizer", "fit", "load_run",
            "resolve_device", "to_device", "train_one_epoch", "evaluate", "evaluate_full_res"]
 
 #: Optimisers by name (Section 3.3 of the reference compares them); decoupled weight decay for AdamW,
@@ -47,20 +48,34 @@ __all__ = ["OPTIMIZERS", "build_datasets", "build_model_for", "build_optimizer",
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "adamax": torch.optim.Adamax}
 
 
+def _cache_dir(cfg: TrainConfig) -> Path | None:
+    return (Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()) if cfg.cache else None
+
+
 def build_datasets(cfg: TrainConfig) -> tuple[CityscapesSegmentation, CityscapesSegmentation]:
-    """Training (subset, augmentation) and validation datasets at ``cfg.image_size``."""
+    """Training (subset, augmentation, crops) and validation datasets at ``cfg.image_size``; the
+    validation set is the per-epoch one (``max_val_images``), see :func:`full_val_dataset`."""
     root = resolve_data_root(cfg.data_root)
-    cache = (Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()) if cfg.cache else None
+    cache = _cache_dir(cfg)
     train = CityscapesSegmentation(
         root, cfg.train_split, cfg.image_size, cfg.annotation, augment=cfg.augment, hflip_p=cfg.hflip_p,
-        crop_scale=cfg.crop_scale, subset=cfg.train_subset, subset_seed=cfg.subset_seed, cache_dir=cache,
-        normalize=False,
+        crop_scale=cfg.crop_scale, crop_size=cfg.crop_size, crop_class_balance=cfg.crop_class_balance,
+        subset=cfg.train_subset, subset_seed=cfg.subset_seed, cache_dir=cache, normalize=False,
     )
     val = CityscapesSegmentation(
         root, cfg.val_split, cfg.image_size, "fine",
         subset=cfg.max_val_images or None, subset_seed=0, cache_dir=cache, normalize=False,
     )
     return train, val
+
+
+def full_val_dataset(cfg: TrainConfig, val: CityscapesSegmentation) -> CityscapesSegmentation:
+    """The whole validation split at ``cfg.image_size``, for the final full-resolution evaluation
+    (the official protocol scores every validation frame): ``val`` itself, or the whole split when
+    ``max_val_images`` made ``val`` a per-epoch subset."""
+    if not cfg.max_val_images:
+        return val
+    return CityscapesSegmentation(val.root, val.split, val.size, "fine", cache_dir=_cache_dir(cfg), normalize=False)
 
 
 def build_model_for(cfg: TrainConfig, init_weights: bool = True) -> nn.Module:
@@ -109,7 +124,8 @@ def fit(cfg: TrainConfig, resume: bool = False, log=None) -> Path:
 
     Writes ``config.yaml``, ``identity.json``, ``environment.json``, ``metrics.csv`` (a row per
     epoch), ``last.pt`` (every epoch), ``best.pt`` (lowest val loss) and, at the end,
-    ``summary.json`` and the per-image confusion matrices of the kept checkpoint.
+    ``summary.json`` and the per-image confusion matrices of the kept checkpoint; TensorBoard
+    event files in ``RUN/tb/`` (:mod:`cityseg_lib.train.tblog`).
     ``resume=True`` continues from ``last.pt`` (or starts when there is none), and extends a
     finished run when ``cfg.epochs`` is larger; without it, a folder that holds this run is an
     error, so nothing is overwritten by accident. The folder is locked while training.
@@ -122,13 +138,14 @@ def fit(cfg: TrainConfig, resume: bool = False, log=None) -> Path:
         return out
     if (out / "last.pt").exists() and not resume:
         raise CitysegError(f"{out} already holds this run; pass --resume to continue it, or choose another name=")
-    with folder_lock(out) if D.is_main() else nullcontext():
-        _fit(cfg, out, device, distributed, resume, log if D.is_main() else None)
+    with folder_lock(out) if D.is_main() else nullcontext(), tblog.RunLog(out) as tb:
+        _fit(cfg, out, device, distributed, resume, log if D.is_main() else None, tb)
     D.barrier()
     return out
 
 
-def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, resume: bool, log) -> None:
+def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, resume: bool, log,
+         tb: tblog.RunLog) -> None:
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
@@ -177,6 +194,7 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
 
     if D.is_main():
         runstore.write_run_info(out, cfg)
+        tb.start(history)  # rank 0 only: TensorBoard, with the resumed epochs not logged yet
     D.barrier()
     t_run = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
@@ -189,7 +207,8 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
             train_sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         tr = train_one_epoch(model, criterion, optimizer, train_loader, device, amp=amp, channels_last=channels_last,
-                             max_batches=cfg.max_batches, progress=progress, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+                             max_batches=cfg.max_batches, progress=progress,
+                             desc=f"{cfg.name} epoch {epoch + 1}/{cfg.epochs}")
         val_loss, scores, _ = evaluate(model, criterion, val_loader, device, amp=amp, channels_last=channels_last,
                                        progress=progress)
         if not math.isfinite(val_loss):
@@ -217,6 +236,7 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
                 "history": history, "rng": {"torch": torch.get_rng_state()}, "config": config_to_dict(cfg),
             })
             runstore.write_metrics(out, history)
+            tb.epoch(history[-1], raw_model, val_ds, device, cfg.epochs, amp=amp)
             line = (f"epoch {epoch + 1}/{cfg.epochs}: train loss {tr['loss']:.4f}  val loss {val_loss:.4f}  "
                     f"val mIoU {100 * scores.miou:.1f}%  lr {lr:.3g}  {tr['seconds']:.1f} s" + ("  (best)" if is_best else ""))
             if log is not None:
@@ -231,7 +251,7 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
                                          channels_last=channels_last, progress=progress)
     full = None
     if cfg.full_res_eval:
-        full, full_cm, ids, per_image = evaluate_full_res(raw_model, val_ds, device, batch_size=cfg.batch_size,
+        full, full_cm, ids, per_image = evaluate_full_res(raw_model, full_val_dataset(cfg, val_ds), device, batch_size=cfg.batch_size,
                                                           num_workers=workers, amp=amp, channels_last=channels_last,
                                                           progress=progress)
     if D.is_main():
@@ -240,6 +260,7 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
         if log is not None:
             log(f"best epoch {best_epoch}: val loss {best_loss:.4f}, val mIoU {100 * scores.miou:.1f}% at "
                 f"{tuple(cfg.image_size)}" + (f", {100 * full.miou:.1f}% at full resolution" if full else ""))
+        tb.final(len(history), best_epoch, best_loss, scores, full, raw_model, val_ds, device, amp=amp)
         rates = [h["train_images_per_s"] for h in history]
         runstore.write_summary(out, {
             "name": cfg.name, "profile": cfg.profile, "model": cfg.model, "loss": cfg.loss, "epochs": cfg.epochs,

@@ -68,7 +68,8 @@ def train_one_epoch(
     seen = 0
     n_batches = min(len(loader), max_batches) if max_batches else len(loader)
     start = time.perf_counter()
-    bar = tqdm(total=n_batches, desc=desc, leave=False, disable=not progress)
+    # "unet epoch 3/20:  45%|####     | 9/20 [00:05<00:06, 1.8step/s, loss=0.8123]" (00:06: epoch ETA)
+    bar = tqdm(total=n_batches, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=not progress)
     for step, (images, masks, _) in enumerate(loader):
         if step == n_batches:
             break
@@ -114,7 +115,8 @@ def evaluate(
     confmat = ConfusionMatrix(num_classes, device=device)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     count = torch.zeros((), device=device, dtype=torch.float64)
-    for images, masks, _ in tqdm(loader, desc="val", leave=False, disable=not progress):
+    for images, masks, _ in tqdm(loader, desc="validation", unit="batch", leave=False, dynamic_ncols=True,
+                                 disable=not progress):
         images, masks = to_device(images, masks, device, channels_last)
         with _autocast(device, amp):
             logits = model(images)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 from contextlib import nullcontext
 
 import numpy as np
@@ -17,7 +18,7 @@ from cityseg_lib.errors import CitysegError
 from cityseg_lib.train import distributed as D
 
 __all__ = ["resolve_device", "seed_epoch", "seed_all", "set_cpu_threads", "autocast", "num_workers",
-           "progress_enabled"]
+           "interactive", "progress_enabled"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -71,6 +72,42 @@ def num_workers(requested: int, device: torch.device) -> int:
     return min(os.cpu_count() or 1, 8) if device.type == "cuda" else 0
 
 
-def progress_enabled(requested: bool) -> bool:
-    """Progress bars only when asked for, outside CI, on the main rank."""
-    return requested and not os.environ.get("CI") and D.is_main()
+def interactive() -> bool:
+    """Whether a person watches this process's output as it comes: a notebook cell they run, or
+    a terminal. Not in CI (``CI`` set), not in a notebook executed headless (papermill, nbclient,
+    ``nbconvert --execute``), not in a worker process, not when stderr is a pipe or a file.
+
+    A notebook kernel tells who runs the cell by the execute request's ``allow_stdin``: JupyterLab,
+    Notebook and VS Code send true, nbclient (papermill's executor) sends false, as nothing could
+    answer an ``input()``.
+    """
+    import multiprocessing
+
+    if os.environ.get("CI", "").lower() not in ("", "0", "false") or multiprocessing.parent_process() is not None:
+        return False
+    kernel = getattr(_ipython(), "kernel", None)
+    if kernel is not None:
+        try:
+            return bool(kernel.get_parent("shell").get("content", {}).get("allow_stdin", False))
+        except Exception:  # an ipykernel without get_parent(channel): its last request's setting
+            return bool(getattr(kernel, "_allow_stdin", False))
+    return sys.stderr is not None and sys.stderr.isatty()
+
+
+def _ipython():
+    """The running IPython shell, or None (IPython is only imported when something else did)."""
+    if "IPython" not in sys.modules:
+        return None
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
+def progress_enabled(requested: bool | str) -> bool:
+    """Progress bars on the main rank: ``True`` always, ``False`` never, ``"auto"`` when
+    :func:`interactive` (a notebook a person runs or a terminal; never CI or papermill)."""
+    if not D.is_main():
+        return False
+    return interactive() if requested == "auto" else bool(requested)

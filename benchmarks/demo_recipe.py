@@ -1,0 +1,191 @@
+"""The demo profile's training recipe: full-resolution val mIoU against CPU time (issue "The study concludes").
+
+Each recipe is a TrainConfig (explicit keys over the TrainConfig defaults, so a recipe means the same
+whatever ``params/demo/train.yaml`` says today) trained with :func:`cityseg_lib.train.engine.fit` on
+the demo data, exactly as a notebook would, and scored by the official protocol (logits up-sampled to
+the 1024x512 labels of the demo validation split, all of its frames). Runs are cached in
+``--runs-dir`` (a finished run is reused), so the table can be printed again for free.
+
+    .venv/bin/python benchmarks/demo_recipe.py --list
+    .venv/bin/python benchmarks/demo_recipe.py --jobs 2 unet_96_e10 unet_c128_e12      # train, then the table
+    .venv/bin/python benchmarks/demo_recipe.py --table-only                            # every finished recipe
+
+Every run uses one torch thread (``OMP_NUM_THREADS=1``); ``--jobs 2`` runs two recipes at once, which
+uses a 2-core machine better than one two-threaded run. Columns: full-res mIoU, classes above 10% IoU
+(of 19), the IoU of the four classes that test a recipe (pole, traffic sign, person, bicycle),
+training images seen, the wall seconds of the whole ``fit`` (data, training, per-epoch validation,
+final evaluations), and ``last%``: how much the last epoch lowered the validation loss below the best
+of the earlier epochs (<= 1%: the curve has flattened).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: The demo profile before this search (params/demo/train.yaml of commit 6f80ea1 + the notebooks' widths).
+OLD = dict(image_size=[96, 192], epochs=10, batch_size=4, lr=3e-3, step_size=4, gamma=0.5)
+UNET = dict(model="unet", model_options={"base_width": 8, "depth": 3})
+FCN = dict(model="simple_fcn", model_options={"base_width": 32})
+SWIN = dict(model="swin2_jnet", model_options={
+    "encoder": "swinv2_tiny_window8_256", "pretrained": False, "dropout": 0.1,
+    "encoder_kwargs": {"embed_dim": 32, "depths": [1, 1, 2, 1], "num_heads": [1, 2, 4, 8], "window_size": 8}})
+#: Crops of a 256x512 cache (half the demo's 1024x512 frames), validated on 4 frames per epoch.
+CROP = dict(image_size=[256, 512], crop_size=[128, 256], batch_size=4, lr=3e-3, max_val_images=4)
+
+
+def _r(*parts: dict, **kw) -> dict:
+    out: dict = {}
+    for p in parts:
+        out.update(p)
+    out.update(kw)
+    return out
+
+
+RECIPES: dict[str, dict] = {
+    # --- today's demo (baseline of the curve)
+    "unet_96_e10": _r(OLD, UNET),
+    "fcn_96_e10": _r(OLD, FCN),
+    "swin_96_e10": _r(OLD, SWIN),
+    # --- whole images at a higher resolution
+    "unet_128_e10": _r(OLD, UNET, image_size=[128, 256]),
+    # --- crops of a higher-resolution cache
+    "unet_c128_e8": _r(CROP, UNET, epochs=8, step_size=3, gamma=0.5),
+    "unet_c128_e12": _r(CROP, UNET, epochs=12, step_size=4, gamma=0.5),
+    "unet_c128_e12_cb": _r(CROP, UNET, epochs=12, step_size=4, gamma=0.5, crop_class_balance=0.5),
+    "unet_c128_e12_lr1e2": _r(CROP, UNET, epochs=12, step_size=4, gamma=0.5, lr=1e-2),
+    "unet_c96_e12": _r(CROP, UNET, crop_size=[96, 192], epochs=12, step_size=4, gamma=0.5),
+    # --- more optimiser steps for the same images: smaller batches
+    "unet_96_e10_bs1": _r(OLD, UNET, batch_size=1),
+    "unet_96_e10_bs2": _r(OLD, UNET, batch_size=2),
+    "unet_c128_e12_bs1": _r(CROP, UNET, epochs=12, step_size=4, gamma=0.5, batch_size=1),
+    "unet_96_e10_bs1_w4d4": _r(OLD, UNET, batch_size=1, model_options={"base_width": 4, "depth": 4}),
+    "unet_96_e10_bs1_w8d4": _r(OLD, UNET, batch_size=1, model_options={"base_width": 8, "depth": 4}),
+    "unet_128_e10_bs1": _r(OLD, UNET, batch_size=1, image_size=[128, 256], max_val_images=4),
+    "unet_c96_192_e12_bs1_cb": _r(CROP, UNET, image_size=[192, 384], crop_size=[96, 192], batch_size=1, epochs=12,
+                                  step_size=4, gamma=0.5, crop_class_balance=0.5),
+    # --- lower resolution, more epochs (a U-Net at 64x128 could score 78% mIoU: resolution is not the limit)
+    "unet_64_e20_bs1": _r(OLD, UNET, image_size=[64, 128], batch_size=1, epochs=20, step_size=8, gamma=0.4),
+    "unet_96_e20_bs1": _r(OLD, UNET, batch_size=1, epochs=20, step_size=8, gamma=0.4),
+    # --- longer: where does each approach get to?
+    "unet_c128_e36": _r(CROP, UNET, epochs=36, step_size=12, gamma=0.3),
+    "unet_128_e36": _r(OLD, UNET, image_size=[128, 256], max_val_images=4, epochs=36, step_size=12, gamma=0.3),
+}
+
+
+def _config(name: str, runs_dir: str, data_root: str):
+    from cityseg_lib.config import TrainConfig
+    from cityseg_lib.strict import from_dict
+
+    values = {**RECIPES[name], "name": name, "profile": "recipe", "runs_dir": runs_dir, "data_root": data_root,
+              "progress": False, "device": "cpu"}
+    return from_dict(TrainConfig, values, source=f"recipe {name}")
+
+
+def _train_one(name: str, runs_dir: str, data_root: str) -> None:
+    """Child process: one recipe, one thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    from cityseg_lib.train.engine import fit
+
+    cfg = _config(name, runs_dir, data_root)
+    t0 = time.perf_counter()
+    out = fit(cfg, resume=True, log=lambda line: print(f"[{name}] {line}", flush=True))
+    marker = out / "recipe_wall.json"
+    if not marker.exists():
+        marker.write_text(json.dumps({"wall_s": time.perf_counter() - t0, "cpu_s": time.process_time(),
+                                      "load": os.getloadavg()}))
+
+
+def _row(name: str, runs_dir: str, data_root: str) -> dict | None:
+    from cityseg_lib import runstore
+    from cityseg_lib.data.labels import CLASS_NAMES
+
+    cfg = _config(name, runs_dir, data_root)
+    run = runstore.run_dir(cfg)
+    if not (run / "summary.json").is_file():
+        return None
+    s = runstore.load_summary(run)
+    full = s["val_full_res"] or {}
+    iou = [full["class_iou"].get(c) for c in CLASS_NAMES]
+    vl = [h["val_loss"] for h in runstore.load_metrics(run).to_dict("records")]
+    gain = (min(vl[:-1]) - vl[-1]) / min(vl[:-1]) if len(vl) > 1 else float("nan")
+    wall = json.loads((run / "recipe_wall.json").read_text()) if (run / "recipe_wall.json").is_file() else {}
+    size = "x".join(map(str, cfg.image_size)) + (f"/c{'x'.join(map(str, cfg.crop_size))}" if cfg.crop_size else "")
+    return {"recipe": name, "model": cfg.model, "size": size, "epochs": s["epochs_run"],
+            "images": s["train_images"] * s["epochs_run"], "miou": 100 * full.get("miou", float("nan")),
+            "above10": sum(1 for v in iou if v is not None and v > 0.10),
+            "pole": 100 * full["class_iou"]["pole"], "sign": 100 * full["class_iou"]["traffic sign"],
+            "person": 100 * full["class_iou"]["person"], "bicycle": 100 * full["class_iou"]["bicycle"],
+            "best": s["best_epoch"], "last_gain": 100 * gain, "wall_s": wall.get("wall_s", s["wall_time_s"]),
+            "cpu_s": wall.get("cpu_s", float("nan")),
+            "train_s": s["train_time_s"]}
+
+
+def table(names: list[str], runs_dir: str, data_root: str) -> str:
+    head = ("| recipe | model | size (/crop) | ep | imgs | full-res mIoU | >10% | pole | sign | person | bicycle "
+            "| best ep | last% | train s | wall s | CPU s |")
+    lines = [head, "|" + "---|" * 16]
+    for name in names:
+        r = _row(name, runs_dir, data_root)
+        if r is None:
+            continue
+        lines.append(f"| {r['recipe']} | {r['model']} | {r['size']} | {r['epochs']} | {r['images']} | {r['miou']:.1f} "
+                     f"| {r['above10']} | {r['pole']:.0f} | {r['sign']:.0f} | {r['person']:.0f} | {r['bicycle']:.0f} "
+                     f"| {r['best']} | {r['last_gain']:.1f} | {r['train_s']:.0f} | {r['wall_s']:.0f} | {r['cpu_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("recipes", nargs="*")
+    p.add_argument("--jobs", type=int, default=2, help="recipes trained at once (one torch thread each)")
+    p.add_argument("--runs-dir", default="/tmp/cityseg_recipe_runs")
+    p.add_argument("--data-root", default="", help="default: the demo profile's generated data (made if missing)")
+    p.add_argument("--list", action="store_true")
+    p.add_argument("--table-only", action="store_true")
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    if a.list:
+        for k, v in RECIPES.items():
+            print(k, json.dumps(v))
+        return 0
+    if not a.data_root:
+        from cityseg_lib.data.source import ensure_data
+
+        a.data_root = str(ensure_data("", "demo"))
+    if a.one:
+        _train_one(a.one, a.runs_dir, a.data_root)
+        return 0
+    unknown = [n for n in a.recipes if n not in RECIPES]
+    if unknown:
+        p.error(f"unknown recipe {unknown[0]!r} (--list)")
+    if not a.table_only:
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        pending, running = list(a.recipes), []
+        while pending or running:
+            while pending and len(running) < a.jobs:
+                name = pending.pop(0)
+                cmd = [sys.executable, __file__, "--one", name, "--runs-dir", a.runs_dir, "--data-root", a.data_root]
+                running.append((name, subprocess.Popen(cmd, env=env)))
+            time.sleep(2)
+            for item in list(running):
+                if item[1].poll() is not None:
+                    running.remove(item)
+                    if item[1].returncode:
+                        print(f"recipe {item[0]} failed (exit {item[1].returncode})", flush=True)
+    print(table(a.recipes or list(RECIPES), a.runs_dir, a.data_root))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,311 @@
+"""Executors: the one setting, local and Ray runs alike, faults (a killed worker, a user error), loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from cityseg_lib import runstore
+from cityseg_lib.cli import main as cli_main
+from cityseg_lib.config import TrainConfig
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.execute import LocalExecutor, executor_name, get_executor, train_all
+from cityseg_lib.execute.study import train_one
+from cityseg_lib.lock import lock_holder
+from cityseg_lib.strict import from_dict
+from cityseg_lib.train.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+TIME_COLUMNS = ("epoch_time_s", "train_images_per_s")
+
+
+def _cfg(demo_root: Path, runs: Path, name: str = "tiny", **values) -> TrainConfig:
+    """A run of a second or less on CPU (a tiny U-Net at 32x64)."""
+    base = {"name": name, "profile": "smoke", "runs_dir": str(runs), "data_root": str(demo_root), "model": "unet",
+            "model_options": {"base_width": 4, "depth": 2}, "image_size": [32, 64], "batch_size": 2, "epochs": 2,
+            "step_size": 1, "gamma": 0.5, "lr": 0.01, "device": "cpu", "num_workers": 0, "full_res_eval": False,
+            "progress": False}
+    return from_dict(TrainConfig, {**base, **values}, source="test")
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    """Same metrics (times aside) and bit-identical weights in best.pt and last.pt."""
+    ma, mb = runstore.load_metrics(a), runstore.load_metrics(b)
+    cols = [c for c in ma.columns if c not in TIME_COLUMNS]
+    assert ma[cols].equals(mb[cols])
+    for name in ("best.pt", "last.pt"):
+        wa, wb = load_checkpoint(a / name)["model"], load_checkpoint(b / name)["model"]
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa), name
+    assert runstore.load_summary(a)["best_val_loss"] == runstore.load_summary(b)["best_val_loss"]
+
+
+# ----------------------------------------------------------------------------- the setting (no Ray)
+
+
+def test_an_unknown_executor_is_one_line_wherever_it_is_set(monkeypatch, tmp_path, capsys):
+    with pytest.raises(CitysegError, match=r"^--executor=spark: unknown executor \(valid: local, ray\)$"):
+        executor_name("spark")
+    monkeypatch.setenv("CITYSEG_EXECUTOR", "spark")
+    with pytest.raises(CitysegError, match=r"^CITYSEG_EXECUTOR=spark: unknown executor"):
+        get_executor()
+    monkeypatch.setenv("CITYSEG_EXECUTOR", "Ray")
+    assert executor_name() == "ray" and executor_name("local") == "local"
+    monkeypatch.delenv("CITYSEG_EXECUTOR")
+    assert get_executor().kind == "local"  # the default: nothing imports Ray
+
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("executor: spark\n")
+    from cityseg_lib.sweep import load_sweep_config
+
+    with pytest.raises(CitysegError, match=f"{sweep}: executor=spark: unknown executor"):
+        load_sweep_config(sweep)
+    for argv in (["sweep", "--params", str(ROOT / "params/smoke/sweep.yaml"), "--executor", "spark", "--dry-run"],
+                 ["train", "--executor", "spark", "epochs=1"]):
+        assert cli_main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.endswith("--executor=spark: unknown executor (valid: local, ray)") and "\n" not in err
+
+
+def test_local_executor_gives_every_job_the_thread_count(monkeypatch):
+    before = torch.get_num_threads()
+    seen = list(LocalExecutor().run(lambda x: (x, torch.get_num_threads()), [(k, (k,)) for k in "abc"], threads=1))
+    assert seen == [(k, (k, 1)) for k in "abc"] and torch.get_num_threads() == before
+
+
+def test_train_all_locally_keeps_order_trains_a_run_once_and_reuses_it(demo_root, tmp_path, capsys, monkeypatch):
+    a, b = _cfg(demo_root, tmp_path, "a"), _cfg(demo_root, tmp_path, "b", lr=0.003)
+    runs = train_all([b, a, b], executor="local")
+    assert runs == [runstore.run_dir(b), runstore.run_dir(a), runstore.run_dir(b)]
+    assert all((r / "summary.json").is_file() for r in runs)
+    assert capsys.readouterr().out.count("b: trained 2 epochs") == 1
+    monkeypatch.setattr("cityseg_lib.train.engine.fit", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setenv("CITYSEG_EXECUTOR", "ray")  # finished runs never start the executor
+    assert train_all([a, b]) == runs[1:]
+    assert "a: reusing the finished run" in capsys.readouterr().out
+
+
+def test_what_the_gpu_check_imports_needs_no_ray_onnx_or_papermill(demo_root, tmp_path):
+    """A GPU machine without Ray, ONNX or papermill: the package, the engine, the sweep and the
+    benchmarks' imports load, and a local run trains (tests the imports are lazy)."""
+    blocked = tmp_path / "blocked"
+    for name in ("ray", "onnx", "onnxruntime", "onnxscript", "papermill", "nbformat"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed here')\n")
+    code = (
+        "import sys; from pathlib import Path\n"
+        "import cityseg_lib.cli, cityseg_lib.execute, cityseg_lib.sweep, cityseg_lib.train.engine\n"
+        "import cityseg_lib.data.demo\n"
+        "sys.path.insert(0, 'benchmarks'); import common, bench_train, gpu\n"
+        "from cityseg_lib.execute import train_all; from cityseg_lib.config import TrainConfig\n"
+        "from cityseg_lib.strict import from_dict\n"
+        f"cfg = from_dict(TrainConfig, dict(name='x', profile='smoke', runs_dir={str(tmp_path)!r}, "
+        f"data_root={str(demo_root)!r}, model='unet', model_options={{'base_width': 4, 'depth': 2}}, "
+        "image_size=[32, 64], "
+        "batch_size=2, epochs=1, device='cpu', num_workers=0, full_res_eval=False, progress=False), source='t')\n"
+        "print(train_all([cfg])[0].name); assert 'ray' not in sys.modules or sys.modules['ray'] is None\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocked), str(ROOT)])}
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1].startswith("x-")
+
+
+# ----------------------------------------------------------------------------- Ray (an embedded cluster)
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """One embedded cluster of 2 CPUs for this module; the environment it sets is restored after."""
+    saved = dict(os.environ)
+    from cityseg_lib.execute import ray_executor
+
+    address = ray_executor.connect(num_cpus=2)
+    yield address
+    import ray
+
+    ray.shutdown()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += children.get(p, [])
+    return out
+
+
+def _listening_addresses(pids: list[int]) -> list[tuple[str, int]]:
+    """(address, port) of the TCP sockets these processes listen on (/proc, no extra tools)."""
+    inodes = set()
+    for pid in pids:
+        try:
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except OSError:
+            continue
+        inodes |= {link[8:-1] for link in links if link.startswith("socket:[")}
+    found = []
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                addr, port = fields[1].split(":")
+                raw = bytes.fromhex(addr)
+                raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # per-word little endian
+                found.append((socket.inet_ntop(family, raw), int(port, 16)))
+    return found
+
+
+def test_the_embedded_cluster_listens_on_loopback_only_without_dashboard_and_with_a_token(ray_local, tmp_path):
+    assert ray_local.startswith("127.0.0.1:")
+    assert os.environ["RAY_AUTH_MODE"] == "token"
+    procs = _descendants(os.getpid())
+    cmdlines = [Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                for p in procs if Path(f"/proc/{p}/cmdline").exists()]
+    assert any("raylet" in c for c in cmdlines)
+    # Ray keeps a headless API process; include_dashboard=False leaves it without the web front end
+    heads = [c for c in cmdlines if "dashboard/dashboard.py" in c]
+    assert all("--disable-frontend" in c and "--modules-to-load=UsageStatsHead" in c for c in heads), heads
+    listening = _listening_addresses(procs)
+    assert listening and all(a in ("127.0.0.1", "::ffff:127.0.0.1", "::1") for a, _ in listening), listening
+    assert 8265 not in {port for _, port in listening}  # the dashboard's port
+    # a client without the token is refused (HOME elsewhere: no ~/.ray/auth_token either)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH_TOKEN")}
+    env["HOME"] = str(tmp_path)
+    code = (f"import ray\ntry:\n    ray.init(address={ray_local!r})\n"
+            "except Exception as e:\n    print('REFUSED', type(e).__name__)\n")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=180)
+    assert "REFUSED AuthenticationError" in done.stdout, done.stdout + done.stderr[-2000:]
+
+
+def test_train_all_on_ray_equals_local_and_runs_in_workers(ray_local, demo_root, tmp_path, capsys):
+    cfgs = lambda runs: [_cfg(demo_root, runs, "a"), _cfg(demo_root, runs, "b", lr=0.003, loss="dice")]  # noqa: E731
+    local = train_all(cfgs(tmp_path / "local"), executor="local", threads=1)
+    capsys.readouterr()
+    ray_runs = train_all(cfgs(tmp_path / "ray"), executor=get_executor("ray", cpus_per_run=1), threads=1)
+    out = capsys.readouterr().out
+    assert "a: trained 2 epochs" in out and "b: trained 2 epochs" in out  # the workers' lines, unprefixed
+    for a, b in zip(local, ray_runs):
+        _assert_same_run(a, b)
+        assert lock_holder(b)["pid"] not in (os.getpid(), None)  # trained in a Ray worker
+
+
+def _count_then_fail(path: str) -> None:
+    with open(path, "a") as f:
+        f.write("attempt\n")
+    raise CitysegError("bad value (a user error, not retried)")
+
+
+def _die_on_first_attempt(path: str) -> int:
+    marker = Path(path)
+    if not marker.exists():
+        marker.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return int(marker.read_text())
+
+
+def test_a_user_error_is_not_retried_and_a_dead_worker_is(ray_local, tmp_path):
+    import ray
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this file
+    ex = get_executor("ray", cpus_per_run=1)
+    attempts = tmp_path / "attempts.txt"
+    with pytest.raises(CitysegError, match=r"^bad value \(a user error, not retried\)$"):
+        list(ex.run(_count_then_fail, [("x", (str(attempts),))], threads=1))
+    assert attempts.read_text().count("attempt") == 1
+    ((key, first_pid),) = ex.run(_die_on_first_attempt, [("y", (str(tmp_path / "pid"),))], threads=1)
+    assert key == "y" and first_pid != os.getpid()  # the second attempt, in a new worker, returned
+
+
+@pytest.mark.slow
+def test_a_run_whose_worker_is_killed_mid_epoch_resumes_bit_identical(ray_local, demo_root, tmp_path):
+    slow = dict(model_options={"base_width": 32, "depth": 3}, image_size=[64, 128], epochs=3)  # ~2 s per epoch
+    reference = train_all([_cfg(demo_root, tmp_path / "local", **slow)], executor="local", threads=1)[0]
+    cfg = _cfg(demo_root, tmp_path / "ray", **slow)
+    run, killed = runstore.run_dir(cfg), {}
+    ex = get_executor("ray", cpus_per_run=1)
+    outcome: dict = {}
+    worker = threading.Thread(target=lambda: outcome.update(r=list(ex.run(train_one, [(1, (cfg, False, True))], 1))))
+    worker.start()
+    deadline = time.monotonic() + 300
+    while worker.is_alive() and time.monotonic() < deadline and not killed:
+        metrics = run / "metrics.csv"
+        if metrics.is_file() and len(metrics.read_text().splitlines()) == 2 and not (run / "summary.json").exists():
+            killed["pid"] = lock_holder(run)["pid"]  # epoch 1 done, epoch 2 under way in this worker
+            os.kill(killed["pid"], signal.SIGKILL)
+        time.sleep(0.02)
+    worker.join(timeout=300)
+    assert killed and "r" in outcome, "the run finished before it could be killed, or never finished"
+    assert lock_holder(run)["pid"] != killed["pid"]  # the retry trained in another worker: the lock was free
+    assert list(runstore.load_metrics(run)["epoch"]) == [1, 2, 3]  # resumed from last.pt: every epoch once
+    _assert_same_run(run, reference)
+
+
+def test_the_cli_trains_on_the_executor_it_is_given(ray_local, demo_root, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CITYSEG_EXECUTOR", "local")  # the CLI sets it from --executor: restored after the test
+    args = [f"{k}={v}" for k, v in {"name": "cli", "profile": "smoke", "runs_dir": tmp_path, "data_root": demo_root,
+                                   "model_options": "{base_width: 4, depth: 2}", "image_size": "[32, 64]",
+                                   "batch_size": 2, "epochs": 1, "device": "cpu", "num_workers": 0,
+                                   "full_res_eval": "false", "progress": "false"}.items()]
+    assert cli_main(["train", "--executor", "ray", *args]) == 0
+    (run,) = (tmp_path / "smoke").glob("cli-*")
+    assert "run finished" in capsys.readouterr().out and lock_holder(run)["pid"] != os.getpid()
+
+
+def test_notebooks_run_side_by_side_only_where_they_do_not_read_each_other():
+    from cityseg_lib.execute.notebooks import in_threads, waves
+    from cityseg_lib.report.build import NOTEBOOKS
+
+    assert waves(NOTEBOOKS, parallel=True) == [
+        ["01_data_exploration"], ["02_baseline_fcn", "03_unet", "04_swin2_jnet"],
+        ["05_loss_comparison", "06_halving_sweep"], ["07_report"]]
+    assert waves(NOTEBOOKS, parallel=False) == [[s] for s in NOTEBOOKS]  # local: one after another, as before
+    assert waves(["03_unet", "05_loss_comparison"], parallel=True) == [["03_unet"], ["05_loss_comparison"]]
+
+    def boom():
+        raise CitysegError("notebook 03 failed")
+
+    done = []
+    with pytest.raises(CitysegError, match="notebook 03 failed"):
+        for key, value in in_threads([("a", time.sleep, (0.2,)), ("b", boom, ())]):
+            done.append(key)
+    assert done == ["a"]  # the other notebook ran to its end before the failure was raised
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_reduced_on_cpu_without_ray_onnx_or_papermill(tmp_path):
+    """benchmarks/gpu_check.sh in its CPU mode (tiny sizes), with Ray, ONNX, papermill and nbformat
+    unimportable as on the GPU machine: every step ends well and writes its table."""
+    blocked = tmp_path / "blocked"
+    for name in ("ray", "onnx", "onnxruntime", "onnxscript", "papermill", "nbformat"):
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed here')\n")
+    env = {**os.environ, "GPU_CHECK_REDUCED": "1", "PYTHON": sys.executable, "PYTHONPATH": str(blocked)}
+    out = tmp_path / "out"
+    done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(out)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    summary = (out / "summary.txt").read_text().splitlines()
+    assert [line.split(":")[0] for line in summary] == ["data", "fit", "bench_train", "gpu"]
+    assert all(": exit 0 in" in line for line in summary)
+    assert "full-res mIoU %" in (out / "fit.txt").read_text() and (out / "train.json").is_file()
+    assert "32 GPUs" in (out / "gpu.txt").read_text() and "notebooks read as JSON" in (out / "gpu.txt").read_text()
