@@ -25,6 +25,7 @@ agree across the three (the executor does not change results). Writes ``reports/
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -50,12 +51,35 @@ def _rung(root: Path, runs: Path, cache: Path, args) -> list:
     return [((rung.index, c.index), (S.trial_config(cfg, c, rung, 6),)) for c in cands]
 
 
-def _time(executor, jobs) -> tuple[float, dict]:
+def _cpu_seconds() -> dict[int, float]:
+    """CPU seconds used so far by this process and each of its descendants (the Ray cluster's), Linux /proc."""
+    parents, used = {}, {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pid = int(stat.parent.name)
+        parents[pid], used[pid] = int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ours, todo = {}, [os.getpid()]
+    while todo:
+        pid = todo.pop()
+        ours[pid] = used.get(pid, 0.0)
+        todo += [p for p, parent in parents.items() if parent == pid]
+    return ours
+
+
+def _time(executor, jobs) -> tuple[float, dict, float]:
+    """Wall seconds, the trials' losses, and the cores the run got (CPU seconds of this process and
+    the cluster's over wall seconds): on a shared machine the kernel splits the CPUs between
+    sessions (``sched_autogroup``), so more workers only help while the others leave cores free."""
     from cityseg_lib.sweep import run_trial
 
-    t0 = time.perf_counter()
+    before, t0 = _cpu_seconds(), time.perf_counter()
     results = dict(executor.run(run_trial, jobs, threads=1))
-    return time.perf_counter() - t0, {k: r["best_val_loss"] for k, r in results.items()}
+    wall, after = time.perf_counter() - t0, _cpu_seconds()
+    cores = sum(max(0.0, c - before.get(pid, 0.0)) for pid, c in after.items()) / wall
+    return wall, {k: r["best_val_loss"] for k, r in results.items()}, cores
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,16 +113,19 @@ def main(argv: list[str] | None = None) -> int:
                 "ray, 2 workers": RayExecutor(cpus_per_run=1)}
     cold: dict[str, float] = {}
     warm: dict[str, float] = {}
+    cores: dict[str, list] = {}
     losses: dict[str, dict] = {}
     for r in range(max(args.rounds, 1)):
         for name, executor in variants.items():
             runs = tmp / f"round{r}" / name.replace(", ", "_").replace(" ", "")
-            seconds, losses[name] = _time(executor, _rung(root, runs, cache, args))
+            seconds, losses[name], used = _time(executor, _rung(root, runs, cache, args))
+            cores.setdefault(name, []).append(round(used, 2))
             if r == 0:
                 cold[name] = seconds
             else:
                 warm[name] = min(warm.get(name, float("inf")), seconds)
-            print(f"round {r + 1} ({'cold' if r == 0 else 'warm'}): {name}: {seconds:.1f} s", flush=True)
+            print(f"round {r + 1} ({'cold' if r == 0 else 'warm'}): {name}: {seconds:.1f} s, {used:.2f} cores used "
+                  f"(load average {os.getloadavg()[0]:.1f})", flush=True)
     noop = ray.remote(num_cpus=1)(lambda: None)
     ray.get(noop.remote())
     t0 = time.perf_counter()
@@ -127,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
                       for k, v in verdict.items()))
     print(f"a trial takes {cold['local'] / args.trials:.1f} s locally; embedded cluster start-up {startup:.1f} s "
           f"(once per process); empty task round trip {1000 * round_trip:.1f} ms")
+    print("cores this benchmark got, per round: " + "; ".join(f"{k} {v}" for k, v in cores.items())
+          + f" (of {os.cpu_count()}: the rest went to other processes)")
     print(f"same losses under all three executors: {same}")
     env = provenance()
     final = verdict.get("warm", verdict["cold"])
@@ -137,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                                   "cluster_cpus": 2, "rounds": args.rounds},
                         results={**verdict, "local_s_per_trial": cold["local"] / args.trials,
                                  "cluster_startup_s": startup, "empty_task_round_trip_s": round_trip,
+                                 "cores_used_per_round": cores,
                                  "same_losses": same, "losses": {k: list(v.values()) for k, v in losses.items()}},
                         target={"text": f"2 Ray workers >= {TARGET_SPEEDUP}x local on a 4-trial CPU rung (warm); Ray "
                                         f"overhead per run < {TARGET_OVERHEAD_S} s (cold: worker start-up included)",

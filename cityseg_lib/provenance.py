@@ -12,20 +12,30 @@ __all__ = ["git_commit", "environment_info"]
 
 def git_commit() -> str:
     """Git commit of the code that runs (the package's own checkout, wherever the data and runs
-    live), ``+dirty`` with uncommitted changes to tracked files, or ``unknown`` outside git."""
+    live), ``+dirty`` with uncommitted changes to tracked files, or ``unknown`` outside git.
+
+    The dirty check compares notebooks byte for byte (``cat`` instead of the clone's nbstripout
+    filter): git re-reads "racily clean" files of a fresh clone, and one Python start-up per notebook
+    took longer than the time limit on a loaded CI machine, which lost the commit itself."""
     src = Path(__file__).resolve().parent
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=5
-        )
-        commit = out.stdout.strip() if out.returncode == 0 else "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=src, capture_output=True, text=True, timeout=5,
-        ).stdout.strip()
-        return commit + ("+dirty" if dirty and commit != "unknown" else "")
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    if out.returncode != 0 or not out.stdout.strip():
+        return "unknown"
+    commit = out.stdout.strip()
+    try:
+        status = subprocess.run(
+            ["git", "-c", "filter.nbstripout.clean=cat", "-c", "filter.nbstripout.required=false",
+             "status", "--porcelain", "--untracked-files=no"],
+            cwd=src, capture_output=True, text=True, timeout=60,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return commit + "+unchecked"
+    if status.returncode != 0:
+        return commit + "+unchecked"
+    return commit + ("+dirty" if status.stdout.strip() else "")
 
 
 def environment_info() -> dict:

@@ -20,7 +20,7 @@ from cityseg_lib.sweep.trials import failed_result
 
 def _no_dataset(monkeypatch):
     """Sweeps with fake trials have no dataset: give them a fixed content fingerprint."""
-    monkeypatch.setattr("cityseg_lib.runstore.dataset_fingerprint", lambda cfg: {"digest": "test", "images": {}})
+    monkeypatch.setattr("cityseg_lib.runstore.identity.dataset_fingerprint", lambda cfg: {"digest": "test", "images": {}})
 from cityseg_lib.errors import CitysegError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -415,6 +415,14 @@ def _descendants(pid: int) -> set[int]:
     return out - {pid}
 
 
+def _cmdline(pid: int) -> str:
+    """The program a process runs (its first argument), or "" once it has gone."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return ""
+
+
 def _alive(pids: set[int]) -> set[int]:
     alive = set()
     for p in pids:
@@ -440,9 +448,12 @@ def test_a_ray_sweep_killed_takes_its_workers_along_and_resumes_to_the_same_tabl
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
 
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline, family = time.monotonic() + 300, set()
+    deadline, names = time.monotonic() + 300, {}
     while proc.poll() is None and time.monotonic() < deadline:
-        family |= _descendants(proc.pid)
+        for p in _descendants(proc.pid) | names.keys():  # read while they live (the raylet may go first),
+            name = _cmdline(p)                             # again later: a worker renames itself "ray::..."
+            if name:
+                names[p] = name
         if _one_done_one_in_progress(folder):
             proc.send_signal(signal.SIGKILL)
             break
@@ -451,16 +462,15 @@ def test_a_ray_sweep_killed_takes_its_workers_along_and_resumes_to_the_same_tabl
         proc.kill()
         pytest.fail(f"the sweep ended before it could be killed mid-trial: {proc.stderr.read().decode()[-2000:]}")
     proc.wait()
-    assert family, "no Ray processes seen"
+    assert any(n.startswith("ray::") for n in names.values()) and any(n.endswith("raylet") for n in names.values()), \
+        f"no Ray workers and raylet seen under the sweep: {sorted(set(names.values()))}"
     # the trainers -- workers, raylet, GCS -- end within a minute; Ray's two agent processes notice
     # the raylet's death later (up to two minutes here) and train nothing
-    names = {p: Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].decode() for p in _alive(family)}
     trainers = {p for p, name in names.items() if "Agent" not in name}
     deadline = time.monotonic() + 60
     while _alive(trainers) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _alive(trainers), f"processes of the killed sweep live on: {[names[p] for p in _alive(trainers)]}"
-    assert any(n.startswith("ray::") for n in names.values()) and any(n.endswith("raylet") for n in names.values())
 
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0, again.stderr[-2000:]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -125,6 +126,17 @@ def _kernel_manager_class():
         @default("transport")
         def _transport_default(self) -> str:
             return "ipc"
+
+        @default("ip")
+        def _ip_default(self) -> str:
+            # sockets of their own for every kernel: kernels started at once (--executor ray) would
+            # otherwise race for the same "kernel-ipc-N" names and read each other's messages
+            import uuid
+
+            from jupyter_core.paths import jupyter_runtime_dir
+
+            os.makedirs(jupyter_runtime_dir(), exist_ok=True)
+            return os.path.join(jupyter_runtime_dir(), f"cityseg-{uuid.uuid4().hex[:12]}-ipc")
 
         async def _async_interrupt_kernel(self) -> None:
             if not self.shutting_down:  # a cell timeout still interrupts

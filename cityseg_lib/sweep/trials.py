@@ -43,7 +43,7 @@ def sweep_id(cfg: SweepConfig) -> str:
 
     values = {k: v for k, v in config_to_dict(cfg).items() if k not in VOLATILE_SWEEP and k != "name"}
     values["base"] = {k: v for k, v in cfg.base.items() if k not in runstore.EXECUTION_KEYS}
-    values["dataset"] = runstore.dataset_fingerprint(base_train_config(cfg))["digest"]
+    values["dataset"] = runstore.identity.dataset_fingerprint(base_train_config(cfg))["digest"]
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

@@ -1,0 +1,41 @@
+"""The run store: the one module that names a run folder, writes its files and reads them back.
+
+The package has three modules: :mod:`.identity` (what a run computes, hence its folder name),
+:mod:`.files` (every writer and reader of the files below) and :mod:`.lifecycle` (reuse, resume,
+extension and the explicit retrain). A run folder ``RUNS/PROFILE/NAME-HASH/`` holds::
+
+    config.yaml        the resolved TrainConfig (data_root absolute: the dataset's current place)
+    identity.json      what the run computes: its computed keys and the dataset's fingerprint
+    environment.json   git commit, package versions, device
+    metrics.csv        one row per finished epoch
+    last.pt, best.pt   the latest state (exact resume) and the lowest-validation-loss weights
+    summary.json       the kept checkpoint's scores; written when the run finishes
+    per_image.npz      per-image confusion matrices of the final evaluation (for the bootstrap)
+    model_stats.json   parameters and FLOPs (cache), eval_*.json (``cityseg evaluate``)
+    tb/                TensorBoard event files (written by :mod:`cityseg_lib.train.tblog`)
+
+A run is identified by what it computes: ``HASH`` is a short digest of every config key except
+:data:`EXECUTION_KEYS` (where it runs, its name, how many epochs) plus the dataset's content
+fingerprint (its split file lists and sizes, not its path). A changed computed key therefore
+makes a *new* folder beside the old one; moving the dataset or the checkout changes nothing; a
+larger ``epochs`` extends the finished run from ``last.pt`` (StepLR continues its schedule, so
+the result equals a run trained that long from the start). Nothing here deletes a run except
+an explicit ``retrain=True``, which says so. Notebooks, report, sweep and CLI read run files
+only through this module.
+"""
+
+from cityseg_lib.runstore.identity import (EXECUTION_KEYS, check_same_computation, computed_config,
+                                           dataset_fingerprint, find_runs, run_dir, run_id, runs_root)
+from cityseg_lib.runstore.files import (METRIC_FIELDS, checkpoint_path, load_config, load_identity, load_metrics,
+                                        load_per_image, load_summary, model_stats, relative, resolve, run_record,
+                                        tensorboard_dir, write_json, write_metrics, write_per_image, write_run_info,
+                                        write_summary)
+from cityseg_lib.runstore.lifecycle import is_finished, prepare, train_or_load
+
+__all__ = [
+    "EXECUTION_KEYS", "METRIC_FIELDS", "computed_config", "dataset_fingerprint", "run_id", "run_dir",
+    "runs_root", "find_runs", "checkpoint_path", "tensorboard_dir", "is_finished", "check_same_computation", "prepare",
+    "train_or_load", "write_run_info", "write_metrics", "write_summary", "write_per_image",
+    "load_config", "load_identity", "load_summary", "load_metrics", "load_per_image", "run_record",
+    "model_stats", "write_json", "relative", "resolve",
+]

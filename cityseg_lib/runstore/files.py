@@ -1,0 +1,175 @@
+"""Every writer and reader of a run folder's files (config.yaml, identity.json, metrics.csv,
+summary.json, per-image matrices, side files): nothing else in the package opens them."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from cityseg_lib.config import TrainConfig
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.files import atomic_write, atomic_write_csv, atomic_write_json, atomic_write_text
+from cityseg_lib.provenance import environment_info
+from cityseg_lib.runstore import identity
+from cityseg_lib.strict import config_to_dict, from_dict, load_yaml
+
+METRIC_FIELDS = ["epoch", "lr", "train_loss", "val_loss", "val_miou", "val_pixel_accuracy",
+                 "epoch_time_s", "train_images_per_s", "is_best"]
+
+
+def checkpoint_path(run: str | os.PathLike, which: str = "best") -> Path:
+    """``RUN/best.pt`` or ``RUN/last.pt``."""
+    if which not in ("best", "last"):
+        raise CitysegError(f"checkpoint {which!r} is not one of best, last")
+    return Path(run) / f"{which}.pt"
+
+
+def tensorboard_dir(run: str | os.PathLike) -> Path:
+    """``RUN/tb``: the run's TensorBoard event files (a ``--logdir`` above it groups runs)."""
+    return Path(run) / "tb"
+
+
+# ----------------------------------------------------------------------------- writers (engine)
+
+
+def write_run_info(run: Path, cfg: TrainConfig) -> None:
+    """``config.yaml`` (data_root absolute), ``identity.json`` and ``environment.json``."""
+    from cityseg_lib.paths import resolve_data_root
+
+    values = config_to_dict(cfg)
+    values["data_root"] = str(resolve_data_root(cfg.data_root))
+    atomic_write_text(run / "config.yaml", yaml.safe_dump(values, sort_keys=False))
+    atomic_write_json(run / "identity.json", {"run_id": identity.run_id(cfg), "computed": identity.computed_config(cfg),
+                                              "dataset": identity.dataset_fingerprint(cfg)})
+    atomic_write_json(run / "environment.json", environment_info())
+
+
+def write_metrics(run: Path, history: list[dict]) -> None:
+    atomic_write_csv(run / "metrics.csv", history, METRIC_FIELDS)
+
+
+def write_summary(run: Path, summary: dict) -> None:
+    atomic_write_json(run / "summary.json", summary)
+
+
+def write_per_image(run: Path, ids: list[str], matrices: np.ndarray, full_res: bool) -> None:
+    """Per-image confusion matrices ``(N, C, C+1)`` of the final evaluation, keyed by frame id."""
+    name = "per_image_full_res" if full_res else "per_image"
+
+    def save(f):
+        np.savez_compressed(f, ids=np.array(ids), matrices=matrices.astype(np.int64))
+
+    atomic_write(run / f"{name}.npz", save)
+
+
+def write_json(run: str | os.PathLike, name: str, payload: Any) -> Path:
+    """A JSON side file of a run (``eval_val.json``...)."""
+    path = Path(run) / name
+    atomic_write_json(path, payload)
+    return path
+
+
+# ----------------------------------------------------------------------------- readers
+
+
+def resolve(run: str | os.PathLike) -> Path:
+    """A run folder from a path, absolute or relative to the runs root."""
+    from cityseg_lib.paths import runs_dir
+
+    p = Path(run).expanduser()
+    return p if p.is_absolute() or p.exists() else runs_dir() / p
+
+
+def relative(run: str | os.PathLike) -> str:
+    """A run folder relative to the runs root when it lies below it (for results files), else absolute."""
+    from cityseg_lib.paths import runs_dir
+
+    p = Path(run).resolve()
+    try:
+        return str(p.relative_to(runs_dir().resolve()))
+    except ValueError:
+        return str(p)
+
+
+def load_config(run: str | os.PathLike, data_root: str | os.PathLike | None = None) -> TrainConfig:
+    """The resolved config of a run; ``data_root`` replaces the stored one (``--root``)."""
+    path = resolve(run) / "config.yaml"
+    if not path.is_file():
+        raise CitysegError(f"{path.parent}: not a run folder (no config.yaml)")
+    values = load_yaml(path)
+    if data_root:
+        values["data_root"] = str(Path(data_root).expanduser().resolve())
+    return from_dict(TrainConfig, values, source=str(path))
+
+
+def load_identity(run: str | os.PathLike) -> dict:
+    path = resolve(run) / "identity.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def load_summary(run: str | os.PathLike) -> dict:
+    """``summary.json`` of a finished run."""
+    path = resolve(run) / "summary.json"
+    if not path.is_file():
+        raise CitysegError(f"{path.parent}: no summary.json (the run did not finish; train it first)")
+    return json.loads(path.read_text())
+
+
+def load_metrics(run: str | os.PathLike):
+    """``metrics.csv`` of a run as a DataFrame (one row per epoch)."""
+    import pandas as pd
+
+    path = resolve(run) / "metrics.csv"
+    if not path.is_file():
+        raise CitysegError(f"{path.parent}: no metrics.csv (the run has not finished an epoch)")
+    return pd.read_csv(path)
+
+
+def load_per_image(run: str | os.PathLike, full_res: bool = True) -> tuple[list[str], np.ndarray]:
+    """Frame ids and per-image confusion matrices ``(N, C, C+1)`` of a finished run."""
+    path = resolve(run) / ("per_image_full_res.npz" if full_res else "per_image.npz")
+    if not path.is_file():
+        raise CitysegError(f"{path}: missing (the run did not finish, or predates per-image matrices)")
+    with np.load(path) as data:
+        return [str(i) for i in data["ids"]], data["matrices"]
+
+
+def run_record(run: str | os.PathLike, label: str | None = None) -> dict:
+    """One flat row of a finished run: what it is and its headline numbers."""
+    run = resolve(run)
+    s, cfg = load_summary(run), load_config(run)
+    full = s.get("val_full_res") or {}
+    return {
+        "label": label or cfg.name, "run": relative(run), "name": cfg.name, "model": cfg.model, "loss": cfg.loss,
+        "optimizer": getattr(cfg, "optimizer", "adamw"), "seed": cfg.seed, "augment": cfg.augment, "lr": cfg.lr,
+        "gamma": cfg.gamma, "step_size": cfg.step_size, "weight_decay": cfg.weight_decay,
+        "dropout": cfg.model_options.get("dropout", 0.0), "image_size": list(cfg.image_size), "epochs": cfg.epochs,
+        "epochs_run": s["epochs_run"], "best_epoch": s["best_epoch"], "best_val_loss": s["best_val_loss"],
+        "miou": s["val"]["miou"], "pixel_accuracy": s["val"]["pixel_accuracy"],
+        "miou_full_res": full.get("miou", math.nan), "pixel_accuracy_full_res": full.get("pixel_accuracy", math.nan),
+        "train_images": s.get("train_images"), "val_images": s.get("val_images"),
+        "train_images_per_s": s.get("train_images_per_s"), "peak_memory_mb": s.get("peak_memory_mb"),
+        "train_time_s": s.get("train_time_s"), "device": s.get("device"),
+    }
+
+
+def model_stats(run: str | os.PathLike) -> dict:
+    """Parameters and forward FLOPs per image at the run's training size (cached in the run folder)."""
+    run = resolve(run)
+    cache = run / "model_stats.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    from cityseg_lib.models.summary import model_summary
+    from cityseg_lib.train.engine import load_run
+
+    cfg, model = load_run(run)
+    info = model_summary(model, tuple(cfg.image_size), 1)
+    stats = {"params": int(info["params"]), "flops": float(info["flops"]), "input_size": list(cfg.image_size)}
+    atomic_write_json(cache, stats)
+    return stats

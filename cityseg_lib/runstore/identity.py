@@ -1,0 +1,68 @@
+"""A run's identity: the config keys that decide what it computes, the dataset's content
+fingerprint, and the folder name ``NAME-HASH`` they give."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from cityseg_lib.config import TrainConfig
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.strict import config_to_dict
+
+#: TrainConfig keys that do not change what a run computes: where and how fast it runs, what it
+#: is called, where its files go, and how many epochs (a larger number extends the same run).
+#: The one list used by reuse, resume and the sweep.
+EXECUTION_KEYS = frozenset({"name", "profile", "runs_dir", "data_root", "cache", "cache_dir", "num_workers",
+                            "progress", "compile", "device", "epochs"})
+
+def computed_config(cfg: TrainConfig) -> dict:
+    """The config keys that decide what ``cfg`` computes (everything but :data:`EXECUTION_KEYS`)."""
+    return {k: v for k, v in config_to_dict(cfg).items() if k not in EXECUTION_KEYS}
+
+
+def dataset_fingerprint(cfg: TrainConfig) -> dict:
+    """Content identity of the data ``cfg`` trains (``cfg.annotation``) and validates (fine) on."""
+    from cityseg_lib.data.fingerprint import fingerprint
+    from cityseg_lib.paths import resolve_data_root
+
+    return fingerprint(resolve_data_root(cfg.data_root), ((cfg.train_split, cfg.annotation), (cfg.val_split, "fine")))
+
+
+def run_id(cfg: TrainConfig) -> str:
+    """Eight hex digits of what ``cfg`` computes (computed keys and dataset fingerprint)."""
+    identity = {"config": computed_config(cfg), "dataset": dataset_fingerprint(cfg)["digest"]}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def runs_root(cfg: TrainConfig) -> Path:
+    from cityseg_lib.paths import runs_dir
+
+    return (Path(cfg.runs_dir).expanduser() if cfg.runs_dir else runs_dir()).resolve()
+
+
+def run_dir(cfg: TrainConfig) -> Path:
+    """``RUNS/PROFILE/NAME-HASH``: the folder of the run ``cfg`` describes."""
+    return runs_root(cfg) / cfg.profile / f"{cfg.name}-{run_id(cfg)}"
+
+
+def find_runs(cfg: TrainConfig) -> list[Path]:
+    """Run folders of ``cfg.name`` (any hash) in its profile, newest first."""
+    parent = (runs_root(cfg) / cfg.profile / cfg.name).parent
+    stem = Path(cfg.name).name
+    found = [p for p in parent.glob(f"{stem}-*") if (p / "config.yaml").is_file() and len(p.name) == len(stem) + 9]
+    return sorted(found, key=lambda p: (p / "config.yaml").stat().st_mtime, reverse=True)
+
+
+def check_same_computation(saved: dict, cfg: TrainConfig, where: str | os.PathLike) -> None:
+    """Refuse (one line naming the key) when ``saved`` (a config dict) computes something else."""
+    now = config_to_dict(cfg)
+    for key in sorted(set(saved) | set(now)):
+        if key in EXECUTION_KEYS:
+            continue
+        if key not in now:
+            raise CitysegError(f"{where}: incompatible run: it has config key {key!r} this version does not know")
+        if saved.get(key) != now[key]:
+            raise CitysegError(f"{where}: cannot resume: {key} was {saved.get(key)!r} in that run, now {now[key]!r}")

@@ -1,0 +1,102 @@
+"""A run's life: reuse a finished run, resume or extend an unfinished one, start a new one beside
+runs of the same name, or (asked explicitly) retrain; nothing else ever removes a run's files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import yaml
+
+from cityseg_lib.config import TrainConfig
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.files import atomic_write_text
+from cityseg_lib.lock import folder_lock
+from cityseg_lib.runstore.files import load_config, load_summary, relative
+from cityseg_lib.runstore.identity import check_same_computation, find_runs, run_dir
+from cityseg_lib.strict import load_yaml
+
+def is_finished(run: str | os.PathLike, cfg: TrainConfig) -> bool:
+    """True when ``run`` holds a finished run of ``cfg``'s length; an error when it is longer."""
+    path = Path(run) / "summary.json"
+    if not path.is_file():
+        return False
+    done = int(json.loads(path.read_text()).get("epochs", load_config(run).epochs))
+    if done > cfg.epochs:
+        raise CitysegError(f"{run}: this run was trained for {done} epochs, {cfg.epochs} were asked; "
+                           "choose another name, or retrain to replace it")
+    return done == cfg.epochs
+
+
+def prepare(cfg: TrainConfig, resume: bool, retrain: bool = False, new_ok: bool = False) -> tuple[Path, str]:
+    """Where ``cfg`` trains and what to do: ``(folder, "finished" | "resume" | "new")``.
+
+    ``resume`` continues (or extends) the run of the same computation; when only runs of the
+    same name that compute something else exist, resuming is refused naming the first differing
+    key, unless ``new_ok`` (notebooks: a changed parameter simply starts a new run beside the
+    old). ``retrain`` removes the run of this computation first (and says so).
+    """
+    out = run_dir(cfg)
+    if retrain and out.exists():
+        with folder_lock(out):
+            print(f"{cfg.name}: retrain requested: removing {out}")
+            for child in out.iterdir():
+                if child.name != ".lock":
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+    if (out / "config.yaml").is_file():
+        if is_finished(out, cfg):
+            return out, "finished"
+        if not resume:
+            raise CitysegError(f"{out} already holds this run ({_progress_text(out, cfg)}); pass --resume "
+                               "(resume=True) to continue it")
+        return out, "resume"
+    if resume and not new_ok:
+        others = find_runs(cfg)
+        if others:
+            check_same_computation(load_yaml(others[0] / "config.yaml"), cfg, others[0])
+            raise CitysegError(f"{others[0]}: cannot resume: the dataset differs from that run's")
+    return out, "new"
+
+
+def _progress_text(run: Path, cfg: TrainConfig) -> str:
+    metrics = run / "metrics.csv"
+    done = max(len(metrics.read_text().splitlines()) - 1, 0) if metrics.is_file() else 0
+    return f"{done} of {cfg.epochs} epochs done"
+
+
+def train_or_load(cfg: TrainConfig, retrain: bool = False, verbose: bool = True) -> Path:
+    """The finished run of ``cfg``: reused when it exists, else trained (or resumed, or extended).
+
+    Returns the run folder. Other runs of the same name are never touched.
+    """
+    import time
+
+    from cityseg_lib.train.engine import fit
+
+    out, state = prepare(cfg, resume=True, retrain=retrain, new_ok=True)
+    if state == "finished":
+        _refresh_data_root(out, cfg)
+        if verbose:
+            print(f"{cfg.name}: reusing the finished run {relative(out)}")
+        return out
+    t0 = time.perf_counter()
+    fit(cfg, resume=True)
+    if verbose:
+        s = load_summary(out)
+        print(f"{cfg.name}: trained {s['epochs_run']} epochs in {time.perf_counter() - t0:.0f} s; "
+              f"best epoch {s['best_epoch']}, val mIoU {100 * s['val']['miou']:.1f}%")
+    return out
+
+
+def _refresh_data_root(run: Path, cfg: TrainConfig) -> None:
+    """Point a reused run's ``config.yaml`` at the dataset's current place (same content)."""
+    from cityseg_lib.paths import resolve_data_root
+
+    saved = load_yaml(run / "config.yaml")
+    now = str(resolve_data_root(cfg.data_root))
+    if saved.get("data_root") != now:
+        saved["data_root"] = now
+        with folder_lock(run):
+            atomic_write_text(run / "config.yaml", yaml.safe_dump(saved, sort_keys=False))
