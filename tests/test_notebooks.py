@@ -204,7 +204,16 @@ def test_smoke_headline_json_holds_the_tables_numbers(smoke_report):
         assert -1 <= c["ci_low"] <= c["ci_high"] <= 1 and -1 <= c["difference"] <= 1, key
         assert isinstance(c["resolved"], bool) and c["verdict"]
         assert c["resolved"] == (c["ci_low"] > 0 or c["ci_high"] < 0) or c["seeds_agree"] is False
-    assert head["comparisons"]["loss_iou_vs_cross_entropy"]["seeds_a"] == 2
+    assert head["comparisons"]["loss_iou_vs_cross_entropy"]["seeds_a"] == 3
+    arch = head["comparisons"]["swin2_jnet_vs_unet"]
+    assert (arch["seeds_a"], arch["seeds_b"]) == (3, 3)  # architectures pool their three seeds
+    for key in ("simple_fcn", "unet", "swin2_jnet"):
+        m = head["models"][key]
+        assert m["seeds"] == [0, 1, 2] and len(m["seed_miou"]) == 3 and m["seed_sd"] is not None, key
+    # 05's cross-entropy runs are 03's U-Net seeds (reused, not trained twice)
+    loss = json.loads((home / "reports" / "smoke" / "results" / "05.json").read_text())["result"]["runs"]
+    unet = json.loads((home / "reports" / "smoke" / "results" / "03.json").read_text())["result"]["seed_runs"]
+    assert loss["cross_entropy"] == unet
 
 
 # ----------------------------------------------------------------------------- failures

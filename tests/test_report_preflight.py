@@ -111,3 +111,27 @@ def test_re_rendering_the_report_does_not_need_the_weights(tmp_path, monkeypatch
     preflight.check("full", selected=["07_report"])  # notebook 07 trains nothing
     with pytest.raises(CitysegError, match="HF_HUB_OFFLINE=1"):
         preflight.check("full", selected=["04_swin2_jnet"])
+
+
+def test_every_architecture_runs_three_seeds_and_05_reuses_03s_cross_entropy_runs(tmp_path):
+    """Each profile trains the three architectures with three seeds (the first is the main run), and
+    notebook 05's cross-entropy runs are notebook 03's U-Net seeds by name and computation, so the
+    run store reuses them instead of training them twice."""
+    from cityseg_lib.report import experiments as ex
+    from cityseg_lib.runstore import computed_config
+
+    def params(profile, stem):
+        return {**preflight.notebook_defaults(build.notebook_paths()[stem]), **build.notebook_params(profile, stem)}
+
+    for profile in ("smoke", "demo", "full"):
+        for stem in ("02_baseline_fcn", "04_swin2_jnet", "05_loss_comparison"):
+            assert len(params(profile, stem)["seeds"]) >= 3, (profile, stem)
+        seeds = params(profile, "03_unet")["seeds"]
+        assert len(seeds) >= 3, profile
+        unet = ex.unet_runs(profile, str(tmp_path), {}, {"base_width": 4, "depth": 2}, None, ["none"], seeds=seeds)
+        group = ex.seed_group(unet, "unet")
+        assert [unet[k].seed for k in group] == seeds and group[0] == "unet"
+        losses = ex.loss_runs(profile, unet["unet"], str(tmp_path), {}, ["cross_entropy", "dice"], seeds)
+        for key, cfg in zip(group, losses["cross_entropy"]):
+            assert cfg.name == unet[key].name and computed_config(cfg) == computed_config(unet[key])
+        assert all(c.name.startswith("loss_dice_seed") for c in losses["dice"])

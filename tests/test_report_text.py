@@ -74,8 +74,9 @@ class Lab:
 
 
 def context(fcn=50, unet=70, swin=80, constant=70, replace=70, augment=70, nodrop=80, nobn=80, tuned=70,
-            losses=None, best_epochs=None, constant_losses=None, generator=True) -> ReportContext:
-    """A context whose runs score ``hits`` per 100 pixels (a number, or a per-image list)."""
+            losses=None, best_epochs=None, constant_losses=None, generator=True, arch_seeds=None) -> ReportContext:
+    """A context whose runs score ``hits`` per 100 pixels (a number, or a per-image list);
+    ``arch_seeds``: ``{"fcn"|"unet"|"swin": [hits of seed 0, 1, ...]}`` (seed 0 is the main run)."""
     lab = Lab()
     best = best_epochs or {}
     r = {}
@@ -90,6 +91,12 @@ def context(fcn=50, unet=70, swin=80, constant=70, replace=70, augment=70, nodro
     r["nobn"] = lab.run("swin2_jnet_no_batchnorm", matrices(nobn), "swin2_jnet",
                         model_options={"dropout": 0.1, "batchnorm": False})
     r["tuned"] = lab.run("unet_tuned", matrices(tuned))
+    seeds = {"fcn": [], "unet": [], "swin": []}
+    for key, hits in (arch_seeds or {}).items():
+        name, model = {"fcn": ("simple_fcn", "simple_fcn"), "unet": ("unet", "unet"),
+                       "swin": ("swin2_jnet", "swin2_jnet")}[key]
+        r[key] = lab.run(name, matrices(hits[0]), model)
+        seeds[key] = [r[key]] + [lab.run(f"{name}_seed{s}", matrices(h), model, seed=s) for s, h in enumerate(hits) if s]
     losses = losses or {"cross_entropy": [70, 70], "iou": [70, 70], "dice": [70, 70]}
     loss_runs = {loss: [lab.run(f"loss_{loss}_seed{s}", matrices(h), loss=loss, seed=s)
                         for s, h in enumerate(hits)] for loss, hits in losses.items()}
@@ -100,11 +107,12 @@ def context(fcn=50, unet=70, swin=80, constant=70, replace=70, augment=70, nodro
                       class_stats={"fine": {"pixels": {n: 100 for n in CLASS_NAMES}}}, majority_class="road",
                       majority_miou=0.003)
     return ReportContext(
-        profile="test", data=data, baseline=BaselineResult(main_run=r["fcn"], cpu_threads=1),
+        profile="test", data=data, baseline=BaselineResult(main_run=r["fcn"], cpu_threads=1, seed_runs=seeds["fcn"]),
         unet=UNetResult(main_run=r["unet"], constant_lr_run=r["const"],
-                        augment_runs={"none": r["unet"], "replace": r["replace"], "augment": r["augment"]}),
+                        augment_runs={"none": r["unet"], "replace": r["replace"], "augment": r["augment"]},
+                        seed_runs=seeds["unet"]),
         swin=SwinResult(main_run=r["swin"], no_dropout_run=r["nodrop"], no_batchnorm_run=r["nobn"],
-                        batchnorm_switch=True),
+                        batchnorm_switch=True, seed_runs=seeds["swin"]),
         losses=LossResult(runs=loss_runs, seeds=[0, 1]),
         sweep=SweepResult(sweeps={}, tuned_runs={"unet": r["tuned"]}),
         runs=lab.runs, env={"cpu_count": 2}, n_boot=300)
@@ -233,3 +241,34 @@ def test_provenance_names_synthetic_data_with_and_without_generator_settings():
     made = front.dataset_description(context(generator=False))  # `cityseg make-demo-data DIR`: no stamp
     assert made.startswith("SYNTHETIC") and "made by cityseg make-demo-data" in made
     assert not math.isnan(len(front.provenance_table(context(generator=False))))
+
+
+# ----------------------------------------------------------------------------- architectures over seeds
+
+
+def test_architectures_pool_their_seeds_and_the_headline_gives_each_seed():
+    ctx = context(arch_seeds={"fcn": [50, 52, 48], "unet": [70, 72, 68], "swin": [80, 79, 81]})
+    c = evidence.comparison(ctx, "unet_vs_simple_fcn")
+    assert (c.diff.n_seeds_a, c.diff.n_seeds_b) == (3, 3) and c.resolved
+    assert c.sentence().startswith("U-Net beats SimpleFCN by") and "3 of 3 seeds agree" in c.sentence()
+    unet = evidence.headline(ctx)["models"]["unet"]
+    assert unet["seeds"] == [0, 1, 2] and len(unet["seed_miou"]) == 3
+    assert unet["seed_mean"] == np.mean(unet["seed_miou"]) and unet["seed_sd"] == np.std(unet["seed_miou"], ddof=1) > 0
+    assert unet["miou"] == unet["seed_miou"][0]  # the headline score is the main run's (seed 0)
+    table = results_section.results_table(ctx)
+    assert list(table["seeds"][:3]) == [3, 3, 3]
+    assert table["mean over seeds (%)"][1] == round(100 * unet["seed_mean"], 1)
+
+
+def test_an_architecture_difference_whose_seeds_disagree_is_unresolved():
+    # pooled, U-Net is ahead (seed 0 by far); seeds 1 and 2 have SimpleFCN ahead
+    ctx = context(arch_seeds={"fcn": [60, 60, 60], "unet": [95, 55, 55]})
+    c = evidence.comparison(ctx, "unet_vs_simple_fcn")
+    assert c.diff.difference > 0 and c.diff.seeds_agree is False and not c.resolved
+    assert "unresolved" in c.sentence() and "beats" not in c.sentence()
+    assert evidence.headline(ctx)["comparisons"]["unet_vs_simple_fcn"]["resolved"] is False
+
+
+def test_a_model_trained_once_has_no_seed_spread():
+    unet = evidence.headline(context())["models"]["unet"]
+    assert unet["seeds"] == [0] and unet["seed_sd"] is None and unet["seed_mean"] == unet["miou"]

@@ -169,6 +169,13 @@ class ReportContext:
         """``{label: run record}`` of the headline models."""
         return {label: {**self.runs.record(run), "label": label} for label, run in self.main_runs.items()}
 
+    def seed_runs(self, label: str) -> list[str]:
+        """The runs of a headline model, one per seed (its main run first; tuned models: one run)."""
+        results = {display_name("simple_fcn"): self.baseline, display_name("unet"): self.unet,
+                   display_name("swin2_jnet"): self.swin}
+        result = results.get(label)
+        return list(getattr(result, "seed_runs", None) or [self.main_runs[label]])
+
     def record(self, run: str) -> dict:
         return self.runs.record(run)
 

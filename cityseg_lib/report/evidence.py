@@ -19,7 +19,7 @@ import pandas as pd
 
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.uncertainty import (Difference, Interval, bootstrap_ci, compare_groups, format_interval,
-                                              verdict)
+                                              seed_spread, verdict)
 from cityseg_lib.models.names import display_name
 from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.format import LOSS_LABELS, tuned_label
@@ -92,9 +92,11 @@ def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list
     """(key, topic, name a, name b, runs a, runs b) of every comparison the study makes."""
     fcn, unet, swin = ctx.baseline.main_run, ctx.unet.main_run, ctx.swin.main_run
     n = {m: display_name(m) for m in ("simple_fcn", "unet", "swin2_jnet")}
-    out = [("unet_vs_simple_fcn", "architecture", n["unet"], n["simple_fcn"], [unet], [fcn]),
-           ("swin2_jnet_vs_simple_fcn", "architecture", n["swin2_jnet"], n["simple_fcn"], [swin], [fcn]),
-           ("swin2_jnet_vs_unet", "architecture", n["swin2_jnet"], n["unet"], [swin], [unet])]
+    seeds = {m: ctx.seed_runs(n[m]) for m in n}  # architectures: every seed, pooled
+    out = [("unet_vs_simple_fcn", "architecture", n["unet"], n["simple_fcn"], seeds["unet"], seeds["simple_fcn"]),
+           ("swin2_jnet_vs_simple_fcn", "architecture", n["swin2_jnet"], n["simple_fcn"], seeds["swin2_jnet"],
+            seeds["simple_fcn"]),
+           ("swin2_jnet_vs_unet", "architecture", n["swin2_jnet"], n["unet"], seeds["swin2_jnet"], seeds["unet"])]
     main = {"simple_fcn": fcn, "unet": unet, "swin2_jnet": swin}
     for model, run in ctx.sweep.tuned_runs.items():
         if model in main:
@@ -155,6 +157,16 @@ def _num(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
+def _seed_scores(ctx: ReportContext, label: str) -> dict:
+    """``seeds``, ``seed_miou`` (each seed's full-resolution mIoU), their mean and sd (ddof=1)."""
+    runs = ctx.seed_runs(label)
+    values = [v for v in (ctx.record(r)["miou_full_res"] for r in runs) if v is not None and not math.isnan(v)]
+    spread = seed_spread(values) if values else None
+    return {"seeds": [ctx.runs.config(r).seed for r in runs], "seed_miou": values,
+            "seed_mean": spread["mean"] if spread else None,
+            "seed_sd": spread["std"] if spread and spread["n"] > 1 else None}
+
+
 def headline(ctx: ReportContext) -> dict:
     """The report's headline numbers (what ``headline.json`` holds; fractions in [0, 1])."""
     def make():
@@ -170,6 +182,7 @@ def headline(ctx: ReportContext) -> dict:
                 "pixel_accuracy": _num(rec["pixel_accuracy_full_res"]),
                 "class_iou": {n: _num(scores["class_iou"].get(n)) for n in CLASS_NAMES},
                 "n_images": iv.n_images if iv else None,
+                **_seed_scores(ctx, label),
             }
         comps = {}
         for c in comparisons(ctx):

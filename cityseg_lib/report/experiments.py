@@ -20,7 +20,7 @@ from cityseg_lib.config import TrainConfig, train_config
 from cityseg_lib.runstore import computed_config
 from cityseg_lib.strict import config_to_dict
 
-__all__ = ["SWEEP_SHARED_KEYS", "baseline_runs", "unet_runs", "swin_runs", "loss_runs", "main_run", "main_config",
+__all__ = ["SWEEP_SHARED_KEYS", "seed_runs", "seed_group", "baseline_runs", "unet_runs", "swin_runs", "loss_runs", "main_run", "main_config",
            "sweep_overrides", "sweep_configs"]
 
 #: Keys of a model's main run that its sweep's trials take too (unless the grid varies them): the
@@ -30,21 +30,40 @@ SWEEP_SHARED_KEYS = ("image_size", "batch_size", "max_batches", "max_val_images"
 _MAIN_NOTEBOOK = {"simple_fcn": "02", "unet": "03", "swin2_jnet": "04"}
 
 
-def baseline_runs(profile: str, data_root: str, train: dict, model_options: dict) -> dict[str, TrainConfig]:
-    """02: the SimpleFCN baseline."""
-    return {"simple_fcn": train_config(profile, "simple_fcn", train, data_root=str(data_root), model="simple_fcn",
-                                       model_options=model_options)}
+def seed_runs(profile: str, main: TrainConfig, seeds: list[int] | tuple = ()) -> dict[str, TrainConfig]:
+    """``main`` again with each other seed of ``seeds``: ``{NAME_seedS: config}``. Every main
+    architecture runs with several seeds, so its comparisons show the spread a seed causes; the
+    loss comparison (05) names its cross-entropy runs the same way and so reuses these."""
+    values = {k: v for k, v in config_to_dict(main).items() if k not in ("name", "profile")}
+    return {f"{main.name}_seed{s}": train_config(profile, f"{main.name}_seed{s}", None, **{**values, "seed": int(s)})
+            for s in seeds if int(s) != main.seed}
+
+
+def seed_group(cfgs: dict[str, TrainConfig], main: str) -> list[str]:
+    """The keys of ``cfgs`` that are run ``main`` with some seed (itself first, then by seed)."""
+    others = sorted((k for k in cfgs if k.startswith(f"{main}_seed")), key=lambda k: cfgs[k].seed)
+    return [main, *others]
+
+
+def baseline_runs(profile: str, data_root: str, train: dict, model_options: dict, seeds: list[int] | tuple = ()
+                  ) -> dict[str, TrainConfig]:
+    """02: the SimpleFCN baseline (``simple_fcn``), and again with each other seed of ``seeds``."""
+    main = train_config(profile, "simple_fcn", train, data_root=str(data_root), model="simple_fcn",
+                        model_options=model_options)
+    return {"simple_fcn": main, **seed_runs(profile, main, seeds)}
 
 
 def unet_runs(profile: str, data_root: str, train: dict, model_options: dict, constant_gamma: float | None,
-              augment_modes: list[str], optimizers: list[str] = (), resolution_size: list[int] | None = None
-              ) -> dict[str, TrainConfig]:
-    """03: the main U-Net (``unet``), the same with a constant learning rate, one run per
+              augment_modes: list[str], optimizers: list[str] = (), resolution_size: list[int] | None = None,
+              seeds: list[int] | tuple = ()) -> dict[str, TrainConfig]:
+    """03: the main U-Net (``unet``), again with each other seed of ``seeds`` (``unet_seedS``),
+    the same with a constant learning rate, one run per
     augmentation mode other than ``none`` (``none`` is the main run), one per optimiser other than
     the main run's (Section 3.3: AdamW against Adam and Adamax), and one at ``resolution_size``
     (Section 3.1: is the reference's training size enough?)."""
     base = dict(data_root=str(data_root), model="unet", model_options=model_options)
     runs = {"unet": train_config(profile, "unet", train, **base)}
+    runs.update(seed_runs(profile, runs["unet"], seeds))
     if constant_gamma is not None:
         runs["unet_constant_lr"] = train_config(profile, "unet_constant_lr", train, gamma=constant_gamma, **base)
     for mode in augment_modes:
@@ -60,16 +79,17 @@ def unet_runs(profile: str, data_root: str, train: dict, model_options: dict, co
 
 
 def swin_runs(profile: str, data_root: str, train: dict, encoder: str, pretrained: bool, weights: str,
-              encoder_kwargs: dict, dropout: float, compare_dropout: bool, compare_batchnorm: bool
-              ) -> dict[str, TrainConfig]:
-    """04: the main Swin2-JNet and, as asked, the same without dropout and without BatchNorm
-    (the latter only when the model has a switch for it)."""
+              encoder_kwargs: dict, dropout: float, compare_dropout: bool, compare_batchnorm: bool,
+              seeds: list[int] | tuple = ()) -> dict[str, TrainConfig]:
+    """04: the main Swin2-JNet, again with each other seed of ``seeds``, and, as asked, the same
+    without dropout and without BatchNorm (the latter only when the model has a switch for it)."""
     from cityseg_lib.models.options import batchnorm_option, swin_options
 
     options = swin_options(encoder=encoder, pretrained=pretrained, weights=weights, encoder_kwargs=encoder_kwargs,
                            dropout=dropout)
     base = dict(data_root=str(data_root), model="swin2_jnet")
     runs = {"swin2_jnet": train_config(profile, "swin2_jnet", train, model_options=options, **base)}
+    runs.update(seed_runs(profile, runs["swin2_jnet"], seeds))
     if compare_dropout:
         runs["swin2_jnet_no_dropout"] = train_config(profile, "swin2_jnet_no_dropout", train,
                                                      model_options={**options, "dropout": 0.0}, **base)
@@ -83,17 +103,23 @@ def swin_runs(profile: str, data_root: str, train: dict, encoder: str, pretraine
 def loss_runs(profile: str, unet: TrainConfig, data_root: str, train: dict, losses: list[str], seeds: list[int]
               ) -> dict[str, list[TrainConfig]]:
     """05: ``{loss: [config of each seed]}``, each the U-Net ``unet`` (notebook 03's main run)
-    with ``train`` over it and that loss and seed. A run that computes exactly what ``unet``
-    does keeps its name, so the finished main run is reused instead of trained twice."""
+    with ``train`` over it and that loss and seed. A run that computes what ``unet`` does but for
+    its seed takes the name notebook 03 gives it (``unet``, ``unet_seedS``: :func:`seed_runs`),
+    so 03's finished runs are reused instead of trained twice."""
     values = {k: v for k, v in config_to_dict(unet).items() if k not in ("name", "profile")}
     values["data_root"] = str(data_root)
+
+    def unseeded(cfg: TrainConfig) -> dict:
+        return {k: v for k, v in computed_config(cfg).items() if k != "seed"}
+
     out: dict[str, list[TrainConfig]] = {}
     for loss in losses:
         for seed in seeds:
             cfg = train_config(profile, f"loss_{loss}_seed{seed}", None, **{**values, **(train or {}),
                                                                            "loss": loss, "seed": seed})
-            if computed_config(cfg) == computed_config(unet) and cfg.epochs == unet.epochs:
-                cfg = train_config(profile, unet.name, None, **{**values, **(train or {}), "loss": loss, "seed": seed})
+            if unseeded(cfg) == unseeded(unet) and cfg.epochs == unet.epochs:
+                name = unet.name if int(seed) == unet.seed else f"{unet.name}_seed{seed}"
+                cfg = train_config(profile, name, None, **{**values, **(train or {}), "loss": loss, "seed": seed})
             out.setdefault(loss, []).append(cfg)
     return out
 

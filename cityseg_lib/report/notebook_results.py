@@ -52,6 +52,7 @@ class BaselineResult:
 
     main_run: str
     cpu_threads: int = 0  # torch CPU threads the notebook used (0: torch's default)
+    seed_runs: list[str] = field(default_factory=list)  # main_run with each seed (main_run first); [] = [main_run]
 
 
 @dataclass
@@ -64,6 +65,7 @@ class UNetResult:
     constant_gamma: float = 1.0
     optimizer_runs: dict = field(default_factory=dict)  # {optimizer: run}; "adamw" is main_run (Section 3.3)
     resolution_run: str | None = None  # the main U-Net trained at a larger size (Section 3.1)
+    seed_runs: list[str] = field(default_factory=list)  # main_run with each seed (main_run first); [] = [main_run]
 
 
 @dataclass
@@ -74,6 +76,7 @@ class SwinResult:
     no_dropout_run: str | None = None
     no_batchnorm_run: str | None = None
     batchnorm_switch: bool = False  # whether the model has an option to remove BatchNorm
+    seed_runs: list[str] = field(default_factory=list)  # main_run with each seed (main_run first); [] = [main_run]
 
 
 @dataclass

@@ -165,13 +165,14 @@ def _configs(profile: str, params: dict[str, dict], root: str, sources: dict[str
 
     out: dict[str, list[TrainConfig]] = {}
     for stem, build in (
-        ("02_baseline_fcn", lambda q: ex.baseline_runs(profile, root_of(stem), q["train"], q["model_options"])),
+        ("02_baseline_fcn", lambda q: ex.baseline_runs(profile, root_of(stem), q["train"], q["model_options"],
+                                                         q["seeds"])),
         ("03_unet", lambda q: ex.unet_runs(profile, root_of(stem), q["train"], q["model_options"],
                                            q["constant_gamma"], q["augment_modes"], q["optimizers"],
-                                           q["resolution_size"])),
+                                           q["resolution_size"], q["seeds"])),
         ("04_swin2_jnet", lambda q: ex.swin_runs(profile, root_of(stem), q["train"], q["encoder"], q["pretrained"],
                                                  q["weights"], q["encoder_kwargs"], q["dropout"], q["compare_dropout"],
-                                                 q["compare_batchnorm"])),
+                                                 q["compare_batchnorm"], q["seeds"])),
     ):
         if stem in params:
             out[stem] = list(_named(sources[stem], lambda: build(p(stem))).values())

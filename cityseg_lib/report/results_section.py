@@ -25,6 +25,8 @@ def results_table(ctx: ReportContext) -> pd.DataFrame:
         rows.append({"model": label, f"val mIoU @{size[0]}x{size[1]} (%)": round(100 * rec["miou"], 1),
                      "val mIoU full res, official (%)": points(h["miou"]), "95% CI low": points(h["ci_low"]),
                      "95% CI high": points(h["ci_high"]), "pixel accuracy full res (%)": points(h["pixel_accuracy"]),
+                     "seeds": len(h["seeds"]),
+                     "mean over seeds (%)": points(h["seed_mean"]), "sd over seeds (points)": points(h["seed_sd"]),
                      "best epoch": rec["best_epoch"], "best val loss": round(rec["best_val_loss"], 4)})
     name, base = majority_baseline(val_class_pixels(ctx))
     rows.append({"model": f"constant '{name}' (reference floor)", f"val mIoU @{size[0]}x{size[1]} (%)": round(100 * base, 1),
@@ -37,7 +39,9 @@ def results_note(ctx: ReportContext) -> str:
     n = next((m["n_images"] for m in h["models"].values() if m["n_images"]), None)
     return (f"The interval is a 95% percentile bootstrap over the {n} validation images ({h['n_boot']} resamples of "
             "the per-image confusion matrices): it shows how much the score would move on another validation set "
-            "of this size, not how much another training seed would change it." if n else
+            "of this size, not how much another training seed would change it; the mean and standard deviation "
+            "over the seeds each model was trained with show that (the main run is the first seed). Comparisons "
+            "of models pool all their seeds." if n else
             "These runs stored no per-image matrices, so no intervals are given.")
 
 
