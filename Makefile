@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE ?= 1
 all: help
 
 help:
-	@echo "make report   run the study and write reports/$(PROFILE)/report.{html,pdf} (PROFILE=demo|full|smoke)"
+	@echo "make report   run the study and write reports/$(PROFILE)/report.{html,pdf} (PROFILE=demo|full|smoke; EXECUTOR=ray|local)"
 	@echo "make test     run the tests on CPU"
 	@echo "make lab      open JupyterLab at the project root on the project's environment"
 	@echo "make tensorboard   serve TensorBoard on runs/ (PROFILE=p: runs/p; PORT=n, default 6006)"
@@ -54,8 +54,12 @@ pdf-tools:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "PDF needs Chromium: sudo apt-get install chromium (or xelatex for nbconvert --to pdf)"; fi; }
 
+# Where the study's runs train: ray (default) runs two single-threaded runs at once on a 2-core
+# machine, every GPU of a box, or a cluster ($$RAY_ADDRESS), and independent notebooks side by side;
+# EXECUTOR=local trains in each notebook's kernel, one run after another (same results).
+EXECUTOR ?= ray
 report: $(STAMP) pdf-tools
-	$(BIN)/cityseg report --profile $(PROFILE)
+	$(BIN)/cityseg report --profile $(PROFILE) --executor $(EXECUTOR)
 
 # At the project root (README, params/, runs/, notebooks/ all in the file browser); kernels still
 # start in their notebook's folder. Local only (jupyter's default ip is localhost).
