@@ -272,3 +272,42 @@ def test_an_architecture_difference_whose_seeds_disagree_is_unresolved():
 def test_a_model_trained_once_has_no_seed_spread():
     unet = evidence.headline(context())["models"]["unet"]
     assert unet["seeds"] == [0] and unet["seed_sd"] is None and unet["seed_mean"] == unet["miou"]
+
+
+def test_the_run_count_includes_every_seed_optimiser_and_resolution_run():
+    from cityseg_lib.report.front import all_runs
+
+    one = all_runs(context())
+    ctx = context(arch_seeds={"fcn": [50, 52, 48], "unet": [70, 72, 68], "swin": [80, 79, 81]})
+    lab = ctx.runs
+    ctx.unet.optimizer_runs = {"adamw": ctx.unet.main_run, "adam": "unet_opt_adam"}
+    ctx.unet.resolution_run = "unet_144x288"
+    for name in ("unet_opt_adam", "unet_144x288"):
+        lab.configs[name] = lab.configs[ctx.unet.main_run]
+    runs = all_runs(ctx)
+    assert len(runs) == len(one) + 6 + 2
+    assert {"unet_seed1", "swin2_jnet_seed2", "simple_fcn_seed1", "unet_opt_adam", "unet_144x288"} <= set(runs)
+
+
+def test_reflections_name_the_single_run_comparisons_and_the_next_step_follows_the_seeds():
+    text = discussion.reflections(context())
+    assert "single-run comparisons (architectures, augmentation" in text
+    assert "Repeat the architecture comparison over seeds" in text
+    seeded = discussion.reflections(context(arch_seeds={"fcn": [50, 52, 48], "unet": [70, 72, 68],
+                                                        "swin": [80, 79, 81]}))
+    assert "in the architecture comparison" in seeded
+    assert "single-run comparisons (augmentation, scheduler" in seeded and "(architectures" not in seeded
+    assert "Repeat the single-run comparisons over seeds as was done for the architectures and losses" in seeded
+
+
+def test_timings_note_gives_the_span_when_notebooks_ran_side_by_side():
+    ctx = context()
+    ctx.timings = {"data_s": 10.0, "notebooks": {
+        "01_data_exploration": {"seconds": 20.0, "finished": "2026-12-01 10:00:20"},
+        "02_baseline_fcn": {"seconds": 100.0, "finished": "2026-12-01 10:02:00"},
+        "03_unet": {"seconds": 300.0, "finished": "2026-12-01 10:05:20"}}}  # 02 and 03 both started 10:00:20
+    text = front.timings_note(ctx)
+    assert "took 7.2 minutes of wall time in their latest execution, added up" in text
+    assert "from the first start to the last end took 5.3 minutes" in text
+    ctx.timings["notebooks"]["03_unet"]["finished"] = "2026-12-01 10:07:00"  # one after another
+    assert "side by side" not in front.timings_note(ctx)

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from cityseg_lib.report.context import ReportContext, devices, full_or_train, majority_baseline, val_class_pixels
-from cityseg_lib.report.evidence import Comparison, finding, interval_text
+from cityseg_lib.report.evidence import Comparison, finding, headline, interval_text
 from cityseg_lib.report.format import join, pct, pts, signed_pts
 from cityseg_lib.report.loss_section import loss_reference, loss_summary
 from cityseg_lib.report.training_section import settled
@@ -96,6 +96,16 @@ def conclusions(ctx: ReportContext) -> list[str]:
     return out
 
 
+_TOPIC_WORDS = {"architecture": "architectures", "augmentation": "augmentation", "scheduler": "scheduler",
+                "dropout": "dropout", "batchnorm": "BatchNorm", "tuning": "tuning", "optimizer": "optimisers",
+                "resolution": "training size"}
+
+
+def _seed_mious(ctx, label: str) -> list[float]:
+    """Full-resolution mIoU of each seed of a headline model (``headline.json``'s ``seed_miou``)."""
+    return list(headline(ctx)["models"][ctx.main_keys[label]].get("seed_miou") or [])
+
+
 def reflections(ctx: ReportContext) -> str:
     recs = ctx.main
     parts = []
@@ -113,15 +123,22 @@ def reflections(ctx: ReportContext) -> str:
         )
     ls = loss_summary(ctx)
     spread = max(s["miou"]["max"] - s["miou"]["min"] for s in ls.values())
-    unresolved = [c for c in finding(ctx, "architecture") + finding(ctx, "augmentation") + finding(ctx, "scheduler")
-                  + finding(ctx, "dropout") + finding(ctx, "batchnorm") + finding(ctx, "tuning")
-                  + finding(ctx, "optimizer") + finding(ctx, "resolution") if not c.resolved]
+    arch_spread = [max(v) - min(v) for v in (_seed_mious(ctx, label) for label in ctx.untuned) if len(v) > 1]
+    topics = ("architecture", "augmentation", "scheduler", "dropout", "batchnorm", "tuning", "optimizer", "resolution")
+    comps = [c for t in topics for c in finding(ctx, t)]
+    single = [c for c in comps if c.diff is None or max(c.diff.n_seeds_a, c.diff.n_seeds_b) < 2]
+    single_topics = [t for t in topics if any(c.topic == t for c in single)]
+    unresolved = [c for c in single if not c.resolved]
+    seeded = "the loss comparison" + (" and up to " + pts(max(arch_spread)) + " in the architecture comparison"
+                                      if arch_spread else "")
     parts.append(
         f"**Two kinds of noise.** The same configuration trained with different seeds varied by up to {pts(spread)} "
-        "of mIoU in the loss comparison, and the bootstrap intervals show how much every score moves with the choice "
-        "of validation images. The paired intervals account for the second only; single-run comparisons "
-        "(architectures, augmentation, scheduler, regularisation, tuning) carry the seed noise on top"
-        + (f", and {len(unresolved)} of them are unresolved even before it." if unresolved else ".")
+        f"of mIoU in {seeded}, and the bootstrap intervals show how much every score moves with the choice "
+        "of validation images. The paired intervals account for the second only"
+        + (" (a comparison pooled over seeds also needs every seed to agree)" if len(single) < len(comps) or ls else "")
+        + (f"; single-run comparisons ({join([_TOPIC_WORDS.get(t, t) for t in single_topics])}) carry the seed noise "
+           "on top" + (f", and {len(unresolved)} of them are unresolved even before it." if unresolved else ".")
+           if single else ".")
     )
     not_converged = [k for k, r in recs.items() if r["best_epoch"] == r["epochs_run"]]
     if not_converged:
@@ -139,9 +156,10 @@ def reflections(ctx: ReportContext) -> str:
             "learn fast early over ones that win late. Trained with the main schedule, the winners' settings "
             + (f"improved {join(held)} beyond the noise." if held else "did not improve any model beyond the noise.")
         )
+    repeat = ("Repeat the single-run comparisons over seeds as was done for the architectures and losses"
+              if arch_spread else "Repeat the architecture comparison over seeds as was done for the losses")
     parts.append(
-        "**Next steps.** Repeat the architecture comparison over seeds as was done for the losses, so that its "
-        "intervals cover the seed noise too; and on real data, evaluate the coarse labels as extra training data, "
-        "which the reference left unexplored."
+        f"**Next steps.** {repeat}, so that their intervals cover the seed noise too; and on real data, evaluate the "
+        "coarse labels as extra training data, which the reference left unexplored."
     )
     return "\n\n".join(parts)

@@ -120,10 +120,10 @@ def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list
         if main_opt and opt != main_opt:
             names = {"adamw": "AdamW", "adam": "Adam", "adamax": "Adamax"}
             out.append((f"optimizer_{main_opt}_vs_{opt}", "optimizer", f"U-Net with {names.get(main_opt, main_opt)}",
-                        f"with {names.get(opt, opt)}", [unet], [run]))
+                        f"U-Net with {names.get(opt, opt)}", [unet], [run]))
     if getattr(ctx.unet, "resolution_run", None):
         out.append(("resolution_large_vs_main", "resolution", "U-Net trained at the larger size",
-                    "at the profile's size", [ctx.unet.resolution_run], [unet]))
+                    "U-Net trained at the profile's size", [ctx.unet.resolution_run], [unet]))
     if ctx.unet.constant_lr_run:
         out.append(("steplr_vs_constant_lr", "scheduler", "StepLR", "a constant learning rate", [unet],
                     [ctx.unet.constant_lr_run]))
