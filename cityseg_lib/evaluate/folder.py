@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from cityseg_lib.errors import CitysegError
+from cityseg_lib.errors import CitysegError, one_line
 from cityseg_lib.data.labels import (
     CATEGORY_NAMES,
     CLASS_NAMES,
@@ -51,10 +51,6 @@ _GT_SUFFIX = "_gtFine_labelIds.png"
 _GT_NAME = re.compile(r"^(?P<key>.+_\d{6}_\d{6})" + re.escape(_GT_SUFFIX) + "$")
 _KEY_END = re.compile(r"(?=_\d{6}_\d{6})")  # every place a frame key may end in a file name
 _MAX_LABEL_ID = max(VALID_LABEL_IDS)  # 33: ground truth above this is not a labelIds image
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _gt_files(gt_root: Path, split: str) -> dict[str, Path]:
@@ -111,7 +107,7 @@ def _read_label_png(path: Path) -> np.ndarray:
         with Image.open(path) as img:
             array = np.asarray(img)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
-        raise CitysegError(f"cannot read PNG {path}: {_one_line(err)}") from None
+        raise CitysegError(f"cannot read PNG {path}: {one_line(err)}") from None
     if array.ndim != 2 or not (array.dtype == np.bool_ or np.issubdtype(array.dtype, np.integer)):
         raise CitysegError(
             f"{path} is not a single-channel labelIds PNG (mode L): shape {array.shape}, dtype {array.dtype}"

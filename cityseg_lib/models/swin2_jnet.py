@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from timm.models import get_pretrained_cfg
 from torch import nn
 
-from cityseg_lib.errors import CitysegError
+from cityseg_lib.errors import CitysegError, one_line
 from cityseg_lib.data.labels import NUM_CLASSES
 from cityseg_lib.models.registry import check_int, check_probability, check_size, register_model
 from cityseg_lib.models.unet import DoubleConv
@@ -53,11 +53,6 @@ _NETWORK_MODULES = ("huggingface_hub", "requests", "urllib3", "httpx", "http", "
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _one_line(err: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(err).split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_download_error(err: BaseException) -> bool:
@@ -117,7 +112,7 @@ def _load_local(name: str, kwargs: dict[str, Any], path: Path) -> nn.Module:
     except TypeError:
         raise
     except Exception as err:  # unreadable file, or tensors of the wrong shapes
-        raise CitysegError(f"{_NAME}: weights file {path} does not load into encoder {name!r}: {_one_line(err)}") from err
+        raise CitysegError(f"{_NAME}: weights file {path} does not load into encoder {name!r}: {one_line(err)}") from err
     cfg = get_pretrained_cfg(name)
     heads = cfg.classifier if cfg is not None and cfg.classifier else "head"
     heads = (heads,) if isinstance(heads, str) else tuple(heads)
@@ -162,7 +157,7 @@ def _create_encoder(name: str, kwargs: dict[str, Any], pretrained: bool, weights
             return _download(name, kwargs)
         return timm.create_model(name, pretrained=False, features_only=True, **kwargs)
     except TypeError as err:  # timm passes unknown keyword arguments on to the model class
-        raise CitysegError(f"{_NAME}: encoder {name!r} rejects its arguments {sorted(kwargs)}: {_one_line(err)}") from err
+        raise CitysegError(f"{_NAME}: encoder {name!r} rejects its arguments {sorted(kwargs)}: {one_line(err)}") from err
 
 
 # ----------------------------------------------------------------------------- building blocks

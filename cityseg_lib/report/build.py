@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import time
 from pathlib import Path
 from typing import Any
 
-from cityseg_lib.errors import CitysegError
+from cityseg_lib.errors import CitysegError, one_line
 from cityseg_lib.paths import notebooks_dir, params_dir, reports_dir
+from cityseg_lib.report.kernel import kernel_manager_class
 from cityseg_lib.report.render import find_chromium, render_html, render_pdf
 from cityseg_lib.strict import load_yaml
 
@@ -114,40 +114,9 @@ class _Progress:
         pass
 
 
-def _kernel_manager_class():
-    """The kernel manager of the notebooks: the kernel on local IPC sockets instead of TCP (nothing
-    listens on a port, and ipykernel no longer warns "Kernel is running over TCP without
-    encryption" on every start), and no interrupt before the shutdown request of a finished
-    notebook (jupyter_client sends one, and the kernel logs "KeyboardInterrupt caught in kernel")."""
-    from jupyter_client.manager import AsyncKernelManager
-    from traitlets import default
-
-    class QuietKernelManager(AsyncKernelManager):
-        @default("transport")
-        def _transport_default(self) -> str:
-            return "ipc"
-
-        @default("ip")
-        def _ip_default(self) -> str:
-            # sockets of their own for every kernel: kernels started at once (--executor ray) would
-            # otherwise race for the same "kernel-ipc-N" names and read each other's messages
-            import uuid
-
-            from jupyter_core.paths import jupyter_runtime_dir
-
-            os.makedirs(jupyter_runtime_dir(), exist_ok=True)
-            return os.path.join(jupyter_runtime_dir(), f"cityseg-{uuid.uuid4().hex[:12]}-ipc")
-
-        async def _async_interrupt_kernel(self) -> None:
-            if not self.shutting_down:  # a cell timeout still interrupts
-                await super()._async_interrupt_kernel()
-
-    return QuietKernelManager
-
-
 def _error_line(err: Any) -> str:
-    text = " ".join(f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', str(err))}".split())
-    return text if len(text) <= 300 else text[:297] + "..."
+    """A notebook's error (papermill's ``ename``/``evalue``, or any exception) as one line."""
+    return one_line(f"{getattr(err, 'ename', type(err).__name__)}: {getattr(err, 'evalue', str(err))}")
 
 
 def run_notebook(source: Path, output: Path, parameters: dict, cwd: Path | None = None, echo: str = "") -> float:
@@ -167,7 +136,7 @@ def run_notebook(source: Path, output: Path, parameters: dict, cwd: Path | None 
         pm.execute_notebook(
             str(source), str(output), parameters=parameters, kernel_name=KERNEL, cwd=str(cwd or source.parent),
             progress_bar=False, log_output=False, report_mode=False, stdout_file=_Progress(echo, bool(echo)),
-            kernel_manager_class=_kernel_manager_class(),
+            kernel_manager_class=kernel_manager_class(),
         )
     except PapermillExecutionError as err:
         raise CitysegError(
