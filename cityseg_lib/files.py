@@ -32,9 +32,8 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 0600
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
-    """Call ``write(f)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
+def _temp_beside(path: Path, write: Callable[[BinaryIO], Any]) -> str:
+    """A temporary file beside ``path`` holding what ``write(f)`` wrote, on disk (fsync); its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -43,6 +42,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> N
             write(f)
             f.flush()
             os.fsync(f.fileno())
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
+    """Call ``write(f)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    tmp = _temp_beside(Path(path), write)
+    try:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -74,19 +83,12 @@ def write_new(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None
     """Write a file that must not exist yet: the temporary file is linked into place with
     :func:`os.link`, which fails if ``path`` exists, so a concurrent writer cannot be overwritten."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         raise CitysegError(f"{path}: exists already; refusing to overwrite it")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = _temp_beside(path, write)
     try:
-        os.fchmod(fd, _FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise CitysegError(f"{path}: exists already; refusing to overwrite it") from None
+        os.link(tmp, path)
+    except FileExistsError:
+        raise CitysegError(f"{path}: exists already; refusing to overwrite it") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
