@@ -90,10 +90,11 @@ def test_the_checks_pass_on_the_committed_profiles(tmp_path, monkeypatch, demo_r
         params, configs = preflight.check(profile)
         assert set(params) == set(build.NOTEBOOKS) and all(p["profile"] == profile for p in params.values())
         size = {"smoke": "48x96", "demo": "144x288"}[profile]
-        assert [c.name for c in configs["03_unet"]] == ["unet", "unet_constant_lr", "unet_aug_replace",
-                                                        "unet_aug_augment", "unet_opt_adam", "unet_opt_adamax",
-                                                        f"unet_{size}"]
-        assert configs["05_loss_comparison"][0].name == "unet"  # 03's main run, reused
+        assert [c.name for c in configs["03_unet"]] == ["unet", "unet_seed1", "unet_seed2", "unet_constant_lr",
+                                                        "unet_aug_replace", "unet_aug_augment", "unet_opt_adam",
+                                                        "unet_opt_adamax", f"unet_{size}"]
+        # 05's cross-entropy runs are 03's U-Net seeds, reused
+        assert [c.name for c in configs["05_loss_comparison"][:3]] == ["unet", "unet_seed1", "unet_seed2"]
     monkeypatch.setenv("CITYSCAPES_DATASET", str(demo_root))
     monkeypatch.setattr("cityseg_lib.report.preflight._cached", lambda repo, filename: True)
     params, configs = preflight.check("full")
