@@ -68,6 +68,9 @@ RECIPES: dict[str, dict] = {
     "fcn_96_e10": _r(OLD, FCN),
     "swin_96_e10": _r(OLD, SWIN),
     "unet_96_e10_again": _r(OLD, UNET),  # = unet_96_e10 in another folder: its CPU seconds (added later)
+    # --- class-weighted cross-entropy (``_class_weights``: ENet's 1/ln(1.02 + p), or sqrt(p_max / p))
+    "unet_96_e10_cw_enet": _r(OLD, UNET, _class_weights="enet"),
+    "unet_96_e10_cw_sqrt": _r(OLD, UNET, _class_weights="sqrt"),
     # --- whole images at a higher resolution
     "unet_128_e10": _r(OLD, UNET, image_size=[128, 256]),
     # --- crops of a higher-resolution cache
@@ -136,14 +139,37 @@ def _config(name: str, runs_dir: str, data_root: str):
     return from_dict(TrainConfig, values, source=f"recipe {name}")
 
 
+def class_weights(cfg, kind: str) -> list[float]:
+    """Per-class cross-entropy weights from the training labels' pixel shares ``p`` (capped at 50,
+    scaled to a mean of 1 per labelled pixel): ``enet`` 1/ln(1.02 + p) (ENet), ``sqrt`` sqrt(p_max / p)."""
+    import numpy as np
+
+    from cityseg_lib.data.labels import CLASS_NAMES
+    from cityseg_lib.data.statistics import class_statistics
+
+    pixels = class_statistics(cfg.data_root, cfg.train_split, cfg.annotation, stride=4)["pixels"]
+    p = np.array([pixels[n] for n in CLASS_NAMES], dtype=float)
+    p /= p.sum()
+    w = 1.0 / np.log(1.02 + p) if kind == "enet" else np.where(p > 0, np.sqrt(p.max() / np.maximum(p, 1e-9)), 1.0)
+    w = np.minimum(w, 50.0)
+    return (w / (w * p).sum()).tolist()
+
+
 def _train_one(name: str, runs_dir: str, data_root: str) -> None:
     """Child process: one recipe, one thread."""
     import torch
 
     torch.set_num_threads(1)
+    from cityseg_lib.train import engine
     from cityseg_lib.train.engine import fit
 
     cfg = _config(name, runs_dir, data_root)
+    kind = RECIPES[name].get("_class_weights")
+    if kind:  # not a config key: the engine's loss is replaced for this process only
+        from cityseg_lib.train.losses import CrossEntropyLoss
+
+        weights = class_weights(cfg, kind)
+        engine.build_loss = lambda loss_name: CrossEntropyLoss(weight=weights)
     t0, c0 = time.perf_counter(), time.process_time()
     out = fit(cfg, resume=True, log=lambda line: print(f"[{name}] {line}", flush=True))
     marker = out / "recipe_wall.json"
