@@ -309,3 +309,27 @@ def test_the_gpu_check_runs_reduced_on_cpu_without_ray_onnx_or_papermill(tmp_pat
     assert all(": exit 0 in" in line for line in summary)
     assert "full-res mIoU %" in (out / "fit.txt").read_text() and (out / "train.json").is_file()
     assert "32 GPUs" in (out / "gpu.txt").read_text() and "notebooks read as JSON" in (out / "gpu.txt").read_text()
+
+
+def test_a_report_whose_embedded_cluster_does_not_start_trains_locally(monkeypatch):
+    """`make report` asks for Ray; an embedded cluster that fails to start (a busy machine) is one
+    line and the local executor, not a failed build; a named cluster ($RAY_ADDRESS) stays an error."""
+    from cityseg_lib.errors import CitysegError
+    from cityseg_lib.execute import ray_executor
+    from cityseg_lib.execute.notebooks import shared_cluster
+
+    def refuse(self, threads=0):
+        raise CitysegError("executor ray: the embedded cluster did not start (see /tmp/ray/session_latest/logs)")
+
+    monkeypatch.setattr(ray_executor.RayExecutor, "capacity", refuse)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setenv("CITYSEG_EXECUTOR", "ray")
+    lines = []
+    with shared_cluster("ray", lines.append) as room:
+        assert room is False and os.environ["CITYSEG_EXECUTOR"] == "local"
+    assert os.environ["CITYSEG_EXECUTOR"] == "ray"
+    assert len(lines) == 1 and "did not start" in lines[0] and "local executor instead" in lines[0]
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    with pytest.raises(CitysegError, match="did not start"):
+        with shared_cluster("ray", lines.append):
+            pass

@@ -61,14 +61,36 @@ def in_threads(jobs: Sequence[tuple[str, Callable[..., Any], tuple]]) -> Iterato
 @contextlib.contextmanager
 def shared_cluster(kind: str, log: Callable[[str], None] = print) -> Iterator[bool]:
     """With ``ray``: start (or join) the cluster here and let the notebooks' kernels join it
-    (``$RAY_ADDRESS``); yields whether it has room for more than one run. ``local``: False."""
+    (``$RAY_ADDRESS``); yields whether it has room for more than one run. ``local``: False.
+
+    An embedded cluster that does not start (Ray's raylet gives up on a machine too busy to
+    start its agent in time) does not stop the build: it says so in one line and the notebooks
+    train with the local executor, whose results are the same. A cluster named by
+    ``$RAY_ADDRESS`` that cannot be reached is an error (the user asked for that cluster)."""
     if kind != "ray":
         yield False
         return
+    from cityseg_lib.errors import CitysegError
+    from cityseg_lib.execute.executors import ENV_VAR
     from cityseg_lib.execute.ray_executor import RayExecutor
 
     executor = RayExecutor(log=log)
-    room = executor.capacity() > 1
+    try:
+        room = executor.capacity() > 1
+    except CitysegError as err:
+        if os.environ.get("RAY_ADDRESS", "").strip():
+            raise
+        log(f"{err}; the notebooks train with the local executor instead (one run after another, same results)")
+        chosen = os.environ.get(ENV_VAR)
+        os.environ[ENV_VAR] = "local"
+        try:
+            yield False
+        finally:
+            if chosen is None:
+                os.environ.pop(ENV_VAR, None)
+            else:
+                os.environ[ENV_VAR] = chosen
+        return
     before = os.environ.get("RAY_ADDRESS")
     os.environ["RAY_ADDRESS"] = executor.address
     try:
