@@ -321,17 +321,14 @@ def _one_done_one_in_progress(folder: Path) -> bool:
     return done and any(not (p.parent / "summary.json").exists() for p in folder.glob("trials/*/last.pt"))
 
 
-@pytest.mark.slow
-def test_resume_after_kill_gives_the_same_tables(reference, demo_root, cache_dir, tmp_path):
-    overrides = _smoke_overrides(demo_root, tmp_path, cache_dir)
-    code = ("import sys; from cityseg_lib.sweep import load_sweep_config, run_sweep; "
-            "run_sweep(load_sweep_config(sys.argv[1], sys.argv[2:]))")
-    cmd = [sys.executable, "-c", code, str(SMOKE), *overrides]
-    folder = S.sweep_dir_for(S.load_sweep_config(SMOKE, overrides))
-
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 180
+def _kill_mid_trial(cmd: list[str], folder: Path, timeout: float, env: dict | None = None,
+                    watch=lambda proc: None) -> subprocess.Popen:
+    """Start the sweep ``cmd`` and SIGKILL it once a trial is done and another in progress
+    (``watch(proc)`` on every poll); fails the test if the sweep ends first."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
+        watch(proc)
         if _one_done_one_in_progress(folder):
             proc.send_signal(signal.SIGKILL)
             break
@@ -340,6 +337,18 @@ def test_resume_after_kill_gives_the_same_tables(reference, demo_root, cache_dir
         proc.kill()
         pytest.fail(f"the sweep ended before it could be killed mid-trial: {proc.stderr.read().decode()[-2000:]}")
     proc.wait()
+    return proc
+
+
+@pytest.mark.slow
+def test_resume_after_kill_gives_the_same_tables(reference, demo_root, cache_dir, tmp_path):
+    overrides = _smoke_overrides(demo_root, tmp_path, cache_dir)
+    code = ("import sys; from cityseg_lib.sweep import load_sweep_config, run_sweep; "
+            "run_sweep(load_sweep_config(sys.argv[1], sys.argv[2:]))")
+    cmd = [sys.executable, "-c", code, str(SMOKE), *overrides]
+    folder = S.sweep_dir_for(S.load_sweep_config(SMOKE, overrides))
+
+    proc = _kill_mid_trial(cmd, folder, timeout=180)
     assert proc.returncode == -signal.SIGKILL and not (folder / "table2.csv").exists()
     interrupted = [d for d in (folder / "trials").iterdir() if (d / "last.pt").exists()
                    and not (d / "summary.json").exists()]
@@ -447,21 +456,15 @@ def test_a_ray_sweep_killed_takes_its_workers_along_and_resumes_to_the_same_tabl
     folder = S.sweep_dir_for(S.load_sweep_config(SMOKE, overrides))
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
 
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    deadline, names = time.monotonic() + 300, {}
-    while proc.poll() is None and time.monotonic() < deadline:
+    names: dict[int, str] = {}
+
+    def watch(proc):
         for p in _descendants(proc.pid) | names.keys():  # read while they live (the raylet may go first),
             name = _cmdline(p)                             # again later: a worker renames itself "ray::..."
             if name:
                 names[p] = name
-        if _one_done_one_in_progress(folder):
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    else:
-        proc.kill()
-        pytest.fail(f"the sweep ended before it could be killed mid-trial: {proc.stderr.read().decode()[-2000:]}")
-    proc.wait()
+
+    _kill_mid_trial(cmd, folder, timeout=300, env=env, watch=watch)
     assert any(n.startswith("ray::") for n in names.values()) and any(n.endswith("raylet") for n in names.values()), \
         f"no Ray workers and raylet seen under the sweep: {sorted(set(names.values()))}"
     # the trainers -- workers, raylet, GCS -- end within a minute; Ray's two agent processes notice
