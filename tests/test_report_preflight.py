@@ -89,7 +89,7 @@ def test_the_checks_pass_on_the_committed_profiles(tmp_path, monkeypatch, demo_r
     for profile in ("smoke", "demo"):
         params, configs = preflight.check(profile)
         assert set(params) == set(build.NOTEBOOKS) and all(p["profile"] == profile for p in params.values())
-        size = {"smoke": "48x96", "demo": "144x288"}[profile]
+        size = {"smoke": "48x96", "demo": "72x144"}[profile]
         assert [c.name for c in configs["03_unet"]] == ["unet", "unet_seed1", "unet_seed2", "unet_constant_lr",
                                                         "unet_aug_replace", "unet_aug_augment", "unet_opt_adam",
                                                         "unet_opt_adamax", f"unet_{size}"]
