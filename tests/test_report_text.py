@@ -129,7 +129,7 @@ def one_image_better(base: float, better: float) -> list[float]:
 def test_loss_text_resolved_cross_entropy_best_agrees_with_reference():
     ctx = context(losses={"cross_entropy": [80, 81], "iou": [60, 61], "dice": [50, 52]})
     text = loss_section.loss_text(ctx)
-    assert "cross-entropy beats IoU (soft Jaccard) by" in text and "cross-entropy beats Dice by" in text
+    assert "Cross-entropy beats IoU (soft Jaccard) by" in text and "Cross-entropy beats Dice by" in text
     assert "This agrees with the reference study" in text
     assert loss_section.loss_ranking(ctx)[0] == "cross_entropy"
 
@@ -311,3 +311,9 @@ def test_timings_note_gives_the_span_when_notebooks_ran_side_by_side():
     assert "from the first start to the last end took 5.3 minutes" in text
     ctx.timings["notebooks"]["03_unet"]["finished"] = "2026-12-01 10:07:00"  # one after another
     assert "side by side" not in front.timings_note(ctx)
+
+
+def test_a_difference_that_rounds_to_zero_is_printed_without_a_sign():
+    from cityseg_lib.report.evidence import points
+
+    assert str(points(-0.0002)) == "0.0" and points(-0.0123) == -1.2 and math.isnan(points(None))

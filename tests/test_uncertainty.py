@@ -152,6 +152,9 @@ def test_perfect_vs_all_wrong_is_resolved_with_the_right_sign():
     r = paired_difference(bad, good, n_boot=300)
     assert r.difference == -1.0 and r.high == -1.0 and r.resolved
     assert verdict(r, "Bad", "Good") == "Good beats Bad by 100.0 mIoU points (95% CI 100.0 to 100.0)."
+    # a lower-case label that opens the sentence gets its capital, and only there
+    assert verdict(d, "'replace' augmentation", "no augmentation").startswith("'replace' augmentation beats no")
+    assert verdict(r, "'replace' augmentation", "no augmentation").startswith("No augmentation beats 'replace'")
 
 
 def test_paired_interval_is_narrower_than_unpaired_on_correlated_runs():

@@ -269,6 +269,11 @@ def verdict(diff: Difference, name_a: str, name_b: str, metric: str = "mIoU") ->
     validation size." / "...; the interval excludes zero but the seeds disagree (2 of 3 agree in
     sign), so the difference is unresolved." ``metric=""`` drops the metric name.
     """
+    text = _verdict(diff, name_a, name_b, metric)
+    return text[:1].upper() + text[1:]  # a label may open it in lower case: "no augmentation beats ..."
+
+
+def _verdict(diff: Difference, name_a: str, name_b: str, metric: str) -> str:
     unit = f"{metric} points" if metric else "points"
     ci = _level(diff.level)
     pairs = "seeds" if diff.n_seeds_a == diff.n_seeds_b else "seed pairs"

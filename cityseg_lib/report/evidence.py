@@ -218,8 +218,8 @@ def write_headline(ctx: ReportContext) -> Path:
 
 
 def points(x: float | None) -> float:
-    """A fraction from :func:`headline` in percent (points), one decimal; NaN for None."""
-    return round(100 * x, 1) if x is not None else math.nan
+    """A fraction from :func:`headline` in percent (points), one decimal, never -0.0; NaN for None."""
+    return round(100 * x, 1) + 0.0 if x is not None else math.nan  # + 0.0: -0.0 becomes 0.0
 
 
 def differences_table(ctx: ReportContext) -> pd.DataFrame:

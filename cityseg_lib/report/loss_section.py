@@ -79,7 +79,7 @@ def loss_text(ctx: ReportContext) -> str:
         "the same), a soft IoU (Jaccard) loss that optimises a differentiable version of the metric, and the Dice "
         "loss, which averages a per-class overlap score and so gives rare classes as much weight as common ones. "
         "All three ignore the void label.",
-        f"Each loss was trained with {len(s[first]['seeds'])} seed(s) ({join([str(x) for x in s[first]['seeds']])}; "
+        f"Each loss was trained with {len(s[first]['seeds'])} seed{'s' if len(s[first]['seeds']) > 1 else ''} ({join([str(x) for x in s[first]['seeds']])}; "
         f"{cfg.epochs} epochs, otherwise the main U-Net of notebook 03), so that a difference can be compared with "
         f"the spread between seeds. Mean full-resolution validation mIoU over seeds, best first: {order}.",
     ]
