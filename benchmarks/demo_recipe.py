@@ -127,6 +127,10 @@ RECIPES: dict[str, dict] = {
     "swin_48_f128_e14_lr3e-3": _r(LOW, SWIN, _frames=128, image_size=[48, 96], epochs=14, step_size=5, gamma=0.3,
                                   lr=3e-3),
     "fcn_48_f128_e14": _r(LOW, FCN, _frames=128, image_size=[48, 96], epochs=14, step_size=5, gamma=0.3),
+    # --- session 5: what 4x the demo's per-run budget buys (does anything reach 30% / 35%?)
+    "unet_64_f512_e32_d4": _r(LOW, UNET, _frames=512, epochs=32, step_size=12, gamma=0.3,
+                              model_options={"base_width": 8, "depth": 4}),
+    "swin_64_f512_e32": _r(LOW, SWIN, _frames=512, epochs=32, step_size=12, gamma=0.3),
     # --- longer: where does each approach get to?
     "unet_c128_e36": _r(CROP, UNET, epochs=36, step_size=12, gamma=0.3),
     "unet_128_e36": _r(OLD, UNET, image_size=[128, 256], max_val_images=4, epochs=36, step_size=12, gamma=0.3),
