@@ -4,9 +4,9 @@
 
 For each model (options, size and batch from ``params/full``), the path ``fit`` takes on CUDA
 (bf16 autocast, channels_last, and ``torch.compile`` unless ``--no-compile``) is fed by a real
-``DataLoader`` over the preprocessed cache of generated 2048x1024 frames (``data/bench/``; or
-``--data-root`` for real Cityscapes) with ``fit``'s settings (shuffled, ``min(cpus, 8)`` workers,
-pinned memory). Warm-up steps (compilation, cudnn autotuning, worker start) are excluded. Then:
+``DataLoader`` over the preprocessed cache (``$CITYSEG_CACHE``, else ``data/bench/cache``) of
+generated 2048x1024 frames (``data/bench/``; or ``--data-root`` for real Cityscapes) with ``fit``'s
+settings (shuffled, ``min(cpus, 8)`` workers, pinned memory). Warm-up steps (compilation, cudnn autotuning, worker start) are excluded. Then:
 
 1. ``steps`` steps as ``fit`` runs them (no host sync between steps, one at the end): images/s,
    achieved TFLOP/s (training FLOPs per image from ``torch.utils.flop_counter``, forward +
@@ -675,7 +675,7 @@ def main(argv: list[str] | None = None) -> int:
     options = {m: REDUCED_OPTIONS[m] if reduced else profile[m]["model_options"] for m in args.models}
 
     root = args.data_root or ensure_demo_data(frames)
-    cache_dir = bench_data_root() / "cache"
+    cache_dir = Path(os.environ["CITYSEG_CACHE"]) if os.environ.get("CITYSEG_CACHE") else bench_data_root() / "cache"
     ds = CityscapesSegmentation(root, "train", args.size, cache_dir=cache_dir, normalize=False)  # as fit
     t0 = time.perf_counter()  # build the cache first (untimed), as the first epoch of a study does
     for _ in DataLoader(ds, batch_size=8, num_workers=args.workers):

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never wait on the network for weights
 os.environ.setdefault("CI", "true")  # no progress bars in test output
+# Module- and session-scoped fixtures (a tiny trained run, a Ray cluster whose workers keep the
+# environment they started with) run before the autouse fixture below: give them a cache of this
+# test process too, never PROJECT/data/cache or the user's $CITYSEG_CACHE.
+_PROCESS_CACHE = tempfile.mkdtemp(prefix="cityseg-test-cache-")
+os.environ["CITYSEG_CACHE"] = _PROCESS_CACHE
+atexit.register(shutil.rmtree, _PROCESS_CACHE, True)
 
 import pytest  # noqa: E402
 
