@@ -13,16 +13,14 @@ from cityseg_lib.evaluate.uncertainty import (
     Interval,
     bootstrap_ci,
     compare_groups,
-    format_interval,
-    format_spread,
     miou_from_matrix,
     miou_of_resamples,
     paired_difference,
     pixel_accuracy_from_matrix,
     resample_indices,
     seed_spread,
-    verdict,
 )
+from cityseg_lib.evaluate.wording import format_interval, format_spread, verdict
 
 C = 4
 

@@ -8,7 +8,8 @@ Scores match the metrics module's ``scores_from_matrix``: IoU = TP/(TP+FP+FN) of
 Images are the sampling unit: a resample draws N images with replacement and scores the sum.
 Two runs are compared *paired* (same indices), so the per-image difficulty they share cancels.
 A difference is resolved only when its percentile interval excludes zero and, with repeated
-seeds, every seed's difference agrees in sign. Pure numpy, no package imports.
+seeds, every seed's difference agrees in sign. Pure numpy, no package imports; the sentences that
+report these numbers are :mod:`cityseg_lib.evaluate.wording`'s.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from numpy.typing import ArrayLike
 __all__ = [
     "Interval", "Difference", "miou_from_matrix", "pixel_accuracy_from_matrix", "miou_of_resamples",
     "scores_of_resamples", "resample_indices", "bootstrap_ci", "paired_difference", "seed_spread",
-    "compare_groups", "verdict", "format_interval", "format_spread",
+    "compare_groups",
 ]
 
 METRICS = ("miou", "pixel_accuracy")
@@ -249,57 +250,3 @@ def compare_groups(group_a: Sequence[ArrayLike], group_b: Sequence[ArrayLike], n
         return out
     agree = out.n_seeds_agreeing == len(per_seed)
     return replace(out, seeds_agree=agree, resolved=out.resolved and agree)
-
-
-def _pp(x: float) -> str:
-    """A fraction as percentage points with one decimal, never '-0.0'."""
-    s = f"{100 * x:.1f}"
-    return "0.0" if s == "-0.0" else s
-
-
-def _level(level: float) -> str:
-    return f"{100 * level:g}% CI"
-
-
-def verdict(diff: Difference, name_a: str, name_b: str, metric: str = "mIoU") -> str:
-    """One sentence computed from the numbers, in points; a winner is named (first) only when resolved.
-
-    "U-Net beats SimpleFCN by 4.2 mIoU points (95% CI 1.1 to 7.3; 3 of 3 seeds agree)." /
-    "U-Net vs SimpleFCN: 0.8 mIoU points (95% CI -1.5 to 3.0); the difference is unresolved at this
-    validation size." / "...; the interval excludes zero but the seeds disagree (2 of 3 agree in
-    sign), so the difference is unresolved." ``metric=""`` drops the metric name.
-    """
-    text = _verdict(diff, name_a, name_b, metric)
-    return text[:1].upper() + text[1:]  # a label may open it in lower case: "no augmentation beats ..."
-
-
-def _verdict(diff: Difference, name_a: str, name_b: str, metric: str) -> str:
-    unit = f"{metric} points" if metric else "points"
-    ci = _level(diff.level)
-    pairs = "seeds" if diff.n_seeds_a == diff.n_seeds_b else "seed pairs"
-    agree = f"{diff.n_seeds_agreeing} of {len(diff.seed_differences)}"
-    seeds = f"; {agree} {pairs} agree" if diff.seeds_agree is not None else ""
-    if diff.resolved:
-        if diff.difference >= 0:
-            win, lose, d, lo, hi = name_a, name_b, diff.difference, diff.low, diff.high
-        else:
-            win, lose, d, lo, hi = name_b, name_a, -diff.difference, -diff.high, -diff.low
-        return f"{win} beats {lose} by {_pp(d)} {unit} ({ci} {_pp(lo)} to {_pp(hi)}{seeds})."
-    head = f"{name_a} vs {name_b}: {_pp(diff.difference)} {unit} ({ci} {_pp(diff.low)} to {_pp(diff.high)}"
-    if diff.excludes_zero and diff.seeds_agree is False:
-        return (f"{head}); the interval excludes zero but the {pairs} disagree ({agree} agree in sign), "
-                "so the difference is unresolved.")
-    return f"{head}{seeds}); the difference is unresolved at this validation size."
-
-
-def format_interval(iv: Interval) -> str:
-    """``"31.2% (95% CI 28.0-34.5)"``."""
-    return f"{_pp(iv.value)}% ({_level(iv.level)} {_pp(iv.low)}-{_pp(iv.high)})"
-
-
-def format_spread(spread: dict[str, float]) -> str:
-    """``"31.2% ± 0.8 (3 seeds, range 30.4-32.0)"``; ``"31.2% (1 seed)"`` for a single run."""
-    if (n := int(spread["n"])) < 2:
-        return f"{_pp(spread['mean'])}% (1 seed)"
-    return (f"{_pp(spread['mean'])}% ± {_pp(spread['std'])} "
-            f"({n} seeds, range {_pp(spread['min'])}-{_pp(spread['max'])})")

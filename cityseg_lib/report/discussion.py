@@ -78,7 +78,7 @@ def conclusions(ctx: ReportContext) -> list[str]:
     diffs = [r["miou_full_res"] - r["miou"] for r in recs.values() if not math.isnan(r["miou_full_res"])]
     if diffs:
         mean = float(np.mean(diffs))
-        spread = (f"by less than 0.05 points for every model" if max(abs(d) for d in diffs) < 5e-4 else
+        spread = ("by less than 0.05 points for every model" if max(abs(d) for d in diffs) < 5e-4 else
                   f"by {signed_pts(mean)} on average (from {signed_pts(min(diffs))} to {signed_pts(max(diffs))})")
         out.append(f"**Resolution.** Scoring at the labels' full resolution instead of the training size changes mIoU "
                    f"{spread}: up-sampled logits "

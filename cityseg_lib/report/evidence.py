@@ -18,8 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from cityseg_lib.data.labels import CLASS_NAMES
-from cityseg_lib.evaluate.uncertainty import (Difference, Interval, bootstrap_ci, compare_groups, format_interval,
-                                              seed_spread, verdict)
+from cityseg_lib.evaluate.uncertainty import Difference, Interval, bootstrap_ci, compare_groups, seed_spread
+from cityseg_lib.evaluate.wording import format_interval, verdict
 from cityseg_lib.models.names import display_name
 from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.format import LOSS_LABELS, tuned_label
@@ -43,7 +43,7 @@ class Comparison:
         return bool(self.diff is not None and self.diff.resolved)
 
     def sentence(self) -> str:
-        """The computed verdict (:func:`cityseg_lib.evaluate.uncertainty.verdict`)."""
+        """The computed verdict (:func:`cityseg_lib.evaluate.wording.verdict`)."""
         if self.diff is None:
             return (f"{self.name_a} vs {self.name_b}: no paired per-image scores, so the difference cannot be "
                     "assessed.")

@@ -12,7 +12,8 @@ import pandas as pd
 
 from cityseg_lib.evaluate.modes import InferenceMode
 from cityseg_lib.evaluate.score import evaluate_run
-from cityseg_lib.evaluate.uncertainty import bootstrap_ci, paired_difference, verdict
+from cityseg_lib.evaluate.uncertainty import bootstrap_ci, paired_difference
+from cityseg_lib.evaluate.wording import verdict
 from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.evidence import _memo
 

@@ -12,7 +12,8 @@ import math
 import pandas as pd
 
 from cityseg_lib import plots
-from cityseg_lib.evaluate.uncertainty import format_spread, seed_spread
+from cityseg_lib.evaluate.uncertainty import seed_spread
+from cityseg_lib.evaluate.wording import format_spread
 from cityseg_lib.report.context import ReportContext, StoredRuns
 from cityseg_lib.report.evidence import finding
 from cityseg_lib.report.format import LOSS_LABELS, figure_caption, join
