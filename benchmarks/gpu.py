@@ -6,7 +6,8 @@ For each model (options, size and batch from ``params/full``), the path ``fit`` 
 (bf16 autocast, channels_last, and ``torch.compile`` unless ``--no-compile``) is fed by a real
 ``DataLoader`` over the preprocessed cache (``$CITYSEG_CACHE``, else ``data/bench/cache``) of
 generated 2048x1024 frames (``data/bench/``; or ``--data-root`` for real Cityscapes) with ``fit``'s
-settings (shuffled, ``min(cpus, 8)`` workers, pinned memory). Warm-up steps (compilation, cudnn autotuning, worker start) are excluded. Then:
+settings (shuffled, ``min(cpus, 8)`` workers, pinned memory). Warm-up steps (compilation, cudnn
+autotuning, worker start) are excluded. Then:
 
 1. ``steps`` steps as ``fit`` runs them (no host sync between steps, one at the end): images/s,
    achieved TFLOP/s (training FLOPs per image from ``torch.utils.flop_counter``, forward +
