@@ -203,6 +203,45 @@ def test_early_stopping_text_both_branches():
     assert "For U-Net that epoch came before the last one" in text
 
 
+def with_last_epochs(ctx: ReportContext, losses: dict[str, list[float]]) -> ReportContext:
+    """``ctx`` with the validation-loss curves of some headline runs (by label) replaced."""
+    for label, values in losses.items():
+        frame = ctx.runs.metric_frames[ctx.main_runs[label]]
+        frame["val_loss"] = values + [values[-1]] * (len(frame) - len(values))
+    return ctx
+
+
+DESCENDING = [2.0, 1.8, 1.6, 1.5, 1.4]  # the last epoch: 6.7% below the best before it
+FLAT = [2.0, 1.8, 1.6, 1.5, 1.495]     # 0.3%: the curve has flattened
+
+
+def test_training_length_follows_the_last_epochs_gain():
+    # every curve still descending (the default runs): the runs stopped mid-descent, and it is said
+    ctx = with_last_epochs(context(), {"SimpleFCN": DESCENDING, "U-Net": DESCENDING, "Swin2-JNet": DESCENDING,
+                                       "U-Net (tuned)": DESCENDING})
+    text = discussion.training_length(ctx)
+    assert "SimpleFCN (6.7%), U-Net (6.7%), Swin2-JNet (6.7%) and U-Net (tuned) (6.7%) still lowered" in text
+    assert "stopped mid-descent" in text and "flattened" not in text
+    assert "longer training would probably still help them" in training_section.early_stopping_text(ctx)
+    assert any(p.startswith("**Training length.**") for p in discussion.reflections(ctx).split("\n\n"))
+    # one run still descending, the others flat: each is named with its own gain
+    ctx = with_last_epochs(context(), {"SimpleFCN": DESCENDING, "U-Net": FLAT, "Swin2-JNet": FLAT,
+                                       "U-Net (tuned)": FLAT})
+    text = discussion.training_length(ctx)
+    assert "SimpleFCN (6.7%) still lowered the validation loss by more than 1% in its last epoch: it stopped" in text
+    assert "U-Net, Swin2-JNet and U-Net (tuned) had their best epoch last" in text and "(0.3%, 0.3% and 0.3%)" in text
+    stop = training_section.early_stopping_text(ctx)
+    assert "still help it." in stop and "For U-Net, Swin2-JNet and U-Net (tuned) the last epoch" in stop
+    # all flat: no run is said to be limited by its length
+    ctx = with_last_epochs(context(), {k: FLAT for k in ("SimpleFCN", "U-Net", "Swin2-JNet", "U-Net (tuned)")})
+    assert "mid-descent" not in discussion.training_length(ctx)
+    assert "For every model the last epoch was the best but lowered the validation loss by at most 1%: the " \
+           "curves had flattened." in training_section.early_stopping_text(ctx)
+    # a run whose best epoch came before its last is not said to be still descending
+    text = discussion.training_length(context(best_epochs={"fcn": 3, "unet": 2, "swin": 4}))
+    assert text.startswith("U-Net (tuned) (5.9%) still lowered") and "SimpleFCN" not in text
+
+
 # ----------------------------------------------------------------------------- conclusions, headline, provenance
 
 
@@ -225,6 +264,9 @@ def test_headline_numbers_are_fractions_and_match_the_results_table(tmp_path, mo
     assert set(head["models"]) == {"simple_fcn", "unet", "swin2_jnet", "unet_tuned"}
     for m in head["models"].values():
         assert 0 <= m["ci_low"] <= m["ci_high"] <= 1 and 0 <= m["miou"] <= 1 and len(m["class_iou"]) == 19
+    unet = head["models"]["unet"]  # the default curves fall by 0.1 an epoch: the last one by 1/17
+    assert unet["epochs_run"] == 5 and unet["best_epoch"] == 5 and unet["flattened"] is False
+    assert math.isclose(unet["last_epoch_gain"], 0.1 / 1.7)
     comp = head["comparisons"]["unet_vs_simple_fcn"]
     assert comp["resolved"] is True and comp["difference"] > 0 and comp["ci_low"] > 0
     table = results_section.results_table(ctx)

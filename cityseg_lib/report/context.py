@@ -27,10 +27,14 @@ from cityseg_lib.report.notebook_results import (BaselineResult, DataResult, Los
                                                  UNetResult, load_result, load_timings)
 
 __all__ = ["StoredRuns", "MemoryRuns", "ReportContext", "load_context", "runs_frame", "majority_baseline",
-           "val_class_pixels", "devices", "full_or_train", "MAIN_MODELS"]
+           "val_class_pixels", "devices", "full_or_train", "MAIN_MODELS", "FLAT_GAIN"]
 
 #: The headline models, in report order: model key -> the notebook result holding its main run.
 MAIN_MODELS = ("simple_fcn", "unet", "swin2_jnet")
+
+#: A run whose last epoch lowered the validation loss by at most this fraction of its earlier best had
+#: a flattened curve when it stopped; by more, it stopped mid-descent (its score is limited by its length).
+FLAT_GAIN = 0.01
 
 
 class StoredRuns:
@@ -168,6 +172,14 @@ class ReportContext:
     def main(self) -> dict[str, dict]:
         """``{label: run record}`` of the headline models."""
         return {label: {**self.runs.record(run), "label": label} for label, run in self.main_runs.items()}
+
+    @cached_property
+    def last_gain(self) -> dict[str, float]:
+        """``{label: fraction}``: how far each headline run's last epoch lowered its validation loss below
+        the best of the earlier epochs (``runstore.last_epoch_gain``; > :data:`FLAT_GAIN`: still descending)."""
+        from cityseg_lib.runstore import last_epoch_gain
+
+        return {label: last_epoch_gain(self.runs.metrics(run)) for label, run in self.main_runs.items()}
 
     def seed_runs(self, label: str) -> list[str]:
         """The runs of a headline model, one per seed (its main run first; tuned models: one run)."""

@@ -10,7 +10,8 @@ import math
 
 import numpy as np
 
-from cityseg_lib.report.context import ReportContext, devices, full_or_train, majority_baseline, val_class_pixels
+from cityseg_lib.report.context import (FLAT_GAIN, ReportContext, devices, full_or_train, majority_baseline,
+                                        val_class_pixels)
 from cityseg_lib.report.evidence import Comparison, finding, headline, interval_text
 from cityseg_lib.report.format import join, pct, pts, signed_pts
 from cityseg_lib.report.loss_section import loss_reference, loss_summary
@@ -101,13 +102,43 @@ _TOPIC_WORDS = {"architecture": "architectures", "augmentation": "augmentation",
                 "resolution": "training size"}
 
 
+def training_length(ctx: ReportContext) -> str:
+    """Which headline runs stopped mid-descent, which ended on a flattened curve, in the numbers'
+    words (the last epoch's gain against :data:`FLAT_GAIN`); empty when every best epoch came earlier."""
+    recs, gains = ctx.main, ctx.last_gain
+    at_last = [k for k, r in recs.items() if r["best_epoch"] == r["epochs_run"]]
+    if not at_last:
+        return ""
+    descending = [k for k in at_last if gains[k] > FLAT_GAIN]
+    flat = [k for k in at_last if gains[k] <= FLAT_GAIN]
+    single = [k for k in at_last if math.isnan(gains[k])]
+    out = []
+    if descending:
+        one = len(descending) == 1
+        out.append(
+            f"{join([f'{k} ({pct(gains[k])})' for k in descending])} still lowered the validation loss by more than "
+            f"{pct(FLAT_GAIN, 0)} in {'its' if one else 'their'} last epoch: {'it' if one else 'they'} stopped "
+            f"mid-descent, so {'its score is' if one else 'their scores are'} limited by the schedule rather than by "
+            "the architecture, and comparisons between models trained this briefly favour the ones that converge "
+            "fastest.")
+    if flat:
+        one = len(flat) == 1
+        out.append(
+            f"{join(flat)} had {'its' if one else 'their'} best epoch last, but that epoch lowered the validation loss "
+            f"by at most {pct(FLAT_GAIN, 0)} ({join([pct(gains[k]) for k in flat])}): the "
+            f"{'curve had' if one else 'curves had'} flattened.")
+    if single:
+        out.append(f"{join(single)} trained a single epoch, so {'its' if len(single) == 1 else 'their'} curve "
+                   "cannot show whether it had flattened.")
+    return " ".join(out)
+
+
 def _seed_mious(ctx, label: str) -> list[float]:
     """Full-resolution mIoU of each seed of a headline model (``headline.json``'s ``seed_miou``)."""
     return list(headline(ctx)["models"][ctx.main_keys[label]].get("seed_miou") or [])
 
 
 def reflections(ctx: ReportContext) -> str:
-    recs = ctx.main
     parts = []
     if ctx.synthetic:
         parts.append(
@@ -140,14 +171,9 @@ def reflections(ctx: ReportContext) -> str:
            "on top" + (f", and {len(unresolved)} of them are unresolved even before it." if unresolved else ".")
            if single else ".")
     )
-    not_converged = [k for k, r in recs.items() if r["best_epoch"] == r["epochs_run"]]
-    if not_converged:
-        parts.append(
-            f"**Training length.** {join(not_converged)} still improved in {'its' if len(not_converged) == 1 else 'their'} "
-            f"last epoch, so {'its score is' if len(not_converged) == 1 else 'their scores are'} limited by the schedule "
-            "rather than by the architecture; comparisons between models trained this briefly favour the ones that "
-            "converge fastest."
-        )
+    length = training_length(ctx)
+    if length:
+        parts.append(f"**Training length.** {length}")
     tuning = finding(ctx, "tuning")
     if tuning:
         held = [c.name_b for c in tuning if c.resolved and c.diff.difference > 0]

@@ -21,7 +21,7 @@ from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.uncertainty import Difference, Interval, bootstrap_ci, compare_groups, seed_spread
 from cityseg_lib.evaluate.wording import format_interval, verdict
 from cityseg_lib.models.names import display_name
-from cityseg_lib.report.context import ReportContext
+from cityseg_lib.report.context import FLAT_GAIN, ReportContext
 from cityseg_lib.report.format import LOSS_LABELS, tuned_label
 
 __all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "headline",
@@ -183,6 +183,9 @@ def headline(ctx: ReportContext) -> dict:
                 "class_iou": {n: _num(scores["class_iou"].get(n)) for n in CLASS_NAMES},
                 "n_images": iv.n_images if iv else None,
                 **_seed_scores(ctx, label),
+                "epochs_run": rec["epochs_run"], "best_epoch": rec["best_epoch"],
+                "last_epoch_gain": _num(ctx.last_gain[label]),
+                "flattened": bool(ctx.last_gain[label] <= FLAT_GAIN) if not math.isnan(ctx.last_gain[label]) else None,
             }
         comps = {}
         for c in comparisons(ctx):

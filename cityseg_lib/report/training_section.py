@@ -11,7 +11,7 @@ import math
 import pandas as pd
 
 from cityseg_lib import plots
-from cityseg_lib.report.context import ReportContext, full_or_train
+from cityseg_lib.report.context import FLAT_GAIN, ReportContext, full_or_train
 from cityseg_lib.report.evidence import Comparison, comparison, finding, interval_text
 from cityseg_lib.report.format import AUGMENT_LABELS, figure_caption, join, pct, size_hw
 
@@ -149,17 +149,30 @@ def early_stopping_table(ctx: ReportContext) -> pd.DataFrame:
         rows.append({"model": label, "epochs run": rec["epochs_run"], "best epoch": rec["best_epoch"],
                      "best val loss": round(rec["best_val_loss"], 4),
                      "val mIoU at best (%)": round(100 * float(best_row["val_miou"].iloc[0]), 1) if len(best_row) else math.nan,
-                     "val mIoU at last (%)": round(100 * float(m["val_miou"].iloc[-1]), 1)})
+                     "val mIoU at last (%)": round(100 * float(m["val_miou"].iloc[-1]), 1),
+                     "last-epoch gain (%)": round(100 * ctx.last_gain[label], 1) + 0.0})
     return pd.DataFrame(rows)
 
 
 def early_stopping_text(ctx: ReportContext) -> str:
     early = [k for k, r in ctx.main.items() if r["best_epoch"] < r["epochs_run"]]
-    base = ("Every run keeps the weights of the epoch with the lowest validation loss (`best.pt`), and all "
+    descending = [k for k in ctx.main if ctx.last_gain[k] > FLAT_GAIN]
+    flat = [k for k in ctx.main if k not in early and ctx.last_gain[k] <= FLAT_GAIN]
+    text = ("Every run keeps the weights of the epoch with the lowest validation loss (`best.pt`), and all "
             "scores in this report are those of that checkpoint. ")
     if early:
         last = [k for k in ctx.main if k not in early]
-        return base + (f"For {join(early)} that epoch came before the last one, so the kept model differs from the "
-                       f"final one (Table 8)" + (f"; for {join(last)} the last epoch was the best." if last else "."))
-    return base + ("In this build every model's best epoch was its last (Table 8): none had started to over-fit, "
-                   "so early stopping changed nothing and longer training would probably still help.")
+        text += (f"For {join(early)} that epoch came before the last one, so the kept model differs from the "
+                 f"final one (Table 8)" + (f"; for {join(last)} the last epoch was the best." if last else "."))
+    else:
+        text += ("In this build every model's best epoch was its last (Table 8): none had started to over-fit, "
+                 "so early stopping changed nothing.")
+    if descending:
+        text += (f" The last epoch still lowered the validation loss by more than {pct(FLAT_GAIN, 0)} for "
+                 f"{join(descending)} (Table 8's last column), so longer training would probably still help "
+                 f"{'it' if len(descending) == 1 else 'them'}.")
+    if flat:
+        text += (f" For {'every model' if len(flat) == len(ctx.main) else join(flat)} the last epoch was the best "
+                 f"but lowered the validation loss by at most {pct(FLAT_GAIN, 0)}: the "
+                 f"{'curves' if len(flat) > 1 else 'curve'} had flattened.")
+    return text

@@ -131,6 +131,20 @@ def load_metrics(run: str | os.PathLike):
     return pd.read_csv(path)
 
 
+def last_epoch_gain(metrics) -> float:
+    """How far a run's last epoch lowered the validation loss below the best of its earlier epochs.
+
+    A fraction of that earlier best, from ``metrics.csv``'s ``val_loss`` column (:func:`load_metrics`):
+    0.03 means the last epoch improved on every earlier one by 3% (the curve was still descending
+    when the run stopped); 0 or less means it did not improve. NaN with fewer than two epochs.
+    """
+    losses = [float(v) for v in metrics["val_loss"]]
+    if len(losses) < 2:
+        return math.nan
+    before = min(losses[:-1])
+    return (before - losses[-1]) / before if before > 0 else math.nan
+
+
 def load_per_image(run: str | os.PathLike, full_res: bool = True) -> tuple[list[str], np.ndarray]:
     """Frame ids and per-image confusion matrices ``(N, C, C+1)`` of a finished run."""
     path = resolve(run) / ("per_image_full_res.npz" if full_res else "per_image.npz")
