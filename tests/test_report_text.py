@@ -201,6 +201,12 @@ def test_early_stopping_text_both_branches():
     assert "every model's best epoch was its last" in training_section.early_stopping_text(context())
     text = training_section.early_stopping_text(context(best_epochs={"unet": 3}))
     assert "For U-Net that epoch came before the last one" in text
+    flat = with_last_epochs(context(best_epochs={"unet": 3}), {k: FLAT for k in ("SimpleFCN", "Swin2-JNet",
+                                                                                  "U-Net (tuned)")})
+    text = training_section.early_stopping_text(flat)
+    assert "For U-Net that epoch came before the last one, so the kept model differs from the final one" in text
+    assert "For SimpleFCN, Swin2-JNet and U-Net (tuned) the last epoch was the best, but it lowered" in text
+    assert text.count("the last epoch was the best") == 1 and "longer training" not in text
 
 
 def with_last_epochs(ctx: ReportContext, losses: dict[str, list[float]]) -> ReportContext:
@@ -231,12 +237,13 @@ def test_training_length_follows_the_last_epochs_gain():
     assert "SimpleFCN (6.7%) still lowered the validation loss by more than 1% in its last epoch: it stopped" in text
     assert "U-Net, Swin2-JNet and U-Net (tuned) had their best epoch last" in text and "(0.3%, 0.3% and 0.3%)" in text
     stop = training_section.early_stopping_text(ctx)
-    assert "still help it." in stop and "For U-Net, Swin2-JNet and U-Net (tuned) the last epoch" in stop
+    assert "For SimpleFCN the last epoch still lowered the validation loss by more than 1%" in stop
+    assert "still help it." in stop and "For U-Net, Swin2-JNet and U-Net (tuned) the last epoch was the best" in stop
     # all flat: no run is said to be limited by its length
     ctx = with_last_epochs(context(), {k: FLAT for k in ("SimpleFCN", "U-Net", "Swin2-JNet", "U-Net (tuned)")})
     assert "mid-descent" not in discussion.training_length(ctx)
-    assert "For every model the last epoch was the best but lowered the validation loss by at most 1%: the " \
-           "curves had flattened." in training_section.early_stopping_text(ctx)
+    assert "For every model the last epoch was the best, but it lowered the validation loss by at most 1% (the " \
+           "table's last column): the curves had flattened." in training_section.early_stopping_text(ctx)
     # a run whose best epoch came before its last is not said to be still descending
     text = discussion.training_length(context(best_epochs={"fcn": 3, "unet": 2, "swin": 4}))
     assert text.startswith("U-Net (tuned) (5.9%) still lowered") and "SimpleFCN" not in text

@@ -156,23 +156,22 @@ def early_stopping_table(ctx: ReportContext) -> pd.DataFrame:
 
 def early_stopping_text(ctx: ReportContext) -> str:
     early = [k for k, r in ctx.main.items() if r["best_epoch"] < r["epochs_run"]]
-    descending = [k for k in ctx.main if ctx.last_gain[k] > FLAT_GAIN]
+    descending = [k for k in ctx.main if k not in early and ctx.last_gain[k] > FLAT_GAIN]
     flat = [k for k in ctx.main if k not in early and ctx.last_gain[k] <= FLAT_GAIN]
     text = ("Every run keeps the weights of the epoch with the lowest validation loss (`best.pt`), and all "
             "scores in this report are those of that checkpoint. ")
     if early:
-        last = [k for k in ctx.main if k not in early]
         text += (f"For {join(early)} that epoch came before the last one, so the kept model differs from the "
-                 f"final one (Table 8)" + (f"; for {join(last)} the last epoch was the best." if last else "."))
+                 "final one (Table 8).")
     else:
         text += ("In this build every model's best epoch was its last (Table 8): none had started to over-fit, "
                  "so early stopping changed nothing.")
-    if descending:
-        text += (f" The last epoch still lowered the validation loss by more than {pct(FLAT_GAIN, 0)} for "
-                 f"{join(descending)} (Table 8's last column), so longer training would probably still help "
-                 f"{'it' if len(descending) == 1 else 'them'}.")
     if flat:
-        text += (f" For {'every model' if len(flat) == len(ctx.main) else join(flat)} the last epoch was the best "
-                 f"but lowered the validation loss by at most {pct(FLAT_GAIN, 0)}: the "
+        text += (f" For {'every model' if len(flat) == len(ctx.main) else join(flat)} the last epoch was the best, "
+                 f"but it lowered the validation loss by at most {pct(FLAT_GAIN, 0)} (the table's last column): the "
                  f"{'curves' if len(flat) > 1 else 'curve'} had flattened.")
+    if descending:
+        text += (f" For {join(descending)} the last epoch still lowered the validation loss by more than "
+                 f"{pct(FLAT_GAIN, 0)} (the table's last column), so longer training would probably still help "
+                 f"{'it' if len(descending) == 1 else 'them'}.")
     return text
