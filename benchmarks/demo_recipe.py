@@ -9,6 +9,7 @@ the 1024x512 labels of the demo validation split, all of its frames). Runs are c
     .venv/bin/python benchmarks/demo_recipe.py --list
     .venv/bin/python benchmarks/demo_recipe.py --jobs 2 unet_96_e10 unet_c128_e12      # train, then the table
     .venv/bin/python benchmarks/demo_recipe.py --table-only                            # every finished recipe
+    .venv/bin/python benchmarks/demo_recipe.py --table-only --plot benchmarks/demo_recipe.png   # and the curve
 
 Every run uses one torch thread (``OMP_NUM_THREADS=1``); ``--jobs 2`` runs two recipes at once, which
 uses a 2-core machine better than one two-threaded run. Columns: full-res mIoU, classes above 10% IoU
@@ -248,6 +249,46 @@ def table(names: list[str], runs_dir: str, data_root: str) -> str:
     return "\n".join(lines)
 
 
+def plot(names: list[str], runs_dir: str, data_root: str, path: str) -> None:
+    """Full-resolution mIoU against CPU seconds per run (log x), one colour per model, one marker per
+    input size, with the issue's targets and the demo's per-run cost; the curve of README §7."""
+    import math
+
+    from matplotlib.figure import Figure
+
+    rows = [r for r in (_row(n, runs_dir, data_root) for n in names) if r and math.isfinite(r["cpu_s"])]
+    colours = {"unet": "tab:blue", "swin2_jnet": "tab:orange", "simple_fcn": "tab:green"}
+    markers = {"48x96": "v", "64x128": "o", "96x192": "s", "128x256": "D"}
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.subplots()
+    for r in rows:
+        ax.scatter(r["cpu_s"], r["miou"], c=colours.get(r["model"], "grey"), marker=markers.get(r["size"], "x"),
+                   s=20 + r["above10"] * 8, alpha=0.85, edgecolors="black", linewidths=0.4)
+    labels = {"unet_48_f128_e14_d4": ("the demo's U-Net", (-40, -34)),
+              "unet_64_f512_e32_d4": ("the search's best run", (-175, 6))}
+    for r in rows:
+        if r["recipe"] in labels:
+            text, offset = labels[r["recipe"]]
+            ax.annotate(f"{text} ({r['recipe']}):\n{r['miou']:.1f}%, {r['above10']} classes > 10%",
+                        (r["cpu_s"], r["miou"]), xytext=offset, textcoords="offset points", fontsize=8,
+                        arrowprops={"arrowstyle": "-", "lw": 0.6})
+    ax.axhline(30, color="tab:blue", ls="--", lw=1, label="target: U-Net 30%")
+    ax.axhline(35, color="black", ls="--", lw=1, label="target: best model 35%")
+    ax.axvspan(30, 100, color="grey", alpha=0.12, label="what a demo run may cost (25 min, ~30 runs, 2 cores)")
+    for model, colour in colours.items():
+        ax.scatter([], [], c=colour, marker="o", label=model)
+    for size, marker in ((k, v) for k, v in markers.items() if any(r["size"] == k for r in rows)):
+        ax.scatter([], [], c="white", edgecolors="black", marker=marker, label=size)
+    ax.set_xscale("log")
+    ax.set_xlabel("CPU seconds of one run (fit: training, per-epoch validation, final evaluations)")
+    ax.set_ylabel("full-resolution val mIoU (%), one seed")
+    ax.set_title("Demo recipe search: mIoU against cost (marker area: classes above 10% IoU)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path} ({len(rows)} runs)")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("recipes", nargs="*")
@@ -256,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root", default="", help="default: the demo profile's generated data (made if missing)")
     p.add_argument("--list", action="store_true")
     p.add_argument("--table-only", action="store_true")
+    p.add_argument("--plot", metavar="PNG", help="also draw mIoU against CPU seconds of the finished recipes")
     p.add_argument("--one", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.list:
@@ -287,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
                     if item[1].returncode:
                         print(f"recipe {item[0]} failed (exit {item[1].returncode})", flush=True)
     print(table(a.recipes or list(RECIPES), a.runs_dir, a.data_root))
+    if a.plot:
+        plot(a.recipes or list(RECIPES), a.runs_dir, a.data_root, a.plot)
     return 0
 
 
