@@ -13,7 +13,6 @@ import pytest
 import torch
 from PIL import Image
 
-from cityseg_lib.data.cache import SampleCache
 from cityseg_lib.data.check import check_dataset
 from cityseg_lib.cli import main
 from cityseg_lib.data.dataset import CityscapesSegmentation, preprocess_sample, subset_indices

@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from cityseg_lib import runstore
 from cityseg_lib.cli import main
 from cityseg_lib.config import load_config
 

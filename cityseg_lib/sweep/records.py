@@ -5,19 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 from pathlib import Path
-
-import yaml
+from typing import TYPE_CHECKING
 
 from cityseg_lib import runstore
 from cityseg_lib.errors import CitysegError
-from cityseg_lib.files import atomic_write_csv, atomic_write_json, atomic_write_text
+from cityseg_lib.files import atomic_write_text
 from cityseg_lib.strict import config_to_dict, load_yaml
 from cityseg_lib.sweep.config import VOLATILE_SWEEP, SweepConfig
 from cityseg_lib.sweep.halving import rank_key
 from cityseg_lib.sweep.trials import TRIAL_FIELDS, failed_result, params_text, table2_row
+
+if TYPE_CHECKING:  # the sweep's state (sweep/run.py imports this module)
+    from cityseg_lib.sweep.run import _Sweep
 
 __all__ = ["trial_columns", "write_trials", "failed_rows", "check_same_sweep", "write_results", "read_trials"]
 

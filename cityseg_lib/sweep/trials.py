@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 from cityseg_lib import runstore
@@ -108,7 +107,7 @@ def run_trial(trial_cfg: TrainConfig) -> dict:
     from cityseg_lib.train.engine import fit
 
     try:
-        out = fit(trial_cfg, resume=True)
+        fit(trial_cfg, resume=True)
     except CitysegError as e:
         subset = trial_cfg.train_subset if isinstance(trial_cfg.train_subset, int) else 0
         return failed_result(subset, str(e).splitlines()[0] if str(e) else type(e).__name__)
