@@ -59,7 +59,7 @@ def test_good_values_at_the_edges_are_accepted():
     (["sweep", "--params", "params/smoke/sweep.yaml", "base.lr=-1", "--dry-run"], "lr=-1.0 is out of range"),
     (["sweep", "--params", "params/smoke/sweep.yaml", "grid.weight_decay=[0, -1]", "--dry-run"],
      "weight_decay=-1.0 is out of range"),
-    (["evaluate", "--run", "no/such/run"], "not a run folder"),
+    (["evaluate", "--run", "no/such/run"], "no/such/run: not a run folder (no config.yaml in"),
     (["predict", "--run", "no/such/run", "--input", "{tmp}/empty", "--out", "{tmp}/o"], "no .png/.jpg images found"),
     (["predict", "--run", "no/such/run", "--input", "{tmp}/x.png", "--out", "{tmp}/bad.yaml"],
      "exists and is not a folder"),

@@ -83,7 +83,10 @@ def resolve(run: str | os.PathLike) -> Path:
     from cityseg_lib.paths import runs_dir
 
     p = Path(run).expanduser()
-    return p if p.is_absolute() or p.exists() else runs_dir() / p
+    if p.is_absolute() or p.exists():
+        return p
+    below = runs_dir() / p
+    return below if below.exists() else p  # neither: the path as given, for the error that names it
 
 
 def relative(run: str | os.PathLike) -> str:
@@ -101,7 +104,11 @@ def load_config(run: str | os.PathLike, data_root: str | os.PathLike | None = No
     """The resolved config of a run; ``data_root`` replaces the stored one (``--root``)."""
     path = resolve(run) / "config.yaml"
     if not path.is_file():
-        raise CitysegError(f"{path.parent}: not a run folder (no config.yaml)")
+        from cityseg_lib.paths import runs_dir
+
+        folder = path.parent
+        where = str(folder) if folder.is_absolute() else f"{folder.absolute()} nor in {runs_dir() / folder}"
+        raise CitysegError(f"{run}: not a run folder (no config.yaml in {where})")
     values = load_yaml(path)
     if data_root:
         values["data_root"] = str(Path(data_root).expanduser().resolve())
