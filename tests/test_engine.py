@@ -189,3 +189,17 @@ def test_cli_errors_are_one_line_exit_2(args, fragment, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("model=fcn", "unknown model 'fcn'; valid models: simple_fcn, swin2_jnet, unet"),
+    ("model_options={width: 8}", "model 'unet' has no option 'width'; valid options: base_width, depth, dropout"),
+])
+def test_cli_train_refuses_a_bad_model_before_any_folder_or_data(override, fragment, demo_root, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    args = ["train", "--params", "params/smoke/train.yaml", "model=unet", override, f"data_root={demo_root}",
+            f"runs_dir={runs}", "name=bad"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
+    assert not runs.exists()  # no run folder (not even an empty one) and no training started

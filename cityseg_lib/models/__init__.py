@@ -15,7 +15,7 @@ Every model is a plain ``nn.Module``, encoder -> decoder -> head, mapping images
 
 from __future__ import annotations
 
-from cityseg_lib.models.registry import build_model, model_names, model_options, register_model
+from cityseg_lib.models.registry import build_model, check_model, model_names, model_options, register_model
 from cityseg_lib.models.simple_fcn import SimpleFCN
 from cityseg_lib.models.summary import model_summary
 from cityseg_lib.models.swin2_jnet import DEFAULT_ENCODER, DEMO_ENCODER, Swin2JNet, TimmEncoder
@@ -24,6 +24,7 @@ from cityseg_lib.models.unet import UNet
 __all__ = [
     "MODEL_NAMES",
     "build_model",
+    "check_model",
     "register_model",
     "model_names",
     "model_options",

@@ -10,6 +10,7 @@ ones, never a ``TypeError`` deep in ``__init__`` (the smp ``create_model`` / tim
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any, Callable, TypeVar
 
 from torch import nn
@@ -22,6 +23,7 @@ __all__ = [
     "build_model",
     "model_names",
     "model_options",
+    "check_model",
     "check_int",
     "check_probability",
     "check_size",
@@ -110,12 +112,18 @@ def build_model(name: str, num_classes: int = NUM_CLASSES, **options: Any) -> nn
     Raises :class:`CitysegError` for an unknown name (listing the valid names) and for an
     unknown option (listing the model's valid options).
     """
-    builder = _builder(name)
+    check_model(name, options)
+    check_int(name, "num_classes", num_classes)
+    return _builder(name)(num_classes=num_classes, **options)
+
+
+def check_model(name: str, options: Mapping[str, Any]) -> None:
+    """What :func:`build_model` refuses before building: an unknown model name (listing the valid
+    ones) or an option the model does not take (listing its options). Cheap: nothing is built, so
+    a config can be checked where it enters, before any folder or data is touched."""
     valid = model_options(name)
     for key in options:
         if key not in valid:
             raise CitysegError(
                 f"model {name!r} has no option {key!r}; valid options: {', '.join(sorted(valid)) or '(none)'}"
             )
-    check_int(name, "num_classes", num_classes)
-    return builder(num_classes=num_classes, **options)

@@ -211,7 +211,7 @@ def check_report(profile: str, params: dict[str, dict], defaults: dict[str, dict
                  selected: list[str] | None = None) -> dict[str, list[TrainConfig]]:
     """Every check above for the notebooks in ``params`` (``{stem: parameters}``, defaults included);
     the weights only for the ``selected`` notebooks (all when None). Returns their run configs."""
-    from cityseg_lib.models.registry import model_options
+    from cityseg_lib.models.registry import check_model
 
     for stem, values in params.items():
         check_values(stem, values, defaults[stem], sources[stem])
@@ -219,11 +219,10 @@ def check_report(profile: str, params: dict[str, dict], defaults: dict[str, dict
     configs = _configs(profile, params, root, sources)
     for stem, cfgs in configs.items():
         for cfg in cfgs:
-            known = model_options(cfg.model)
-            unknown = sorted(set(cfg.model_options) - set(known))
-            if unknown:
-                raise CitysegError(f"{sources[stem]}: run {cfg.name}: model_options key {unknown[0]!r} is not an "
-                                   f"option of {cfg.model} (valid: {', '.join(known)})")
+            try:
+                check_model(cfg.model, cfg.model_options)
+            except CitysegError as e:
+                raise CitysegError(f"{sources[stem]}: run {cfg.name}: {e}") from None
             if selected is None or stem in selected:
                 check_weights(cfg, sources[stem])
     return configs

@@ -107,7 +107,8 @@ def load_config(run: str | os.PathLike, data_root: str | os.PathLike | None = No
         from cityseg_lib.paths import runs_dir
 
         folder = path.parent
-        where = str(folder) if folder.is_absolute() else f"{folder.absolute()} nor in {runs_dir() / folder}"
+        where = (str(folder.absolute()) if folder.is_absolute() or folder.exists()
+                 else f"{folder.absolute()} nor in {runs_dir() / folder}")
         raise CitysegError(f"{run}: not a run folder (no config.yaml in {where})")
     values = load_yaml(path)
     if data_root:

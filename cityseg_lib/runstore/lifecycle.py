@@ -38,6 +38,9 @@ def prepare(cfg: TrainConfig, resume: bool, retrain: bool = False, new_ok: bool 
     key, unless ``new_ok`` (notebooks: a changed parameter simply starts a new run beside the
     old). ``retrain`` removes the run of this computation first (and says so).
     """
+    from cityseg_lib.models import check_model
+
+    check_model(cfg.model, cfg.model_options)  # a bad model fails here, before a folder or the data is touched
     out = run_dir(cfg)
     if retrain and out.exists():
         with folder_lock(out):

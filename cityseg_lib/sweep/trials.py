@@ -91,15 +91,14 @@ def failed_result(subset: int, error: str) -> dict:
 def validate_trials(cfg: SweepConfig, candidates: list[Candidate], rung: Rung, n_train: int) -> None:
     """Build the trial config of every candidate (types, ranges) and check its model options'
     names, so a ``base`` or grid value that would fail every trial fails before the first one."""
-    from cityseg_lib.models import model_options
+    from cityseg_lib.models import check_model
 
     for cand in candidates:
         tc = trial_config(cfg, cand, rung, n_train)
-        valid = model_options(tc.model)
-        unknown = sorted(set(tc.model_options) - set(valid))
-        if unknown:
-            raise CitysegError(f"sweep {cfg.name}: model {tc.model!r} has no option {unknown[0]!r} "
-                               f"(valid: {', '.join(sorted(valid))})")
+        try:
+            check_model(tc.model, tc.model_options)
+        except CitysegError as e:
+            raise CitysegError(f"sweep {cfg.name}: {e}") from None
 
 
 def run_trial(trial_cfg: TrainConfig) -> dict:
