@@ -264,6 +264,14 @@ def test_conclusions_state_only_resolved_findings():
     assert any("worse than the baseline beyond the noise" in line for line in worse)
 
 
+def test_augmentation_conclusion_gives_each_modes_difference_with_its_interval():
+    line = next(x for x in discussion.conclusions(context(unet=70, replace=50, augment=70))
+                if x.startswith("**Augmentation.**"))
+    assert "No augmentation beats 'replace' augmentation by" in line and "'augment' augmentation vs no augmentation" in line
+    assert line.count("95% CI") == 2 and "'replace' augmentation hurts" in line
+    assert line.endswith("One run each: the seed noise is not in this interval.")
+
+
 def test_headline_numbers_are_fractions_and_match_the_results_table(tmp_path, monkeypatch):
     monkeypatch.setenv("CITYSEG_HOME", str(tmp_path))
     ctx = context(fcn=50, unet=70)

@@ -65,17 +65,19 @@ def conclusions(ctx: ReportContext) -> list[str]:
     losses = finding(ctx, "loss")
     if losses:
         out.append("**Loss.** " + _sentences(losses) + " " + loss_reference(ctx))
+    one_run = " One run each: the seed noise is not in this interval."
     sched = finding(ctx, "scheduler")
     if sched:
-        out.append("**Scheduler.** " + _sentences(sched))
+        out.append("**Scheduler.** " + _sentences(sched) + one_run)
     aug = finding(ctx, "augmentation")
-    if aug:
-        out.append("**Augmentation.** " + settled(aug, "Against the original images, ", "helps", "hurts",
-                                                  "No augmentation mode is resolved from training without it."))
+    if aug:  # each mode's difference with its interval, then what they settle
+        out.append("**Augmentation.** " + _sentences(aug) + " "
+                   + settled(aug, "Against the original images, ", "helps", "hurts",
+                             "No augmentation mode is resolved from training without it.") + one_run)
     for topic, name in (("dropout", "Dropout"), ("batchnorm", "BatchNorm"), ("optimizer", "Optimiser"),
                         ("resolution", "Training size")):
         for c in finding(ctx, topic):
-            out.append(f"**{name}.** " + c.sentence() + " One run each: the seed noise is not in this interval.")
+            out.append(f"**{name}.** " + c.sentence() + one_run)
     diffs = [r["miou_full_res"] - r["miou"] for r in recs.values() if not math.isnan(r["miou_full_res"])]
     if diffs:
         mean = float(np.mean(diffs))
