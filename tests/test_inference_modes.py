@@ -204,3 +204,22 @@ def test_bad_values_in_infer_and_parse():
     with pytest.raises(CitysegError) as info:
         InferenceMode.parse("tiles")
     assert "\n" not in str(info.value) and "'tiles'" in str(info.value)
+
+
+def test_slide_in_batches_of_windows_equals_one_window_at_a_time():
+    from cityseg_lib.evaluate import modes
+    from cityseg_lib.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("unet", num_classes=5, base_width=4, depth=2).eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics, used as constants in eval mode
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 3, 40, 70)
+    with torch.no_grad():
+        one = modes._slide(model, x, (16, 24), (10, 16), batch=1)
+        many = modes._slide(model, x, (16, 24), (10, 16), batch=7)  # 7 does not divide the 4 x 4 windows
+    assert len(slide_windows((40, 70), (16, 24), (10, 16))) == 16
+    torch.testing.assert_close(many, one, rtol=1e-5, atol=1e-5)

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cityseg_lib.errors import CitysegError
+from cityseg_lib.train.metrics import upsample_logits
 
 __all__ = ["MODES", "TTA_CHOICES", "DEFAULT_MS_SCALES", "InferenceMode", "infer", "default_stride",
            "slide_windows"]
@@ -179,10 +180,7 @@ def _resize(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def _upsample(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Logits to ``size`` as the official protocol (bilinear, align_corners=False), in float32."""
-    logits = logits.float()
-    if tuple(logits.shape[-2:]) == size:
-        return logits
-    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+    return upsample_logits(logits.float(), size)
 
 
 def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
@@ -207,21 +205,36 @@ def _whole(model: nn.Module, images: torch.Tensor, size: tuple[int, int]) -> tor
     return model(_resize(images, size))
 
 
-def _slide(model: nn.Module, images: torch.Tensor, window: tuple[int, int], stride: tuple[int, int]) -> torch.Tensor:
-    """Logits at the images' size: windows summed, divided by the number of windows covering each pixel."""
+#: Windows per forward pass in ``slide``: a batch of windows, not one call per window (on a CPU a
+#: small model's per-call overhead dominates; 256 windows of 48x96 tile a 512x1024 demo frame).
+SLIDE_BATCH = 16
+
+
+def _slide(model: nn.Module, images: torch.Tensor, window: tuple[int, int], stride: tuple[int, int],
+           batch: int = SLIDE_BATCH) -> torch.Tensor:
+    """Logits at the images' size: windows summed, divided by the number of windows covering each pixel.
+
+    The windows of one image go through the model ``batch`` at a time (the model is in eval mode,
+    so a window's logits do not depend on its batch-mates).
+    """
     n, _, h, w = images.shape
     pad_h, pad_w = max(window[0] - h, 0), max(window[1] - w, 0)
     if pad_h or pad_w:
         images = F.pad(images, (0, pad_w, 0, pad_h))
     size = tuple(images.shape[-2:])
+    boxes = slide_windows(size, window, stride)
     total = count = None
-    for y1, y2, x1, x2 in slide_windows(size, window, stride):
-        logits = model(images[:, :, y1:y2, x1:x2]).float()
-        if total is None:
-            total = logits.new_zeros((n, logits.shape[1], *size))
-            count = logits.new_zeros((1, 1, *size))
-        total[:, :, y1:y2, x1:x2] += logits
-        count[:, :, y1:y2, x1:x2] += 1
+    for i in range(n):
+        for start in range(0, len(boxes), batch):
+            part = boxes[start : start + batch]
+            logits = model(torch.cat([images[i : i + 1, :, y1:y2, x1:x2] for y1, y2, x1, x2 in part])).float()
+            if total is None:
+                total = logits.new_zeros((n, logits.shape[1], *size))
+                count = logits.new_zeros((1, 1, *size))
+            for k, (y1, y2, x1, x2) in enumerate(part):
+                total[i, :, y1:y2, x1:x2] += logits[k]
+                if i == 0:
+                    count[:, :, y1:y2, x1:x2] += 1
     return (total / count)[..., :h, :w]
 
 
