@@ -27,6 +27,16 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
 def _cmd_make_demo_data(a) -> int:
     from cityseg_lib.data.demo import make_demo_dataset
 
@@ -85,7 +95,8 @@ def _cmd_evaluate(a) -> int:
     from cityseg_lib.evaluate.score import evaluate_run
 
     mode = _inference_mode(a)
-    result = evaluate_run(a.run, split=a.split, full_res=a.full_res, device=a.device, data_root=a.root, mode=mode)
+    result = evaluate_run(a.run, split=a.split, full_res=a.full_res, device=a.device, data_root=a.root, mode=mode,
+                          images=a.images)
     res = "full resolution" if result["resolution"] == "full" else "training size"
     print(f"{a.run} on {a.split} ({res}, {result['mode']}):")
     for name, iou in result["class_iou"].items():  # NaN: the class is in neither labels nor predictions
@@ -208,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--full-res", action="store_true", help="official protocol at the original label size")
     s.add_argument("--root", default=None, help="dataset root, when it moved since training")
     s.add_argument("--device", default="auto")
+    s.add_argument("--images", type=_nonnegative_int, default=0, metavar="N",
+                   help="score only the split's first N frames (default 0: every frame)")
     _mode_arguments(s)
     s.set_defaults(func=_cmd_evaluate)
 

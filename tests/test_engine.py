@@ -162,6 +162,16 @@ def test_cli_train_evaluate_predict_and_evaluate_folder(demo_root, tmp_path, cap
     run = _dir(demo_root, tmp_path, "cli", epochs=1)
     assert main(["evaluate", "--run", str(run), "--full-res"]) == 0
     full = json.loads((run / "eval_val_fullres.json").read_text())
+    # --images N: the split's first N frames, in a file of its own (the all-frames result stays)
+    assert main(["evaluate", "--run", str(run), "--full-res", "--images", "2"]) == 0
+    first = json.loads((run / "eval_val_fullres_first2.json").read_text())
+    assert (first["images"], full["images"]) == (2, 3)
+    assert json.loads((run / "eval_val_fullres.json").read_text()) == full
+    from cityseg_lib.evaluate.score import evaluate_run
+    two = evaluate_run(run, full_res=True, images=2)
+    assert two["per_image"].shape[0] == 2 and two["miou"] == pytest.approx(first["miou"], abs=1e-12)
+    with pytest.raises(CitysegError, match="images=-1"):
+        evaluate_run(run, full_res=True, images=-1)
     preds = tmp_path / "preds"
     assert main(["predict", "--run", str(run), "--input", str(demo_root / "leftImg8bit/val"), "--out", str(preds),
                  "--format", "labelIds"]) == 0

@@ -13,12 +13,14 @@ from cityseg_lib.evaluate.uncertainty import (
     Interval,
     bootstrap_ci,
     compare_groups,
+    expanded_level,
     miou_from_matrix,
     miou_of_resamples,
     paired_difference,
     pixel_accuracy_from_matrix,
     resample_indices,
     seed_spread,
+    t_quantile,
 )
 from cityseg_lib.evaluate.wording import format_interval, format_spread, verdict
 
@@ -251,3 +253,35 @@ def test_format_interval():
     iv = Interval(value=0.3124, low=0.2801, high=0.3449, n_images=500, n_boot=2000)
     assert format_interval(iv) == "31.2% (95% CI 28.0-34.5)"
     assert format_interval(Interval(0.5, 0.45, 0.55, 10, 100, level=0.9)) == "50.0% (90% CI 45.0-55.0)"
+
+
+def test_t_quantile_matches_the_tables():
+    # two-sided 95% and 99% critical values of Student's t (any statistics table)
+    for df, t975, t995 in [(1, 12.7062, 63.6567), (4, 2.7764, 4.6041), (15, 2.1314, 2.9467), (499, 1.9647, 2.5857)]:
+        assert t_quantile(0.975, df) == pytest.approx(t975, abs=2e-4)
+        assert t_quantile(0.995, df) == pytest.approx(t995, abs=2e-3)
+    assert t_quantile(0.5, 7) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError):
+        t_quantile(0.4, 5)
+
+
+def test_expanded_interval_widens_on_few_images_and_not_on_many():
+    # Hesterberg's expansion: tails at sqrt(n/(n-1)) * t(n-1) instead of 1.96
+    assert expanded_level(0.95, 16) == pytest.approx(0.97229, abs=1e-4)  # percentiles 1.39 and 98.61
+    assert expanded_level(0.95, 500) == pytest.approx(0.95078, abs=1e-4)
+    assert expanded_level(0.95, 1) == 0.95
+    a, _ = _noisy_runs(n=16)
+    pct = bootstrap_ci(a, n_boot=2000, seed=1, method="percentile")
+    exp = bootstrap_ci(a, n_boot=2000, seed=1)
+    assert exp.method == "expanded" and pct.method == "percentile"
+    assert exp.low < pct.low < pct.value < pct.high < exp.high  # same resamples, wider tails
+    assert exp.level == pct.level == 0.95  # the nominal level is what the interval claims
+    lo, hi = np.percentile(miou_of_resamples(a, resample_indices(16, 2000, seed=1)), [1.3855, 98.6145])
+    assert (exp.low, exp.high) == pytest.approx((lo, hi), abs=2e-4)
+    many, _ = _noisy_runs(n=500)
+    e, p = bootstrap_ci(many, n_boot=2000), bootstrap_ci(many, n_boot=2000, method="percentile")
+    assert e.high - e.low == pytest.approx(p.high - p.low, rel=0.02)
+    d = paired_difference(*_noisy_runs(n=16), n_boot=500, method="percentile")
+    assert d.method == "percentile"
+    with pytest.raises(ValueError, match="method"):
+        bootstrap_ci(a, n_boot=10, method="bca")

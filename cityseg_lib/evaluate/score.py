@@ -20,6 +20,7 @@ from cityseg_lib.data.dataset import CityscapesSegmentation
 from cityseg_lib.data.images import read_image, read_train_ids
 from cityseg_lib.data.labels import NUM_CLASSES
 from cityseg_lib.data.transforms import normalize
+from cityseg_lib.errors import CitysegError
 from cityseg_lib.evaluate.modes import InferenceMode
 from cityseg_lib.train.metrics import ConfusionMatrix
 from cityseg_lib.paths import default_cache_dir, resolve_data_root
@@ -48,21 +49,27 @@ def _evaluate_mode(model, ds: CityscapesSegmentation, device: torch.device, mode
 
 
 def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool = False, device: str = "auto",
-                 batch_size: int | None = None, data_root: str | os.PathLike | None = None, mode=None) -> dict:
-    """Scores of the run's best checkpoint on ``split``.
+                 batch_size: int | None = None, data_root: str | os.PathLike | None = None, mode=None,
+                 images: int = 0) -> dict:
+    """Scores of the run's best checkpoint on ``split`` (its first ``images`` frames when > 0).
 
     ``data_root`` replaces the dataset location stored in the run (it moved, or another copy);
     ``mode`` is an :class:`cityseg_lib.evaluate.modes.InferenceMode` (implies ``full_res``).
-    The result is also written to ``RUN/eval_SPLIT[_fullres][_MODE].json``; the returned dict also
+    The result is also written to ``RUN/eval_SPLIT[_fullres][_MODE][_firstN].json``; the returned dict also
     holds ``per_image``, the per-image confusion matrices ``(N, C, C+1)`` of the official protocol
     (None at the training size), and ``seconds_per_image``.
     """
+    if isinstance(images, bool) or not isinstance(images, int) or images < 0:
+        raise CitysegError(f"images={images!r}: expected an integer >= 0 (0 = every frame of the split)")
     dev = resolve_device(device)
     run = runstore.resolve(run_dir)
     cfg, model = load_run(run, device=str(dev), data_root=data_root)
     root = resolve_data_root(cfg.data_root)
     cache = (Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()) if cfg.cache else None
     ds = CityscapesSegmentation(root, split, cfg.image_size, "fine", cache_dir=cache)
+    first = ""
+    if images and images < len(ds.samples):  # the first frames in the split's (sorted) order
+        ds.samples, first = ds.samples[:images], f"_first{images}"
     bs = batch_size or cfg.batch_size
     label = ""
     t0 = time.perf_counter()
@@ -79,6 +86,6 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool 
               "resolution": "full" if full_res else list(cfg.image_size),
               "mode": mode.label() if mode is not None else "whole", "images": len(ds.samples),
               "seconds_per_image": seconds / max(len(ds.samples), 1), **scores.to_dict()}
-    runstore.write_json(run, f"eval_{split}{'_fullres' if full_res else ''}{label}.json", result)
+    runstore.write_json(run, f"eval_{split}{'_fullres' if full_res else ''}{label}{first}.json", result)
     # per-image matrices (official protocol) for bootstrap intervals: returned, not written to JSON
     return {**result, "per_image": per_image}

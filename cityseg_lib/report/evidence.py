@@ -198,7 +198,8 @@ def headline(ctx: ReportContext) -> dict:
                             "seed_spread_a": d.spread_a if d and d.n_seeds_a > 1 else None,
                             "seed_spread_b": d.spread_b if d and d.n_seeds_b > 1 else None, "verdict": c.sentence()}
         return {"profile": ctx.profile, "metric": "mIoU on the validation split at full resolution (official protocol)",
-                "level": 0.95, "n_boot": ctx.n_boot, "synthetic": ctx.synthetic, "models": models,
+                "level": 0.95, "interval": "expanded percentile bootstrap over validation images (paired for comparisons)",
+                "n_boot": ctx.n_boot, "synthetic": ctx.synthetic, "models": models,
                 "comparisons": comps}
 
     return _memo(ctx, ("headline",), make)

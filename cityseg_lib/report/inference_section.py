@@ -24,21 +24,23 @@ MODES = {"whole": None, "whole + flip": InferenceMode(flip=True), "slide": Infer
          "slide + flip": InferenceMode("slide", flip=True)}
 
 
-def inference_results(ctx: ReportContext, label: str) -> dict[str, dict]:
-    """``{mode: evaluate_run result}`` of the main model ``label`` under every mode in :data:`MODES`."""
+def inference_results(ctx: ReportContext, label: str, images: int = 0) -> dict[str, dict]:
+    """``{mode: evaluate_run result}`` of the main model ``label`` under every mode in :data:`MODES`,
+    on the first ``images`` validation frames (0: all; sliding windows cost tens of forward passes
+    a frame, so a CPU build may score the modes on fewer frames than the rest of the report)."""
     run = ctx.main_runs[label]
 
     def make():
-        return {name: evaluate_run(run, full_res=True, mode=mode, data_root=str(ctx.data_root))
+        return {name: evaluate_run(run, full_res=True, mode=mode, data_root=str(ctx.data_root), images=images)
                 for name, mode in MODES.items()}
 
-    return _memo(ctx, ("inference", run), make)
+    return _memo(ctx, ("inference", run, images), make)
 
 
-def inference_table(ctx: ReportContext, label: str) -> pd.DataFrame:
+def inference_table(ctx: ReportContext, label: str, images: int = 0) -> pd.DataFrame:
     """One row per mode: full-resolution mIoU with its 95% interval, the paired difference to
     ``whole`` with its interval, and the seconds per image on this build's device."""
-    results = inference_results(ctx, label)
+    results = inference_results(ctx, label, images)
     base = results["whole"]["per_image"]
     rows = []
     for name, r in results.items():
@@ -54,15 +56,20 @@ def inference_table(ctx: ReportContext, label: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def inference_text(ctx: ReportContext, label: str) -> str:
+def inference_text(ctx: ReportContext, label: str, images: int = 0) -> str:
     """What the modes change for ``label``, in sentences computed from the paired differences."""
-    results = inference_results(ctx, label)
+    results = inference_results(ctx, label, images)
     base = results["whole"]["per_image"]
     cfg = ctx.runs.config(ctx.main_runs[label])
     h, w = cfg.image_size
     sentences = [verdict(paired_difference(r["per_image"], base, n_boot=ctx.n_boot), f"{label} with {name}",
                          f"{label} whole") for name, r in results.items() if name != "whole"]
-    return (f"Every mode is scored under the official protocol on the {len(base)} validation images. `slide` runs "
+    full = ctx.runs.per_image(ctx.main_runs[label])
+    n_val = len(full) if full is not None else len(base)
+    which = (f"the {len(base)} validation images" if len(base) >= n_val else
+             f"the first {len(base)} of the {n_val} validation images (the `inference_images` parameter: sliding "
+             "windows cost many forward passes a frame), so its whole-image score differs from Table 10's")
+    return (f"Every mode is scored under the official protocol on {which}. `slide` runs "
             f"{h}x{w} windows (the training size) with two-thirds overlap over each image at its label's resolution, "
             "averaging the logits where windows overlap; `flip` adds the mirrored image. " + " ".join(sentences) +
             (" A model trained on whole frames resized to the training size sees objects larger in the windows "

@@ -10,6 +10,7 @@ import pandas as pd
 
 from cityseg_lib import plots
 from cityseg_lib.data.labels import CLASS_NAMES
+from cityseg_lib.evaluate.uncertainty import expanded_level
 from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
 from cityseg_lib.report.evidence import comparison, differences_table, headline, interval_text, points
 from cityseg_lib.report.format import figure_caption, join, pct
@@ -37,8 +38,12 @@ def results_table(ctx: ReportContext) -> pd.DataFrame:
 def results_note(ctx: ReportContext) -> str:
     h = headline(ctx)
     n = next((m["n_images"] for m in h["models"].values() if m["n_images"]), None)
-    return (f"The interval is a 95% percentile bootstrap over the {n} validation images ({h['n_boot']} resamples of "
-            "the per-image confusion matrices): it shows how much the score would move on another validation set "
+    tail = 100 * (1 - expanded_level(0.95, n)) / 2 if n else math.nan
+    return (f"The interval is a 95% bootstrap interval over the {n} validation images ({h['n_boot']} resamples of "
+            f"the per-image confusion matrices), expanded for the few images: its ends are the {tail:.1f}th and "
+            f"{100 - tail:.1f}th percentiles of the resamples (Student's t with {n - 1} degrees of freedom instead "
+            "of the normal), because plain 2.5th-97.5th percentile intervals cover the truth less often than 95% "
+            "on a small validation set. It shows how much the score would move on another validation set "
             "of this size, not how much another training seed would change it; the mean and standard deviation "
             "over the seeds each model was trained with show that (the main run is the first seed). Comparisons "
             "of models pool all their seeds." if n else
