@@ -58,3 +58,23 @@ def test_export_checks_agreement_and_predict_runs_on_onnxruntime(tiny_run, demo_
     assert len(a) == len(b) == 3
     same = np.mean([np.mean(np.asarray(Image.open(x)) == np.asarray(Image.open(y))) for x, y in zip(a, b)])
     assert same >= 0.999
+
+
+def test_report_inference_section_on_the_first_frames_says_so(tiny_run, demo_root):
+    """Table 14 on fewer frames than the report validates on: scored on those frames, and its text
+    says which (a whole-image score that differs from Table 10's is then explained)."""
+    from types import SimpleNamespace
+
+    from cityseg_lib import runstore
+    from cityseg_lib.report.inference_section import MODES, inference_table, inference_text
+
+    run = str(tiny_run)
+    full = runstore.load_per_image(tiny_run)[1]
+    assert len(full) == 3
+    ctx = SimpleNamespace(main_runs={"U-Net": run}, data_root=demo_root, n_boot=200, _memo={},
+                          runs=SimpleNamespace(per_image=lambda r: full, config=lambda r: runstore.load_config(r)))
+    table = inference_table(ctx, "U-Net", images=2)
+    assert list(table["mode"]) == list(MODES)
+    assert json.loads((tiny_run / "eval_val_fullres_slide_first2.json").read_text())["images"] == 2
+    assert "on the first 2 of the 3 validation images" in inference_text(ctx, "U-Net", images=2)
+    assert "on the 3 validation images." in inference_text(ctx, "U-Net", images=0)

@@ -370,7 +370,23 @@ def test_timings_note_gives_the_span_when_notebooks_ran_side_by_side():
     assert "side by side" not in front.timings_note(ctx)
 
 
-def test_a_difference_that_rounds_to_zero_is_printed_without_a_sign():
+def test_a_difference_is_never_printed_as_minus_zero():
     from cityseg_lib.report.evidence import points
 
-    assert str(points(-0.0002)) == "0.0" and points(-0.0123) == -1.2 and math.isnan(points(None))
+    # a small difference keeps its first digit (-0.02), an exact zero of either sign is 0.0
+    assert str(points(-0.0002)) == "-0.02" and str(points(-0.0)) == "0.0" and points(-0.0123) == -1.2
+    assert math.isnan(points(None))
+
+
+def test_an_interval_bound_near_zero_is_not_shown_as_zero():
+    """Table 13 and its sentences: a resolved difference's bound of 0.04 points reads 0.04, not 0.0
+    (which would contradict "finding: yes"); exact zeros and ordinary values keep one decimal."""
+    from cityseg_lib.report.format import _column_format
+
+    assert evidence.points(0.000413) == 0.041 and evidence.points(0.0592) == 5.9
+    assert evidence.points(0.0) == 0.0 and str(evidence.points(-0.00001)) == "-0.001"
+    assert math.isnan(evidence.points(None))
+    fmt = _column_format(pd.Series([evidence.points(x) for x in (0.000413, 0.0592, -0.004, 0.0)]), "95% CI low")
+    assert [fmt(v) for v in (0.041, 5.9, -0.4, 0.0)] == ["0.04", "5.9", "-0.4", "0.0"]
+    lr = _column_format(pd.Series([1e-2, 1e-3, 1e-4]), "lr")
+    assert [lr(v) for v in (1e-2, 1e-3, 1e-4)] == ["0.01", "0.001", "0.0001"]  # learning rates as before

@@ -247,6 +247,14 @@ def test_verdict_sentences():
         "but the seeds disagree (2 of 3 agree in sign), so the difference is unresolved.")
     for sentence in map(lambda d: verdict(d, "A", "B"), (win, lose, unresolved, disagree)):
         assert "significant" not in sentence and "clearly" not in sentence
+    # a resolved difference whose bound rounds to 0.0 at one decimal shows that bound's first digit
+    # (the demo build's AdamW - Adam: 0.7 points, interval 0.04 to 1.5), never "0.0 to 1.5"
+    near = Difference(a=0.207, b=0.200, difference=0.0074, low=0.00041, high=0.0150, resolved=True)
+    assert verdict(near, "AdamW", "Adam") == "AdamW beats Adam by 0.7 mIoU points (95% CI 0.04 to 1.5)."
+    flip = Difference(a=0.2, b=0.207, difference=-0.0074, low=-0.0150, high=-0.00041, resolved=True)
+    assert verdict(flip, "Adam", "AdamW") == "AdamW beats Adam by 0.7 mIoU points (95% CI 0.04 to 1.5)."
+    tie = Difference(a=0.2, b=0.2, difference=-0.00002, low=-0.004, high=0.004, resolved=False)
+    assert verdict(tie, "A", "B").startswith("A vs B: -0.002 mIoU points (95% CI -0.4 to 0.4)")
 
 
 def test_format_interval():
@@ -270,6 +278,10 @@ def test_expanded_interval_widens_on_few_images_and_not_on_many():
     assert expanded_level(0.95, 16) == pytest.approx(0.97229, abs=1e-4)  # percentiles 1.39 and 98.61
     assert expanded_level(0.95, 500) == pytest.approx(0.95078, abs=1e-4)
     assert expanded_level(0.95, 1) == 0.95
+    two, _ = _noisy_runs(n=2)  # t(1): the expansion reaches the extremes, min and max of the resamples
+    iv2 = bootstrap_ci(two, n_boot=300, seed=2)
+    samples2 = miou_of_resamples(two, resample_indices(2, 300, seed=2))
+    assert (iv2.low, iv2.high) == (samples2.min(), samples2.max())
     a, _ = _noisy_runs(n=16)
     pct = bootstrap_ci(a, n_boot=2000, seed=1, method="percentile")
     exp = bootstrap_ci(a, n_boot=2000, seed=1)

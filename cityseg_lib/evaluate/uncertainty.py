@@ -200,7 +200,9 @@ def _check_level(level: float) -> None:
 
 
 def _percentiles(samples: np.ndarray, level: float) -> tuple[float, float]:
-    _check_level(level)
+    """The central ``level`` range of the finite ``samples`` (0 < level <= 1; 1: min and max)."""
+    if not 0 < level <= 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
     if (finite := samples[~np.isnan(samples)]).size == 0:
         return math.nan, math.nan
     alpha = 100 * (1 - level) / 2
@@ -236,7 +238,8 @@ def expanded_level(level: float, n: int) -> float:
     """The percentile level an expanded interval of nominal ``level`` uses on ``n`` images:
     ``1 - 2 * Phi(-sqrt(n/(n-1)) * t(n-1, (1+level)/2))``; ``level`` itself when n < 2.
 
-    0.95 on 16 images -> 0.9723 (percentiles 1.39 and 98.61); on 500 -> 0.9508.
+    0.95 on 16 images -> 0.9723 (percentiles 1.39 and 98.61); on 500 -> 0.9508; on 2 images
+    (t with 1 degree of freedom) 1.0: the smallest and largest resample.
     """
     _check_level(level)
     if n < 2:
@@ -247,6 +250,7 @@ def expanded_level(level: float, n: int) -> float:
 
 def _interval(samples: np.ndarray, n: int, level: float, method: str) -> tuple[float, float]:
     """The ``method`` interval ("expanded" or "percentile") from bootstrap ``samples`` over ``n`` images."""
+    _check_level(level)
     if method == "percentile":
         return _percentiles(samples, level)
     if method == "expanded":

@@ -2,7 +2,9 @@
 
 Every sentence is computed from a :class:`Difference`, :class:`Interval` or seed spread, so the
 report can never claim more than its numbers carry: a winner is named only for a resolved
-difference. Fractions in, percentage points out, one decimal, never "-0.0".
+difference. Fractions in, percentage points out, one decimal, never "-0.0"; a non-zero value that
+one decimal would show as 0.0 gets one significant digit ("0.04"), so that a resolved difference
+never reads "95% CI 0.0 to 1.5".
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ __all__ = ["verdict", "format_interval", "format_spread"]
 
 
 def _pp(x: float) -> str:
-    """A fraction as percentage points with one decimal, never '-0.0'."""
+    """A fraction as percentage points with one decimal, never '-0.0'; one significant digit for a
+    non-zero value that would round to 0.0 (0.0004 -> '0.04', -0.00002 -> '-0.002')."""
     s = f"{100 * x:.1f}"
-    return "0.0" if s == "-0.0" else s
+    if s in ("0.0", "-0.0"):
+        return f"{100 * x:.1g}" if x != 0 else "0.0"
+    return s
 
 
 def _level(level: float) -> str:

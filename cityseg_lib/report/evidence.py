@@ -222,8 +222,13 @@ def write_headline(ctx: ReportContext) -> Path:
 
 
 def points(x: float | None) -> float:
-    """A fraction from :func:`headline` in percent (points), one decimal, never -0.0; NaN for None."""
-    return round(100 * x, 1) + 0.0 if x is not None else math.nan  # + 0.0: -0.0 becomes 0.0
+    """A fraction from :func:`headline` in percent (points), one decimal, never -0.0; NaN for None.
+    A non-zero value that would round to 0.0 keeps three decimals (the table shows it as "0.04"),
+    so an interval that excludes zero never shows a bound of 0.0."""
+    if x is None:
+        return math.nan
+    value = round(100 * x, 1)
+    return (round(100 * x, 3) if value == 0 and x != 0 else value) + 0.0  # + 0.0: -0.0 becomes 0.0
 
 
 def differences_table(ctx: ReportContext) -> pd.DataFrame:

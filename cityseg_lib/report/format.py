@@ -64,7 +64,8 @@ def size_hw(hw: Sequence[int]) -> str:
 def _column_format(values: pd.Series, name: str):
     """One number format per column, so its decimals line up: whole numbers without decimals,
     percentages and values of 10 or more with one, smaller values (losses, sizes) with two;
-    tiny non-zero values (learning rates) in 3 significant digits."""
+    tiny non-zero values (learning rates) in 3 significant digits, and any other non-zero value
+    the column's decimals would show as zero in one ("0.04" in a column of one decimal)."""
     finite = values.dropna()
     if not finite.empty and (finite == finite.round()).all():
         digits = 0
@@ -76,7 +77,10 @@ def _column_format(values: pd.Series, name: str):
     def fmt(v: float) -> str:
         if v != v:  # NaN
             return "–"
-        return f"{v:.3g}" if 0 < abs(v) < 1e-2 else f"{v:,.{digits}f}"
+        if 0 < abs(v) < 1e-2:
+            return f"{v:.3g}"
+        text = f"{v:,.{digits}f}"
+        return f"{v:.1g}" if v != 0 and float(text.replace(",", "")) == 0 else text
 
     return fmt
 
