@@ -40,9 +40,9 @@ def results_note(ctx: ReportContext) -> str:
     n = next((m["n_images"] for m in h["models"].values() if m["n_images"]), None)
     tail = 100 * (1 - expanded_level(0.95, n)) / 2 if n else math.nan
     return (f"The interval is a 95% bootstrap interval over the {n} validation images ({h['n_boot']} resamples of "
-            f"the per-image confusion matrices), expanded for the few images: its ends are the {tail:.1f}th and "
-            f"{100 - tail:.1f}th percentiles of the resamples (Student's t with {n - 1} degrees of freedom instead "
-            "of the normal), because plain 2.5th-97.5th percentile intervals cover the truth less often than 95% "
+            f"the per-image confusion matrices), expanded for the few images: its ends are the resamples' "
+            f"{tail:.1f}% and {100 - tail:.1f}% quantiles (Student's t with {n - 1} degrees of freedom instead of "
+            "the normal), because plain 2.5%-97.5% intervals cover the truth less often than 95% "
             "on a small validation set. It shows how much the score would move on another validation set "
             "of this size, not how much another training seed would change it; the mean and standard deviation "
             "over the seeds each model was trained with show that (the main run is the first seed). Comparisons "
