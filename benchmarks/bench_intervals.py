@@ -37,10 +37,14 @@ import numpy as np
 import torch
 
 from cityseg_lib.data.dataset import CityscapesSegmentation
-from cityseg_lib.evaluate.uncertainty import METHODS, bootstrap_ci, paired_difference
-from cityseg_lib.evaluate.uncertainty import _score_total as score_total
+from cityseg_lib.evaluate.uncertainty import METHODS, bootstrap_ci, miou_from_matrix, paired_difference
 from cityseg_lib.paths import reports_dir
 from cityseg_lib.train.engine import evaluate_full_res, load_run
+
+
+def score_total(per_image: np.ndarray, metric: str = "miou") -> float:
+    """mIoU of the ``(N, C, C+1)`` stack summed over its frames (the population's truth)."""
+    return miou_from_matrix(per_image.sum(axis=0))
 
 
 def population_matrices(run: Path, root: Path) -> np.ndarray:
