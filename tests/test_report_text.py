@@ -390,3 +390,24 @@ def test_an_interval_bound_near_zero_is_not_shown_as_zero():
     assert [fmt(v) for v in (0.041, 5.9, -0.4, 0.0)] == ["0.04", "5.9", "-0.4", "0.0"]
     lr = _column_format(pd.Series([1e-2, 1e-3, 1e-4]), "lr")
     assert [lr(v) for v in (1e-2, 1e-3, 1e-4)] == ["0.01", "0.001", "0.0001"]  # learning rates as before
+
+
+def test_sweep_words_follow_the_tuned_runs_difference():
+    """The tuned model against its main run, one run each: 'help', 'make it worse' or 'not shown to
+    help', each with the one-run caveat; the reflections name what the winners' settings did."""
+    def lines(tuned):
+        ctx = context(unet=70, tuned=tuned)
+        sweep = next(x for x in discussion.conclusions(ctx) if x.startswith("**Sweep, U-Net.**"))
+        refl = next(p for p in discussion.reflections(ctx).split("\n\n") if p.startswith("**Sweep.**"))
+        return sweep, refl
+
+    worse, refl = lines(50)
+    assert "U-Net beats U-Net (tuned) by" in worse and "The sweep's parameters make it worse" in worse
+    assert worse.endswith("One run each: the seed noise is not in this interval.")
+    assert "made U-Net worse beyond the noise of the validation set (one run each)." in refl
+    better, refl = lines(90)
+    assert "U-Net (tuned) beats U-Net by" in better and "The sweep's parameters help." in better
+    assert "improved U-Net beyond the noise" in refl and "worse" not in refl
+    same, refl = lines(70)
+    assert "unresolved" in same and "not shown to help" in same
+    assert refl.endswith("did not change any model beyond the noise.")

@@ -59,13 +59,17 @@ def conclusions(ctx: ReportContext) -> list[str]:
     out.append(f"**Learning.** {len(recs) - len(missing)} of {len(recs)} models score more than twice the mIoU of "
                f"predicting the most frequent class everywhere ({pct(floor)})"
                + ("." if not missing else f"; {join(missing)} {'does' if len(missing) == 1 else 'do'} not."))
+    one_run = " One run each: the seed noise is not in this interval."
     for c in finding(ctx, "tuning"):
-        out.append(f"**Sweep, {c.name_b}.** " + c.sentence()
-                   + ("" if c.resolved else " The sweep's parameters are not shown to help."))
+        effect = (" The sweep's parameters are not shown to help." if not c.resolved else
+                  " The sweep's parameters help." if c.diff.difference > 0 else
+                  " The sweep's parameters make it worse: the winner of short rungs is not the best setting for "
+                  "the full schedule (Section 4.5).")
+        single = c.diff is not None and c.diff.n_seeds_a == c.diff.n_seeds_b == 1
+        out.append(f"**Sweep, {c.name_b}.** " + c.sentence() + effect + (one_run if single else ""))
     losses = finding(ctx, "loss")
     if losses:
         out.append("**Loss.** " + _sentences(losses) + " " + loss_reference(ctx))
-    one_run = " One run each: the seed noise is not in this interval."
     sched = finding(ctx, "scheduler")
     if sched:
         out.append("**Scheduler.** " + _sentences(sched) + one_run)
@@ -179,10 +183,13 @@ def reflections(ctx: ReportContext) -> str:
     tuning = finding(ctx, "tuning")
     if tuning:
         held = [c.name_b for c in tuning if c.resolved and c.diff.difference > 0]
+        hurt = [c.name_b for c in tuning if c.resolved and c.diff.difference < 0]
+        effects = ([f"improved {join(held)}"] if held else []) + ([f"made {join(hurt)} worse"] if hurt else [])
         parts.append(
             "**Sweep.** Successive halving judges candidates on short, small-data rungs, which favours settings that "
             "learn fast early over ones that win late. Trained with the main schedule, the winners' settings "
-            + (f"improved {join(held)} beyond the noise." if held else "did not improve any model beyond the noise.")
+            + (f"{' and '.join(effects)} beyond the noise of the validation set (one run each)."
+               if effects else "did not change any model beyond the noise.")
         )
     repeat = ("Repeat the single-run comparisons over seeds as was done for the architectures and losses"
               if arch_spread else "Repeat the architecture comparison over seeds as was done for the losses")
