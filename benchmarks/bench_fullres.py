@@ -1,14 +1,15 @@
 """Benchmark: the official protocol's resize + argmax, NCHW (as before) against channels_last (now).
 
     python benchmarks/bench_fullres.py [--classes 19] [--logits 48x96] [--label 512x1024] [--frames 16]
-        [--repeats 3] [--threads 1] [--device cpu|cuda]
+        [--repeats 3] [--threads 1] [--device cpu|cuda] [--out JSON]
 
 Every run's final evaluation up-samples each frame's logits to its label's size (bilinear,
 align_corners=False) and takes the argmax over classes (``metrics.predict_full_res``). In NCHW the
 argmax reads one value from each of C planes per pixel, far apart in memory; channels_last keeps a
 pixel's C scores side by side. Both paths run on the same random logits, alternating, best of
 ``--repeats``; the predictions are compared pixel by pixel. Writes ``reports/benchmarks/fullres.json``.
-Target: channels_last >= 2x NCHW with identical argmax (on the CPU of the demo; a GPU is reported, no target).
+Target: channels_last >= 2x NCHW with identical argmax (on the CPU of the demo; a GPU is reported, no
+target: ``benchmarks/gpu_check.sh`` runs it at the full profile's 768x768 logits and 1024x2048 labels).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--out", default=None, help="JSON output (default reports/benchmarks/fullres.json)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
                         settings=vars(args) | {"logits": list(args.logits), "label": list(args.label)},
                         results={"ms_per_frame": {k: 1000 * v for k, v in best.items()}, "ratio": ratio,
                                  "differing_pixels": differ, "pixels": pixels},
-                        target={"text": "channels_last >= 2x NCHW on CPU, identical argmax", "met": met})
+                        target={"text": "channels_last >= 2x NCHW on CPU, identical argmax", "met": met},
+                        out=args.out)
     print(f"wrote {path}")
     return 0
 

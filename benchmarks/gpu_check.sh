@@ -16,6 +16,9 @@
 #                (target >= 2x): OUTDIR/bench_train.txt, train.json
 #   4. gpu       benchmarks/gpu.py on the generated frames (images/s, MFU, data wait, projected
 #                study time on 1, 8 and 32 GPUs): OUTDIR/gpu.txt, gpu.json
+#   5. fullres   benchmarks/bench_fullres.py: the official protocol's resize + argmax of 768x768
+#                logits to 1024x2048 labels, NCHW against channels_last (what the package now does
+#                on every device): OUTDIR/fullres.txt, fullres.json
 # and OUTDIR/summary.txt: each step's exit status and seconds.
 set -u -o pipefail
 
@@ -53,10 +56,12 @@ if [ "$REDUCED" = 1 ]; then
   FRAMES="train=4, val=2, size=(256, 128)"; FIT_ARGS="--reduced"
   TRAIN_ARGS=(--device cpu --models simple_fcn --warmup 0 --steps 1 --budget 2 --timeout 120)
   GPU_ARGS=(--reduced --models simple_fcn --warmup 0 --steps 1 --eval-steps 1 --workers 0)
+  FULLRES_ARGS=(--device cpu --frames 2 --repeats 1 --logits 16x32 --label 64x128)
 else
   FRAMES="train=24, val=8, size=(2048, 1024)"; FIT_ARGS=""
   TRAIN_ARGS=(--warmup 5 --steps 20 --timeout 150)
   GPU_ARGS=(--warmup 5 --steps 20 --eval-steps 5)
+  FULLRES_ARGS=(--device cuda --frames 8 --repeats 3 --logits 768x768 --label 1024x2048)
 fi
 
 rm -rf "$OUT/data" "$OUT/runs"
@@ -123,6 +128,8 @@ b.VARIANTS['cuda'] = {k: v for k, v in b.VARIANTS['cuda'].items() if k in (b.BAS
 sys.exit(b.main(sys.argv[1:]))" "${TRAIN_ARGS[@]}" --out "$OUT/train.json"
 
 step gpu 150 "$PYTHON" benchmarks/gpu.py --data-root "$OUT/data" "${GPU_ARGS[@]}" --out "$OUT/gpu.json"
+
+step fullres 30 "$PYTHON" benchmarks/bench_fullres.py "${FULLRES_ARGS[@]}" --out "$OUT/fullres.json"
 
 echo "== done in $(( $(date +%s) - START )) s (budget ${BUDGET_S} s); summary:"
 cat "$OUT/summary.txt"

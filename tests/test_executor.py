@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -305,10 +306,12 @@ def test_the_gpu_check_runs_reduced_on_cpu_without_ray_onnx_or_papermill(tmp_pat
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     summary = (out / "summary.txt").read_text().splitlines()
-    assert [line.split(":")[0] for line in summary] == ["data", "fit", "bench_train", "gpu"]
+    assert [line.split(":")[0] for line in summary] == ["data", "fit", "bench_train", "gpu", "fullres"]
     assert all(": exit 0 in" in line for line in summary)
     assert "full-res mIoU %" in (out / "fit.txt").read_text() and (out / "train.json").is_file()
     assert "32 GPUs" in (out / "gpu.txt").read_text() and "notebooks read as JSON" in (out / "gpu.txt").read_text()
+    fullres = json.loads((out / "fullres.json").read_text())["results"]
+    assert fullres["ratio"] > 0 and fullres["differing_pixels"] == 0 and fullres["pixels"] == 2 * 64 * 128
 
 
 def test_a_report_whose_embedded_cluster_does_not_start_trains_locally(monkeypatch):
