@@ -211,9 +211,10 @@ def upsample_logits(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
 
     The result is channels_last (a class's scores of one pixel side by side in memory), so the
     argmax or softmax over classes that follows reads contiguous memory: on one CPU thread,
-    resize + argmax of 19 x 48x96 logits to 512x1024 takes 0.14 s against 0.30-0.41 s in NCHW
-    (2026-12-02). The values agree with the NCHW resize to ~2e-6 (summation order); on the demo
-    U-Net's 16 validation frames not one of the 8.4 M argmax pixels changed.
+    resize + argmax of 19 x 48x96 logits to 512x1024 takes 61 ms against 194 ms in NCHW
+    (``benchmarks/bench_fullres.py``, 2026-12-02). The values agree with the NCHW resize to ~2e-6
+    (summation order); on the demo U-Net's 16 validation frames not one of the 8.4 M argmax pixels
+    changed.
     """
     if tuple(logits.shape[-2:]) == tuple(size):
         return logits
