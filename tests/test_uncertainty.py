@@ -13,15 +13,14 @@ from cityseg_lib.evaluate.uncertainty import (
     Interval,
     bootstrap_ci,
     compare_groups,
-    expanded_level,
     miou_from_matrix,
     miou_of_resamples,
     paired_difference,
     pixel_accuracy_from_matrix,
     resample_indices,
     seed_spread,
-    t_quantile,
 )
+from cityseg_lib.evaluate.intervals import expanded_level, t_quantile
 from cityseg_lib.evaluate.wording import format_interval, format_spread, verdict
 
 C = 4
