@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py [--device auto] [--models simple_fcn unet swin2_jnet] [--compile]
 
 One training step is exactly the engine's (:func:`cityseg_lib.train.engine.train_one_epoch`: forward
-under optional bf16 autocast, float32 cross-entropy, backward, AdamW step) on a fixed synthetic
+under optional bf16 autocast, float32 cross-entropy, backward, fused AdamW step) on a fixed synthetic
 batch already on the device, so the number is the model's cost alone (the loader is benchmark 1,
 and ``gpu.py`` measures both together). Each (model, variant) runs in a fresh subprocess, so
 peak memory is its own and a crashing variant (e.g. ``torch.compile`` without a compiler) is
@@ -63,26 +63,31 @@ MODEL_CONFIGS = {
     # "cuda": the full profile's options, read from params/full by gpu.full_profile_settings
 }
 
-# name -> (bf16 autocast, channels_last, torch.compile, TF32)
+# name -> (bf16 autocast, channels_last, torch.compile, TF32, fused optimiser). Every variant steps
+# the engine's optimiser (AdamW with torch's fused kernel: engine.make_optimizer) except the
+# "per-parameter AdamW" one, torch's default loop over the parameters, which measures what the
+# fused kernel saves side by side.
 VARIANTS = {
     "cpu": {
-        "fp32 eager": (False, False, False, False),
-        "channels_last": (False, True, False, False),
-        "bf16 + channels_last": (True, True, False, False),
+        "fp32 eager": (False, False, False, False, True),
+        "fp32 eager, per-parameter AdamW": (False, False, False, False, False),
+        "channels_last": (False, True, False, False, True),
+        "bf16 + channels_last": (True, True, False, False, True),
     },
     "cpu_all": {  # --all-variants: bf16 without channels_last (the slowest on CPU, so not by default)
-        "bf16 autocast": (True, False, False, False),
+        "bf16 autocast": (True, False, False, False, True),
     },
     "cpu_compile": {
-        "fp32 compile": (False, False, True, False),
-        "bf16 + channels_last + compile": (True, True, True, False),
+        "fp32 compile": (False, False, True, False, True),
+        "bf16 + channels_last + compile": (True, True, True, False, True),
     },
     "cuda": {
-        "fp32 eager": (False, False, False, False),
-        "fp32 eager + TF32": (False, False, False, True),
-        "bf16 autocast": (True, False, False, True),
-        "bf16 + channels_last": (True, True, False, True),
-        "bf16 + channels_last + compile": (True, True, True, True),
+        "fp32 eager": (False, False, False, False, True),
+        "fp32 eager, per-parameter AdamW": (False, False, False, False, False),
+        "fp32 eager + TF32": (False, False, False, True, True),
+        "bf16 autocast": (True, False, False, True, True),
+        "bf16 + channels_last": (True, True, False, True, True),
+        "bf16 + channels_last + compile": (True, True, True, True, True),
     },
 }
 BASELINE, OPTIMISED = "fp32 eager", "bf16 + channels_last + compile"
@@ -91,9 +96,19 @@ BASELINE, OPTIMISED = "fp32 eager", "bf16 + channels_last + compile"
 # ----------------------------------------------------------------------------- one measurement (subprocess)
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """The round with the median images/s of one variant's rounds (a failed round counts only when all
+    fail), with every round's images/s in ``rounds_images_per_s``."""
+    ok = sorted((r for r in runs if "error" not in r), key=lambda r: r["images_per_s"])
+    if not ok:
+        return runs[0]
+    return dict(ok[(len(ok) - 1) // 2], rounds_images_per_s=[r["images_per_s"] for r in ok])
+
+
 def measure(spec: dict) -> dict:
     """Time ``spec['steps']`` training steps after ``spec['warmup']``; runs in its own process."""
     from cityseg_lib.train.losses import build_loss
+    from cityseg_lib.train.engine import make_optimizer
     from cityseg_lib.models import build_model
 
     device = torch.device(spec["device"])
@@ -118,7 +133,10 @@ def measure(spec: dict) -> dict:
     params = sum(p.numel() for p in model.parameters())
     criterion = build_loss("cross_entropy")
     flops = training_flops(model, size, device) if spec.get("count_flops") else None
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    if spec["fused"]:
+        optimizer = make_optimizer("adamw", model.parameters(), lr=1e-4, weight_decay=1e-4)
+    else:  # torch's per-parameter loop, the reference point of the fused kernel
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4, foreach=False)
     step_model = torch.compile(model) if spec["compile"] else model
 
     images = torch.randn(batch, 3, *size, device=device)
@@ -209,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default 1 on CPU, as the demo profile's cpu_threads: one thread is "
                              "steadier than two on a small shared machine; 0 = torch's default)")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="rounds over all variants, interleaved; each variant reports its median round "
+                             "(CPU: 3 or more, where other processes make single runs vary)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per (model, variant) subprocess")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default reports/benchmarks/train.json)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -250,23 +271,27 @@ def main(argv: list[str] | None = None) -> int:
         else:
             options = MODEL_CONFIGS["cpu"][name]
         results[name] = {"options": options, "variants": {}}
-        for i, (variant, (bf16, cl, comp, tf32)) in enumerate(variants.items()):
-            # compiled variants get at least 2 warm-up steps: the first compiles, the second shows any recompile
-            spec = dict(model=name, options=options, device=str(device), size=size, batch=batch,
-                        warmup=max(warmup, 2) if comp else warmup,
-                        steps=steps, budget=budget, threads=threads, bf16=bf16, channels_last=cl, compile=comp, tf32=tf32,
-                        count_flops=i == 0)
-            t = time.perf_counter()
-            r = _run_isolated(spec, args.timeout)
-            results[name]["variants"][variant] = r
-            if "error" in r:
-                print(f"  {name:<11} {variant:<31} FAILED: {r['error']}", flush=True)
-                continue
-            if r.get("flops"):
-                results[name]["flops_per_image"] = r["flops"]
-                results[name]["params"] = r["params"]
-            print(f"  {name:<11} {variant:<31} {r['images_per_s']:8.2f} img/s  {r['peak_memory_mb']:8.0f} MiB  "
-                  f"({time.perf_counter() - t:.0f} s incl. start-up)", flush=True)
+        runs: dict[str, list[dict]] = {}
+        for rep in range(args.repeats):  # interleaved: every variant once per round, so drifting load hits all
+            for i, (variant, (bf16, cl, comp, tf32, fused)) in enumerate(variants.items()):
+                # compiled variants get at least 2 warm-up steps: the first compiles, the second shows any recompile
+                spec = dict(model=name, options=options, device=str(device), size=size, batch=batch,
+                            warmup=max(warmup, 2) if comp else warmup,
+                            steps=steps, budget=budget, threads=threads, bf16=bf16, channels_last=cl, compile=comp,
+                            tf32=tf32, fused=fused, count_flops=i == 0 and rep == 0)
+                t = time.perf_counter()
+                r = _run_isolated(spec, args.timeout)
+                runs.setdefault(variant, []).append(r)
+                if "error" in r:
+                    print(f"  {name:<11} {variant:<31} FAILED: {r['error']}", flush=True)
+                    continue
+                if r.get("flops"):
+                    results[name]["flops_per_image"] = r["flops"]
+                    results[name]["params"] = r["params"]
+                print(f"  {name:<11} {variant:<31} {r['images_per_s']:8.2f} img/s  {r['peak_memory_mb']:8.0f} MiB  "
+                      f"({time.perf_counter() - t:.0f} s incl. start-up)", flush=True)
+        for variant, rs in runs.items():
+            results[name]["variants"][variant] = _median_run(rs)
 
     # table and target
     rows, speedups = [], {}
@@ -308,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
                           "reports what the options change, without a target", "value": TARGET_SPEEDUP,
                   "measured": None, "met": None}
     settings = {"device": str(device), "size_hw": list(size), "batch_size": batch, "warmup_steps": warmup,
-                "timed_steps": steps, "time_budget_s": budget or None, "variants": {k: dict(zip(("bf16", "channels_last", "compile", "tf32"), v))
+                "timed_steps": steps, "repeats": args.repeats, "time_budget_s": budget or None, "variants": {k: dict(zip(("bf16", "channels_last", "compile", "tf32", "fused_optimizer"), v))
                                                    for k, v in variants.items()},
                 "optimizer": "AdamW(lr=1e-4, weight_decay=1e-4)", "loss": "cross_entropy",
                 "data": "one synthetic batch on the device (loader excluded)", "torch_threads": torch.get_num_threads(),

@@ -60,7 +60,7 @@ from common import (bench_data_root, ensure_demo_data, format_table, peak_cuda_m
 from cityseg_lib.config import TrainConfig
 from cityseg_lib.strict import load_yaml
 from cityseg_lib.data.dataset import CityscapesSegmentation
-from cityseg_lib.train.engine import resolve_device, to_device
+from cityseg_lib.train.engine import make_optimizer, resolve_device, to_device
 from cityseg_lib.train.losses import build_loss
 from cityseg_lib.models import build_model
 from cityseg_lib.paths import project_root
@@ -458,7 +458,7 @@ def measure_model(name: str, options: dict, ds, args, device: torch.device) -> d
     params = sum(p.numel() for p in model.parameters())
     criterion = build_loss("cross_entropy")
     flops = training_flops(model, size, device)  # eager, batch 1; dtype-independent
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    optimizer = make_optimizer("adamw", model.parameters(), lr=1e-4, weight_decay=1e-4)
     step_model = torch.compile(model) if args.compile else model
 
     loader = _loader(ds, batch, batch * (args.warmup + 2 * args.steps), args.workers, cuda)

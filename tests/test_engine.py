@@ -213,3 +213,43 @@ def test_cli_train_refuses_a_bad_model_before_any_folder_or_data(override, fragm
     err = capsys.readouterr().err
     assert fragment in err and err.count("\n") == 1
     assert not runs.exists()  # no run folder (not even an empty one) and no training started
+
+
+@pytest.mark.parametrize("name, fused", [("adamw", True), ("adam", True), ("adamax", False)])
+def test_optimisers_take_torch_fused_kernel_where_it_has_one_and_resume_keeps_the_saved_one(name, fused):
+    """AdamW and Adam step with torch's fused kernel (same update, one kernel), Adamax multi-tensor.
+    A checkpoint written by the per-parameter loop (runs made before) resumes with that loop, as
+    torch's load_state_dict restores the saved group flags: the resumed run stays exact."""
+    weights = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(3))]
+    opt = engine.make_optimizer(name, weights, lr=0.01, weight_decay=1e-4)
+    assert opt.param_groups[0].get("fused") is (True if fused else None)
+    assert opt.param_groups[0]["foreach"] is (None if fused else True)
+
+    loop = engine.OPTIMIZERS[name]([torch.nn.Parameter(w.detach().clone()) for w in weights], lr=0.01,
+                                   weight_decay=1e-4, foreach=False)
+    for o in (opt, loop):  # one step each on the same gradients: the same update
+        for w in o.param_groups[0]["params"]:
+            w.grad = torch.ones_like(w)
+        o.step()
+    for a, b in zip(opt.param_groups[0]["params"], loop.param_groups[0]["params"]):
+        torch.testing.assert_close(a, b)
+    opt.load_state_dict(loop.state_dict())
+    assert not opt.param_groups[0].get("fused") and opt.param_groups[0]["foreach"] is False
+
+
+def test_the_optimizer_benchmark_times_every_implementation_and_checks_they_agree(tmp_path):
+    """benchmarks/bench_optimizer.py on the smoke profile's models (one round): every optimiser of
+    the study with each implementation torch has for it, and the fused AdamW update equal to the
+    loop's. Its speed target is the benchmark's own (benchmarks/README.md §3b), not asserted here."""
+    out = tmp_path / "optimizer.json"
+    done = subprocess.run([sys.executable, "benchmarks/bench_optimizer.py", "--profile", "smoke", "--rounds", "1",
+                           "--steps", "1", "--out", str(out)], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode in (0, 1), done.stderr[-2000:]  # 1: the speed target missed on a busy machine
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {"simple_fcn", "unet", "swin2_jnet"}
+    for r in results.values():
+        assert r["max_abs_update_difference"] < 1e-6
+        steps = {f"{o} {i} step" for o, impls in (("adamw", "loop foreach fused"), ("adam", "loop foreach fused"),
+                                                    ("adamax", "loop foreach")) for i in impls.split()}
+        assert set(r["median_ms"]) == steps | {"train step, adamw loop", "train step, adamw fused"}
