@@ -3,7 +3,7 @@
     python benchmarks/bench_optimizer.py [--profile demo] [--rounds 7] [--steps 20] [--threads 1] [--out JSON]
 
 The engine steps AdamW and Adam with torch's fused kernel and Adamax multi-tensor
-(``engine.make_optimizer``). For the three main models of ``--profile`` (their options and training
+(``cityseg_lib.train.optimizers``). For the three main models of ``--profile`` (their options and training
 size as the study's notebooks build them, ``preflight.study_configs``) this times, in one process,
 alternating in rounds so that the machine's load hits every variant alike:
 
@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from common import format_table, sync, write_report
 
 from cityseg_lib.report.preflight import study_configs
-from cityseg_lib.train.engine import FUSED, OPTIMIZERS, build_model_for, resolve_device
+from cityseg_lib.train.engine import build_model_for, resolve_device
+from cityseg_lib.train.optimizers import FUSED, OPTIMIZERS
 
 TARGET_GAIN = 1.05
 IMPLEMENTATIONS = {"loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}

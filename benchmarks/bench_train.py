@@ -64,7 +64,7 @@ MODEL_CONFIGS = {
 }
 
 # name -> (bf16 autocast, channels_last, torch.compile, TF32, fused optimiser). Every variant steps
-# the engine's optimiser (AdamW with torch's fused kernel: engine.make_optimizer) except the
+# the engine's optimiser (AdamW with torch's fused kernel: optimizers.make_optimizer) except the
 # "per-parameter AdamW" one, torch's default loop over the parameters, which measures what the
 # fused kernel saves side by side.
 VARIANTS = {
@@ -108,7 +108,7 @@ def _median_run(runs: list[dict]) -> dict:
 def measure(spec: dict) -> dict:
     """Time ``spec['steps']`` training steps after ``spec['warmup']``; runs in its own process."""
     from cityseg_lib.train.losses import build_loss
-    from cityseg_lib.train.engine import make_optimizer
+    from cityseg_lib.train.optimizers import make_optimizer
     from cityseg_lib.models import build_model
 
     device = torch.device(spec["device"])

@@ -60,7 +60,8 @@ from common import (bench_data_root, ensure_demo_data, format_table, peak_cuda_m
 from cityseg_lib.config import TrainConfig
 from cityseg_lib.strict import load_yaml
 from cityseg_lib.data.dataset import CityscapesSegmentation
-from cityseg_lib.train.engine import make_optimizer, resolve_device, to_device
+from cityseg_lib.train.engine import resolve_device, to_device
+from cityseg_lib.train.optimizers import make_optimizer
 from cityseg_lib.train.losses import build_loss
 from cityseg_lib.models import build_model
 from cityseg_lib.paths import project_root

@@ -15,10 +15,10 @@ import pytest
 import torch
 
 from cityseg_lib import runstore
-from cityseg_lib.train import engine
+from cityseg_lib.train import engine, optimizers
 from cityseg_lib.train.checkpoint import load_checkpoint
 from cityseg_lib.cli import main
-from cityseg_lib.config import load_config
+from cityseg_lib.config import OPTIMIZER_NAMES, load_config
 from cityseg_lib.errors import CitysegError
 
 BIN = Path(sys.executable).parent
@@ -221,11 +221,12 @@ def test_optimisers_take_torch_fused_kernel_where_it_has_one_and_resume_keeps_th
     A checkpoint written by the per-parameter loop (runs made before) resumes with that loop, as
     torch's load_state_dict restores the saved group flags: the resumed run stays exact."""
     weights = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(3))]
-    opt = engine.make_optimizer(name, weights, lr=0.01, weight_decay=1e-4)
+    assert tuple(optimizers.OPTIMIZERS) == OPTIMIZER_NAMES  # every name the config takes
+    opt = optimizers.make_optimizer(name, weights, lr=0.01, weight_decay=1e-4)
     assert opt.param_groups[0].get("fused") is (True if fused else None)
     assert opt.param_groups[0]["foreach"] is (None if fused else True)
 
-    loop = engine.OPTIMIZERS[name]([torch.nn.Parameter(w.detach().clone()) for w in weights], lr=0.01,
+    loop = optimizers.OPTIMIZERS[name]([torch.nn.Parameter(w.detach().clone()) for w in weights], lr=0.01,
                                    weight_decay=1e-4, foreach=False)
     for o in (opt, loop):  # one step each on the same gradients: the same update
         for w in o.param_groups[0]["params"]:

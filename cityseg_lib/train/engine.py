@@ -37,15 +37,12 @@ from cityseg_lib.train import distributed as D
 from cityseg_lib.train import tblog
 from cityseg_lib.train.checkpoint import load_checkpoint, save_checkpoint
 from cityseg_lib.train.losses import build_loss
+from cityseg_lib.train.optimizers import OPTIMIZERS, build_optimizer
 from cityseg_lib.train.loop import evaluate, evaluate_full_res, to_device, train_one_epoch
 from cityseg_lib.train.setup import num_workers, progress_enabled, resolve_device, seed_all, seed_epoch
 
-__all__ = ["OPTIMIZERS", "FUSED", "make_optimizer", "build_datasets", "full_val_dataset", "build_model_for", "build_optimizer", "fit", "load_run",
+__all__ = ["OPTIMIZERS", "build_datasets", "full_val_dataset", "build_model_for", "build_optimizer", "fit", "load_run",
            "resolve_device", "to_device", "train_one_epoch", "evaluate", "evaluate_full_res"]
-
-#: Optimisers by name (Section 3.3 of the reference compares them); decoupled weight decay for AdamW,
-#: L2 added to the gradient for Adam and Adamax, as torch defines them.
-OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "adamax": torch.optim.Adamax}
 
 
 def _cache_dir(cfg: TrainConfig) -> Path | None:
@@ -91,26 +88,6 @@ def build_model_for(cfg: TrainConfig, init_weights: bool = True) -> nn.Module:
     if not init_weights:
         options.update({k: v for k, v in (("pretrained", False), ("weights", None)) if k in valid})
     return build_model(cfg.model, num_classes=NUM_CLASSES, **options)
-
-
-#: The optimisers torch gives a fused kernel (one kernel updates every parameter, on CPU and CUDA):
-#: the same update as the per-parameter loop, 5x faster for the demo U-Net's 0.5 M parameters on a
-#: CPU core (6.6 -> 1.3 ms a step; ~10% of a training step, benchmarks/README.md §3). Adamax has none
-#: and takes the multi-tensor (foreach) path. A resumed run keeps the implementation its checkpoint
-#: was written with (``load_state_dict`` restores the saved param_group flags), so it stays exact.
-FUSED = frozenset({"adamw", "adam"})
-
-
-def make_optimizer(name: str, params, lr: float, weight_decay: float) -> torch.optim.Optimizer:
-    """The optimiser ``name`` of :data:`OPTIMIZERS` over ``params``, fused where torch has a fused
-    kernel (:data:`FUSED`), multi-tensor otherwise (the benchmarks time the engine's step with it)."""
-    impl = {"fused": True} if name in FUSED else {"foreach": True}
-    return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, **impl)
-
-
-def build_optimizer(cfg: TrainConfig, params) -> torch.optim.Optimizer:
-    """``cfg.optimizer`` over ``params`` with ``cfg.lr`` and ``cfg.weight_decay`` (:func:`make_optimizer`)."""
-    return make_optimizer(cfg.optimizer, params, cfg.lr, cfg.weight_decay)
 
 
 # ----------------------------------------------------------------------------- fit
