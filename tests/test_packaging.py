@@ -50,3 +50,18 @@ def test_the_command_line_answers_help_and_argument_errors_without_loading_torch
     light, after = done.stdout.split("\n")[:2]
     assert light == "[]"
     assert after == "True"  # a section's name, once used, loads it (and what it needs)
+
+
+def test_timm_is_imported_only_when_a_swin_is_built():
+    """Importing the models and building a U-Net loads no timm (seconds a U-Net process need not
+    pay); building a Swin2-JNet does (models/timm_weights.py imports it there)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, cityseg_lib.models as m; m.build_model('unet', base_width=4, depth=2); print('timm' in sys.modules); "
+            "m.build_model('swin2_jnet', encoder='swinv2_tiny_window8_256', pretrained=False, img_size=(64, 64), "
+            "encoder_kwargs=dict(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 2, 2, 4], window_size=4)); "
+            "print('timm' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "True"]

@@ -1,43 +1,39 @@
 """Swin2-JNet, the second enhanced model: a timm Swin V2 encoder and a U-Net-like ("J") decoder.
 
-Section 2.3 of the reference report. The encoder is ``timm.create_model(encoder,
-features_only=True, img_size=...)``: four stages at strides 4/8/16/32, returned NHWC by Swin and
-permuted here to NCHW. The decoder has one block per encoder stage, deepest first; each block
-bilinearly up-samples the deeper block's output to its stage's size, concatenates the stage's
-feature (the skip connection) and applies (3x3 conv, BatchNorm, ReLU) x 2 and Dropout. A 1x1
-classifier at stride 4 and a bilinear up-sampling to the input size give the logits (classifying
-before up-sampling equals the reverse order, both being linear, with 19 instead of
-``decoder_channels[0]`` full-size channels). All widths come from the encoder's ``feature_info``.
+Section 2.3 of the reference report. The encoder is ``timm.create_model(encoder, features_only=True,
+img_size=...)``: four stages at strides 4/8/16/32, returned NHWC by Swin and permuted here to NCHW.
+The decoder has one block per encoder stage, deepest first; each block bilinearly up-samples the
+deeper block's output to its stage's size, concatenates the stage's feature (the skip connection)
+and applies (3x3 conv, BatchNorm, ReLU) x 2 and Dropout. A 1x1 classifier at stride 4 and a bilinear
+up-sampling to the input size give the logits (classifying before up-sampling equals the reverse
+order, both being linear, with 19 instead of ``decoder_channels[0]`` full-size channels). All widths
+come from the encoder's ``feature_info``.
 
-Swin V2 fixes its input size at creation (patch grid, attention windows and masks), so the model
-is built for ``img_size``. **Inputs of another size are resized** (bilinear) to ``img_size`` and
-the logits resized back, so the output is always at the input size; the training pipeline feeds
-``img_size`` and never pays for this.
+Swin V2 fixes its input size at creation (patch grid, attention windows and masks), so the model is
+built for ``img_size``. **Inputs of another size are resized** (bilinear) to ``img_size`` and the
+logits resized back: the output is always at the input size (training feeds ``img_size``).
 
-Weights (``pretrained``/``weights``): timm's download for users with internet; a local
-checkpoint file for everyone else (timm's ``checkpoint_filter_fn`` adapts a checkpoint of the
-classification model, e.g. the hub's ``model.safetensors``, to this ``img_size``); random
-weights with ``pretrained=False``. Failing to get weights is one :class:`CitysegError` naming
-the ways out; with ``HF_HUB_OFFLINE=1`` it fails at once instead of waiting on the network.
+Weights (``pretrained``/``weights``, :mod:`.timm_weights`): timm's download for users with internet;
+a local checkpoint file for everyone else (timm's ``checkpoint_filter_fn`` adapts a checkpoint of the
+classification model, e.g. the hub's ``model.safetensors``, to this ``img_size``); random weights
+with ``pretrained=False``. Failing to get weights is one :class:`CitysegError` naming the ways out;
+with ``HF_HUB_OFFLINE=1`` it fails at once instead of waiting on the network. timm is imported when
+a model is built, not with the package: a process that trains no Swin does not pay for it.
 """
 
 from __future__ import annotations
 
-import logging
-import re
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
-import timm
 import torch
 import torch.nn.functional as F
-from timm.models import get_pretrained_cfg
 from torch import nn
 
-from cityseg_lib.errors import CitysegError, one_line
+from cityseg_lib.errors import CitysegError
 from cityseg_lib.data.labels import NUM_CLASSES
 from cityseg_lib.models.registry import check_int, check_probability, check_size, register_model
+from cityseg_lib.models.timm_weights import create_encoder
 from cityseg_lib.models.unet import DoubleConv
 
 __all__ = ["Swin2JNet", "TimmEncoder", "DEFAULT_ENCODER", "DEMO_ENCODER"]
@@ -49,43 +45,9 @@ DEMO_ENCODER = "swinv2_tiny_window8_256"
 _NAME = "swin2_jnet"
 #: encoder_kwargs this module sets itself.
 _RESERVED_KWARGS = ("features_only", "pretrained", "pretrained_cfg_overlay", "img_size")
-_NETWORK_MODULES = ("huggingface_hub", "requests", "urllib3", "httpx", "http", "urllib", "socket")
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def _is_download_error(err: BaseException) -> bool:
-    """Network/cache failures of timm's download: OSError (hub cache miss, URLError) or hub/HTTP errors."""
-    return isinstance(err, OSError) or type(err).__module__.split(".")[0] in _NETWORK_MODULES
-
-
-@contextmanager
-def _missing_keys_report() -> Iterator[list[str]]:
-    """Collect the parameter names timm reports missing while it loads pretrained weights.
-
-    timm loads non-strictly whenever it drops the classifier (always for ``features_only``), so a
-    checkpoint of another model would load nothing without an error; its only trace is the
-    "Missing keys (a, b) discovered ..." INFO record of ``timm.models._builder``.
-    """
-    missing: list[str] = []
-
-    class _Handler(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            match = re.match(r"Missing keys \((.*)\) discovered", record.getMessage())
-            if match:
-                missing.extend(k.strip() for k in match.group(1).split(","))
-
-    logger = logging.getLogger("timm.models._builder")
-    handler, old_level = _Handler(logging.INFO), logger.level
-    logger.addHandler(handler)
-    if not logger.isEnabledFor(logging.INFO):
-        logger.setLevel(logging.INFO)
-    try:
-        yield missing
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
 
 
 def _check_encoder_kwargs(value: Any) -> dict[str, Any]:
@@ -98,66 +60,6 @@ def _check_encoder_kwargs(value: Any) -> dict[str, Any]:
             raise CitysegError(f"{_NAME}: encoder_kwargs may not set {key!r}; use the model option instead")
     # YAML gives lists; timm expects tuples for depths, num_heads, window sizes
     return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
-
-
-def _load_local(name: str, kwargs: dict[str, Any], path: Path) -> nn.Module:
-    """The encoder with weights from a local checkpoint of the timm model ``name``."""
-    if not path.is_file():
-        raise CitysegError(f"{_NAME}: weights file {path} does not exist")
-    try:
-        with _missing_keys_report() as missing:
-            model = timm.create_model(
-                name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), features_only=True, **kwargs
-            )
-    except TypeError:
-        raise
-    except Exception as err:  # unreadable file, or tensors of the wrong shapes
-        raise CitysegError(f"{_NAME}: weights file {path} does not load into encoder {name!r}: {one_line(err)}") from err
-    cfg = get_pretrained_cfg(name)
-    heads = cfg.classifier if cfg is not None and cfg.classifier else "head"
-    heads = (heads,) if isinstance(heads, str) else tuple(heads)
-    missing = [k for k in missing if not k.startswith(tuple(f"{h}." for h in heads))]  # the head is dropped anyway
-    if missing:
-        more = ", ..." if len(missing) > 3 else ""
-        raise CitysegError(
-            f"{_NAME}: weights file {path} does not load into encoder {name!r}: "
-            f"{len(missing)} tensors missing ({', '.join(missing[:3])}{more})"
-        )
-    return model
-
-
-def _download(name: str, kwargs: dict[str, Any]) -> nn.Module:
-    """The encoder with timm's pretrained weights (Hugging Face hub or URL, through their caches)."""
-    cfg = get_pretrained_cfg(name)
-    if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
-        raise CitysegError(
-            f"{_NAME}: timm knows no pretrained weights for encoder {name!r}; "
-            "set weights: PATH to a local checkpoint, or pretrained: false"
-        )
-    try:
-        return timm.create_model(name, pretrained=True, features_only=True, **kwargs)
-    except Exception as err:
-        if not _is_download_error(err):
-            raise
-        source = f"https://huggingface.co/{cfg.hf_hub_id}" if cfg.hf_hub_id else cfg.url
-        raise CitysegError(
-            f"{_NAME}: cannot get pretrained weights for encoder {name!r} ({type(err).__name__}); "
-            f"either set weights: PATH to a local copy of the checkpoint ({source}), or get internet "
-            "access (with HF_HUB_OFFLINE unset or 0) or a populated Hugging Face cache (HF_HOME); "
-            "pretrained: false starts from random weights"
-        ) from err
-
-
-def _create_encoder(name: str, kwargs: dict[str, Any], pretrained: bool, weights: str | Path | None) -> nn.Module:
-    """``timm.create_model(name, features_only=True, **kwargs)`` with the weights asked for."""
-    try:
-        if weights:
-            return _load_local(name, kwargs, Path(weights).expanduser())
-        if pretrained:
-            return _download(name, kwargs)
-        return timm.create_model(name, pretrained=False, features_only=True, **kwargs)
-    except TypeError as err:  # timm passes unknown keyword arguments on to the model class
-        raise CitysegError(f"{_NAME}: encoder {name!r} rejects its arguments {sorted(kwargs)}: {one_line(err)}") from err
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -183,7 +85,7 @@ class TimmEncoder(nn.Module):
         super().__init__()
         if img_size is not None:
             kwargs["img_size"] = img_size
-        self.model = _create_encoder(name, kwargs, pretrained, weights)
+        self.model = create_encoder(name, kwargs, pretrained, weights, who=_NAME)
         self.out_channels = tuple(self.model.feature_info.channels())
         self.reductions = tuple(self.model.feature_info.reduction())
         fmt = getattr(self.model, "output_fmt", "NCHW")
@@ -264,6 +166,7 @@ class Swin2JNet(nn.Module):
         decoder_channels: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
+        import timm
         if not isinstance(encoder, str) or not timm.is_model(encoder):
             raise CitysegError(f"{_NAME}: encoder {encoder!r} is not a timm model name (see timm.list_models('swinv2*'))")
         if img_size is not None:
