@@ -61,13 +61,14 @@ def _cmd_train(a) -> int:
     from cityseg_lib import runstore
     from cityseg_lib.config import load_config
     from cityseg_lib.execute import get_executor, use_executor
-    from cityseg_lib.train.engine import fit
 
     executor = get_executor(use_executor(a.executor))
     if executor.kind != "local" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise CitysegError(f"--executor {executor.kind} under torchrun: torchrun already starts the processes of "
                            "this run (DDP); use one or the other")
-    cfg = load_config(a.params, a.overrides)
+    cfg = load_config(a.params, a.overrides)  # a bad key or value fails here, before the engine's imports
+    from cityseg_lib.train.engine import fit
+
     out, state = runstore.prepare(cfg, resume=a.resume, retrain=a.retrain)
     if state == "finished":
         print(f"{out}: finished already ({cfg.epochs} epochs); --retrain trains it again, a larger epochs= "
