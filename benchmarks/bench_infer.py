@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from common import RssSampler, format_table, peak_cuda_mb, provenance, sync, write_report
+from common import RssSampler, format_table, peak_cuda_mb, provenance, run_isolated, sync, write_report
 
 TARGET_MODEL, TARGET_RATIO = "unet", 1.5
 MODELS = ("simple_fcn", "unet", "swin2_jnet")
@@ -164,19 +163,10 @@ def measure(spec: dict) -> dict:
 
 
 def _run_isolated(spec: dict, timeout: float) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
     env = dict(os.environ)
     if spec.get("threads"):  # inductor's parallel compile workers would use every core
         env.setdefault("TORCHINDUCTOR_COMPILE_THREADS", str(spec["threads"]))
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()
-    return {"error": tail[-1] if tail else f"exit code {proc.returncode}"}
+    return run_isolated(__file__, spec, timeout, env)
 
 
 # ----------------------------------------------------------------------------- main

@@ -38,15 +38,14 @@ import argparse
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from common import (RssSampler, format_table, peak_cuda_mb, provenance, sync, train_step, training_flops,
-                    write_report)
+from common import (RssSampler, format_table, peak_cuda_mb, provenance, run_isolated, sync, train_step,
+                    training_flops, write_report)
 
 TARGET_SPEEDUP = 2.0
 
@@ -192,19 +191,6 @@ def measure(spec: dict) -> dict:
     }
 
 
-def _run_isolated(spec: dict, timeout: float) -> dict:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[len("RESULT "):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()
-    return {"error": tail[-1] if tail else f"exit code {proc.returncode}"}
-
-
 # ----------------------------------------------------------------------------- main
 
 
@@ -280,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                             steps=steps, budget=budget, threads=threads, bf16=bf16, channels_last=cl, compile=comp,
                             tf32=tf32, fused=fused, count_flops=i == 0 and rep == 0)
                 t = time.perf_counter()
-                r = _run_isolated(spec, args.timeout)
+                r = run_isolated(__file__, spec, args.timeout)
                 runs.setdefault(variant, []).append(r)
                 if "error" in r:
                     print(f"  {name:<11} {variant:<31} FAILED: {r['error']}", flush=True)

@@ -11,6 +11,8 @@ import datetime as _dt
 import json
 import math
 import os
+import subprocess
+import sys
 import threading
 import time
 from contextlib import nullcontext
@@ -191,6 +193,23 @@ def training_flops(model: nn.Module, size: tuple[int, int], device: torch.device
 
 def peak_cuda_mb(device: torch.device) -> float:
     return torch.cuda.max_memory_allocated(device) / 2**20
+
+
+def run_isolated(script: str | Path, spec: dict, timeout: float, env: dict[str, str] | None = None) -> dict:
+    """One measurement in a fresh ``python SCRIPT --worker SPEC_JSON`` process: the dict the worker
+    printed on a ``RESULT {json}`` line, else ``{"error": ...}`` (its last line of output, or the
+    timeout), so a crashing compiler or an out-of-memory variant is recorded, not fatal; and each
+    variant's peak memory is its own."""
+    cmd = [sys.executable, str(Path(script).resolve()), "--worker", json.dumps(spec)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()
+    return {"error": tail[-1] if tail else f"exit code {proc.returncode}"}
 
 
 def _rss_bytes() -> int:
