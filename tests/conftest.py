@@ -26,6 +26,17 @@ def _isolated_outputs(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("CITYSCAPES_DATASET", raising=False)
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test (timings and numerics as the demo's single-threaded runs), restored after."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def demo_root(tmp_path_factory):
     """A tiny demo dataset (128x64): 6 train, 3 val, 2 test frames, fine and coarse labels."""

@@ -12,12 +12,7 @@ from cityseg_lib.evaluate.modes import DEFAULT_MS_SCALES, InferenceMode, default
 from cityseg_lib.models import build_model
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _unet() -> nn.Module:
