@@ -67,9 +67,10 @@ def _cmd_train(a) -> int:
         raise CitysegError(f"--executor {executor.kind} under torchrun: torchrun already starts the processes of "
                            "this run (DDP); use one or the other")
     cfg = load_config(a.params, a.overrides)  # a bad key or value fails here, before the engine's imports
+    # prepare checks the model name and options (importing the models costs ~3 s, the engine ~5 s more)
+    out, state = runstore.prepare(cfg, resume=a.resume, retrain=a.retrain)
     from cityseg_lib.train.engine import fit
 
-    out, state = runstore.prepare(cfg, resume=a.resume, retrain=a.retrain)
     if state == "finished":
         print(f"{out}: finished already ({cfg.epochs} epochs); --retrain trains it again, a larger epochs= "
               "with --resume extends it")
