@@ -326,6 +326,45 @@ def test_an_architecture_difference_whose_seeds_disagree_is_unresolved():
     assert evidence.headline(ctx)["comparisons"]["unet_vs_simple_fcn"]["resolved"] is False
 
 
+def test_a_variant_run_once_is_compared_with_every_seed_of_the_main_configuration():
+    """The main U-Net's seeds score 70 / 74 / 66: a variant at 68 beats seed 2 but loses to seeds 0
+    and 1, so it is unresolved, although against seed 0 alone it would be a resolved loss; a variant
+    at 50 loses to every seed: resolved, 3 of 3 seed pairs agree, with the single-run caveat."""
+    seeded = {"unet": [70, 74, 66], "swin": [80, 84, 76]}
+    ctx = context(arch_seeds=seeded, tuned=68, constant=68, replace=50, augment=68, nodrop=78, nobn=60)
+    for key in ("unet_tuned_vs_unet", "augment_replace_vs_none", "augment_augment_vs_none", "steplr_vs_constant_lr",
+                "dropout_vs_no_dropout", "batchnorm_vs_no_batchnorm"):
+        c = evidence.comparison(ctx, key)
+        assert sorted((c.diff.n_seeds_a, c.diff.n_seeds_b)) == [1, 3] and len(c.diff.seed_differences) == 3, key
+        assert c.single_run and c.runs_phrase() == "one run against 3 seeds", key
+    lucky = evidence.compare(ctx, ["unet_tuned"], ["unet"])  # against seed 0 alone: a resolved loss
+    assert lucky.resolved and lucky.difference < 0
+    tuned = evidence.comparison(ctx, "unet_tuned_vs_unet")
+    assert not tuned.resolved and tuned.diff.seeds_agree is False and tuned.diff.n_seeds_agreeing == 2
+    assert "the seed pairs disagree (2 of 3 agree in sign)" in tuned.sentence()
+    for key in ("steplr_vs_constant_lr", "dropout_vs_no_dropout", "augment_augment_vs_none"):
+        assert not evidence.comparison(ctx, key).resolved, key
+    for key in ("augment_replace_vs_none", "batchnorm_vs_no_batchnorm"):
+        assert evidence.comparison(ctx, key).resolved and "3 of 3 seed pairs agree" in evidence.comparison(ctx, key).sentence()
+    lines = discussion.conclusions(ctx)
+    sweep = next(x for x in lines if x.startswith("**Sweep, U-Net.**"))
+    assert "not shown to help" in sweep and "beats" not in sweep
+    aug = next(x for x in lines if x.startswith("**Augmentation.**"))
+    assert aug.endswith("One run against 3 seeds: the seed pairs cover the seed noise of the repeated side, not "
+                        "that of the single run.") and "One run each" not in aug
+    worse = context(arch_seeds=seeded, tuned=50)
+    refl = next(p for p in discussion.reflections(worse).split("\n\n") if p.startswith("**Sweep.**"))
+    assert refl.endswith("made U-Net worse beyond the noise of the validation set (one run against 3 seeds).")
+    head = evidence.headline(ctx)["comparisons"]["unet_tuned_vs_unet"]
+    assert (head["seeds_a"], head["seeds_b"], head["resolved"]) == (1, 3, False)
+    table = results_section.comparisons_table(ctx)
+    assert "1 vs 3" in set(table["seeds"]) and "3 vs 3" in set(table["seeds"])
+    aug_table = training_section.augmentation_table(ctx)
+    replace = evidence.comparison(ctx, "augment_replace_vs_none").diff.difference
+    assert list(aug_table["vs none, 3 seeds pooled (points)"])[1] == round(100 * replace, 1)
+    assert "vs none (points)" in training_section.augmentation_table(context()).columns
+
+
 def test_a_model_trained_once_has_no_seed_spread():
     unet = evidence.headline(context())["models"]["unet"]
     assert unet["seeds"] == [0] and unet["seed_sd"] is None and unet["seed_mean"] == unet["miou"]

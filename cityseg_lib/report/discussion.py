@@ -28,6 +28,12 @@ def _sentences(comps: list[Comparison]) -> str:
     return " ".join(c.sentence() for c in comps)
 
 
+def _seed_notes(comps: list[Comparison]) -> str:
+    """The single-run caveats of a topic's comparisons, each once, with a leading space ("" if none)."""
+    notes = list(dict.fromkeys(c.seed_note() for c in comps if c.seed_note()))
+    return "".join(f" {n}" for n in notes)
+
+
 def baseline_verdict(comps: list[Comparison]) -> str:
     """Whether the enhanced models beat the baseline, from the resolved comparisons only."""
     against = [c for c in comps if c.name_b == "SimpleFCN"]
@@ -59,29 +65,27 @@ def conclusions(ctx: ReportContext) -> list[str]:
     out.append(f"**Learning.** {len(recs) - len(missing)} of {len(recs)} models score more than twice the mIoU of "
                f"predicting the most frequent class everywhere ({pct(floor)})"
                + ("." if not missing else f"; {join(missing)} {'does' if len(missing) == 1 else 'do'} not."))
-    one_run = " One run each: the seed noise is not in this interval."
     for c in finding(ctx, "tuning"):
         effect = (" The sweep's parameters are not shown to help." if not c.resolved else
                   " The sweep's parameters help." if c.diff.difference > 0 else
                   " The sweep's parameters make it worse: the winner of short rungs is not the best setting for "
                   "the full schedule (Section 4.5).")
-        single = c.diff is not None and c.diff.n_seeds_a == c.diff.n_seeds_b == 1
-        out.append(f"**Sweep, {c.name_b}.** " + c.sentence() + effect + (one_run if single else ""))
+        out.append(f"**Sweep, {c.name_b}.** " + c.sentence() + effect + _seed_notes([c]))
     losses = finding(ctx, "loss")
     if losses:
         out.append("**Loss.** " + _sentences(losses) + " " + loss_reference(ctx))
     sched = finding(ctx, "scheduler")
     if sched:
-        out.append("**Scheduler.** " + _sentences(sched) + one_run)
+        out.append("**Scheduler.** " + _sentences(sched) + _seed_notes(sched))
     aug = finding(ctx, "augmentation")
     if aug:  # each mode's difference with its interval, then what they settle
         out.append("**Augmentation.** " + _sentences(aug) + " "
                    + settled(aug, "Against the original images, ", "helps", "hurts",
-                             "No augmentation mode is resolved from training without it.") + one_run)
+                             "No augmentation mode is resolved from training without it.") + _seed_notes(aug))
     for topic, name in (("dropout", "Dropout"), ("batchnorm", "BatchNorm"), ("optimizer", "Optimiser"),
                         ("resolution", "Training size")):
         for c in finding(ctx, topic):
-            out.append(f"**{name}.** " + c.sentence() + one_run)
+            out.append(f"**{name}.** " + c.sentence() + _seed_notes([c]))
     diffs = [r["miou_full_res"] - r["miou"] for r in recs.values() if not math.isnan(r["miou_full_res"])]
     if diffs:
         mean = float(np.mean(diffs))
@@ -163,7 +167,7 @@ def reflections(ctx: ReportContext) -> str:
     arch_spread = [max(v) - min(v) for v in (_seed_mious(ctx, label) for label in ctx.untuned) if len(v) > 1]
     topics = ("architecture", "augmentation", "scheduler", "dropout", "batchnorm", "tuning", "optimizer", "resolution")
     comps = [c for t in topics for c in finding(ctx, t)]
-    single = [c for c in comps if c.diff is None or max(c.diff.n_seeds_a, c.diff.n_seeds_b) < 2]
+    single = [c for c in comps if c.single_run]
     single_topics = [t for t in topics if any(c.topic == t for c in single)]
     unresolved = [c for c in single if not c.resolved]
     seeded = "the loss comparison" + (" and up to " + pts(max(arch_spread)) + " in the architecture comparison"
@@ -185,10 +189,12 @@ def reflections(ctx: ReportContext) -> str:
         held = [c.name_b for c in tuning if c.resolved and c.diff.difference > 0]
         hurt = [c.name_b for c in tuning if c.resolved and c.diff.difference < 0]
         effects = ([f"improved {join(held)}"] if held else []) + ([f"made {join(hurt)} worse"] if hurt else [])
+        runs = list(dict.fromkeys(c.runs_phrase() for c in tuning if c.resolved and c.runs_phrase()))
         parts.append(
             "**Sweep.** Successive halving judges candidates on short, small-data rungs, which favours settings that "
             "learn fast early over ones that win late. Trained with the main schedule, the winners' settings "
-            + (f"{' and '.join(effects)} beyond the noise of the validation set (one run each)."
+            + (f"{' and '.join(effects)} beyond the noise of the validation set"
+               + (f" ({'; '.join(runs)})." if runs else ".")
                if effects else "did not change any model beyond the noise.")
         )
     repeat = ("Repeat the single-run comparisons over seeds as was done for the architectures and losses"

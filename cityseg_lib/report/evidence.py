@@ -42,6 +42,29 @@ class Comparison:
     def resolved(self) -> bool:
         return bool(self.diff is not None and self.diff.resolved)
 
+    @property
+    def single_run(self) -> bool:
+        """One side ran once (or nothing is paired): that run's own seed noise is not in the interval."""
+        return self.diff is None or min(self.diff.n_seeds_a, self.diff.n_seeds_b) < 2
+
+    def runs_phrase(self) -> str:
+        """How many runs the two sides hold: ``"one run each"``, ``"one run against 3 seeds"``, ``""``
+        (both sides repeated, or nothing paired)."""
+        if not self.single_run or self.diff is None:
+            return ""
+        n = max(self.diff.n_seeds_a, self.diff.n_seeds_b)
+        return "one run each" if n == 1 else f"one run against {n} seeds"
+
+    def seed_note(self) -> str:
+        """The caveat a single run adds to the verdict, from the run counts ("" when both sides repeat)."""
+        phrase = self.runs_phrase()
+        if not phrase:
+            return ""
+        if phrase == "one run each":
+            return "One run each: the seed noise is not in this interval."
+        return (f"{phrase[:1].upper()}{phrase[1:]}: the seed pairs cover the seed noise of the repeated side, "
+                "not that of the single run.")
+
     def sentence(self) -> str:
         """The computed verdict (:func:`cityseg_lib.evaluate.wording.verdict`)."""
         if self.diff is None:
@@ -89,10 +112,16 @@ def compare(ctx: ReportContext, runs_a: list[str], runs_b: list[str]) -> Differe
 
 
 def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list[str]]]:
-    """(key, topic, name a, name b, runs a, runs b) of every comparison the study makes."""
+    """(key, topic, name a, name b, runs a, runs b) of every comparison the study makes.
+
+    A main configuration enters every comparison with all its seeds, pooled, also against a
+    variant that ran once (tuned, augmentation, optimiser, resolution, scheduler, dropout,
+    BatchNorm): against its first seed alone, a variant would be judged by that seed's luck, and
+    the variant is called better or worse only when it is so against every seed.
+    """
     fcn, unet, swin = ctx.baseline.main_run, ctx.unet.main_run, ctx.swin.main_run
     n = {m: display_name(m) for m in ("simple_fcn", "unet", "swin2_jnet")}
-    seeds = {m: ctx.seed_runs(n[m]) for m in n}  # architectures: every seed, pooled
+    seeds = {m: ctx.seed_runs(n[m]) for m in n}  # every seed of each main configuration
     out = [("unet_vs_simple_fcn", "architecture", n["unet"], n["simple_fcn"], seeds["unet"], seeds["simple_fcn"]),
            ("swin2_jnet_vs_simple_fcn", "architecture", n["swin2_jnet"], n["simple_fcn"], seeds["swin2_jnet"],
             seeds["simple_fcn"]),
@@ -101,7 +130,7 @@ def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list
     for model, run in ctx.sweep.tuned_runs.items():
         if model in main:
             out.append((f"{model}_tuned_vs_{model}", "tuning", tuned_label(model), display_name(model), [run],
-                        [main[model]]))
+                        seeds[model]))
     losses = list(ctx.losses.runs)
     ref = "cross_entropy" if "cross_entropy" in losses else (losses[0] if losses else None)
     for loss in losses:
@@ -113,26 +142,26 @@ def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list
     for mode, run in aug.items():
         if mode != "none" and "none" in aug:
             out.append((f"augment_{mode}_vs_none", "augmentation", f"'{mode}' augmentation", "no augmentation",
-                        [run], [aug["none"]]))
+                        [run], seeds["unet"] if aug["none"] == unet else [aug["none"]]))
     opts = getattr(ctx.unet, "optimizer_runs", {}) or {}
     main_opt = next((o for o, r in opts.items() if r == unet), None)
     for opt, run in opts.items():
         if main_opt and opt != main_opt:
             names = {"adamw": "AdamW", "adam": "Adam", "adamax": "Adamax"}
             out.append((f"optimizer_{main_opt}_vs_{opt}", "optimizer", f"U-Net with {names.get(main_opt, main_opt)}",
-                        f"U-Net with {names.get(opt, opt)}", [unet], [run]))
+                        f"U-Net with {names.get(opt, opt)}", seeds["unet"], [run]))
     if getattr(ctx.unet, "resolution_run", None):
         out.append(("resolution_large_vs_main", "resolution", "U-Net trained at the larger size",
-                    "U-Net trained at the profile's size", [ctx.unet.resolution_run], [unet]))
+                    "U-Net trained at the profile's size", [ctx.unet.resolution_run], seeds["unet"]))
     if ctx.unet.constant_lr_run:
-        out.append(("steplr_vs_constant_lr", "scheduler", "StepLR", "a constant learning rate", [unet],
+        out.append(("steplr_vs_constant_lr", "scheduler", "StepLR", "a constant learning rate", seeds["unet"],
                     [ctx.unet.constant_lr_run]))
     if ctx.swin.no_dropout_run:
-        out.append(("dropout_vs_no_dropout", "dropout", "Swin2-JNet with dropout", "without dropout", [swin],
-                    [ctx.swin.no_dropout_run]))
+        out.append(("dropout_vs_no_dropout", "dropout", "Swin2-JNet with dropout", "without dropout",
+                    seeds["swin2_jnet"], [ctx.swin.no_dropout_run]))
     if ctx.swin.no_batchnorm_run:
-        out.append(("batchnorm_vs_no_batchnorm", "batchnorm", "Swin2-JNet with BatchNorm", "without BatchNorm", [swin],
-                    [ctx.swin.no_batchnorm_run]))
+        out.append(("batchnorm_vs_no_batchnorm", "batchnorm", "Swin2-JNet with BatchNorm", "without BatchNorm",
+                    seeds["swin2_jnet"], [ctx.swin.no_batchnorm_run]))
     return out
 
 

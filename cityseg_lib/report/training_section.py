@@ -32,15 +32,19 @@ def settled(comps: list[Comparison], subject: str, positive: str, negative: str,
 
 
 def augmentation_table(ctx: ReportContext) -> pd.DataFrame:
+    """One row per augmentation mode; its paired difference against no augmentation, whose seeds are
+    pooled when the main U-Net has several (the column says how many)."""
+    comps = {mode: comparison(ctx, f"augment_{mode}_vs_none") for mode in ctx.unet.augment_runs}
+    n_none = max((c.diff.n_seeds_b for c in comps.values() if c and c.diff), default=1)
+    versus = "vs none (points)" if n_none < 2 else f"vs none, {n_none} seeds pooled (points)"
     rows = []
     for mode, run in ctx.unet.augment_runs.items():
-        rec = ctx.record(run)
-        c = comparison(ctx, f"augment_{mode}_vs_none")
+        rec, c = ctx.record(run), comps[mode]
         rows.append({"augmentation": AUGMENT_LABELS.get(mode, mode), "train images / epoch": rec["train_images"],
                      "best val loss": round(rec["best_val_loss"], 4), "best epoch": rec["best_epoch"],
                      "val mIoU (%)": round(100 * rec["miou"], 1),
                      "val mIoU full res [95% CI]": interval_text(ctx, run),
-                     "vs none (points)": round(100 * c.diff.difference, 1) if c and c.diff else math.nan,
+                     versus: round(100 * c.diff.difference, 1) if c and c.diff else math.nan,
                      "finding": ("yes" if c.resolved else "unresolved") if c else "–"})
     return pd.DataFrame(rows)
 
