@@ -350,8 +350,8 @@ def test_a_variant_run_once_is_compared_with_every_seed_of_the_main_configuratio
     sweep = next(x for x in lines if x.startswith("**Sweep, U-Net.**"))
     assert "not shown to help" in sweep and "beats" not in sweep
     aug = next(x for x in lines if x.startswith("**Augmentation.**"))
-    assert aug.endswith("One run against 3 seeds: the seed pairs cover the seed noise of the repeated side, not "
-                        "that of the single run.") and "One run each" not in aug
+    assert aug.endswith("One run against 3 seeds: the single run's own seed noise is not in this interval.")
+    assert "One run each" not in aug
     worse = context(arch_seeds=seeded, tuned=50)
     refl = next(p for p in discussion.reflections(worse).split("\n\n") if p.startswith("**Sweep.**"))
     assert refl.endswith("made U-Net worse beyond the noise of the validation set (one run against 3 seeds).")
@@ -363,6 +363,11 @@ def test_a_variant_run_once_is_compared_with_every_seed_of_the_main_configuratio
     replace = evidence.comparison(ctx, "augment_replace_vs_none").diff.difference
     assert list(aug_table["vs none, 3 seeds pooled (points)"])[1] == round(100 * replace, 1)
     assert "vs none (points)" in training_section.augmentation_table(context()).columns
+    mean = np.mean([miou_from_matrix(matrices(h).sum(0)) for h in seeded["unet"]])
+    pooled = f"the 3 seeds of the main configuration (mean {100 * mean:.1f}%); the table shows its first seed."
+    assert training_section.augmentation_text(ctx).count("These differences pool " + pooled) == 1
+    assert ("The difference pools " + pooled) in training_section.scheduler_text(ctx)
+    assert "seeds of the main configuration" not in training_section.augmentation_text(context())
 
 
 def test_a_model_trained_once_has_no_seed_spread():

@@ -177,8 +177,8 @@ def reflections(ctx: ReportContext) -> str:
         f"of mIoU in {seeded}, and the bootstrap intervals show how much every score moves with the choice "
         "of validation images. The paired intervals account for the second only"
         + (" (a comparison pooled over seeds also needs every seed to agree)" if len(single) < len(comps) or ls else "")
-        + (f"; single-run comparisons ({join([_TOPIC_WORDS.get(t, t) for t in single_topics])}) carry the seed noise "
-           "on top" + (f", and {len(unresolved)} of them are unresolved even before it." if unresolved else ".")
+        + (f"; single-run comparisons ({join([_TOPIC_WORDS.get(t, t) for t in single_topics])}) leave the single "
+           "run's seed noise out" + (f", and {len(unresolved)} of them are unresolved even so." if unresolved else ".")
            if single else ".")
     )
     length = training_length(ctx)

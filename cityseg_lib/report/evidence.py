@@ -22,9 +22,9 @@ from cityseg_lib.evaluate.uncertainty import Difference, Interval, bootstrap_ci,
 from cityseg_lib.evaluate.wording import format_interval, verdict
 from cityseg_lib.models.names import display_name
 from cityseg_lib.report.context import FLAT_GAIN, ReportContext
-from cityseg_lib.report.format import LOSS_LABELS, tuned_label
+from cityseg_lib.report.format import LOSS_LABELS, pct, tuned_label
 
-__all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "headline",
+__all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note", "headline",
            "write_headline", "headline_path", "interval_text", "differences_table", "points"]
 
 
@@ -62,8 +62,7 @@ class Comparison:
             return ""
         if phrase == "one run each":
             return "One run each: the seed noise is not in this interval."
-        return (f"{phrase[:1].upper()}{phrase[1:]}: the seed pairs cover the seed noise of the repeated side, "
-                "not that of the single run.")
+        return f"{phrase[:1].upper()}{phrase[1:]}: the single run's own seed noise is not in this interval."
 
     def sentence(self) -> str:
         """The computed verdict (:func:`cityseg_lib.evaluate.wording.verdict`)."""
@@ -180,6 +179,18 @@ def comparison(ctx: ReportContext, key: str) -> Comparison | None:
 def finding(ctx: ReportContext, topic: str) -> list[Comparison]:
     """The comparisons of one topic (``loss``, ``augmentation``...)."""
     return [c for c in comparisons(ctx) if c.topic == topic]
+
+
+def pooled_note(comps: list[Comparison | None]) -> str:
+    """For a section whose table shows the main run: a sentence (with a leading space) saying that
+    its differences pool every seed of the main configuration, and their mean; "" when none does."""
+    pooled = [c for c in comps if c and c.diff and c.single_run and max(c.diff.n_seeds_a, c.diff.n_seeds_b) > 1]
+    if not pooled:
+        return ""
+    d = pooled[0].diff
+    spread = d.spread_a if d.n_seeds_a > 1 else d.spread_b
+    return (f" {'These differences pool' if len(pooled) > 1 else 'The difference pools'} the {spread['n']} seeds of "
+            f"the main configuration (mean {pct(spread['mean'])}); the table shows its first seed.")
 
 
 def _num(x: float | None) -> float | None:

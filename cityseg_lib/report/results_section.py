@@ -12,7 +12,7 @@ from cityseg_lib import plots
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.intervals import expanded_level
 from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
-from cityseg_lib.report.evidence import comparison, differences_table, headline, interval_text, points
+from cityseg_lib.report.evidence import comparison, differences_table, headline, interval_text, points, pooled_note
 from cityseg_lib.report.format import figure_caption, join, pct
 
 
@@ -175,4 +175,5 @@ def dropout_text(ctx: ReportContext) -> str:
                      "reference's regularisation claim is tested here; BatchNorm stays on in every run.")
     if not parts:
         parts.append("This build trained no regularisation variants of Swin2-JNet.")
+    parts[-1] += pooled_note([drop, bn])
     return "\n\n".join(parts)

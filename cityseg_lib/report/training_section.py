@@ -12,7 +12,7 @@ import pandas as pd
 
 from cityseg_lib import plots
 from cityseg_lib.report.context import FLAT_GAIN, ReportContext, full_or_train
-from cityseg_lib.report.evidence import Comparison, comparison, finding, interval_text
+from cityseg_lib.report.evidence import Comparison, comparison, finding, interval_text, pooled_note
 from cityseg_lib.report.format import AUGMENT_LABELS, figure_caption, join, pct, size_hw
 
 
@@ -65,7 +65,8 @@ def augmentation_text(ctx: ReportContext) -> str:
     ]
     order = " > ".join(f"`{m}` ({pct(full_or_train(recs[m]))})" for m in ranked)
     comps = finding(ctx, "augmentation")
-    parts.append(f"Ranked by full-resolution mIoU: {order}. " + " ".join(c.sentence() for c in comps))
+    parts.append(f"Ranked by full-resolution mIoU: {order}. " + " ".join(c.sentence() for c in comps)
+                 + pooled_note(comps))
     parts.append(settled(
         comps, "Against training on the original images, ", "helps", "hurts",
         "No augmentation mode differs from training on the original images beyond the sampling noise of this "
@@ -115,7 +116,7 @@ def scheduler_text(ctx: ReportContext) -> str:
     (win, lo), (lose, hi) = sorted(lows.items(), key=lambda kv: kv[1])
     c = comparison(ctx, "steplr_vs_constant_lr")
     parts.append(f"{win[0].upper() + win[1:]} reached the lower validation loss: {lo:.4f} against {hi:.4f} for "
-                 f"{lose}. In full-resolution mIoU: " + (c.sentence() if c else "not compared."))
+                 f"{lose}. In full-resolution mIoU: " + (c.sentence() + pooled_note([c]) if c else "not compared."))
     rising = []
     for label, m in (("StepLR", ms), ("constant", mc)):
         if m["val_loss"].iloc[-1] > m["val_loss"].min() * 1.01:

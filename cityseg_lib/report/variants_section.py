@@ -15,7 +15,7 @@ import pandas as pd
 
 from cityseg_lib import plots
 from cityseg_lib.report.context import ReportContext
-from cityseg_lib.report.evidence import comparison, interval_text
+from cityseg_lib.report.evidence import comparison, interval_text, pooled_note
 from cityseg_lib.report.format import figure_caption, size_hw
 
 __all__ = ["OPTIMIZER_LABELS", "optimizer_table", "optimizer_text", "fig_optimizers", "resolution_runs",
@@ -41,10 +41,11 @@ def optimizer_text(ctx: ReportContext) -> str:
     if len(runs) < 2:
         return "This build trained the U-Net with one optimiser only, so the reference's claim is not tested here."
     cfg = ctx.runs.config(ctx.unet.main_run)
-    sentences = [c.sentence() for o in runs if (c := comparison(ctx, f"optimizer_{cfg.optimizer}_vs_{o}"))]
+    comps = [c for o in runs if (c := comparison(ctx, f"optimizer_{cfg.optimizer}_vs_{o}"))]
     return (f"The main U-Net was trained with {', '.join(OPTIMIZER_LABELS.get(o, o) for o in runs)}, everything else "
             f"equal (initial learning rate {cfg.lr:g}, weight decay {cfg.weight_decay:g}: decoupled for AdamW, added to "
-            "the gradient for Adam and Adamax, as torch defines them). " + " ".join(sentences))
+            "the gradient for Adam and Adamax, as torch defines them). " + " ".join(c.sentence() for c in comps)
+            + pooled_note(comps))
 
 
 def fig_optimizers(ctx: ReportContext, number: int) -> tuple:
@@ -80,7 +81,7 @@ def resolution_text(ctx: ReportContext) -> str:
     cost = f" Training at {large} took {tb / ta:.1f} times as long." if ta > 0 else ""
     return (f"The reference trains at a reduced size and reports results 'almost identical' to the full resolution. "
             f"Here the main U-Net ({small}) is compared with the same model trained at {large}, both scored at the "
-            f"labels' full resolution. {c.sentence() if c else ''}{cost}")
+            f"labels' full resolution. {c.sentence() + pooled_note([c]) if c else ''}{cost}")
 
 
 def fig_resolution(ctx: ReportContext, number: int) -> tuple:
