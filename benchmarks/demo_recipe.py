@@ -326,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown recipe {unknown[0]!r} (--list)")
     if not a.table_only:
+        if any(RECIPES[n].get("_frames") for n in a.recipes):
+            pool_root()  # here, once: two children generating it at the same time wrote into each other's folders
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         pending, running = list(a.recipes), []
         while pending or running:

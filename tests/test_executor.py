@@ -198,6 +198,23 @@ def test_the_embedded_cluster_listens_on_loopback_only_without_dashboard_and_wit
     assert "REFUSED AuthenticationError" in done.stdout, done.stdout + done.stderr[-2000:]
 
 
+def test_an_embedded_cluster_starts_after_import_ray_and_again_after_the_environment_was_restored(tmp_path):
+    """Ray reads RAY_AUTH_MODE at import and caches the first token it loads for the life of the
+    process, while the GCS it starts reads the environment as it is then. A notebook that ran
+    ``import ray`` first, or a second embedded cluster after ``ray.shutdown()`` in an environment that
+    lost the first token (a test module after another's fixture restored ``os.environ``: how two Ray
+    modules in one pytest-xdist worker failed), had the GCS refuse its own driver ("Failed to start
+    GCS" after 20 s)."""
+    code = ("import os\nsaved = dict(os.environ)\nimport ray\nfrom cityseg_lib.execute import ray_executor\n"
+            "first = ray_executor.connect(num_cpus=1)\nray.shutdown()\nos.environ.clear()\nos.environ.update(saved)\n"
+            "second = ray_executor.connect(num_cpus=1)\nprint('STARTED', first != second, os.environ['RAY_AUTH_MODE'])\n"
+            "ray.shutdown()\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(HOME=str(tmp_path), PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0 and "STARTED True token" in done.stdout, done.stdout + done.stderr[-2000:]
+
+
 def test_train_all_on_ray_equals_local_and_runs_in_workers(ray_local, demo_root, tmp_path, capsys):
     cfgs = lambda runs: [_cfg(demo_root, runs, "a"), _cfg(demo_root, runs, "b", lr=0.003, loss="dice")]  # noqa: E731
     local = train_all(cfgs(tmp_path / "local"), executor="local", threads=1)

@@ -62,6 +62,23 @@ def _embedded_settings() -> None:
     _loopback()
 
 
+def _reload_auth() -> None:
+    """Make this driver read the token settings again before it starts or joins a cluster.
+
+    Ray reads ``RAY_AUTH_MODE`` when it is imported and caches the first token it loads, for the
+    life of the process; the servers it starts are child processes that read the environment as it
+    is now. Settings made after ``import ray`` (a notebook that imported it first, a second embedded
+    cluster after ``ray.shutdown()``) would reach the GCS but not this driver, which the GCS then
+    refuses ("Failed to start GCS" after 20 s).
+    """
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+    except ImportError:  # a Ray without token authentication (< 2.52): nothing cached
+        return
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
 def _loopback() -> None:
     """Ray's single-node switch: this process's node address is 127.0.0.1, for starting a loopback
     cluster or joining one (otherwise Ray rewrites 127.0.0.1 into the machine's address)."""
@@ -89,6 +106,7 @@ def connect(num_cpus: int | None = None) -> str:
     ray = _ray()
     if ray.is_initialized():
         return ray.get_runtime_context().gcs_address
+    _reload_auth()
     quiet = {"logging_level": logging.WARNING, "log_to_driver": True}
     if address:
         try:
