@@ -455,3 +455,26 @@ def test_sweep_words_follow_the_tuned_runs_difference():
     same, refl = lines(70)
     assert "unresolved" in same and "not shown to help" in same
     assert refl.endswith("did not change any model beyond the noise.")
+
+
+def test_rankings_order_a_seeded_configuration_by_its_seed_mean_as_its_comparisons_pool_it():
+    """The main U-Net's first seed scores 70 but its seeds average (70 + 50 + 50) / 3: a variant at 62
+    and a Swin2-JNet whose seeds all score 62 rank above it, as the pooled differences say, although
+    the first seed alone would put the U-Net first."""
+    ctx = context(arch_seeds={"unet": [70, 50, 50], "swin": [62, 62, 62]}, augment=62, replace=40)
+    mean = np.mean([miou_from_matrix(matrices(h).sum(0)) for h in (70, 50, 50)])
+    variant = miou_from_matrix(matrices(62).sum(0))
+    assert variant > mean and evidence.comparison(ctx, "augment_augment_vs_none").diff.difference > 0
+    text = training_section.augmentation_text(ctx)
+    assert (f"Ranked by full-resolution mIoU: `augment` ({100 * variant:.1f}%) > `none` ({100 * mean:.1f}%, mean of 3 "
+            f"seeds) > `replace`") in text
+    ranking = next(x for x in discussion.conclusions(ctx) if x.startswith("**Ranking.**"))
+    first = evidence.interval_text(ctx, "unet")
+    assert "a model trained with several seeds by their mean" in ranking
+    assert f"Swin2-JNet {100 * variant:.1f}% as the mean of 3 seeds" in ranking
+    assert f"; U-Net {100 * mean:.1f}% as the mean of 3 seeds, its first seed {first};" in ranking
+    assert ranking.index("; Swin2-JNet") < ranking.index("; U-Net ")
+    # one run per model: the plain scores, no mention of seeds
+    single = next(x for x in discussion.conclusions(context()) if x.startswith("**Ranking.**"))
+    assert "seed" not in single and "`none` (" in training_section.augmentation_text(context())
+    assert "mean of" not in training_section.augmentation_text(context())

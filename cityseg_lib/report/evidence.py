@@ -197,7 +197,7 @@ def _num(x: float | None) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
-def _seed_scores(ctx: ReportContext, label: str) -> dict:
+def seed_scores(ctx: ReportContext, label: str) -> dict:
     """``seeds``, ``seed_miou`` (each seed's full-resolution mIoU), their mean and sd (ddof=1)."""
     runs = ctx.seed_runs(label)
     values = [v for v in (ctx.record(r)["miou_full_res"] for r in runs) if v is not None and not math.isnan(v)]
@@ -222,7 +222,7 @@ def headline(ctx: ReportContext) -> dict:
                 "pixel_accuracy": _num(rec["pixel_accuracy_full_res"]),
                 "class_iou": {n: _num(scores["class_iou"].get(n)) for n in CLASS_NAMES},
                 "n_images": iv.n_images if iv else None,
-                **_seed_scores(ctx, label),
+                **seed_scores(ctx, label),
                 "epochs_run": rec["epochs_run"], "best_epoch": rec["best_epoch"],
                 "last_epoch_gain": _num(ctx.last_gain[label]),
                 "flattened": bool(ctx.last_gain[label] <= FLAT_GAIN) if not math.isnan(ctx.last_gain[label]) else None,

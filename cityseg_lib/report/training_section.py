@@ -52,7 +52,6 @@ def augmentation_table(ctx: ReportContext) -> pd.DataFrame:
 def augmentation_text(ctx: ReportContext) -> str:
     runs = ctx.unet.augment_runs
     recs = {m: ctx.record(r) for m, r in runs.items()}
-    ranked = sorted(recs, key=lambda m: full_or_train(recs[m]), reverse=True)
     cfg = ctx.runs.config(next(iter(runs.values())))
     parts = [
         f"Every image is resized to {size_hw(cfg.image_size)} before training (bilinear for the image, nearest "
@@ -63,8 +62,17 @@ def augmentation_text(ctx: ReportContext) -> str:
         f"(area {cfg.crop_scale[0]:.0%} to {cfg.crop_scale[1]:.0%}, resized back) copy, and with the transformed "
         "copies added to the originals (twice the images per epoch). Table 5 lists the outcome.",
     ]
-    order = " > ".join(f"`{m}` ({pct(full_or_train(recs[m]))})" for m in ranked)
     comps = finding(ctx, "augmentation")
+    scores = {m: full_or_train(recs[m]) for m in runs}
+    shown = {m: pct(v) for m, v in scores.items()}
+    pooled = next((c.diff.spread_b for c in comps if c.diff and c.diff.n_seeds_b > 1 and c.diff.spread_b), None)
+    if pooled and "none" in runs:
+        # the differences pool the main configuration's seeds: rank it by their mean, as they do, so
+        # that the order never contradicts them (its first seed alone can rank above a variant that
+        # the pooled difference puts ahead of it)
+        scores["none"], shown["none"] = pooled["mean"], f"{pct(pooled['mean'])}, mean of {pooled['n']} seeds"
+    ranked = sorted(runs, key=lambda m: scores[m], reverse=True)
+    order = " > ".join(f"`{m}` ({shown[m]})" for m in ranked)
     parts.append(f"Ranked by full-resolution mIoU: {order}. " + " ".join(c.sentence() for c in comps)
                  + pooled_note(comps))
     parts.append(settled(
