@@ -39,6 +39,8 @@ _EXTRA_CSS = """
     .jp-OutputArea-output:has(> img) { break-after: avoid-page; }
     h1, h2, h3, h4 { break-after: avoid-page; }
     p, li { orphans: 3; widows: 3; }
+    /* the reference list is short: one page, never its last entry alone on a page of its own */
+    #References + ol { break-inside: avoid-page; }
   }
 </style>
 """
