@@ -211,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     how = s.add_mutually_exclusive_group()
     how.add_argument("--resume", action="store_true",
                      help="continue this run from RUN/last.pt, or extend it to a larger epochs=")
-    how.add_argument("--retrain", action="store_true", help="replace the finished run of this config (deletes it)")
+    how.add_argument("--retrain", action="store_true",
+                     help="train this config again; its finished run moves to .replaced/ beside it (kept, not deleted)")
     _executor_argument(s)
     s.set_defaults(func=_cmd_train)
 

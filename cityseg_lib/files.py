@@ -3,7 +3,8 @@
 Every file is written to a temporary file in the same folder, flushed to disk and renamed over
 the target (:func:`os.replace` is atomic on POSIX), so a process killed at any moment leaves
 either the old file or the new one, never a truncated one. :func:`write_new` refuses to replace
-an existing file (outputs that must never overwrite anything, such as predictions).
+an existing file (outputs that must never overwrite anything, such as predictions), and
+:func:`set_aside` moves a finished run or sweep out of the way, whole, instead of deleting it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,7 +22,9 @@ from typing import Any, BinaryIO
 from cityseg_lib.errors import CitysegError
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_csv",
-           "write_new"]
+           "write_new", "set_aside", "REPLACED_DIR"]
+
+REPLACED_DIR = ".replaced"  # beside the runs (or sweeps) of a profile: what an explicit retrain replaced
 
 
 def _umask() -> int:
@@ -92,3 +96,21 @@ def write_new(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None
         raise CitysegError(f"{path}: exists already; refusing to overwrite it") from None
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def set_aside(folder: str | os.PathLike) -> Path:
+    """Move ``folder`` whole to ``<parent>/.replaced/<name>.<UTC time>/`` and return its new path.
+
+    What an explicit retrain does with the finished run (or sweep) it replaces: nothing a user
+    made is deleted. One rename on the same file system, so a process killed at any moment
+    leaves the folder either where it was or complete in its new place. The hidden folder is one
+    level below the runs, where no lookup of a run or sweep by name looks.
+    """
+    folder = Path(folder)
+    base = folder.parent / REPLACED_DIR / f"{folder.name}.{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    dest, n = base, 1
+    while dest.exists():  # two retrains within one second
+        dest, n = base.with_name(f"{base.name}-{n}"), n + 1
+    os.replace(folder, dest)
+    return dest

@@ -81,10 +81,17 @@ def test_resume_refuses_a_changed_computed_key_and_retrain_replaces(demo_root, t
     with pytest.raises(CitysegError, match=r"cannot resume: lr was 0.01 in that run, now 0.1"):
         runstore.prepare(_cfg(demo_root, tmp_path, epochs=1, lr=0.1), resume=True)
     assert runstore.prepare(_cfg(demo_root, tmp_path, epochs=1), resume=False) == (run, "finished")
-    first = (run / "summary.json").stat().st_mtime_ns
+    first = {p.relative_to(run): p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".lock"}
     assert runstore.train_or_load(_cfg(demo_root, tmp_path, epochs=1), retrain=True, verbose=False) == run
-    assert "retrain requested: removing" in capsys.readouterr().out
-    assert (run / "summary.json").stat().st_mtime_ns != first
+    # the earlier run is kept, whole and unchanged, under .replaced/ beside the runs; no lookup finds it
+    (kept,) = (run.parent / ".replaced").iterdir()
+    assert kept.name.startswith(run.name + ".") and f"moved to {runstore.relative(kept)}" in capsys.readouterr().out
+    assert {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file() and p.name != ".lock"} == first
+    assert (run / "summary.json").is_file() and (run / "summary.json").read_bytes() != first[Path("summary.json")]
+    assert runstore.find_runs(_cfg(demo_root, tmp_path, epochs=1)) == [run]
+    # a second retrain keeps the second run too, under its own name
+    runstore.train_or_load(_cfg(demo_root, tmp_path, epochs=1), retrain=True, verbose=False)
+    assert len(list((run.parent / ".replaced").iterdir())) == 2
 
 
 def test_per_image_matrices_sum_to_the_split_matrix(demo_root, tmp_path):

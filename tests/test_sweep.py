@@ -312,6 +312,27 @@ def test_rerunning_a_finished_sweep_trains_nothing_and_a_changed_one_is_a_new_fo
     assert (reference / "trials.csv").read_text() == before
 
 
+def test_retraining_a_sweep_moves_the_finished_one_aside_whole(reference, demo_root, cache_dir, tmp_path, monkeypatch,
+                                                               capsys):
+    import shutil
+
+    from cityseg_lib.sweep import results
+
+    runs = tmp_path / "runs"
+    shutil.copytree(reference.parent.parent, runs)
+    overrides = _smoke_overrides(demo_root, runs, cache_dir)
+    folder = S.sweep_dir_for(S.load_sweep_config(SMOKE, overrides))
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert (folder / "winner.json").is_file() and before
+    # what the new sweep would compute is another test's business: here only what happens to the old one
+    monkeypatch.setattr(S, "run_sweep", lambda cfg, log: S.sweep_dir_for(cfg))
+    assert results.run_sweep_or_load(SMOKE, overrides, retrain=True) == folder
+    (kept,) = (folder.parent / ".replaced").iterdir()
+    assert kept.name.startswith(folder.name + ".") and f"moved to {kept}" in capsys.readouterr().out
+    assert {p.relative_to(kept): p.read_bytes() for p in kept.rglob("*") if p.is_file() and p.name != ".lock"} == before
+    assert not folder.exists()
+
+
 def _one_done_one_in_progress(folder: Path) -> bool:
     """Some trial is recorded in trials.csv and another has a checkpoint but no summary yet."""
     try:

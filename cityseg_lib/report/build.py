@@ -170,7 +170,8 @@ def run_report(
 
     Args:
         profile: params profile (``params/PROFILE/``): demo, full or smoke.
-        retrain: delete and retrain every run of the executed notebooks instead of reusing them.
+        retrain: train every run of the executed notebooks again instead of reusing them (the earlier
+            runs and sweeps move to ``.replaced/`` beside them).
         only: run just these notebooks (stems or numbers, e.g. ``["07"]``); the others' results
             files must exist from an earlier build. None runs all seven.
         overrides: extra parameters per notebook, ``{"03": {"train": {"epochs": 2}}}`` (stem or number).

@@ -19,8 +19,8 @@ A run is identified by what it computes: ``HASH`` is a short digest of every con
 fingerprint (its split file lists and sizes, not its path). A changed computed key therefore
 makes a *new* folder beside the old one; moving the dataset or the checkout changes nothing; a
 larger ``epochs`` extends the finished run from ``last.pt`` (StepLR continues its schedule, so
-the result equals a run trained that long from the start). Nothing here deletes a run except
-an explicit ``retrain=True``, which says so. Notebooks, report, sweep and CLI read run files
+the result equals a run trained that long from the start). Nothing here deletes a run: an
+explicit ``retrain=True`` moves it whole to ``.replaced/`` beside the runs and says where. Notebooks, report, sweep and CLI read run files
 only through this module.
 """
 

@@ -1,18 +1,18 @@
 """A run's life: reuse a finished run, resume or extend an unfinished one, start a new one beside
-runs of the same name, or (asked explicitly) retrain; nothing else ever removes a run's files."""
+runs of the same name, or (asked explicitly) retrain, which moves the run it replaces to
+``.replaced/`` beside it (:func:`cityseg_lib.files.set_aside`); no code removes a run's files."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import yaml
 
 from cityseg_lib.config import TrainConfig
 from cityseg_lib.errors import CitysegError
-from cityseg_lib.files import atomic_write_text
+from cityseg_lib.files import atomic_write_text, set_aside
 from cityseg_lib.lock import folder_lock
 from cityseg_lib.runstore.files import load_config, load_summary, relative
 from cityseg_lib.runstore.identity import check_same_computation, find_runs, run_dir
@@ -36,18 +36,16 @@ def prepare(cfg: TrainConfig, resume: bool, retrain: bool = False, new_ok: bool 
     ``resume`` continues (or extends) the run of the same computation; when only runs of the
     same name that compute something else exist, resuming is refused naming the first differing
     key, unless ``new_ok`` (notebooks: a changed parameter simply starts a new run beside the
-    old). ``retrain`` removes the run of this computation first (and says so).
+    old). ``retrain`` first moves the run of this computation to ``.replaced/`` (and says where).
     """
     from cityseg_lib.models import check_model
 
     check_model(cfg.model, cfg.model_options)  # a bad model fails here, before a folder or the data is touched
     out = run_dir(cfg)
     if retrain and out.exists():
-        with folder_lock(out):
-            print(f"{cfg.name}: retrain requested: removing {out}")
-            for child in out.iterdir():
-                if child.name != ".lock":
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        with folder_lock(out):  # refused while another process trains in it
+            kept = set_aside(out)
+        print(f"{cfg.name}: retrain requested: the earlier run of this config moved to {relative(kept)}")
     if (out / "config.yaml").is_file():
         if is_finished(out, cfg):
             return out, "finished"

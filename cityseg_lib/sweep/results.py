@@ -19,22 +19,19 @@ def run_sweep_or_load(params_file: str | os.PathLike, overrides: dict | None = N
 
     The folder is named by what the sweep computes (see :func:`cityseg_lib.sweep.sweep_dir_for`),
     so edited params make a new sweep beside the old one. ``retrain`` (an explicit request)
-    removes this sweep's folder first and says so; nothing else deletes a sweep.
+    first moves this sweep's folder to ``.replaced/`` beside it and says where; nothing deletes a sweep.
     """
-    import shutil
-
     from cityseg_lib import sweep
+    from cityseg_lib.files import set_aside
     from cityseg_lib.lock import folder_lock
 
     cfg = sweep.load_sweep_config(params_file, overrides)
     folder = sweep.sweep_dir_for(cfg)
     log = print if verbose else (lambda _msg: None)
     if retrain and folder.exists():
-        with folder_lock(folder, "sweep"):
-            log(f"{cfg.name}: retrain requested: removing {folder}")
-            for child in folder.iterdir():
-                if child.name != ".lock":
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        with folder_lock(folder, "sweep"):  # refused while another process runs this sweep
+            kept = set_aside(folder)
+        log(f"{cfg.name}: retrain requested: the earlier sweep moved to {kept}")
     quiet = (folder / "winner.json").is_file()
     return sweep.run_sweep(cfg, log=(lambda _msg: None) if quiet else log)
 
