@@ -45,7 +45,7 @@ class Lab:
         self.runs = MemoryRuns()
 
     def run(self, name: str, per_image: np.ndarray, model: str = "unet", best_epoch: int = 5, epochs: int = 5,
-            val_losses: list[float] | None = None, **cfg) -> str:
+            val_losses: list[float] | None = None, speeds: list[float] | None = None, **cfg) -> str:
         total = per_image.sum(0)
         miou, acc = miou_from_matrix(total), pixel_accuracy_from_matrix(total)
         config = TrainConfig(name=name, profile="test", model=model, epochs=epochs, **cfg)
@@ -54,6 +54,8 @@ class Lab:
                                 "train_loss": [v + 0.05 for v in val_losses], "val_loss": val_losses,
                                 "val_miou": [miou * (e + 1) / epochs for e in range(epochs)]})
         metrics.loc[best_epoch - 1, "val_miou"] = miou
+        if speeds is not None:  # images/s of each epoch, as fit records them
+            metrics["train_images_per_s"] = speeds
         class_iou = {n: 0.5 for n in CLASS_NAMES}
         self.runs.per_images[name] = per_image
         self.runs.configs[name] = config
@@ -70,6 +72,8 @@ class Lab:
             "best_val_loss": min(val_losses), "miou": miou, "pixel_accuracy": acc, "miou_full_res": miou,
             "pixel_accuracy_full_res": acc, "train_images": 64, "val_images": N_IMAGES, "train_images_per_s": 10.0,
             "peak_memory_mb": 100.0, "train_time_s": 60.0, "device": "cpu"}
+        if speeds is not None:
+            self.runs.records[name]["train_images_per_s"] = float(np.median(speeds))
         return name
 
 
@@ -478,3 +482,49 @@ def test_rankings_order_a_seeded_configuration_by_its_seed_mean_as_its_compariso
     single = next(x for x in discussion.conclusions(context()) if x.startswith("**Ranking.**"))
     assert "seed" not in single and "`none` (" in training_section.augmentation_text(context())
     assert "mean of" not in training_section.augmentation_text(context())
+
+
+def _timed(fcn: list[float], unet: list[float], swin: list[float], large: list[float] | None = None) -> ReportContext:
+    """The default context with per-epoch images/s on the three main runs (and a larger-size U-Net)."""
+    ctx = context()
+    lab = Lab()
+    lab.runs = ctx.runs
+    lab.run("simple_fcn", matrices(50), "simple_fcn", speeds=fcn)
+    lab.run("unet", matrices(70), speeds=unet)
+    lab.run("swin2_jnet", matrices(80), "swin2_jnet", speeds=swin, model_options={"dropout": 0.1, "pretrained": False})
+    if large is not None:
+        lab.run("unet_72x144", matrices(70), speeds=large, image_size=(72, 144))
+        ctx.unet.resolution_run = "unet_72x144"
+    return ctx
+
+
+def test_cost_words_follow_the_speed_ratio_and_its_interval_over_epochs():
+    """SimpleFCN at ~100 images/s against Swin2-JNet at ~50: a resolved 2x with an interval around it;
+    speeds whose epochs overlap (load noise larger than the models' difference) are not separated."""
+    from cityseg_lib.report import architecture_section, cost, variants_section
+
+    steady = [100.0, 98.0, 102.0, 101.0, 99.0]
+    ctx = _timed(fcn=steady, unet=[70.0, 71.0, 69.0, 70.5, 69.5], swin=[50.0, 49.0, 51.0, 50.5, 49.5])
+    r = cost.speed_ratio(ctx, "simple_fcn", "swin2_jnet")
+    assert r.ratio == 2.0 and r.low <= 2.0 <= r.high and 1.9 < r.low and r.high < 2.1 and r.resolved
+    line = next(x for x in discussion.conclusions(ctx) if x.startswith("**Cost.**"))
+    assert line.startswith(f"**Cost.** SimpleFCN trains {cost.ratio_text(r)} as fast as Swin2-JNet (")
+    table = architecture_section.model_table(ctx)
+    low, high = cost.speed_interval(ctx, "simple_fcn")
+    assert list(table["images/s 95% CI"])[0] == f"{low:.1f}-{high:.1f}" and low <= 100.0 <= high
+    noisy = _timed(fcn=[100.0, 60.0, 140.0, 70.0, 130.0], unet=[90.0, 60.0, 120.0, 80.0, 110.0],
+                   swin=[95.0, 65.0, 125.0, 75.0, 115.0])
+    r = cost.speed_ratio(noisy, "simple_fcn", "swin2_jnet")
+    assert not r.resolved and r.low < 1 < r.high
+    line = next(x for x in discussion.conclusions(noisy) if x.startswith("**Cost.**"))
+    assert "does not separate the architectures' training speeds" in line and " as fast as " not in line
+    # without per-epoch timings: the medians only, and no claim
+    bare = next(x for x in discussion.conclusions(context()) if x.startswith("**Cost.**"))
+    assert "without per-epoch timings" in bare and "faster" not in bare and "as fast as" not in bare
+    # the training-size experiment: time per image at the larger size, with its interval
+    big = _timed(fcn=steady, unet=[80.0, 81.0, 79.0, 80.5, 79.5], swin=steady, large=[40.0, 40.5, 39.5, 40.2, 39.8])
+    text = variants_section.resolution_text(big)
+    r = cost.speed_ratio(big, "unet", "unet_72x144")
+    assert r.resolved and f"Training at 72x144 (HxW) took {cost.ratio_text(r)} as long per image." in text
+    same = _timed(fcn=steady, unet=[80.0, 60.0, 100.0, 70.0, 90.0], swin=steady, large=[78.0, 62.0, 98.0, 72.0, 88.0])
+    assert "was not measurably slower per image" in variants_section.resolution_text(same)

@@ -9,6 +9,7 @@ import pandas as pd
 
 from cityseg_lib import plots
 from cityseg_lib.report.context import ReportContext, devices
+from cityseg_lib.report.cost import interval_or_dash
 from cityseg_lib.report.format import count, figure_caption, flops, size_hw
 
 
@@ -50,6 +51,7 @@ def model_table(ctx: ReportContext) -> pd.DataFrame:
             "parameters (M)": round(st["params"] / 1e6, 3),
             f"GFLOPs / image ({st['input_size'][0]}x{st['input_size'][1]})": round(st["flops"] / 1e9, 3),
             "train images/s": round(rec["train_images_per_s"] or math.nan, 1),
+            "images/s 95% CI": interval_or_dash(ctx, ctx.main_runs[label]),
             "peak memory (MB)": round(rec["peak_memory_mb"] or math.nan),
             "training time (s)": round(rec["train_time_s"] or math.nan),
         })
@@ -65,8 +67,9 @@ def model_table_note(ctx: ReportContext) -> str:
     threads = ctx.baseline.cpu_threads
     on = f"{dev}, {threads} torch thread{'s' if threads != 1 else ''}" if cpu and threads else dev
     return (f"Throughput is the median over epochs of training images per second on {on} (forward, backward "
-            f"and optimiser step at batch size {ctx.runs.config(ctx.baseline.main_run).batch_size}). "
-            + mem)
+            f"and optimiser step at batch size {ctx.runs.config(ctx.baseline.main_run).batch_size}), with the 95% "
+            "bootstrap interval of that median over the run's epochs: the machine's load moves from epoch to "
+            "epoch" + (", and notebooks train side by side" if cpu else "") + ". " + mem)
 
 
 def fig_learning_curves(ctx: ReportContext, number: int = 4) -> tuple:

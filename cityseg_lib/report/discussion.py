@@ -12,6 +12,7 @@ import numpy as np
 
 from cityseg_lib.report.context import (FLAT_GAIN, ReportContext, devices, full_or_train, majority_baseline,
                                         val_class_pixels)
+from cityseg_lib.report.cost import ratio_text, speed_ratio
 from cityseg_lib.report.evidence import Comparison, finding, headline, interval_text, seed_scores
 from cityseg_lib.report.format import join, pct, pts, signed_pts
 from cityseg_lib.report.loss_section import loss_reference, loss_summary
@@ -108,15 +109,24 @@ def conclusions(ctx: ReportContext) -> list[str]:
                    + ("recover the label detail well." if abs(mean) < 0.01 else
                       "cannot restore detail lost by down-scaling." if mean < 0 else
                       "are smoother than the nearest-neighbour down-scaled training masks."))
+    out.append("**Cost.** " + cost_sentence(ctx))
+    return out
+
+
+def cost_sentence(ctx: ReportContext) -> str:
+    """The fastest against the slowest architecture, a difference only when its interval excludes 1."""
+    recs = ctx.main
     fastest = max(ctx.untuned, key=lambda k: recs[k]["train_images_per_s"] or 0)
     slowest = min(ctx.untuned, key=lambda k: recs[k]["train_images_per_s"] or 0)
-    fast, slow = recs[fastest]["train_images_per_s"] or 0, recs[slowest]["train_images_per_s"] or 0
-    ratio = fast / max(slow, 1e-9)
     speeds = ", ".join(f"{k} {recs[k]['train_images_per_s'] or 0:.1f}" for k in ctx.untuned)
-    out.append("**Cost.** " + (f"{fastest} trains {ratio:.1f}x faster than {slowest}" if ratio >= 1.2 else
-                               "The three architectures train at about the same speed")
-               + f" ({speeds} images/s on {devices(ctx)}); parameters and FLOPs per image are in Table 4.")
-    return out
+    tail = f" ({speeds} images/s on {devices(ctx)}); parameters and FLOPs per image are in Table 4."
+    r = speed_ratio(ctx, ctx.main_runs[fastest], ctx.main_runs[slowest])
+    if r is None:  # runs without per-epoch timings: the medians only, no claim of a difference
+        return "Median training speed, without per-epoch timings to give an interval" + tail
+    if r.resolved:
+        return f"{fastest} trains {ratio_text(r)} as fast as {slowest}" + tail
+    return (f"The timing noise of this build does not separate the architectures' training speeds: {fastest} "
+            f"against {slowest} {ratio_text(r)}" + tail)
 
 
 _TOPIC_WORDS = {"architecture": "architectures", "augmentation": "augmentation", "scheduler": "scheduler",

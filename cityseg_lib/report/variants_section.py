@@ -15,6 +15,7 @@ import pandas as pd
 
 from cityseg_lib import plots
 from cityseg_lib.report.context import ReportContext
+from cityseg_lib.report.cost import ratio_text, speed_ratio
 from cityseg_lib.report.evidence import comparison, interval_text, pooled_note
 from cityseg_lib.report.format import figure_caption, size_hw
 
@@ -76,9 +77,11 @@ def resolution_text(ctx: ReportContext) -> str:
     if len(runs) < 2:
         return "This build trained the U-Net at one size only, so the reference's claim is not tested here."
     (small, a), (large, b) = list(runs.items())
-    ta, tb = (ctx.record(r).get("train_time_s") or 0.0 for r in (a, b))
     c = comparison(ctx, "resolution_large_vs_main")
-    cost = f" Training at {large} took {tb / ta:.1f} times as long." if ta > 0 else ""
+    r = speed_ratio(ctx, a, b)  # images/s at the small size over the large: time per image, large over small
+    cost = ("" if r is None else
+            f" Training at {large} took {ratio_text(r)} as long per image." if r.resolved else
+            f" Training at {large} was not measurably slower per image: {ratio_text(r)} as long.")
     return (f"The reference trains at a reduced size and reports results 'almost identical' to the full resolution. "
             f"Here the main U-Net ({small}) is compared with the same model trained at {large}, both scored at the "
             f"labels' full resolution. {c.sentence() + pooled_note([c]) if c else ''}{cost}")

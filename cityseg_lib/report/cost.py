@@ -1,0 +1,93 @@
+"""Training speed with its uncertainty: the numbers behind the report's cost statements.
+
+A run measures its throughput once per epoch (``metrics.csv``, ``train_images_per_s``: training
+images per second of that epoch). Table 4 gives the median over a run's epochs; this module adds
+how far that median moves with the epochs drawn (a percentile bootstrap over them), and compares
+two runs' speeds as the ratio of their medians with the same kind of interval, each side's epochs
+resampled on their own. On a shared machine the load moves from epoch to epoch, often more than
+the model changes the speed, so a ratio is called a difference only when its interval excludes 1.
+The interval covers this build's timing noise, not how another machine would rank the models.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from cityseg_lib.report.context import ReportContext
+
+__all__ = ["N_BOOT", "SpeedRatio", "epoch_speeds", "speed_interval", "speed_ratio", "ratio_text", "interval_or_dash"]
+
+N_BOOT = 2000
+LEVEL = 0.95
+
+
+def epoch_speeds(ctx: ReportContext, run: str) -> np.ndarray:
+    """``(E,)`` training images per second of each epoch of ``run`` (finite, positive ones only);
+    empty when its metrics do not record them."""
+    m = ctx.runs.metrics(run)
+    if "train_images_per_s" not in m:
+        return np.zeros(0)
+    v = np.asarray(m["train_images_per_s"], dtype=float)
+    return v[np.isfinite(v) & (v > 0)]
+
+
+def _medians(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``(N_BOOT,)`` medians of resamples (with replacement) of ``values``."""
+    return np.median(values[rng.integers(0, len(values), (N_BOOT, len(values)))], axis=1)
+
+
+def _bounds(samples: np.ndarray) -> tuple[float, float]:
+    low, high = np.quantile(samples, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+    return float(low), float(high)
+
+
+def speed_interval(ctx: ReportContext, run: str, seed: int = 0) -> tuple[float, float] | None:
+    """95% interval of the median images/s of ``run`` over its epochs; None with fewer than 2 epochs."""
+    v = epoch_speeds(ctx, run)
+    return _bounds(_medians(v, np.random.default_rng(seed))) if len(v) >= 2 else None
+
+
+@dataclass(frozen=True)
+class SpeedRatio:
+    """Median images/s of run a over run b, with its 95% bootstrap interval over their epochs."""
+
+    ratio: float
+    low: float
+    high: float
+    epochs_a: int
+    epochs_b: int
+
+    @property
+    def resolved(self) -> bool:
+        """True when the interval excludes 1: one run is measurably faster than the other."""
+        return self.low > 1 or self.high < 1
+
+
+def speed_ratio(ctx: ReportContext, run_a: str, run_b: str, seed: int = 0) -> SpeedRatio | None:
+    """How many times as fast ``run_a`` trained as ``run_b``; None when either has < 2 timed epochs."""
+    a, b = epoch_speeds(ctx, run_a), epoch_speeds(ctx, run_b)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    samples = _medians(a, rng) / _medians(b, rng)
+    low, high = _bounds(samples)
+    return SpeedRatio(float(np.median(a) / np.median(b)), low, high, len(a), len(b))
+
+
+def _x(v: float) -> str:
+    """A ratio to the digits that tell it from 1: 1.8, but 1.04."""
+    return f"{v:.1f}" if abs(v - 1) >= 0.1 else f"{v:.2f}"
+
+
+def ratio_text(r: SpeedRatio) -> str:
+    """``"1.8x (95% CI 1.7-1.9x over the runs' epochs)"``."""
+    return f"{_x(r.ratio)}x (95% CI {_x(r.low)}-{_x(r.high)}x over the runs' epochs)"
+
+
+def interval_or_dash(ctx: ReportContext, run: str) -> str:
+    """Table cell: ``"78.0-84.1"`` (the 95% interval of the median images/s), or a dash."""
+    iv = speed_interval(ctx, run)
+    return "–" if iv is None or not all(map(math.isfinite, iv)) else f"{iv[0]:.1f}-{iv[1]:.1f}"
