@@ -526,5 +526,8 @@ def test_cost_words_follow_the_speed_ratio_and_its_interval_over_epochs():
     text = variants_section.resolution_text(big)
     r = cost.speed_ratio(big, "unet", "unet_72x144")
     assert r.resolved and f"Training at 72x144 (HxW) took {cost.ratio_text(r)} as long per image." in text
+    low, high = cost.speed_interval(big, "unet_72x144")
+    assert list(variants_section.resolution_table(big)["train images/s [95% CI]"]) == [
+        f"80.0 ({cost.interval_or_dash(big, 'unet')})", f"40.0 ({low:.1f}-{high:.1f})"]
     same = _timed(fcn=steady, unet=[80.0, 60.0, 100.0, 70.0, 90.0], swin=steady, large=[78.0, 62.0, 98.0, 72.0, 88.0])
     assert "was not measurably slower per image" in variants_section.resolution_text(same)
