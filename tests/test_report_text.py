@@ -531,3 +531,35 @@ def test_cost_words_follow_the_speed_ratio_and_its_interval_over_epochs():
         f"80.0 ({cost.interval_or_dash(big, 'unet')})", f"40.0 ({low:.1f}-{high:.1f})"]
     same = _timed(fcn=steady, unet=[80.0, 60.0, 100.0, 70.0, 90.0], swin=steady, large=[78.0, 62.0, 98.0, 72.0, 88.0])
     assert "was not measurably slower per image" in variants_section.resolution_text(same)
+
+
+def _lowest_val_loss(ctx: ReportContext, run: str, value: float) -> None:
+    m = ctx.runs.metrics(run)
+    m["val_loss"] = [value + 0.1 * (len(m) - 1 - i) for i in range(len(m))]  # falling to ``value`` at the end
+
+
+def test_a_variants_validation_loss_is_judged_against_the_seeds_of_the_main_configuration():
+    """The constant-rate run's lowest validation loss inside, below or above the range of the main
+    U-Net's three seeds; with one seed there is no yardstick, and the sentence says so."""
+    ctx = context(arch_seeds={"unet": [70, 70, 70], "swin": [80, 80, 80]})
+    for run, v in (("unet", 0.76), ("unet_seed1", 0.80), ("unet_seed2", 0.78)):
+        _lowest_val_loss(ctx, run, v)
+    for v, words in ((0.77, "within the spread of the step schedule (3 seeds: 0.7600 to 0.8000), so the seeds' own "
+                           "variation covers this difference."),
+                     (0.70, "below every seed of the step schedule (3 seeds: 0.7600 to 0.8000; one run of the "
+                           "constant learning rate, whose own seed noise is not in this comparison)."),
+                     (0.90, "above every seed of the step schedule")):
+        _lowest_val_loss(ctx, "unet_constant_lr", v)
+        text = training_section.scheduler_text(ctx)
+        assert f"Lowest validation loss: {v:.4f} for the constant learning rate, {words}" in text
+        assert "reached the lower validation loss" not in text
+    one = context()
+    _lowest_val_loss(one, "unet_constant_lr", 0.70)
+    assert "(one run each: no spread over seeds to judge this difference by)" in training_section.scheduler_text(one)
+    # the dropout section judges the run without dropout by the seeds of the model with it
+    for run, v in (("swin2_jnet", 0.89), ("swin2_jnet_seed1", 0.91), ("swin2_jnet_seed2", 0.90)):
+        _lowest_val_loss(ctx, run, v)
+    _lowest_val_loss(ctx, "swin2_jnet_no_dropout", 0.87)
+    text = results_section.dropout_text(ctx)
+    assert ("Lowest validation loss: 0.8700 for the model without it, below every seed of the model with dropout "
+            "(3 seeds: 0.8900 to 0.9100;") in text and "in direction" not in text

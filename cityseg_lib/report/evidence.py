@@ -25,7 +25,7 @@ from cityseg_lib.report.context import FLAT_GAIN, ReportContext
 from cityseg_lib.report.format import LOSS_LABELS, pct, tuned_label
 
 __all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note", "headline",
-           "write_headline", "headline_path", "interval_text", "differences_table", "points"]
+           "write_headline", "headline_path", "interval_text", "differences_table", "points", "val_loss_against_seeds"]
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,26 @@ def pooled_note(comps: list[Comparison | None]) -> str:
     spread = d.spread_a if d.n_seeds_a > 1 else d.spread_b
     return (f" {'These differences pool' if len(pooled) > 1 else 'The difference pools'} the {spread['n']} seeds of "
             f"the main configuration (mean {pct(spread['mean'])}); the table shows its first seed.")
+
+
+def val_loss_against_seeds(ctx: ReportContext, seeds: list[str], run: str, main: str, variant: str) -> str:
+    """One sentence comparing the lowest validation loss of a ``variant`` run with those of the
+    ``main`` configuration's seed runs: below or above every seed, or within their spread (then
+    the seeds' own variation covers the difference). A validation loss has no per-image interval
+    here, so the seeds are its yardstick; with one seed the sentence says there is none."""
+    lows = [float(ctx.runs.metrics(r)["val_loss"].min()) for r in seeds]
+    value = float(ctx.runs.metrics(run)["val_loss"].min())
+    if len(lows) < 2:
+        return (f"Lowest validation loss: {value:.4f} for {variant}, {lows[0]:.4f} for {main} (one run each: no "
+                "spread over seeds to judge this difference by).")
+    lo, hi = min(lows), max(lows)
+    spread = f"{len(lows)} seeds: {lo:.4f} to {hi:.4f}"
+    if lo <= value <= hi:
+        return (f"Lowest validation loss: {value:.4f} for {variant}, within the spread of {main} ({spread}), so the "
+                "seeds' own variation covers this difference.")
+    side = "below" if value < lo else "above"
+    return (f"Lowest validation loss: {value:.4f} for {variant}, {side} every seed of {main} ({spread}; one run of "
+            f"{variant}, whose own seed noise is not in this comparison).")
 
 
 def _num(x: float | None) -> float | None:

@@ -12,7 +12,8 @@ from cityseg_lib import plots
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.intervals import expanded_level
 from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
-from cityseg_lib.report.evidence import comparison, differences_table, headline, interval_text, points, pooled_note
+from cityseg_lib.report.evidence import (comparison, differences_table, headline, interval_text, points, pooled_note,
+                                         val_loss_against_seeds)
 from cityseg_lib.report.format import figure_caption, join, pct
 
 
@@ -160,13 +161,11 @@ def dropout_text(ctx: ReportContext) -> str:
     main = ctx.record(ctx.swin.main_run)
     drop = comparison(ctx, "dropout_vs_no_dropout")
     if drop:
-        nodrop = ctx.record(ctx.swin.no_dropout_run)
-        agree = (main["best_val_loss"] < nodrop["best_val_loss"]) == ((drop.diff.difference if drop.diff else 0) > 0)
+        seeds = list(ctx.swin.seed_runs or [ctx.swin.main_run])
         parts.append(
             f"Swin2-JNet was trained with dropout {main['dropout']:g} in every decoder block and without it (Table 12). "
-            + drop.sentence() + f" The lowest validation loss went from {nodrop['best_val_loss']:.4f} without dropout "
-            f"to {main['best_val_loss']:.4f} with it"
-            + ("; the two measures agree in direction." if agree else "; the two measures disagree in direction."))
+            + drop.sentence() + " " + val_loss_against_seeds(ctx, seeds, ctx.swin.no_dropout_run,
+                                                              "the model with dropout", "the model without it"))
     bn = comparison(ctx, "batchnorm_vs_no_batchnorm")
     if bn:
         parts.append("Removing the decoder's BatchNorm: " + bn.sentence())

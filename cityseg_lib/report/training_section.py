@@ -12,7 +12,8 @@ import pandas as pd
 
 from cityseg_lib import plots
 from cityseg_lib.report.context import FLAT_GAIN, ReportContext, full_or_train
-from cityseg_lib.report.evidence import Comparison, comparison, finding, interval_text, pooled_note
+from cityseg_lib.report.evidence import (Comparison, comparison, finding, interval_text, pooled_note,
+                                         val_loss_against_seeds)
 from cityseg_lib.report.format import AUGMENT_LABELS, figure_caption, join, pct, size_hw
 
 
@@ -120,11 +121,11 @@ def scheduler_text(ctx: ReportContext) -> str:
     if "constant" not in runs:
         return parts[0] + " (This build trained no constant-learning-rate run.)"
     ms, mc = ctx.runs.metrics(runs["StepLR"]["run"]), ctx.runs.metrics(runs["constant"]["run"])
-    lows = {"the step schedule": ms["val_loss"].min(), "the constant learning rate": mc["val_loss"].min()}
-    (win, lo), (lose, hi) = sorted(lows.items(), key=lambda kv: kv[1])
     c = comparison(ctx, "steplr_vs_constant_lr")
-    parts.append(f"{win[0].upper() + win[1:]} reached the lower validation loss: {lo:.4f} against {hi:.4f} for "
-                 f"{lose}. In full-resolution mIoU: " + (c.sentence() + pooled_note([c]) if c else "not compared."))
+    seeds = list(ctx.unet.seed_runs or [ctx.unet.main_run])
+    parts.append(val_loss_against_seeds(ctx, seeds, runs["constant"]["run"], "the step schedule",
+                                        "the constant learning rate")
+                 + " In full-resolution mIoU: " + (c.sentence() + pooled_note([c]) if c else "not compared."))
     rising = []
     for label, m in (("StepLR", ms), ("constant", mc)):
         if m["val_loss"].iloc[-1] > m["val_loss"].min() * 1.01:
