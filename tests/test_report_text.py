@@ -563,3 +563,27 @@ def test_a_variants_validation_loss_is_judged_against_the_seeds_of_the_main_conf
     text = results_section.dropout_text(ctx)
     assert ("Lowest validation loss: 0.8700 for the model without it, below every seed of the model with dropout "
             "(3 seeds: 0.8900 to 0.9100;") in text and "in direction" not in text
+
+
+def test_learning_counts_a_model_only_when_its_whole_interval_clears_twice_the_floor(monkeypatch):
+    from dataclasses import replace
+
+    ctx = context()
+    _, floor = discussion.majority_baseline(discussion.val_class_pixels(ctx))
+    line = next(x for x in discussion.conclusions(ctx) if x.startswith("**Learning.**"))
+    assert line.startswith("**Learning.** 4 of 4 models score more than twice") and line.endswith("interval.")
+    real = discussion.interval
+
+    def straddling(c, run):  # SimpleFCN's score clears the bar, the low end of its interval does not
+        iv = real(c, run)
+        return replace(iv, low=2 * floor - 1e-4) if run == "simple_fcn" else iv
+
+    monkeypatch.setattr(discussion, "interval", straddling)
+    assert discussion.full_or_train(ctx.main["SimpleFCN"]) > 2 * floor
+    line = next(x for x in discussion.conclusions(context()) if x.startswith("**Learning.**"))
+    assert "3 of 4 models" in line and line.endswith("; SimpleFCN is not shown to.")
+    refl = discussion.reflections(context())
+    assert "SimpleFCN is not shown to get past twice the constant-prediction floor with this budget." in refl
+    monkeypatch.undo()
+    assert "each scores more than twice the constant-prediction floor, even at the low end of its 95% interval." in (
+        discussion.reflections(context()))
