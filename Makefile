@@ -45,7 +45,9 @@ git-filter:
 	  || echo "note: could not set up the nbstripout git filter (git config failed)"; \
 	else echo "note: not a git work tree: no nbstripout git filter"; fi
 
+# The PDF tests need Chromium: installed here where we are root (CI), else they are skipped.
 test: $(STAMP)
+	@$(MAKE) --no-print-directory pdf-tools || echo "note: Chromium could not be installed: the PDF tests are skipped"
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # PDF: nbconvert's webpdf needs Chromium; `make pdf-tools` installs Debian's chromium (as root).

@@ -34,7 +34,11 @@ _EXTRA_CSS = """
   @media print {
     /* break between paragraphs, never inside a figure or table, and keep captions and headings
        with what they belong to (whole cells are often a page long: keeping them together left
-       half-empty pages) */
+       half-empty pages). JupyterLab's own print style keeps every output together
+       (.jp-OutputArea-child, break-inside: avoid-page): an output taller than the space left on
+       a page, such as the list of conclusions, was pushed on and left a blank page before it. */
+    .jp-OutputArea-child { break-inside: auto; }
+    .jp-MarkdownCell { break-after: avoid-page; }  /* a section heading stays with the output after it */
     img, table, .figcaption { break-inside: avoid-page; }
     .jp-OutputArea-output:has(> img) { break-after: avoid-page; }
     h1, h2, h3, h4 { break-after: avoid-page; }
