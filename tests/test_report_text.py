@@ -18,7 +18,8 @@ import pandas as pd
 from cityseg_lib.config import TrainConfig
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.uncertainty import miou_from_matrix, pixel_accuracy_from_matrix
-from cityseg_lib.report import discussion, evidence, front, loss_section, results_section, training_section
+from cityseg_lib.report import (discussion, evidence, front, headline_json, loss_section, results_section,
+                                training_section)
 from cityseg_lib.report.context import MemoryRuns, ReportContext
 from cityseg_lib.report.notebook_results import (BaselineResult, DataResult, LossResult, SweepResult, SwinResult,
                                                  UNetResult)
@@ -279,7 +280,7 @@ def test_augmentation_conclusion_gives_each_modes_difference_with_its_interval()
 def test_headline_numbers_are_fractions_and_match_the_results_table(tmp_path, monkeypatch):
     monkeypatch.setenv("CITYSEG_HOME", str(tmp_path))
     ctx = context(fcn=50, unet=70)
-    head = json.loads(evidence.write_headline(ctx).read_text())
+    head = json.loads(headline_json.write_headline(ctx).read_text())
     assert set(head["models"]) == {"simple_fcn", "unet", "swin2_jnet", "unet_tuned"}
     for m in head["models"].values():
         assert 0 <= m["ci_low"] <= m["ci_high"] <= 1 and 0 <= m["miou"] <= 1 and len(m["class_iou"]) == 19
@@ -312,7 +313,7 @@ def test_architectures_pool_their_seeds_and_the_headline_gives_each_seed():
     c = evidence.comparison(ctx, "unet_vs_simple_fcn")
     assert (c.diff.n_seeds_a, c.diff.n_seeds_b) == (3, 3) and c.resolved
     assert c.sentence().startswith("U-Net beats SimpleFCN by") and "3 of 3 seeds agree" in c.sentence()
-    unet = evidence.headline(ctx)["models"]["unet"]
+    unet = headline_json.headline(ctx)["models"]["unet"]
     assert unet["seeds"] == [0, 1, 2] and len(unet["seed_miou"]) == 3
     assert unet["seed_mean"] == np.mean(unet["seed_miou"]) and unet["seed_sd"] == np.std(unet["seed_miou"], ddof=1) > 0
     assert unet["miou"] == unet["seed_miou"][0]  # the headline score is the main run's (seed 0)
@@ -327,7 +328,7 @@ def test_an_architecture_difference_whose_seeds_disagree_is_unresolved():
     c = evidence.comparison(ctx, "unet_vs_simple_fcn")
     assert c.diff.difference > 0 and c.diff.seeds_agree is False and not c.resolved
     assert "unresolved" in c.sentence() and "beats" not in c.sentence()
-    assert evidence.headline(ctx)["comparisons"]["unet_vs_simple_fcn"]["resolved"] is False
+    assert headline_json.headline(ctx)["comparisons"]["unet_vs_simple_fcn"]["resolved"] is False
 
 
 def test_a_variant_run_once_is_compared_with_every_seed_of_the_main_configuration():
@@ -359,7 +360,7 @@ def test_a_variant_run_once_is_compared_with_every_seed_of_the_main_configuratio
     worse = context(arch_seeds=seeded, tuned=50)
     refl = next(p for p in discussion.reflections(worse).split("\n\n") if p.startswith("**Sweep.**"))
     assert refl.endswith("made U-Net worse beyond the noise of the validation set (one run against 3 seeds).")
-    head = evidence.headline(ctx)["comparisons"]["unet_tuned_vs_unet"]
+    head = headline_json.headline(ctx)["comparisons"]["unet_tuned_vs_unet"]
     assert (head["seeds_a"], head["seeds_b"], head["resolved"]) == (1, 3, False)
     table = results_section.comparisons_table(ctx)
     assert "1 vs 3" in set(table["seeds"]) and "3 vs 3" in set(table["seeds"])
@@ -375,7 +376,7 @@ def test_a_variant_run_once_is_compared_with_every_seed_of_the_main_configuratio
 
 
 def test_a_model_trained_once_has_no_seed_spread():
-    unet = evidence.headline(context())["models"]["unet"]
+    unet = headline_json.headline(context())["models"]["unet"]
     assert unet["seeds"] == [0] and unet["seed_sd"] is None and unet["seed_mean"] == unet["miou"]
 
 
@@ -419,7 +420,7 @@ def test_timings_note_gives_the_span_when_notebooks_ran_side_by_side():
 
 
 def test_a_difference_is_never_printed_as_minus_zero():
-    from cityseg_lib.report.evidence import points
+    from cityseg_lib.report.headline_json import points
 
     # a small difference keeps its first digit (-0.02), an exact zero of either sign is 0.0
     assert str(points(-0.0002)) == "-0.02" and str(points(-0.0)) == "0.0" and points(-0.0123) == -1.2
@@ -431,10 +432,10 @@ def test_an_interval_bound_near_zero_is_not_shown_as_zero():
     (which would contradict "finding: yes"); exact zeros and ordinary values keep one decimal."""
     from cityseg_lib.report.format import _column_format
 
-    assert evidence.points(0.000413) == 0.041 and evidence.points(0.0592) == 5.9
-    assert evidence.points(0.0) == 0.0 and str(evidence.points(-0.00001)) == "-0.001"
-    assert math.isnan(evidence.points(None))
-    fmt = _column_format(pd.Series([evidence.points(x) for x in (0.000413, 0.0592, -0.004, 0.0)]), "95% CI low")
+    assert headline_json.points(0.000413) == 0.041 and headline_json.points(0.0592) == 5.9
+    assert headline_json.points(0.0) == 0.0 and str(headline_json.points(-0.00001)) == "-0.001"
+    assert math.isnan(headline_json.points(None))
+    fmt = _column_format(pd.Series([headline_json.points(x) for x in (0.000413, 0.0592, -0.004, 0.0)]), "95% CI low")
     assert [fmt(v) for v in (0.041, 5.9, -0.4, 0.0)] == ["0.04", "5.9", "-0.4", "0.0"]
     lr = _column_format(pd.Series([1e-2, 1e-3, 1e-4]), "lr")
     assert [lr(v) for v in (1e-2, 1e-3, 1e-4)] == ["0.01", "0.001", "0.0001"]  # learning rates as before

@@ -13,7 +13,8 @@ import numpy as np
 from cityseg_lib.report.context import (FLAT_GAIN, ReportContext, devices, full_or_train, majority_baseline,
                                         val_class_pixels)
 from cityseg_lib.report.cost import ratio_text, speed_ratio
-from cityseg_lib.report.evidence import Comparison, finding, headline, interval, interval_text, seed_scores
+from cityseg_lib.report.evidence import Comparison, finding, interval, interval_text
+from cityseg_lib.report.headline_json import headline, seed_scores
 from cityseg_lib.report.format import join, pct, pts, signed_pts
 from cityseg_lib.report.loss_section import loss_reference, loss_summary
 from cityseg_lib.report.training_section import settled

@@ -1,31 +1,26 @@
-"""How sure the report's numbers are: intervals of the headline scores, paired comparisons, headline.json.
+"""How sure the report's numbers are: intervals of the headline scores and paired comparisons.
 
 Every headline mIoU comes with its 95% bootstrap interval over validation images, and every
 comparison of the study (architectures, tuning, losses, augmentation, scheduler, dropout,
 BatchNorm) is a paired difference on the same images, pooled over seeds where they repeat
 (:mod:`cityseg_lib.evaluate.uncertainty`). The prose calls a difference a finding only when it is
 ``resolved`` (interval excludes zero and the seeds agree). The tables, the sentences and
-``reports/PROFILE/headline.json`` all read the numbers computed here, once per context.
+``reports/PROFILE/headline.json`` (:mod:`.headline_json`) all read the numbers computed here, once per context.
 Scores are the official full-resolution ones (the per-image matrices of every finished run).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from pathlib import Path
 
-import pandas as pd
-
-from cityseg_lib.data.labels import CLASS_NAMES
-from cityseg_lib.evaluate.uncertainty import Difference, Interval, bootstrap_ci, compare_groups, seed_spread
+from cityseg_lib.evaluate.uncertainty import Difference, Interval, bootstrap_ci, compare_groups
 from cityseg_lib.evaluate.wording import format_interval, verdict
 from cityseg_lib.models.names import display_name
-from cityseg_lib.report.context import FLAT_GAIN, ReportContext
+from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.format import LOSS_LABELS, pct, tuned_label
 
-__all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note", "headline",
-           "write_headline", "headline_path", "interval_text", "differences_table", "points", "val_loss_against_seeds"]
+__all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note", "interval_text",
+           "val_loss_against_seeds"]
 
 
 @dataclass(frozen=True)
@@ -211,92 +206,3 @@ def val_loss_against_seeds(ctx: ReportContext, seeds: list[str], run: str, main:
     side = "below" if value < lo else "above"
     return (f"Lowest validation loss: {value:.4f} for {variant}, {side} every seed of {main} ({spread}; one run of "
             f"{variant}, whose own seed noise is not in this comparison).")
-
-
-def _num(x: float | None) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
-
-
-def seed_scores(ctx: ReportContext, label: str) -> dict:
-    """``seeds``, ``seed_miou`` (each seed's full-resolution mIoU), their mean and sd (ddof=1)."""
-    runs = ctx.seed_runs(label)
-    values = [v for v in (ctx.record(r)["miou_full_res"] for r in runs) if v is not None and not math.isnan(v)]
-    spread = seed_spread(values) if values else None
-    return {"seeds": [ctx.runs.config(r).seed for r in runs], "seed_miou": values,
-            "seed_mean": spread["mean"] if spread else None,
-            "seed_sd": spread["std"] if spread and spread["n"] > 1 else None}
-
-
-def headline(ctx: ReportContext) -> dict:
-    """The report's headline numbers (what ``headline.json`` holds; fractions in [0, 1])."""
-    def make():
-        models = {}
-        for label, run in ctx.main_runs.items():
-            rec, iv = ctx.main[label], interval(ctx, run)
-            summary = ctx.runs.summary(run)
-            scores = summary.get("val_full_res") or summary["val"]
-            models[ctx.main_keys[label]] = {
-                "label": label, "run": run,
-                "miou": _num(iv.value if iv else rec["miou_full_res"]),
-                "ci_low": _num(iv.low) if iv else None, "ci_high": _num(iv.high) if iv else None,
-                "pixel_accuracy": _num(rec["pixel_accuracy_full_res"]),
-                "class_iou": {n: _num(scores["class_iou"].get(n)) for n in CLASS_NAMES},
-                "n_images": iv.n_images if iv else None,
-                **seed_scores(ctx, label),
-                "epochs_run": rec["epochs_run"], "best_epoch": rec["best_epoch"],
-                "last_epoch_gain": _num(ctx.last_gain[label]),
-                "flattened": bool(ctx.last_gain[label] <= FLAT_GAIN) if not math.isnan(ctx.last_gain[label]) else None,
-            }
-        comps = {}
-        for c in comparisons(ctx):
-            d = c.diff
-            comps[c.key] = {"topic": c.topic, "a": c.name_a, "b": c.name_b,
-                            "difference": _num(d.difference) if d else None, "ci_low": _num(d.low) if d else None,
-                            "ci_high": _num(d.high) if d else None, "resolved": c.resolved,
-                            "seeds_a": d.n_seeds_a if d else None, "seeds_b": d.n_seeds_b if d else None,
-                            "seeds_agree": d.seeds_agree if d else None,
-                            "seed_spread_a": d.spread_a if d and d.n_seeds_a > 1 else None,
-                            "seed_spread_b": d.spread_b if d and d.n_seeds_b > 1 else None, "verdict": c.sentence()}
-        return {"profile": ctx.profile, "metric": "mIoU on the validation split at full resolution (official protocol)",
-                "level": 0.95, "interval": "expanded percentile bootstrap over validation images (paired for comparisons)",
-                "n_boot": ctx.n_boot, "synthetic": ctx.synthetic, "models": models,
-                "comparisons": comps}
-
-    return _memo(ctx, ("headline",), make)
-
-
-def headline_path(profile: str) -> Path:
-    from cityseg_lib.paths import reports_dir
-
-    return reports_dir() / profile / "headline.json"
-
-
-def write_headline(ctx: ReportContext) -> Path:
-    """Write :func:`headline` to ``reports/PROFILE/headline.json``."""
-    from cityseg_lib.files import atomic_write_json
-
-    path = headline_path(ctx.profile)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, headline(ctx))
-    return path
-
-
-def points(x: float | None) -> float:
-    """A fraction from :func:`headline` in percent (points), one decimal, never -0.0; NaN for None.
-    A non-zero value that would round to 0.0 keeps three decimals (the table shows it as "0.04"),
-    so an interval that excludes zero never shows a bound of 0.0."""
-    if x is None:
-        return math.nan
-    value = round(100 * x, 1)
-    return (round(100 * x, 3) if value == 0 and x != 0 else value) + 0.0  # + 0.0: -0.0 becomes 0.0
-
-
-def differences_table(ctx: ReportContext) -> pd.DataFrame:
-    """Every comparison: difference, 95% interval, seeds, and whether it is a finding."""
-    rows = []
-    for c in headline(ctx)["comparisons"].values():
-        seeds = f"{c['seeds_a']} vs {c['seeds_b']}" if c["seeds_a"] else "–"
-        rows.append({"comparison": f"{c['a']} − {c['b']}", "difference (points)": points(c["difference"]),
-                     "95% CI low": points(c["ci_low"]), "95% CI high": points(c["ci_high"]), "seeds": seeds,
-                     "finding": "yes" if c["resolved"] else "unresolved"})
-    return pd.DataFrame(rows)

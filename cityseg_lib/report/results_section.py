@@ -12,8 +12,8 @@ from cityseg_lib import plots
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.intervals import expanded_level
 from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
-from cityseg_lib.report.evidence import (comparison, differences_table, headline, interval_text, points, pooled_note,
-                                         val_loss_against_seeds)
+from cityseg_lib.report.evidence import comparison, interval_text, pooled_note, val_loss_against_seeds
+from cityseg_lib.report.headline_json import differences_table, headline, points
 from cityseg_lib.report.format import figure_caption, join, pct
 
 
