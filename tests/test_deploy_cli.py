@@ -75,6 +75,33 @@ def test_report_inference_section_on_the_first_frames_says_so(tiny_run, demo_roo
                           runs=SimpleNamespace(per_image=lambda r: full, config=lambda r: runstore.load_config(r)))
     table = inference_table(ctx, "U-Net", images=2)
     assert list(table["mode"]) == list(MODES)
-    assert json.loads((tiny_run / "eval_val_fullres_slide_first2.json").read_text())["images"] == 2
-    assert "on the first 2 of the 3 validation images" in inference_text(ctx, "U-Net", images=2)
-    assert "on the 3 validation images." in inference_text(ctx, "U-Net", images=0)
+    for mode in ("whole", "slide"):  # whole too is predicted frame by frame, and every frame timed
+        saved = json.loads((tiny_run / f"eval_val_fullres_{mode}_first2.json").read_text())
+        assert saved["images"] == 2 and len(saved["image_seconds"]) == 2 and min(saved["image_seconds"]) > 0
+    # the seconds per image carry an interval; each mode's cost is a ratio to whole's, with one
+    assert table.loc[0, "time vs whole [95% CI]"] == "1"
+    assert all(" [" in v and v.endswith("]") for v in table["s / image [95% CI]"])
+    assert all(v.endswith("]") and "x [" in v for v in table["time vs whole [95% CI]"][1:])
+    assert "on the first 2 of the 3 validation images (" in inference_text(ctx, "U-Net", images=2)
+    text = inference_text(ctx, "U-Net", images=0)
+    assert "on the 3 validation images," in text and "over the images)" in text
+
+
+def test_inference_cost_sentence_follows_the_paired_ratio():
+    """A mode is called slower than whole only when the paired interval of the ratio of median
+    seconds excludes 1; otherwise the sentence says it was not measurably slower."""
+    from cityseg_lib.report.cost import paired_ratio
+    from cityseg_lib.report.inference_section import cost_sentence
+
+    base = [0.010, 0.011, 0.012, 0.010, 0.013, 0.011]
+    slow = [30 * t for t in base]
+    noisy = [0.008, 0.014, 0.009, 0.013, 0.012, 0.010]
+    q = paired_ratio(slow, base)
+    assert q.resolved and q.ratio == pytest.approx(30) and q.low == pytest.approx(30) == q.high
+    assert not paired_ratio(noisy, base).resolved
+    assert paired_ratio(base[:1], base[:1]) is None and paired_ratio(base, base[:3]) is None
+    text = cost_sentence({"whole": {"image_seconds": base}, "slide": {"image_seconds": slow},
+                          "whole + flip": {"image_seconds": noisy}})
+    assert text.startswith("Per image, slide took 30.0x (95% CI 30.0-30.0x over the images) as long as the whole-image")
+    assert "whole + flip was not measurably slower than the whole-image forward" in text
+    assert "whole + flip took" not in text

@@ -34,18 +34,32 @@ __all__ = ["evaluate_run"]
 def _evaluate_mode(model, ds: CityscapesSegmentation, device: torch.device, mode: InferenceMode,
                    train_size: tuple[int, int]):
     """Official-protocol scores of ``mode``: each image at its original resolution goes to the
-    inference mode (windows, flips, scales), its output at the label's size to the matrix."""
+    inference mode (windows, flips, scales), its output at the label's size to the matrix.
+
+    Returns the scores, the per-image matrices ``(N, C, C+1)`` and ``(N,)`` seconds of each image's
+    prediction (the mode's forward passes and the argmax, device synchronised; not the file reads
+    or the scoring), so that modes timed this way compare like for like, image by image.
+    """
     confmat = ConfusionMatrix(NUM_CLASSES, device=device)
-    per_image = []
+    per_image, seconds = [], []
     for sample in ds.samples:
         image = normalize(torch.from_numpy(read_image(sample.image)).permute(2, 0, 1))[None].to(device)
         label = torch.from_numpy(read_train_ids(sample.label)).to(device).long()
+        _synchronize(device)
+        t0 = time.perf_counter()
         pred = mode(model, image, tuple(label.shape), train_size=train_size).argmax(1)[0]
+        _synchronize(device)
+        seconds.append(time.perf_counter() - t0)
         one = ConfusionMatrix(NUM_CLASSES, device=device)
         one.update(pred, label)
         confmat.mat += one.mat
         per_image.append(one.mat.cpu().numpy())
-    return confmat.compute(), np.stack(per_image)
+    return confmat.compute(), np.stack(per_image), np.asarray(seconds)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool = False, device: str = "auto",
@@ -54,10 +68,13 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool 
     """Scores of the run's best checkpoint on ``split`` (its first ``images`` frames when > 0).
 
     ``data_root`` replaces the dataset location stored in the run (it moved, or another copy);
-    ``mode`` is an :class:`cityseg_lib.evaluate.modes.InferenceMode` (implies ``full_res``).
+    ``mode`` is an :class:`cityseg_lib.evaluate.modes.InferenceMode` (implies ``full_res``): each
+    original frame goes through it one at a time, ``whole`` included (the frame resized in float,
+    as the other modes see it), and each frame's prediction is timed (``image_seconds``). Without
+    ``mode`` the official protocol runs batched on the cached training-size images, as validation does.
     The result is also written to ``RUN/eval_SPLIT[_fullres][_MODE][_firstN].json``; the returned dict also
     holds ``per_image``, the per-image confusion matrices ``(N, C, C+1)`` of the official protocol
-    (None at the training size), and ``seconds_per_image``.
+    (None at the training size), and ``seconds_per_image`` (wall time of the whole evaluation).
     """
     if isinstance(images, bool) or not isinstance(images, int) or images < 0:
         raise CitysegError(f"images={images!r}: expected an integer >= 0 (0 = every frame of the split)")
@@ -73,10 +90,10 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool 
     bs = batch_size or cfg.batch_size
     label = ""
     t0 = time.perf_counter()
-    per_image = None
-    if mode is not None and mode != InferenceMode():
+    per_image, image_seconds = None, None
+    if mode is not None:
         full_res, label = True, "_" + mode.label().replace(" + ", "_").replace(" ", "")
-        scores, per_image = _evaluate_mode(model, ds, dev, mode, tuple(cfg.image_size))
+        scores, per_image, image_seconds = _evaluate_mode(model, ds, dev, mode, tuple(cfg.image_size))
     elif full_res:
         scores, _, _, per_image = evaluate_full_res(model, ds, dev, batch_size=bs)
     else:
@@ -86,6 +103,8 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool 
               "resolution": "full" if full_res else list(cfg.image_size),
               "mode": mode.label() if mode is not None else "whole", "images": len(ds.samples),
               "seconds_per_image": seconds / max(len(ds.samples), 1), **scores.to_dict()}
+    if image_seconds is not None:
+        result["image_seconds"] = [round(float(t), 6) for t in image_seconds]
     runstore.write_json(run, f"eval_{split}{'_fullres' if full_res else ''}{label}{first}.json", result)
     # per-image matrices (official protocol) for bootstrap intervals: returned, not written to JSON
     return {**result, "per_image": per_image}

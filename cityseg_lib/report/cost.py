@@ -7,6 +7,10 @@ two runs' speeds as the ratio of their medians with the same kind of interval, e
 resampled on their own. On a shared machine the load moves from epoch to epoch, often more than
 the model changes the speed, so a ratio is called a difference only when its interval excludes 1.
 The interval covers this build's timing noise, not how another machine would rank the models.
+
+Inference is timed image by image (``image_seconds`` of an inference-mode evaluation): there the
+items are the validation images, the same ones under every mode, so two modes' medians are
+compared *paired* (one resample of image indices for both), and the shared per-image cost cancels.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import numpy as np
 
 from cityseg_lib.report.context import ReportContext
 
-__all__ = ["N_BOOT", "SpeedRatio", "epoch_speeds", "speed_interval", "speed_ratio", "ratio_text", "interval_or_dash"]
+__all__ = ["N_BOOT", "SpeedRatio", "epoch_speeds", "speed_interval", "speed_ratio", "ratio_text", "interval_or_dash",
+           "median_interval", "paired_ratio"]
 
 N_BOOT = 2000
 LEVEL = 0.95
@@ -44,10 +49,15 @@ def _bounds(samples: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def median_interval(values, seed: int = 0) -> tuple[float, float] | None:
+    """95% percentile-bootstrap interval of the median of ``values`` ``(N,)``; None when N < 2."""
+    v = np.asarray(values, dtype=float)
+    return _bounds(_medians(v, np.random.default_rng(seed))) if len(v) >= 2 else None
+
+
 def speed_interval(ctx: ReportContext, run: str, seed: int = 0) -> tuple[float, float] | None:
     """95% interval of the median images/s of ``run`` over its epochs; None with fewer than 2 epochs."""
-    v = epoch_speeds(ctx, run)
-    return _bounds(_medians(v, np.random.default_rng(seed))) if len(v) >= 2 else None
+    return median_interval(epoch_speeds(ctx, run), seed)
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class SpeedRatio:
     high: float
     epochs_a: int
     epochs_b: int
+    over: str = "the runs' epochs"  # what was resampled, for the text
 
     @property
     def resolved(self) -> bool:
@@ -77,6 +88,18 @@ def speed_ratio(ctx: ReportContext, run_a: str, run_b: str, seed: int = 0) -> Sp
     return SpeedRatio(float(np.median(a) / np.median(b)), low, high, len(a), len(b))
 
 
+def paired_ratio(a, b, seed: int = 0) -> SpeedRatio | None:
+    """``median(a) / median(b)`` of two ``(N,)`` costs of the same N items (the seconds of each
+    validation image under two inference modes), with the 95% interval of a paired bootstrap:
+    one resample of item indices for both sides. None when N < 2 or the sides differ in length."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) < 2 or len(a) != len(b):
+        return None
+    idx = np.random.default_rng(seed).integers(0, len(a), (N_BOOT, len(a)))
+    low, high = _bounds(np.median(a[idx], axis=1) / np.median(b[idx], axis=1))
+    return SpeedRatio(float(np.median(a) / np.median(b)), low, high, len(a), len(b), "the images")
+
+
 def _x(v: float) -> str:
     """A ratio to the digits that tell it from 1: 1.8, but 1.04."""
     return f"{v:.1f}" if abs(v - 1) >= 0.1 else f"{v:.2f}"
@@ -84,7 +107,7 @@ def _x(v: float) -> str:
 
 def ratio_text(r: SpeedRatio) -> str:
     """``"1.8x (95% CI 1.7-1.9x over the runs' epochs)"``."""
-    return f"{_x(r.ratio)}x (95% CI {_x(r.low)}-{_x(r.high)}x over the runs' epochs)"
+    return f"{_x(r.ratio)}x (95% CI {_x(r.low)}-{_x(r.high)}x over {r.over})"
 
 
 def interval_or_dash(ctx: ReportContext, run: str) -> str:
