@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -79,9 +80,11 @@ def test_report_inference_section_on_the_first_frames_says_so(tiny_run, demo_roo
         saved = json.loads((tiny_run / f"eval_val_fullres_{mode}_first2.json").read_text())
         assert saved["images"] == 2 and len(saved["image_seconds"]) == 2 and min(saved["image_seconds"]) > 0
     # the seconds per image carry an interval; each mode's cost is a ratio to whole's, with one
-    assert table.loc[0, "time vs whole [95% CI]"] == "1"
-    assert all(" [" in v and v.endswith("]") for v in table["s / image [95% CI]"])
-    assert all(v.endswith("]") and "x [" in v for v in table["time vs whole [95% CI]"][1:])
+    assert table.loc[0, "time / whole's (95% CI)"] == "1" and table.loc[0, "resolved"] == "–"
+    assert all(re.fullmatch(r"[\d.]+ \([\d.]+-[\d.]+\)", v) for v in table["ms / image (95% CI)"])
+    assert all(re.fullmatch(r"[\d.]+ \([\d.]+-[\d.]+\)", v) for v in table["time / whole's (95% CI)"][1:])
+    assert all(re.fullmatch(r"[+−]?[\d.]+ \([+−]?[\d.]+ to [+−]?[\d.]+\)", v)
+               for v in table["vs whole, points (95% CI)"][1:])
     assert "on the first 2 of the 3 validation images (" in inference_text(ctx, "U-Net", images=2)
     text = inference_text(ctx, "U-Net", images=0)
     assert "on the 3 validation images," in text and "over the images)" in text

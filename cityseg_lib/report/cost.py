@@ -23,7 +23,7 @@ import numpy as np
 from cityseg_lib.report.context import ReportContext
 
 __all__ = ["N_BOOT", "SpeedRatio", "epoch_speeds", "speed_interval", "speed_ratio", "ratio_text", "interval_or_dash",
-           "median_interval", "paired_ratio"]
+           "median_interval", "paired_ratio", "ratio_value"]
 
 N_BOOT = 2000
 LEVEL = 0.95
@@ -100,14 +100,14 @@ def paired_ratio(a, b, seed: int = 0) -> SpeedRatio | None:
     return SpeedRatio(float(np.median(a) / np.median(b)), low, high, len(a), len(b), "the images")
 
 
-def _x(v: float) -> str:
+def ratio_value(v: float) -> str:
     """A ratio to the digits that tell it from 1: 1.8, but 1.04."""
     return f"{v:.1f}" if abs(v - 1) >= 0.1 else f"{v:.2f}"
 
 
 def ratio_text(r: SpeedRatio) -> str:
     """``"1.8x (95% CI 1.7-1.9x over the runs' epochs)"``."""
-    return f"{_x(r.ratio)}x (95% CI {_x(r.low)}-{_x(r.high)}x over {r.over})"
+    return f"{ratio_value(r.ratio)}x (95% CI {ratio_value(r.low)}-{ratio_value(r.high)}x over {r.over})"
 
 
 def interval_or_dash(ctx: ReportContext, run: str) -> str:

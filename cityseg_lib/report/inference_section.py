@@ -11,6 +11,8 @@ and each mode's cost is a paired ratio to ``whole`` (:func:`cityseg_lib.report.c
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -19,7 +21,7 @@ from cityseg_lib.evaluate.score import evaluate_run
 from cityseg_lib.evaluate.uncertainty import bootstrap_ci, paired_difference
 from cityseg_lib.evaluate.wording import verdict
 from cityseg_lib.report.context import ReportContext
-from cityseg_lib.report.cost import median_interval, paired_ratio, ratio_text
+from cityseg_lib.report.cost import median_interval, paired_ratio, ratio_text, ratio_value
 from cityseg_lib.report.evidence import _memo
 
 __all__ = ["MODES", "inference_results", "inference_table", "inference_text", "cost_sentence"]
@@ -44,32 +46,37 @@ def inference_results(ctx: ReportContext, label: str, images: int = 0) -> dict[s
     return _memo(ctx, ("inference", run, images), make)
 
 
-def _seconds(v: float) -> str:
-    return f"{v:.3g}"
+def _ms(seconds: float) -> str:
+    """Milliseconds to 3 significant digits, without an exponent: 38.1, 329, 1010."""
+    ms = 1000 * seconds
+    return f"{ms:.{max(0, 2 - math.floor(math.log10(ms)))}f}" if ms > 0 else "0"
+
+
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f}".replace("-", "−")
 
 
 def inference_table(ctx: ReportContext, label: str, images: int = 0) -> pd.DataFrame:
-    """One row per mode: full-resolution mIoU with its 95% interval, the paired difference to
-    ``whole`` with its interval, and the median seconds per image on this build's device with its
-    95% interval over the images, and the paired ratio of that median to ``whole``'s."""
+    """One row per mode: full-resolution mIoU with its 95% interval; the paired difference to
+    ``whole`` with its interval; the median milliseconds per image on this build's device with its
+    95% interval over the images, and the paired ratio of that median to ``whole``'s with its own."""
     results = inference_results(ctx, label, images)
     base = results["whole"]
     rows = []
     for name, r in results.items():
         iv = bootstrap_ci(r["per_image"], n_boot=ctx.n_boot)
-        row = {"mode": name, "mIoU full res (%)": round(100 * iv.value, 1), "95% CI low": round(100 * iv.low, 1),
-               "95% CI high": round(100 * iv.high, 1)}
+        row = {"mode": name, "mIoU full res % (95% CI)": f"{100 * iv.value:.1f} ({100 * iv.low:.1f}-{100 * iv.high:.1f})",
+               "vs whole, points (95% CI)": "–", "resolved": "–"}
         if name != "whole":
             d = paired_difference(r["per_image"], base["per_image"], n_boot=ctx.n_boot)
-            row.update({"vs whole (points)": round(100 * d.difference, 1), "diff CI low": round(100 * d.low, 1),
-                        "diff CI high": round(100 * d.high, 1), "resolved": "yes" if d.resolved else "no"})
+            row["vs whole, points (95% CI)"] = f"{_points(d.difference)} ({_points(d.low)} to {_points(d.high)})"
+            row["resolved"] = "yes" if d.resolved else "no"
         t = r["image_seconds"]
         ti = median_interval(t)
-        row["s / image [95% CI]"] = _seconds(float(np.median(t))) + (
-            f" [{_seconds(ti[0])}-{_seconds(ti[1])}]" if ti else "")
+        row["ms / image (95% CI)"] = _ms(float(np.median(t))) + (f" ({_ms(ti[0])}-{_ms(ti[1])})" if ti else "")
         q = paired_ratio(t, base["image_seconds"])
-        row["time vs whole [95% CI]"] = "1" if name == "whole" else (
-            f"{q.ratio:.3g}x [{q.low:.3g}-{q.high:.3g}]" if q else "–")
+        row["time / whole's (95% CI)"] = "1" if name == "whole" else (
+            f"{ratio_value(q.ratio)} ({ratio_value(q.low)}-{ratio_value(q.high)})" if q else "–")
         rows.append(row)
     return pd.DataFrame(rows)
 
