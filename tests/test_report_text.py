@@ -485,6 +485,17 @@ def test_rankings_order_a_seeded_configuration_by_its_seed_mean_as_its_compariso
     assert "mean of" not in training_section.augmentation_text(context())
 
 
+def test_table_cells_carry_the_same_interval_as_the_text():
+    """A table's "% [95% CI]" cell holds the run's score and interval, as the prose states them."""
+    ctx = context(augment=62, replace=40)
+    iv = evidence.interval(ctx, "unet")
+    cell = evidence.interval_cell(ctx, "unet")
+    assert cell == f"{100 * iv.value:.1f} ({100 * iv.low:.1f}-{100 * iv.high:.1f})"
+    assert evidence.interval_text(ctx, "unet") == cell.replace(" (", "% (95% CI ")
+    table = training_section.augmentation_table(ctx)
+    assert table["val mIoU full res % [95% CI]"].iloc[0] == cell
+
+
 def _timed(fcn: list[float], unet: list[float], swin: list[float], large: list[float] | None = None) -> ReportContext:
     """The default context with per-epoch images/s on the three main runs (and a larger-size U-Net)."""
     ctx = context()

@@ -19,7 +19,7 @@ from cityseg_lib.models.names import display_name
 from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.format import LOSS_LABELS, pct, tuned_label
 
-__all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note", "interval_text",
+__all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note", "interval_text", "interval_cell",
            "val_loss_against_seeds"]
 
 
@@ -88,6 +88,14 @@ def interval_text(ctx: ReportContext, run: str) -> str:
     if iv is None:
         return f"{100 * ctx.record(run)['miou_full_res']:.1f}%"
     return format_interval(iv)
+
+
+def interval_cell(ctx: ReportContext, run: str) -> str:
+    """Table cell under a "% [95% CI]" header: ``"31.2 (28.0-34.5)"``, or the plain score."""
+    iv = interval(ctx, run)
+    if iv is None:
+        return f"{100 * ctx.record(run)['miou_full_res']:.1f}"
+    return f"{100 * iv.value:.1f} ({100 * iv.low:.1f}-{100 * iv.high:.1f})"
 
 
 def compare(ctx: ReportContext, runs_a: list[str], runs_b: list[str]) -> Difference | None:

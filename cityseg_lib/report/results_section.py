@@ -12,7 +12,7 @@ from cityseg_lib import plots
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.intervals import expanded_level
 from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
-from cityseg_lib.report.evidence import comparison, interval_text, pooled_note, val_loss_against_seeds
+from cityseg_lib.report.evidence import comparison, interval_cell, pooled_note, val_loss_against_seeds
 from cityseg_lib.report.headline_json import differences_table, headline, points
 from cityseg_lib.report.format import figure_caption, join, pct
 
@@ -152,7 +152,7 @@ def dropout_table(ctx: ReportContext) -> pd.DataFrame:
         rec = ctx.record(run)
         rows.append({"variant": label, "dropout": rec["dropout"], "best val loss": round(rec["best_val_loss"], 4),
                      "best epoch": rec["best_epoch"], "val mIoU (%)": round(100 * rec["miou"], 1),
-                     "val mIoU full res [95% CI]": interval_text(ctx, run)})
+                     "val mIoU full res % [95% CI]": interval_cell(ctx, run)})
     return pd.DataFrame(rows)
 
 

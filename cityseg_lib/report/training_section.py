@@ -12,7 +12,7 @@ import pandas as pd
 
 from cityseg_lib import plots
 from cityseg_lib.report.context import FLAT_GAIN, ReportContext, full_or_train
-from cityseg_lib.report.evidence import (Comparison, comparison, finding, interval_text, pooled_note,
+from cityseg_lib.report.evidence import (Comparison, comparison, finding, interval_cell, pooled_note,
                                          val_loss_against_seeds)
 from cityseg_lib.report.format import AUGMENT_LABELS, figure_caption, join, pct, size_hw
 
@@ -44,7 +44,7 @@ def augmentation_table(ctx: ReportContext) -> pd.DataFrame:
         rows.append({"augmentation": AUGMENT_LABELS.get(mode, mode), "train images / epoch": rec["train_images"],
                      "best val loss": round(rec["best_val_loss"], 4), "best epoch": rec["best_epoch"],
                      "val mIoU (%)": round(100 * rec["miou"], 1),
-                     "val mIoU full res [95% CI]": interval_text(ctx, run),
+                     "val mIoU full res % [95% CI]": interval_cell(ctx, run),
                      versus: round(100 * c.diff.difference, 1) if c and c.diff else math.nan,
                      "finding": ("yes" if c.resolved else "unresolved") if c else "–"})
     return pd.DataFrame(rows)
@@ -104,7 +104,7 @@ def scheduler_table(ctx: ReportContext) -> pd.DataFrame:
                      "lowest val loss": round(m["val_loss"].min(), 4), "at epoch": int(m.loc[m["val_loss"].idxmin(), "epoch"]),
                      "final val loss": round(m["val_loss"].iloc[-1], 4), "final train loss": round(m["train_loss"].iloc[-1], 4),
                      "val mIoU (%)": round(100 * rec["miou"], 1),
-                     "val mIoU full res [95% CI]": interval_text(ctx, rec["run"])})
+                     "val mIoU full res % [95% CI]": interval_cell(ctx, rec["run"])})
     return pd.DataFrame(rows)
 
 

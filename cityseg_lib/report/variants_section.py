@@ -16,7 +16,7 @@ import pandas as pd
 from cityseg_lib import plots
 from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.cost import interval_or_dash, ratio_text, speed_ratio
-from cityseg_lib.report.evidence import comparison, interval_text, pooled_note
+from cityseg_lib.report.evidence import comparison, interval_cell, pooled_note
 from cityseg_lib.report.format import figure_caption, size_hw
 
 __all__ = ["OPTIMIZER_LABELS", "optimizer_table", "optimizer_text", "fig_optimizers", "resolution_runs",
@@ -29,7 +29,7 @@ def _row(ctx: ReportContext, label: str, run: str) -> dict:
     rec, m = ctx.record(run), ctx.runs.metrics(run)
     return {"run": label, "lowest val loss": round(m["val_loss"].min(), 4),
             "at epoch": int(m.loc[m["val_loss"].idxmin(), "epoch"]), "final train loss": round(m["train_loss"].iloc[-1], 4),
-            "val mIoU full res [95% CI]": interval_text(ctx, run),
+            "val mIoU full res % [95% CI]": interval_cell(ctx, run),
             "train time (s)": round(rec.get("train_time_s") or 0.0, 1),
             "train images/s [95% CI]": _speed(ctx, run)}
 
