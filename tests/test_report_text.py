@@ -599,3 +599,72 @@ def test_learning_counts_a_model_only_when_its_whole_interval_clears_twice_the_f
     monkeypatch.undo()
     assert "each scores more than twice the constant-prediction floor, even at the low end of its 95% interval." in (
         discussion.reflections(context()))
+
+
+def _optimizers(adam, adamax) -> ReportContext:
+    """The U-Net with 3 seeds at 70 hits (AdamW) and one run each with Adam and Adamax."""
+    ctx = context(arch_seeds={"unet": [70, 70, 70]})
+    lab = Lab()
+    lab.runs = ctx.runs
+    ctx.unet.optimizer_runs = {"adamw": ctx.unet.main_run,
+                               "adam": lab.run("unet_opt_adam", matrices(adam), optimizer="adam"),
+                               "adamax": lab.run("unet_opt_adamax", matrices(adamax), optimizer="adamax")}
+    return ctx
+
+
+def test_the_reference_optimiser_claim_is_judged_by_both_differences():
+    """'AdamW beats Adam and Adamax' is supported only when both differences are resolved in AdamW's
+    favour, contradicted when either goes the other way, and neither when they are unresolved."""
+    from cityseg_lib.report import variants_section
+
+    both = _optimizers(adam=50, adamax=55)
+    assert variants_section.optimizer_claim(both) == (
+        "This build supports the reference's claim: AdamW beats Adam and Adamax beyond the sampling noise.")
+    line = next(x for x in discussion.conclusions(both) if x.startswith("**Optimiser.**"))
+    assert "This build supports the reference's claim" in line and line.count("**Optimiser.**") == 1
+    table = variants_section.optimizer_table(both)
+    column = "vs AdamW, 3 seeds pooled (points)"
+    assert list(table["run"]) == ["AdamW", "Adam", "Adamax"] and list(table["finding"]) == ["–", "yes", "yes"]
+    adam = evidence.comparison(both, "optimizer_adamw_vs_adam").diff  # AdamW - Adam; the table shows Adam - AdamW
+    assert table[column].iloc[0] == "–"
+    assert table[column].iloc[1] == (f"{-100 * adam.difference:+.1f} ({-100 * adam.high:+.1f} to "
+                                     f"{-100 * adam.low:+.1f})").replace("-", "−")
+    assert table[column].iloc[1].startswith("−")
+    against = _optimizers(adam=90, adamax=55)
+    claim = variants_section.optimizer_claim(against)
+    assert claim.startswith("This build contradicts the reference's claim: Adam beats AdamW") and "beats Adamax" in claim
+    part = _optimizers(adam=one_image_better(70, 90), adamax=55)
+    assert variants_section.optimizer_claim(part) == (
+        "This build supports the reference's claim only in part: AdamW beats Adamax beyond the sampling noise, "
+        "but its difference to Adam is unresolved.")
+    neither = _optimizers(adam=one_image_better(70, 90), adamax=one_image_better(70, 95))
+    assert variants_section.optimizer_claim(neither).startswith("Neither difference is resolved, so this build "
+                                                                "neither supports nor contradicts")
+    assert "neither supports nor contradicts" in variants_section.optimizer_text(neither)
+    assert list(variants_section.optimizer_table(neither)["finding"]) == ["–", "unresolved", "unresolved"]
+
+
+def test_the_training_size_claim_follows_the_paired_difference():
+    """'almost identical': contradicted only by a resolved difference, and the table shows it."""
+    from cityseg_lib.report import variants_section
+
+    def sized(hits):
+        ctx = context(arch_seeds={"unet": [70, 70, 70]})
+        lab = Lab()
+        lab.runs = ctx.runs
+        ctx.unet.resolution_run = lab.run("unet_72x144", matrices(hits), image_size=(72, 144))
+        return ctx
+
+    higher = sized(90)
+    text = variants_section.resolution_text(higher)
+    assert "So at this scale the larger training size scores measurably higher, where the reference found" in text
+    line = next(x for x in discussion.conclusions(higher) if x.startswith("**Training size.**"))
+    assert "scores measurably higher" in line
+    table = variants_section.resolution_table(higher)
+    assert list(table["finding"]) == ["–", "yes"]
+    assert table["vs the profile's size, 3 seeds pooled (points)"].iloc[1].startswith("+")
+    lower = variants_section.resolution_text(sized(50))
+    assert "the profile's reduced size scores measurably higher than the larger one" in lower
+    same = sized(one_image_better(70, 90))
+    assert "consistent with the reference's 'almost identical'" in variants_section.resolution_text(same)
+    assert list(variants_section.resolution_table(same)["finding"]) == ["–", "unresolved"]

@@ -18,6 +18,7 @@ from cityseg_lib.report.headline_json import headline, seed_scores
 from cityseg_lib.report.format import join, pct, pts, signed_pts
 from cityseg_lib.report.loss_section import loss_reference, loss_summary
 from cityseg_lib.report.training_section import settled
+from cityseg_lib.report.variants_section import optimizer_claim, resolution_claim
 
 
 def _not_learnt(ctx: ReportContext) -> list[str]:
@@ -103,10 +104,16 @@ def conclusions(ctx: ReportContext) -> list[str]:
         out.append("**Augmentation.** " + _sentences(aug) + " "
                    + settled(aug, "Against the original images, ", "helps", "hurts",
                              "No augmentation mode is resolved from training without it.") + _seed_notes(aug))
-    for topic, name in (("dropout", "Dropout"), ("batchnorm", "BatchNorm"), ("optimizer", "Optimiser"),
-                        ("resolution", "Training size")):
+    for topic, name in (("dropout", "Dropout"), ("batchnorm", "BatchNorm")):
         for c in finding(ctx, topic):
             out.append(f"**{name}.** " + c.sentence() + _seed_notes([c]))
+    opts = finding(ctx, "optimizer")
+    if opts:  # the reference's claim (AdamW beats Adam and Adamax) judged by both differences together
+        claim = optimizer_claim(ctx)
+        out.append("**Optimiser.** " + _sentences(opts) + (" " + claim if claim else "") + _seed_notes(opts))
+    for c in finding(ctx, "resolution"):
+        claim = resolution_claim(c)
+        out.append("**Training size.** " + c.sentence() + (" " + claim if claim else "") + _seed_notes([c]))
     diffs = [r["miou_full_res"] - r["miou"] for r in recs.values() if not math.isnan(r["miou_full_res"])]
     if diffs:
         mean = float(np.mean(diffs))

@@ -16,22 +16,37 @@ import pandas as pd
 from cityseg_lib import plots
 from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.cost import interval_or_dash, ratio_text, speed_ratio
-from cityseg_lib.report.evidence import comparison, interval_cell, pooled_note
-from cityseg_lib.report.format import figure_caption, size_hw
+from cityseg_lib.report.evidence import Comparison, comparison, interval_cell, pooled_note
+from cityseg_lib.report.format import figure_caption, join, size_hw
 
-__all__ = ["OPTIMIZER_LABELS", "optimizer_table", "optimizer_text", "fig_optimizers", "resolution_runs",
-           "resolution_table", "resolution_text", "fig_resolution"]
+__all__ = ["OPTIMIZER_LABELS", "optimizer_table", "optimizer_text", "optimizer_claim", "fig_optimizers",
+           "resolution_runs", "resolution_table", "resolution_text", "resolution_claim", "fig_resolution"]
 
 OPTIMIZER_LABELS = {"adamw": "AdamW", "adam": "Adam", "adamax": "Adamax"}
 
 
-def _row(ctx: ReportContext, label: str, run: str) -> dict:
+def _row(ctx: ReportContext, label: str, run: str, versus: tuple[str, Comparison | None, int] | None = None) -> dict:
+    """One run's row; ``versus`` = (column name, comparison, sign): the paired difference of this run
+    against the main configuration (``sign`` -1 when the comparison is main minus this run)."""
     rec, m = ctx.record(run), ctx.runs.metrics(run)
-    return {"run": label, "lowest val loss": round(m["val_loss"].min(), 4),
-            "at epoch": int(m.loc[m["val_loss"].idxmin(), "epoch"]), "final train loss": round(m["train_loss"].iloc[-1], 4),
-            "val mIoU full res % [95% CI]": interval_cell(ctx, run),
-            "train time (s)": round(rec.get("train_time_s") or 0.0, 1),
-            "train images/s [95% CI]": _speed(ctx, run)}
+    row = {"run": label, "lowest val loss": round(m["val_loss"].min(), 4),
+           "at epoch": int(m.loc[m["val_loss"].idxmin(), "epoch"]), "final train loss": round(m["train_loss"].iloc[-1], 4),
+           "val mIoU full res % [95% CI]": interval_cell(ctx, run)}
+    if versus is not None:
+        column, c, sign = versus
+        d = c.diff if c is not None else None
+        row[column] = "–" if d is None else (
+            f"{100 * sign * d.difference:+.1f} ({100 * min(sign * d.low, sign * d.high):+.1f} to "
+            f"{100 * max(sign * d.low, sign * d.high):+.1f})").replace("-", "−")
+        row["finding"] = "–" if c is None else "yes" if c.resolved else "unresolved"
+    row.update({"train time (s)": round(rec.get("train_time_s") or 0.0, 1), "train images/s [95% CI]": _speed(ctx, run)})
+    return row
+
+
+def _versus_column(comps: list[Comparison], main: str) -> str:
+    """``"vs AdamW, 3 seeds pooled (points)"``: the header of the difference to the main configuration."""
+    n = max((max(c.diff.n_seeds_a, c.diff.n_seeds_b) for c in comps if c.diff), default=1)
+    return f"vs {main} (points)" if n < 2 else f"vs {main}, {n} seeds pooled (points)"
 
 
 def _speed(ctx: ReportContext, run: str) -> str:
@@ -40,8 +55,49 @@ def _speed(ctx: ReportContext, run: str) -> str:
     return "–" if not speed else f"{speed:.1f} ({interval_or_dash(ctx, run)})"
 
 
+def _optimizer_comparisons(ctx: ReportContext) -> dict[str, Comparison]:
+    """``{optimiser: comparison main optimiser - it}`` for every other optimiser the U-Net trained with."""
+    main = ctx.runs.config(ctx.unet.main_run).optimizer
+    return {o: c for o in ctx.unet.optimizer_runs if o != main
+            and (c := comparison(ctx, f"optimizer_{main}_vs_{o}")) is not None}
+
+
 def optimizer_table(ctx: ReportContext) -> pd.DataFrame:
-    return pd.DataFrame([_row(ctx, OPTIMIZER_LABELS.get(o, o), r) for o, r in ctx.unet.optimizer_runs.items()])
+    """One row per optimiser; its paired difference to the main optimiser (AdamW), with the main
+    configuration's seeds pooled, and whether that difference is a finding."""
+    comps = _optimizer_comparisons(ctx)
+    main = OPTIMIZER_LABELS.get(ctx.runs.config(ctx.unet.main_run).optimizer, "the main optimiser")
+    column = _versus_column(list(comps.values()), main)
+    return pd.DataFrame([_row(ctx, OPTIMIZER_LABELS.get(o, o), r,
+                              (column, comps.get(o), -1) if comps and r != ctx.unet.main_run else
+                              (column, None, -1) if comps else None)
+                         for o, r in ctx.unet.optimizer_runs.items()])
+
+
+def optimizer_claim(ctx: ReportContext) -> str:
+    """What the comparisons say of the reference's claim that AdamW beats Adam and Adamax: supported
+    only by differences whose intervals exclude zero (and whose seeds agree)."""
+    comps = _optimizer_comparisons(ctx)
+    main = ctx.runs.config(ctx.unet.main_run).optimizer
+    if main != "adamw" or not comps:
+        return ""
+    name = {o: OPTIMIZER_LABELS.get(o, o) for o in comps}
+    ahead = [name[o] for o, c in comps.items() if c.resolved and c.diff.difference > 0]
+    behind = [name[o] for o, c in comps.items() if c.resolved and c.diff.difference < 0]
+    open_ = [name[o] for o, c in comps.items() if not c.resolved]
+    if behind:
+        return (f"This build contradicts the reference's claim: {join(behind)} "
+                f"{'beats' if len(behind) == 1 else 'beat'} AdamW beyond the sampling noise"
+                + (f", while AdamW beats {join(ahead)}." if ahead else "."))
+    if not open_:
+        return f"This build supports the reference's claim: AdamW beats {join(ahead)} beyond the sampling noise."
+    if ahead:
+        return (f"This build supports the reference's claim only in part: AdamW beats {join(ahead)} beyond the "
+                f"sampling noise, but its difference to {join(open_)} is unresolved.")
+    return ("Neither difference is resolved, so this build neither supports nor contradicts the reference's claim "
+            "that AdamW beats Adam and Adamax." if len(open_) > 1 else
+            f"The difference is unresolved, so this build neither supports nor contradicts the reference's claim "
+            f"that AdamW beats {join(open_)}.")
 
 
 def optimizer_text(ctx: ReportContext) -> str:
@@ -49,11 +105,12 @@ def optimizer_text(ctx: ReportContext) -> str:
     if len(runs) < 2:
         return "This build trained the U-Net with one optimiser only, so the reference's claim is not tested here."
     cfg = ctx.runs.config(ctx.unet.main_run)
-    comps = [c for o in runs if (c := comparison(ctx, f"optimizer_{cfg.optimizer}_vs_{o}"))]
+    comps = list(_optimizer_comparisons(ctx).values())
+    claim = optimizer_claim(ctx)
     return (f"The main U-Net was trained with {', '.join(OPTIMIZER_LABELS.get(o, o) for o in runs)}, everything else "
             f"equal (initial learning rate {cfg.lr:g}, weight decay {cfg.weight_decay:g}: decoupled for AdamW, added to "
             "the gradient for Adam and Adamax, as torch defines them). " + " ".join(c.sentence() for c in comps)
-            + pooled_note(comps))
+            + pooled_note(comps) + (" " + claim if claim else ""))
 
 
 def fig_optimizers(ctx: ReportContext, number: int) -> tuple:
@@ -71,10 +128,29 @@ def resolution_runs(ctx: ReportContext) -> dict[str, str]:
 
 
 def resolution_table(ctx: ReportContext) -> pd.DataFrame:
+    """The main U-Net and the larger-size run; the larger one's paired difference to the main
+    configuration (its seeds pooled), and whether that difference is a finding."""
+    c = comparison(ctx, "resolution_large_vs_main") if ctx.unet.resolution_run else None
+    column = _versus_column([c], "the profile's size") if c else None
     rows = []
     for size, run in resolution_runs(ctx).items():
-        rows.append(_row(ctx, f"U-Net trained at {size}", run))
+        versus = None if column is None else (column, c if run == ctx.unet.resolution_run else None, 1)
+        rows.append(_row(ctx, f"U-Net trained at {size}", run, versus))
     return pd.DataFrame(rows)
+
+
+def resolution_claim(c: Comparison | None) -> str:
+    """What the paired difference says of the reference's 'almost identical' (reduced size against
+    the larger one): a difference only when its interval excludes zero and the seeds agree."""
+    if c is None or c.diff is None:
+        return ""
+    if not c.resolved:
+        return ("The difference is within the sampling noise, consistent with the reference's 'almost identical' "
+                "(not a proof of it: an unresolved difference can still be real).")
+    if c.diff.difference > 0:
+        return ("So at this scale the larger training size scores measurably higher, where the reference found the "
+                "two almost identical.")
+    return "So at this scale the profile's reduced size scores measurably higher than the larger one."
 
 
 def resolution_text(ctx: ReportContext) -> str:
@@ -87,9 +163,11 @@ def resolution_text(ctx: ReportContext) -> str:
     cost = ("" if r is None else
             f" Training at {large} took {ratio_text(r)} as long per image." if r.resolved else
             f" Training at {large} was not measurably slower per image: {ratio_text(r)} as long.")
+    claim = resolution_claim(c)
     return (f"The reference trains at a reduced size and reports results 'almost identical' to the full resolution. "
             f"Here the main U-Net ({small}) is compared with the same model trained at {large}, both scored at the "
-            f"labels' full resolution. {c.sentence() + pooled_note([c]) if c else ''}{cost}")
+            f"labels' full resolution. {c.sentence() + pooled_note([c]) if c else ''}"
+            f"{' ' + claim if claim else ''}{cost}")
 
 
 def fig_resolution(ctx: ReportContext, number: int) -> tuple:
