@@ -45,6 +45,12 @@ _EXTRA_CSS = """
     p, li { orphans: 3; widows: 3; }
     /* the reference list is short: one page, never its last entry alone on a page of its own */
     #References + ol { break-inside: avoid-page; }
+    /* a number and its interval, "21.0 (20.1-21.7)", stay on one line: the hyphen of an interval
+       is a break opportunity, and narrow cells split them over three lines. Labels (the first
+       column) and the text tables (.left) still wrap; headers wrap at their spaces. */
+    .jp-RenderedHTMLCommon table { font-size: 11px; }
+    .jp-RenderedHTMLCommon td, .jp-RenderedHTMLCommon th { padding: 2px 5px; }
+    table.report-table:not(.left) td:not(:first-child) { white-space: nowrap; }
   }
 </style>
 """

@@ -135,8 +135,8 @@ def resolution_table(ctx: ReportContext) -> pd.DataFrame:
     rows = []
     for size, run in resolution_runs(ctx).items():
         versus = None if column is None else (column, c if run == ctx.unet.resolution_run else None, 1)
-        rows.append(_row(ctx, f"U-Net trained at {size}", run, versus))
-    return pd.DataFrame(rows)
+        rows.append(_row(ctx, size, run, versus))
+    return pd.DataFrame(rows).rename(columns={"run": "U-Net trained at"})
 
 
 def resolution_claim(c: Comparison | None) -> str:
