@@ -419,6 +419,31 @@ def test_timings_note_gives_the_span_when_notebooks_ran_side_by_side():
     assert "side by side" not in front.timings_note(ctx)
 
 
+def test_timings_keep_what_the_runs_cost_when_a_rebuild_reuses_them():
+    """A rebuild executes each notebook in seconds; the table's training column still gives what each
+    notebook's runs took to train (their summaries: 60 s each here), a shared run counted once."""
+    ctx = context(arch_seeds={"unet": [70, 72, 68]}, losses={"cross_entropy": [70, 72], "dice": [75, 76]})
+    ctx.losses.runs["cross_entropy"] = ctx.unet.seed_runs[:2]  # 05's cross-entropy seeds are 03's U-Net seeds
+    ctx.timings = {"notebooks": {"02_baseline_fcn": {"seconds": 5.0, "finished": "2026-12-01 10:00:05"},
+                                 "03_unet": {"seconds": 6.0, "finished": "2026-12-01 10:00:06"},
+                                 "05_loss_comparison": {"seconds": 4.0, "finished": "2026-12-01 10:00:10"}}}
+    groups = front.notebook_runs(ctx)
+    assert not set(groups["03"]) & set(groups["05"]) and len(groups["05"]) == 2  # only the Dice seeds
+    assert sorted(r for g in groups.values() for r in g) == front.all_runs(ctx)
+    table = front.timings_table(ctx).set_index("step")["training of its runs (min)"]
+    # 03: main run + 2 seeds + constant lr + 2 augmentation modes (none is the main run)
+    assert table["02_baseline_fcn.ipynb"] == 1.0 and table["03_unet.ipynb"] == 6.0
+    assert table["05_loss_comparison.ipynb"] == 2.0
+    note = front.timings_note(ctx)
+    total = 60 * len(front.all_runs(ctx)) / 60
+    assert "took 0.2 minutes of wall time" in note and f"The runs they use took {total:.1f} minutes of training" in note
+    ctx.timings["notebooks"]["06_halving_sweep"] = {"seconds": 3.0, "finished": "2026-12-01 10:00:13"}
+    assert front.timings_table(ctx).set_index("step")["training of its runs (min)"]["06_halving_sweep.ipynb"] == 1.0
+    ctx.sweep.sweeps = {"unet": {"trial_train_s": 90.0}}  # the sweep's trials count under 06, with its tuned run
+    assert front.timings_table(ctx).set_index("step")["training of its runs (min)"]["06_halving_sweep.ipynb"] == 2.5
+    assert f"took {total + 1.5:.1f} minutes of training" in front.timings_note(ctx)
+
+
 def test_a_difference_is_never_printed_as_minus_zero():
     from cityseg_lib.report.headline_json import points
 

@@ -31,14 +31,35 @@ def title_block(ctx: ReportContext) -> str:
     return "\n\n".join(lines)
 
 
+def notebook_runs(ctx: ReportContext) -> dict[str, list[str]]:
+    """``{"02": [run, ...], ..., "06": [...]}``: the complete runs each training notebook hands the
+    report (sweep trials not included); a run two notebooks share (the loss comparison's
+    cross-entropy seeds are the U-Net's seeds) is listed under the first."""
+    groups = {
+        "02": [ctx.baseline.main_run, *ctx.baseline.seed_runs],
+        "03": [ctx.unet.main_run, *ctx.unet.seed_runs, ctx.unet.constant_lr_run, *ctx.unet.augment_runs.values(),
+               *ctx.unet.optimizer_runs.values(), ctx.unet.resolution_run],
+        "04": [ctx.swin.main_run, *ctx.swin.seed_runs, ctx.swin.no_dropout_run, ctx.swin.no_batchnorm_run],
+        "05": [r for rs in ctx.losses.runs.values() for r in rs],
+        "06": list(ctx.sweep.tuned_runs.values()),
+    }
+    seen: set[str] = set()
+    out = {}
+    for nb, runs in groups.items():
+        out[nb] = [r for r in dict.fromkeys(runs) if r and r not in seen]
+        seen.update(out[nb])
+    return out
+
+
 def all_runs(ctx: ReportContext) -> list[str]:
     """Every complete training run the notebooks wrote (sweep trials not included)."""
-    runs = [ctx.baseline.main_run, *ctx.baseline.seed_runs, ctx.unet.main_run, *ctx.unet.seed_runs,
-            ctx.unet.constant_lr_run, *ctx.unet.augment_runs.values(), *ctx.unet.optimizer_runs.values(),
-            ctx.unet.resolution_run, ctx.swin.main_run, *ctx.swin.seed_runs, ctx.swin.no_dropout_run,
-            ctx.swin.no_batchnorm_run, *(r for rs in ctx.losses.runs.values() for r in rs),
-            *ctx.sweep.tuned_runs.values()]
-    return sorted({r for r in runs if r})
+    return sorted(r for runs in notebook_runs(ctx).values() for r in runs)
+
+
+def _trial_seconds(ctx: ReportContext) -> float | None:
+    """Training seconds of every sweep trial (notebook 06's results record them); None if unrecorded."""
+    times = [sw.get("trial_train_s") for sw in ctx.sweep.sweeps.values()]
+    return None if not times or any(t is None for t in times) else float(sum(times))
 
 
 def _train_seconds(ctx: ReportContext, runs: list[str]) -> float:
@@ -100,16 +121,33 @@ def provenance_table(ctx: ReportContext) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["item", "value"])
 
 
+def _training_minutes(ctx: ReportContext) -> dict[str, float]:
+    """``{"02": minutes, ...}``: training time of the runs each notebook uses, from their summaries
+    (and, for 06, of its sweep trials when recorded), whenever those runs were trained."""
+    out = {nb: _train_seconds(ctx, runs) / 60 for nb, runs in notebook_runs(ctx).items()}
+    trials = _trial_seconds(ctx)
+    if trials is not None:
+        out["06"] += trials / 60
+    return out
+
+
 def timings_table(ctx: ReportContext) -> pd.DataFrame:
+    """Wall time of each step in the latest execution, and the training its runs cost when trained
+    (a rebuild that reuses every run executes a notebook in seconds; the runs' cost stays visible)."""
     t = ctx.timings
+    train = _training_minutes(ctx)
+    column = "training of its runs (min)"
     rows = []
     if "data_s" in t:
-        rows.append({"step": "demo data generation / check", "wall time (s)": t["data_s"], "finished": ""})
+        rows.append({"step": "demo data generation / check", "wall time (s)": t["data_s"], column: math.nan,
+                     "finished": ""})
     for nb, info in t.get("notebooks", {}).items():
         if nb.startswith("07"):
             continue
-        rows.append({"step": f"{nb}.ipynb", "wall time (s)": info["seconds"], "finished": info.get("finished", "")})
-    rows.append({"step": "07_report.ipynb (this notebook)", "wall time (s)": math.nan, "finished": "running now"})
+        rows.append({"step": f"{nb}.ipynb", "wall time (s)": info["seconds"], column: train.get(nb[:2], math.nan),
+                     "finished": info.get("finished", "")})
+    rows.append({"step": "07_report.ipynb (this notebook)", "wall time (s)": math.nan, column: math.nan,
+                 "finished": "running now"})
     return pd.DataFrame(rows)
 
 
@@ -123,9 +161,13 @@ def timings_note(ctx: ReportContext) -> str:
     span = _span_s(done)
     side = (f" Notebooks ran side by side (the Ray executor), so from the first start to the last end took "
             f"{span / 60:.1f} minutes." if span is not None and span < 0.9 * total else "")
+    trained = sum(_training_minutes(ctx).values())
     return (f"Notebooks 01–06 and the data step took {total / 60:.1f} minutes of wall time in their latest execution, "
-            f"added up (a notebook whose runs were reused takes seconds; the training time of every run is in its "
-            f"`summary.json`).{side} The report notebook cannot time itself; `cityseg report` prints its time.")
+            f"added up.{side} The runs they use took {trained:.1f} minutes of training when they were trained "
+            "(the table's third column, from each run's `summary.json`"
+            + (" and the sweeps' `trials.csv`" if _trial_seconds(ctx) is not None else "")
+            + "; a run shared by two notebooks counts under the first): a rebuild that reuses its runs executes a "
+            "notebook in seconds. The report notebook cannot time itself; `cityseg report` prints its time.")
 
 
 def _span_s(notebooks: dict) -> float | None:

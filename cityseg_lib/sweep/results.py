@@ -50,7 +50,8 @@ def sweep_results(folder: str | os.PathLike) -> dict:
     return {"dir": runstore.relative(folder), "name": cfg.get("name"), "grid": cfg.get("grid", {}), "plan": rungs,
             "trials": int(len(trials)), "n_train": plan["n_train"], "failed": int((trials["status"] == "failed").sum()),
             "table2": winner["table2"], "winner": winner["winner"], "runner_up": winner.get("runner_up"),
-            "image_epochs": int(sum(r["candidates"] * r["subset"] * r["epochs"] for r in plan["rungs"]))}
+            "image_epochs": int(sum(r["candidates"] * r["subset"] * r["epochs"] for r in plan["rungs"])),
+            "trial_train_s": float(pd.to_numeric(trials["train_time_s"], errors="coerce").fillna(0).sum())}
 
 
 def table2_frame(sweeps: dict[str, dict]):
