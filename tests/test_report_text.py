@@ -165,9 +165,30 @@ def test_loss_seeds_that_disagree_leave_the_difference_unresolved():
 
 def test_scheduler_text_resolved_and_rising_validation_loss():
     ctx = context(unet=80, constant=60, constant_losses=[2.0, 1.5, 1.2, 1.4, 1.6])
+    ctx.runs.metric_frames["unet_constant_lr"]["train_loss"] = [2.1, 1.6, 1.3, 1.2, 1.1]  # still falling
     text = training_section.scheduler_text(ctx)
     assert "StepLR beats a constant learning rate by" in text
-    assert "rose again after its minimum for constant" in text
+    assert ("After its lowest validation loss (1.2000 at epoch 3) the constant run's validation loss stayed above it "
+            "(between 1.4000 and 1.6000, 1.6000 at the end) while the training loss kept falling") in text
+    assert "the start of the over-fitting" in text
+
+
+def test_after_the_minimum_a_swinging_loss_is_not_called_over_fitting():
+    """The demo's constant-rate U-Net: the validation loss bounces (0.77, 0.99, 0.80, 0.77, 0.92) while
+    the training loss falls; it comes back to its minimum, so the words say noise, not over-fitting."""
+    def frame(val, train):
+        return pd.DataFrame({"epoch": range(1, len(val) + 1), "val_loss": val, "train_loss": train})
+
+    swing = training_section.after_minimum("constant", frame([1.0, 0.7723, 0.9867, 0.7967, 0.7742, 0.9201],
+                                                             [1.1, 0.7854, 0.7943, 0.7676, 0.7567, 0.7453]))
+    assert "swung between 0.7742 and 0.9867 (0.9201 at the end)" in swing and "shows no over-fitting" in swing
+    assert "the start of the over-fitting" not in swing
+    unsettled = training_section.after_minimum("constant", frame([1.0, 0.8, 0.9, 0.95], [1.0, 0.8, 0.85, 0.9]))
+    assert "the training loss did not fall" in unsettled and "which is not over-fitting" in unsettled
+    one = training_section.after_minimum("constant", frame([1.0, 0.9, 0.8, 0.95], [1.0, 0.9, 0.8, 0.7]))
+    assert "last epoch rose to 0.9500: one epoch, too short to tell a rise from the epoch-to-epoch noise" in one
+    assert training_section.after_minimum("StepLR", frame([1.0, 0.8, 0.805], [1.0, 0.8, 0.7])) == ""  # within 1%
+    assert training_section.after_minimum("StepLR", frame([1.0, 0.9, 0.8], [1.0, 0.9, 0.8])) == ""  # lowest last
 
 
 def test_scheduler_text_unresolved_and_no_overfitting():

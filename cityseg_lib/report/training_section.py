@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 
 from cityseg_lib import plots
@@ -126,19 +127,48 @@ def scheduler_text(ctx: ReportContext) -> str:
     parts.append(val_loss_against_seeds(ctx, seeds, runs["constant"]["run"], "the step schedule",
                                         "the constant learning rate")
                  + " In full-resolution mIoU: " + (c.sentence() + pooled_note([c]) if c else "not compared."))
-    rising = []
-    for label, m in (("StepLR", ms), ("constant", mc)):
-        if m["val_loss"].iloc[-1] > m["val_loss"].min() * 1.01:
-            rising.append(f"{label} (lowest at epoch {int(m.loc[m['val_loss'].idxmin(), 'epoch'])}, "
-                          f"{m['val_loss'].iloc[-1]:.4f} at the end)")
-    if rising:
-        parts.append("Validation loss rose again after its minimum for " + join(rising)
-                     + ": the start of the over-fitting the scheduler is meant to slow down.")
+    after = [sentence for label, m in (("StepLR", ms), ("constant", mc)) if (sentence := after_minimum(label, m))]
+    if after:
+        parts.append(" ".join(after))
     else:
         parts.append("Neither run's validation loss had turned upwards by the last epoch, so this schedule is too "
                      "short to show the over-fitting the reference observed after about 10 to 20 epochs; the "
                      "comparison here is about convergence speed only.")
     return "\n\n".join(parts)
+
+
+def after_minimum(label: str, m: pd.DataFrame, tol: float = FLAT_GAIN) -> str:
+    """What a run's validation loss did after its lowest epoch, in words that claim no more than the
+    curve shows ("" when it ended within ``tol`` of its minimum):
+
+    * every later epoch above the minimum by more than ``tol`` (two epochs or more) while the
+      training loss fell: a steady rise, the start of over-fitting;
+    * the same without a falling training loss: the run does not settle, which is not over-fitting;
+    * a later epoch back within ``tol`` of the minimum: the loss swings from epoch to epoch (the
+      noise of large steps), and the run shows no over-fitting;
+    * one epoch after the minimum: too short to tell a rise from noise.
+    """
+    val, train = m["val_loss"].to_numpy(float), m["train_loss"].to_numpy(float)
+    best = int(np.argmin(val))
+    low, later = val[best], val[best + 1:]
+    if len(later) == 0 or later[-1] <= low * (1 + tol):
+        return ""
+    epoch = int(m["epoch"].iloc[best])
+    head = f"After its lowest validation loss ({low:.4f} at epoch {epoch}) the {label} run's "
+    if len(later) == 1:
+        return (head + f"last epoch rose to {later[-1]:.4f}: one epoch, too short to tell a rise from the epoch-to-epoch "
+                "noise.")
+    falling = train[-1] < train[best]
+    if (later > low * (1 + tol)).all():
+        return (head + f"validation loss stayed above it (between {later.min():.4f} and {later.max():.4f}, "
+                f"{later[-1]:.4f} at the end) while " + (
+                    f"the training loss kept falling ({train[best]:.4f} to {train[-1]:.4f}): the start of the "
+                    "over-fitting the scheduler is meant to slow down." if falling else
+                    f"the training loss did not fall ({train[best]:.4f} to {train[-1]:.4f}): the run does not settle, "
+                    "which is not over-fitting."))
+    return (head + f"validation loss swung between {later.min():.4f} and {later.max():.4f} ({later[-1]:.4f} at the end), "
+            f"coming back to within {tol:.0%} of its minimum, while the training loss went from {train[best]:.4f} to "
+            f"{train[-1]:.4f}: epoch-to-epoch noise, not a steady rise, so this run shows no over-fitting.")
 
 
 def fig_scheduler(ctx: ReportContext, number: int = 6) -> tuple:
