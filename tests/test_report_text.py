@@ -714,3 +714,33 @@ def test_the_training_size_claim_follows_the_paired_difference():
     same = sized(one_image_better(70, 90))
     assert "consistent with the reference's 'almost identical'" in variants_section.resolution_text(same)
     assert list(variants_section.resolution_table(same)["finding"]) == ["–", "unresolved"]
+
+
+def test_confusion_text_names_every_class_tied_at_zero_recall_and_their_size():
+    """Eleven classes with no pixel recovered: all are named (not three picked by index), with their
+    share of the pixels against the average class's, computed from the matrix."""
+    ctx = context()
+    label = results_section.best_model(ctx)
+    mat = np.zeros((C, C + 1))
+    big, small = list(range(8)), list(range(8, C))  # 8 large classes mostly right; 11 small ones never found
+    for c in big:
+        mat[c, c], mat[c, (c + 1) % 8] = 900, 100
+    for c in small:
+        mat[c, 0] = 10
+    ctx.runs.summaries[ctx.main_runs[label]]["confusion_matrix"] = mat.tolist()
+    text = results_section.confusion_text(ctx)
+    names = [CLASS_NAMES[c] for c in small]
+    assert "it recovers less than 0.05% of the pixels of 11 classes: " + ", ".join(names[:-1]) in text
+    share, mean = 10 / (8 * 1000 + 11 * 10), 1 / C
+    assert f"These hold {100 * share:.2f}% of the labelled validation pixels per class, against {100 * mean:.2f}%" in text
+    assert "the errors fall on the small classes" in text
+    # every class partly recovered: the three lowest recalls, and they are not the small ones here
+    for c in small:
+        mat[c, 0], mat[c, c] = 0, 5000 + 10 * c
+        mat[c, (c + 1) % C] = 5000
+    for c in big:  # the 8 large classes now recovered worst (10%)
+        mat[c, c], mat[c, (c + 1) % 8] = 10_000, 90_000
+    ctx.runs.summaries[ctx.main_runs[label]]["confusion_matrix"] = mat.tolist()
+    text = results_section.confusion_text(ctx)
+    assert f"the classes it recovers least are {CLASS_NAMES[0]}, {CLASS_NAMES[1]} and {CLASS_NAMES[2]}." in text
+    assert "the errors are not confined to the small classes" in text

@@ -14,7 +14,7 @@ from cityseg_lib.evaluate.intervals import expanded_level
 from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
 from cityseg_lib.report.evidence import comparison, interval_cell, pooled_note, val_loss_against_seeds
 from cityseg_lib.report.headline_json import differences_table, headline, points
-from cityseg_lib.report.format import figure_caption, join, pct
+from cityseg_lib.report.format import figure_caption, join, pct, size_hw
 
 
 def results_table(ctx: ReportContext) -> pd.DataFrame:
@@ -113,11 +113,27 @@ def confusion_text(ctx: ReportContext) -> str:
             pairs.append(f"{CLASS_NAMES[t]} taken for {CLASS_NAMES[p]} ({pct(flat[idx])} of its pixels)")
     recall = np.diag(norm)
     valid = ~np.isnan(recall)
-    worst = [CLASS_NAMES[i] for i in np.argsort(np.where(valid, recall, np.inf))[:3] if valid[i]]
+    # classes whose recall rounds to 0.0%: name them all (naming three of eleven tied at zero as "the
+    # least recovered" would pick them by their index); otherwise the three lowest
+    missed = [CLASS_NAMES[i] for i in range(len(recall)) if valid[i] and recall[i] < 0.0005]
+    worst = missed if len(missed) >= 3 else [CLASS_NAMES[i] for i in np.argsort(np.where(valid, recall, np.inf))[:3]
+                                             if valid[i]]
+    gt = mat.sum(1)  # ground-truth pixels of each class (the void column counts: a miss is still the class's)
+    share = gt / gt.sum() if gt.sum() > 0 else np.zeros_like(gt)
+    present = share > 0
+    idx = [CLASS_NAMES.index(c) for c in worst]
+    worst_share, mean_share = float(share[idx].mean()) if idx else 0.0, float(share[present].mean()) if present.any() else 0.0
+    h, w = ctx.runs.config(ctx.main_runs[label]).image_size
+    small = "" if not idx else (
+        f" These hold {pct(worst_share, 2)} of the labelled validation pixels per class, against {pct(mean_share, 2)} "
+        "for the average class present" + (
+            f" (about {worst_share * h * w:.0f} of the {h * w:,} pixels of a {size_hw((h, w))} training input): the "
+            "errors fall on the small classes." if worst_share < mean_share else
+            ": the errors are not confined to the small classes."))
     return (f"The confusion matrix of the best model, {label} (Figure 9), shows where its errors go. The largest "
-            f"confusions are {join(pairs) or 'negligible'}; the classes it recovers least are {join(worst)}. "
-            "Confusions concentrate between classes that share colour and texture or that are thin, which the "
-            "down-scaled input blurs into their surroundings.")
+            f"confusions are {join(pairs) or 'negligible'}; " + (
+                f"it recovers less than 0.05% of the pixels of {len(worst)} classes: {join(worst)}."
+                if worst is missed else f"the classes it recovers least are {join(worst)}.") + small)
 
 
 def fig_differences(ctx: ReportContext, number: int = 11) -> tuple:
