@@ -386,8 +386,19 @@ def test_a_variant_run_once_is_compared_with_every_seed_of_the_main_configuratio
     table = results_section.comparisons_table(ctx)
     assert "1 vs 3" in set(table["seeds"]) and "3 vs 3" in set(table["seeds"])
     aug_table = training_section.augmentation_table(ctx)
-    replace = evidence.comparison(ctx, "augment_replace_vs_none").diff.difference
-    assert list(aug_table["vs none, 3 seeds pooled (points)"])[1] == round(100 * replace, 1)
+    replace = evidence.comparison(ctx, "augment_replace_vs_none").diff
+    assert list(aug_table["vs none, 3 seeds pooled (points)"])[1] == (
+        f"{100 * replace.difference:+.1f} ({100 * replace.low:+.1f} to {100 * replace.high:+.1f})".replace("-", "−"))
+    # every variant table carries its difference to the main configuration, with the same interval
+    sched = training_section.scheduler_table(ctx).set_index("learning rate")
+    const = evidence.comparison(ctx, "steplr_vs_constant_lr")
+    assert list(sched["vs StepLR, 3 seeds pooled (points)"]) == ["–", evidence.difference_cell(const, -1)]
+    assert list(sched["finding"]) == ["–", evidence.finding_cell(const)]
+    drop = results_section.dropout_table(ctx)
+    nobn = evidence.comparison(ctx, "batchnorm_vs_no_batchnorm")
+    assert list(drop["vs the main model, 3 seeds pooled (points)"])[0] == "–"
+    assert list(drop["vs the main model, 3 seeds pooled (points)"])[2] == evidence.difference_cell(nobn, -1)
+    assert evidence.difference_cell(nobn, -1).startswith("+" if nobn.diff.difference < 0 else "−")
     assert "vs none (points)" in training_section.augmentation_table(context()).columns
     mean = np.mean([miou_from_matrix(matrices(h).sum(0)) for h in seeded["unet"]])
     pooled = f"the 3 seeds of the main configuration (mean {100 * mean:.1f}%); the table shows its first seed."

@@ -19,7 +19,8 @@ from cityseg_lib.models.names import display_name
 from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.format import LOSS_LABELS, pct, tuned_label
 
-__all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note", "interval_text", "interval_cell",
+__all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note", "interval_text", "interval_cell", "difference_cell", "finding_cell",
+           "versus_column",
            "val_loss_against_seeds"]
 
 
@@ -96,6 +97,27 @@ def interval_cell(ctx: ReportContext, run: str) -> str:
     if iv is None:
         return f"{100 * ctx.record(run)['miou_full_res']:.1f}"
     return f"{100 * iv.value:.1f} ({100 * iv.low:.1f}-{100 * iv.high:.1f})"
+
+
+def difference_cell(c: Comparison | None, sign: int = 1) -> str:
+    """Table cell of a paired difference in points with its interval: ``"+1.5 (+1.0 to +2.0)"``;
+    ``sign`` -1 shows ``b - a`` (a variant's row when the comparison is main minus variant); a dash
+    without a comparison."""
+    d = c.diff if c is not None else None
+    if d is None:
+        return "–"
+    low, high = sorted((sign * d.low, sign * d.high))
+    return f"{100 * sign * d.difference:+.1f} ({100 * low:+.1f} to {100 * high:+.1f})".replace("-", "−")
+
+
+def finding_cell(c: Comparison | None) -> str:
+    return "–" if c is None else "yes" if c.resolved else "unresolved"
+
+
+def versus_column(comps: list[Comparison | None], main: str) -> str:
+    """Header of the difference column: ``"vs AdamW, 3 seeds pooled (points)"`` when the main side has seeds."""
+    n = max((max(c.diff.n_seeds_a, c.diff.n_seeds_b) for c in comps if c is not None and c.diff), default=1)
+    return f"vs {main} (points)" if n < 2 else f"vs {main}, {n} seeds pooled (points)"
 
 
 def compare(ctx: ReportContext, runs_a: list[str], runs_b: list[str]) -> Difference | None:

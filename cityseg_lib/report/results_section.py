@@ -12,7 +12,8 @@ from cityseg_lib import plots
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.intervals import expanded_level
 from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
-from cityseg_lib.report.evidence import comparison, interval_cell, pooled_note, val_loss_against_seeds
+from cityseg_lib.report.evidence import (comparison, difference_cell, finding_cell, interval_cell, pooled_note,
+                                         val_loss_against_seeds, versus_column)
 from cityseg_lib.report.headline_json import differences_table, headline, points
 from cityseg_lib.report.format import figure_caption, join, pct, size_hw
 
@@ -163,12 +164,19 @@ def _swin_variants(ctx: ReportContext) -> dict[str, str]:
 
 
 def dropout_table(ctx: ReportContext) -> pd.DataFrame:
+    """The main Swin2-JNet and its regularisation variants; each variant's paired difference to the
+    main configuration (its seeds pooled: the comparisons are main minus variant) and the finding."""
+    comps = {ctx.swin.no_dropout_run: comparison(ctx, "dropout_vs_no_dropout"),
+             ctx.swin.no_batchnorm_run: comparison(ctx, "batchnorm_vs_no_batchnorm")}
+    versus = versus_column(list(comps.values()), "the main model")
     rows = []
     for label, run in _swin_variants(ctx).items():
         rec = ctx.record(run)
+        c = comps.get(run) if run != ctx.swin.main_run else None
         rows.append({"variant": label, "dropout": rec["dropout"], "best val loss": round(rec["best_val_loss"], 4),
                      "best epoch": rec["best_epoch"], "val mIoU (%)": round(100 * rec["miou"], 1),
-                     "val mIoU full res % [95% CI]": interval_cell(ctx, run)})
+                     "val mIoU full res % [95% CI]": interval_cell(ctx, run),
+                     versus: difference_cell(c, -1), "finding": finding_cell(c)})
     return pd.DataFrame(rows)
 
 

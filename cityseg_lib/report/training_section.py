@@ -13,8 +13,8 @@ import pandas as pd
 
 from cityseg_lib import plots
 from cityseg_lib.report.context import FLAT_GAIN, ReportContext, full_or_train
-from cityseg_lib.report.evidence import (Comparison, comparison, finding, interval_cell, pooled_note,
-                                         val_loss_against_seeds)
+from cityseg_lib.report.evidence import (Comparison, comparison, difference_cell, finding, finding_cell, interval_cell,
+                                         pooled_note, val_loss_against_seeds, versus_column)
 from cityseg_lib.report.format import AUGMENT_LABELS, figure_caption, join, pct, size_hw
 
 
@@ -37,8 +37,7 @@ def augmentation_table(ctx: ReportContext) -> pd.DataFrame:
     """One row per augmentation mode; its paired difference against no augmentation, whose seeds are
     pooled when the main U-Net has several (the column says how many)."""
     comps = {mode: comparison(ctx, f"augment_{mode}_vs_none") for mode in ctx.unet.augment_runs}
-    n_none = max((c.diff.n_seeds_b for c in comps.values() if c and c.diff), default=1)
-    versus = "vs none (points)" if n_none < 2 else f"vs none, {n_none} seeds pooled (points)"
+    versus = versus_column(list(comps.values()), "none")
     rows = []
     for mode, run in ctx.unet.augment_runs.items():
         rec, c = ctx.record(run), comps[mode]
@@ -46,8 +45,7 @@ def augmentation_table(ctx: ReportContext) -> pd.DataFrame:
                      "best val loss": round(rec["best_val_loss"], 4), "best epoch": rec["best_epoch"],
                      "val mIoU (%)": round(100 * rec["miou"], 1),
                      "val mIoU full res % [95% CI]": interval_cell(ctx, run),
-                     versus: round(100 * c.diff.difference, 1) if c and c.diff else math.nan,
-                     "finding": ("yes" if c.resolved else "unresolved") if c else "–"})
+                     versus: difference_cell(c), "finding": finding_cell(c)})
     return pd.DataFrame(rows)
 
 
@@ -97,15 +95,23 @@ def scheduler_runs(ctx: ReportContext) -> dict[str, dict]:
 
 
 def scheduler_table(ctx: ReportContext) -> pd.DataFrame:
+    """StepLR (the main U-Net) and the constant rate; the constant rate's paired difference to StepLR
+    (its seeds pooled) and whether it is a finding."""
+    c = comparison(ctx, "steplr_vs_constant_lr")
+    versus = versus_column([c], "StepLR") if c else None
     rows = []
     for label, rec in scheduler_runs(ctx).items():
         m = ctx.runs.metrics(rec["run"])
-        rows.append({"learning rate": f"{label} (γ = {rec['gamma']:g}" + (f", every {rec['step_size']} epochs)"
-                                                                            if label == "StepLR" else ")"),
-                     "lowest val loss": round(m["val_loss"].min(), 4), "at epoch": int(m.loc[m["val_loss"].idxmin(), "epoch"]),
-                     "final val loss": round(m["val_loss"].iloc[-1], 4), "final train loss": round(m["train_loss"].iloc[-1], 4),
-                     "val mIoU (%)": round(100 * rec["miou"], 1),
-                     "val mIoU full res % [95% CI]": interval_cell(ctx, rec["run"])})
+        row = {"learning rate": f"{label} (γ = {rec['gamma']:g}" + (f", every {rec['step_size']} epochs)"
+                                                                     if label == "StepLR" else ")"),
+               "lowest val loss": round(m["val_loss"].min(), 4), "at epoch": int(m.loc[m["val_loss"].idxmin(), "epoch"]),
+               "final val loss": round(m["val_loss"].iloc[-1], 4), "final train loss": round(m["train_loss"].iloc[-1], 4),
+               "val mIoU (%)": round(100 * rec["miou"], 1),
+               "val mIoU full res % [95% CI]": interval_cell(ctx, rec["run"])}
+        if versus:  # the comparison is StepLR minus constant: the constant row shows constant minus StepLR
+            main = label == "StepLR"
+            row[versus], row["finding"] = (("–", "–") if main else (difference_cell(c, -1), finding_cell(c)))
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

@@ -16,7 +16,8 @@ import pandas as pd
 from cityseg_lib import plots
 from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.cost import interval_or_dash, ratio_text, speed_ratio
-from cityseg_lib.report.evidence import Comparison, comparison, interval_cell, pooled_note
+from cityseg_lib.report.evidence import (Comparison, comparison, difference_cell, finding_cell, interval_cell,
+                                         pooled_note, versus_column)
 from cityseg_lib.report.format import figure_caption, join, size_hw
 
 __all__ = ["OPTIMIZER_LABELS", "optimizer_table", "optimizer_text", "optimizer_claim", "fig_optimizers",
@@ -34,19 +35,9 @@ def _row(ctx: ReportContext, label: str, run: str, versus: tuple[str, Comparison
            "val mIoU full res % [95% CI]": interval_cell(ctx, run)}
     if versus is not None:
         column, c, sign = versus
-        d = c.diff if c is not None else None
-        row[column] = "–" if d is None else (
-            f"{100 * sign * d.difference:+.1f} ({100 * min(sign * d.low, sign * d.high):+.1f} to "
-            f"{100 * max(sign * d.low, sign * d.high):+.1f})").replace("-", "−")
-        row["finding"] = "–" if c is None else "yes" if c.resolved else "unresolved"
+        row[column], row["finding"] = difference_cell(c, sign), finding_cell(c)
     row.update({"train time (s)": round(rec.get("train_time_s") or 0.0, 1), "train images/s [95% CI]": _speed(ctx, run)})
     return row
-
-
-def _versus_column(comps: list[Comparison], main: str) -> str:
-    """``"vs AdamW, 3 seeds pooled (points)"``: the header of the difference to the main configuration."""
-    n = max((max(c.diff.n_seeds_a, c.diff.n_seeds_b) for c in comps if c.diff), default=1)
-    return f"vs {main} (points)" if n < 2 else f"vs {main}, {n} seeds pooled (points)"
 
 
 def _speed(ctx: ReportContext, run: str) -> str:
@@ -67,7 +58,7 @@ def optimizer_table(ctx: ReportContext) -> pd.DataFrame:
     configuration's seeds pooled, and whether that difference is a finding."""
     comps = _optimizer_comparisons(ctx)
     main = OPTIMIZER_LABELS.get(ctx.runs.config(ctx.unet.main_run).optimizer, "the main optimiser")
-    column = _versus_column(list(comps.values()), main)
+    column = versus_column(list(comps.values()), main)
     return pd.DataFrame([_row(ctx, OPTIMIZER_LABELS.get(o, o), r,
                               (column, comps.get(o), -1) if comps and r != ctx.unet.main_run else
                               (column, None, -1) if comps else None)
@@ -131,7 +122,7 @@ def resolution_table(ctx: ReportContext) -> pd.DataFrame:
     """The main U-Net and the larger-size run; the larger one's paired difference to the main
     configuration (its seeds pooled), and whether that difference is a finding."""
     c = comparison(ctx, "resolution_large_vs_main") if ctx.unet.resolution_run else None
-    column = _versus_column([c], "the profile's size") if c else None
+    column = versus_column([c], "the profile's size") if c else None
     rows = []
     for size, run in resolution_runs(ctx).items():
         versus = None if column is None else (column, c if run == ctx.unet.resolution_run else None, 1)
