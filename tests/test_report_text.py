@@ -755,3 +755,21 @@ def test_confusion_text_names_every_class_tied_at_zero_recall_and_their_size():
     text = results_section.confusion_text(ctx)
     assert f"the classes it recovers least are {CLASS_NAMES[0]}, {CLASS_NAMES[1]} and {CLASS_NAMES[2]}." in text
     assert "the errors are not confined to the small classes" in text
+
+
+def test_the_synthetic_caveat_states_this_builds_budget_and_encoder():
+    """The caveat names the build's own device and minutes per run, and mentions the untrained Swin V2
+    encoder only when the build's Swin2-JNet had no pretrained weights; it claims nothing about
+    Cityscapes scores the build never measured."""
+    from cityseg_lib.report.format import count
+
+    ctx = context()
+    text = discussion.reflections(ctx).split("\n\n")[0]
+    assert text.startswith("**What these numbers can and cannot say.** The data is synthetic and the budget small "
+                           "(CPU (2 cores), 1.0 minutes of training per run (median))")
+    assert (f"runs its Swin V2 encoder from random weights ({count(1e6)} parameters in all), without the pretraining"
+            in text)
+    assert "far below" not in text and "a couple of CPU cores" not in text
+    ctx.runs.configs[ctx.swin.main_run] = TrainConfig(name="swin2_jnet", profile="test", model="swin2_jnet",
+                                                      model_options={"dropout": 0.1, "weights": "/w/swin.safetensors"})
+    assert "random weights" not in discussion.reflections(ctx).split("\n\n")[0]
