@@ -28,6 +28,7 @@ def test_evaluate_slide_and_flip_tta_from_the_cli(tiny_run, capsys):
     assert main(["evaluate", "--run", str(tiny_run), "--mode", "slide", "--tta", "flip"]) == 0
     out = capsys.readouterr().out
     assert "slide + flip" in out and "mIoU" in out
+    assert re.search(r"time per image: median [\d.]+ ms \(95% CI [\d.]+-[\d.]+ over the 3 images\)", out)
     result = json.loads((tiny_run / "eval_val_fullres_slide_flip.json").read_text())
     assert result["mode"] == "slide + flip" and result["resolution"] == "full" and 0 <= result["miou"] <= 1
     with pytest.raises(SystemExit) as bad:  # argparse: unknown mode, exit 2
