@@ -765,8 +765,8 @@ def test_the_synthetic_caveat_states_this_builds_budget_and_encoder():
 
     ctx = context()
     text = discussion.reflections(ctx).split("\n\n")[0]
-    assert text.startswith("**What these numbers can and cannot say.** The data is synthetic and the budget small "
-                           "(CPU (2 cores), 1.0 minutes of training per run (median))")
+    assert text.startswith("**What these numbers can and cannot say.** The data is synthetic and the budget small, "
+                           "a median 1.0 minutes of training per run on CPU (2 cores), so the absolute scores")
     assert (f"runs its Swin V2 encoder from random weights ({count(1e6)} parameters in all), without the pretraining"
             in text)
     assert "far below" not in text and "a couple of CPU cores" not in text

@@ -190,13 +190,14 @@ def _synthetic_caveat(ctx: ReportContext) -> str:
     """What a build on the generated data can and cannot say, from its own device, run times and
     Swin2-JNet encoder (pretrained or not)."""
     times = [t for r in all_runs(ctx) if (t := ctx.runs.summary(r).get("train_time_s"))]
-    budget = f"{devices(ctx)}" + (f", {np.median(times) / 60:.1f} minutes of training per run (median)" if times else "")
+    budget = (f", a median {np.median(times) / 60:.1f} minutes of training per run on {devices(ctx)}" if times else
+              f", on {devices(ctx)}")
     swin = ctx.runs.config(ctx.swin.main_run).model_options
     scratch = not swin.get("weights") and not swin.get("pretrained", True)
     encoder = (f" Swin2-JNet in particular runs its Swin V2 encoder from random weights ({count(ctx.stats('Swin2-JNet')['params'])} "
                "parameters in all), without the pretraining the reference relied on." if scratch else "")
     learnt = _not_learnt(ctx)
-    return (f"The data is synthetic and the budget small ({budget}), so the absolute scores say nothing about "
+    return (f"The data is synthetic and the budget small{budget}, so the absolute scores say nothing about "
             f"accuracy on Cityscapes, and the ranking of the models may not transfer to it.{encoder} What the build "
             "does establish is that every stage (data checks, training, early stopping, the sweep, full-resolution "
             "evaluation, this report) works end to end"
