@@ -96,23 +96,17 @@ def _inference_mode(a):
 def _cmd_evaluate(a) -> int:
     from cityseg_lib.evaluate.score import evaluate_run
 
-    mode = _inference_mode(a)
-    result = evaluate_run(a.run, split=a.split, full_res=a.full_res, device=a.device, data_root=a.root, mode=mode,
-                          images=a.images)
+    result = evaluate_run(a.run, split=a.split, full_res=a.full_res, device=a.device, data_root=a.root,
+                          mode=_inference_mode(a), images=a.images)
     res = "full resolution" if result["resolution"] == "full" else "training size"
     print(f"{a.run} on {a.split} ({res}, {result['mode']}):")
     for name, iou in result["class_iou"].items():  # NaN: the class is in neither labels nor predictions
         print(f"  {name:<15} {100 * iou:6.2f}" if iou == iou else f"  {name:<15} {'absent':>6}")
     print(f"  {'mIoU':<15} {100 * result['miou']:6.2f}   (mean over classes present)   pixel acc {100 * result['pixel_accuracy']:.2f}")
     if result.get("image_seconds"):  # an inference mode times each frame's prediction
-        import numpy as np
+        from cityseg_lib.report.cost import median_time_text
 
-        from cityseg_lib.report.cost import median_interval
-
-        times = result["image_seconds"]
-        iv = median_interval(times)
-        print(f"  time per image: median {1000 * float(np.median(times)):.1f} ms"
-              + (f" (95% CI {1000 * iv[0]:.1f}-{1000 * iv[1]:.1f} over the {len(times)} images)" if iv else ""))
+        print(f"  time per image: {median_time_text(result['image_seconds'])}")
     return 0
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from cityseg_lib.report.context import ReportContext
 
 __all__ = ["N_BOOT", "SpeedRatio", "epoch_speeds", "speed_interval", "speed_ratio", "ratio_text", "interval_or_dash",
-           "median_interval", "paired_ratio", "ratio_value"]
+           "median_interval", "median_time_text", "paired_ratio", "ratio_value"]
 
 N_BOOT = 2000
 LEVEL = 0.95
@@ -53,6 +53,13 @@ def median_interval(values, seed: int = 0) -> tuple[float, float] | None:
     """95% percentile-bootstrap interval of the median of ``values`` ``(N,)``; None when N < 2."""
     v = np.asarray(values, dtype=float)
     return _bounds(_medians(v, np.random.default_rng(seed))) if len(v) >= 2 else None
+
+
+def median_time_text(seconds) -> str:
+    """``"median 38.1 ms (95% CI 36.1-40.7 over the 16 images)"`` of per-image ``seconds`` ``(N,)``."""
+    iv = median_interval(seconds)
+    return (f"median {1000 * float(np.median(seconds)):.1f} ms"
+            + (f" (95% CI {1000 * iv[0]:.1f}-{1000 * iv[1]:.1f} over the {len(seconds)} images)" if iv else ""))
 
 
 def speed_interval(ctx: ReportContext, run: str, seed: int = 0) -> tuple[float, float] | None:
