@@ -59,9 +59,9 @@ def optimizer_table(ctx: ReportContext) -> pd.DataFrame:
     comps = _optimizer_comparisons(ctx)
     main = OPTIMIZER_LABELS.get(ctx.runs.config(ctx.unet.main_run).optimizer, "the main optimiser")
     column = versus_column(list(comps.values()), main)
-    return pd.DataFrame([_row(ctx, OPTIMIZER_LABELS.get(o, o), r,
-                              (column, comps.get(o), -1) if comps and r != ctx.unet.main_run else
-                              (column, None, -1) if comps else None)
+    # the comparisons are main minus each other optimiser: a row shows its own minus the main one (the
+    # main optimiser has no comparison: a dash)
+    return pd.DataFrame([_row(ctx, OPTIMIZER_LABELS.get(o, o), r, (column, comps.get(o), -1) if comps else None)
                          for o, r in ctx.unet.optimizer_runs.items()])
 
 
@@ -86,7 +86,7 @@ def optimizer_claim(ctx: ReportContext) -> str:
         return (f"This build supports the reference's claim only in part: AdamW beats {join(ahead)} beyond the "
                 f"sampling noise, but its difference to {join(open_)} is unresolved.")
     return ("Neither difference is resolved, so this build neither supports nor contradicts the reference's claim "
-            "that AdamW beats Adam and Adamax." if len(open_) > 1 else
+            f"that AdamW beats {join(open_)}." if len(open_) > 1 else
             f"The difference is unresolved, so this build neither supports nor contradicts the reference's claim "
             f"that AdamW beats {join(open_)}.")
 
