@@ -99,11 +99,11 @@ def interval_cell(ctx: ReportContext, run: str) -> str:
     return f"{100 * iv.value:.1f} ({100 * iv.low:.1f}-{100 * iv.high:.1f})"
 
 
-def difference_cell(c: Comparison | None, sign: int = 1) -> str:
+def difference_cell(c: Comparison | Difference | None, sign: int = 1) -> str:
     """Table cell of a paired difference in points with its interval: ``"+1.5 (+1.0 to +2.0)"``;
     ``sign`` -1 shows ``b - a`` (a variant's row when the comparison is main minus variant); a dash
     without a comparison."""
-    d = c.diff if c is not None else None
+    d = c.diff if isinstance(c, Comparison) else c
     if d is None:
         return "–"
     low, high = sorted((sign * d.low, sign * d.high))

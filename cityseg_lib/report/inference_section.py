@@ -22,7 +22,7 @@ from cityseg_lib.evaluate.uncertainty import bootstrap_ci, paired_difference
 from cityseg_lib.evaluate.wording import verdict
 from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.cost import median_interval, paired_ratio, ratio_text, ratio_value
-from cityseg_lib.report.evidence import _memo
+from cityseg_lib.report.evidence import _memo, difference_cell
 
 __all__ = ["MODES", "inference_results", "inference_table", "inference_text", "cost_sentence"]
 
@@ -52,10 +52,6 @@ def _ms(seconds: float) -> str:
     return f"{ms:.{max(0, 2 - math.floor(math.log10(ms)))}f}" if ms > 0 else "0"
 
 
-def _points(x: float) -> str:
-    return f"{100 * x:+.1f}".replace("-", "−")
-
-
 def inference_table(ctx: ReportContext, label: str, images: int = 0) -> pd.DataFrame:
     """One row per mode: full-resolution mIoU with its 95% interval; the paired difference to
     ``whole`` with its interval; the median milliseconds per image on this build's device with its
@@ -69,7 +65,7 @@ def inference_table(ctx: ReportContext, label: str, images: int = 0) -> pd.DataF
                "vs whole, points (95% CI)": "–", "resolved": "–"}
         if name != "whole":
             d = paired_difference(r["per_image"], base["per_image"], n_boot=ctx.n_boot)
-            row["vs whole, points (95% CI)"] = f"{_points(d.difference)} ({_points(d.low)} to {_points(d.high)})"
+            row["vs whole, points (95% CI)"] = difference_cell(d)
             row["resolved"] = "yes" if d.resolved else "no"
         t = r["image_seconds"]
         ti = median_interval(t)
