@@ -773,3 +773,23 @@ def test_the_synthetic_caveat_states_this_builds_budget_and_encoder():
     ctx.runs.configs[ctx.swin.main_run] = TrainConfig(name="swin2_jnet", profile="test", model="swin2_jnet",
                                                       model_options={"dropout": 0.1, "weights": "/w/swin.safetensors"})
     assert "random weights" not in discussion.reflections(ctx).split("\n\n")[0]
+
+
+def test_per_class_figure_draws_each_bar_with_its_interval():
+    """Figure 8: full-resolution per-class IoU of every main model with 95% bootstrap error bars from
+    the per-image matrices (the same values as Table 11)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    ctx = context()
+    fig, caption = results_section.fig_per_class(ctx, 8)
+    assert "each bar with its 95% bootstrap interval" in caption.data
+    ax = fig.axes[0]
+    assert "95% bootstrap intervals" in ax.get_title()
+    bars = [c for c in ax.containers if type(c).__name__ == "BarContainer"]
+    assert len(bars) == len(ctx.main_runs) and all(c.errorbar is not None for c in bars)
+    from cityseg_lib.evaluate.uncertainty import class_iou_intervals
+
+    value = class_iou_intervals(ctx.runs.per_image(ctx.main_runs["U-Net"]), n_boot=ctx.n_boot)[0]
+    heights = [b.get_height() for b in bars[list(ctx.main_runs).index("U-Net")]]
+    np.testing.assert_allclose(np.nan_to_num(heights), np.nan_to_num(100 * value))

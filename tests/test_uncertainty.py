@@ -12,6 +12,7 @@ from cityseg_lib.evaluate.uncertainty import (
     Difference,
     Interval,
     bootstrap_ci,
+    class_iou_intervals,
     compare_groups,
     miou_from_matrix,
     miou_of_resamples,
@@ -296,3 +297,24 @@ def test_expanded_interval_widens_on_few_images_and_not_on_many():
     assert d.method == "percentile"
     with pytest.raises(ValueError, match="method"):
         bootstrap_ci(a, n_boot=10, method="bca")
+
+
+def test_class_iou_intervals_match_the_summed_matrix_and_widen_with_disagreement():
+    """Per-class IoU with its interval over images: the value is the IoU of the summed matrix (as
+    the metrics module scores it); a class every image gets equally right has a zero-width interval,
+    one whose images disagree a wide one; an absent class is NaN."""
+    rng = np.random.default_rng(0)
+    n = 30
+    m = np.zeros((n, C, C + 1), dtype=np.int64)
+    for i in range(n):
+        m[i, 0, 0] = 100  # class 0: always right
+        hit = int(rng.integers(0, 101))  # class 1: right on some images, confused with 0 on others
+        m[i, 1, 1], m[i, 1, 0] = hit, 100 - hit
+        m[i, 2, 2], m[i, 2, C] = 50, 50  # class 2: half right, half void predictions
+    value, low, high = class_iou_intervals(m, n_boot=500)
+    ious = np.asarray(_scores_from_matrix()(m.sum(0)).class_iou, dtype=float)
+    np.testing.assert_allclose(value, ious, rtol=1e-12)  # NaN for the absent class 3 on both sides
+    assert math.isnan(value[3]) and math.isnan(low[3]) and math.isnan(high[3])
+    assert low[2] == pytest.approx(0.5) and high[2] == pytest.approx(0.5)  # every image the same
+    assert high[1] - low[1] > 0.05 and low[1] <= value[1] <= high[1]
+    assert low[0] < value[0] < high[0] < 1  # class 0 takes class 1's misses as false positives, unevenly

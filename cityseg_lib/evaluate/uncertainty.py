@@ -28,7 +28,7 @@ from cityseg_lib.evaluate.intervals import METHODS, interval_of_samples
 
 __all__ = [
     "Interval", "Difference", "miou_from_matrix", "pixel_accuracy_from_matrix", "miou_of_resamples",
-    "scores_of_resamples", "resample_indices", "bootstrap_ci", "paired_difference", "seed_spread",
+    "scores_of_resamples", "resample_indices", "bootstrap_ci", "class_iou_intervals", "paired_difference", "seed_spread",
     "compare_groups", "METHODS",
 ]
 
@@ -116,19 +116,28 @@ def _scores(mats: np.ndarray, metric: str) -> np.ndarray:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
     mats = np.asarray(mats, dtype=np.float64)
     c = mats.shape[1]
-    tp = mats[:, np.arange(c), np.arange(c)]  # (B, C)
-    gt_total = mats.sum(axis=2)  # TP + FN, void column included
     if metric == "pixel_accuracy":
-        return _ratio(tp.sum(axis=1), gt_total.sum(axis=1))
-    pred_total = mats[:, :, :c].sum(axis=1)  # TP + FP, column over the C rows only
-    den = gt_total + pred_total - tp
-    iou = _ratio(tp, den)
+        tp = mats[:, np.arange(c), np.arange(c)]
+        return _ratio(tp.sum(axis=1), mats.sum(axis=2).sum(axis=1))
+    iou, den = _class_iou(mats)
     total, count = np.zeros(len(mats)), np.zeros(len(mats))
     for k in range(c):
         valid = den[:, k] > 0
         total += np.where(valid, iou[:, k], 0.0)
         count += valid
     return _ratio(total, count)
+
+
+def _class_iou(mats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class IoU of summed matrices ``(B, C, C+1)`` -> ``(B, C)`` (NaN where the class has no
+    pixel and no prediction), and its denominator TP + FP + FN ``(B, C)``."""
+    mats = np.asarray(mats, dtype=np.float64)
+    c = mats.shape[1]
+    tp = mats[:, np.arange(c), np.arange(c)]
+    gt_total = mats.sum(axis=2)  # TP + FN, void column included
+    pred_total = mats[:, :, :c].sum(axis=1)  # TP + FP, column over the C rows only
+    den = gt_total + pred_total - tp
+    return _ratio(tp, den), den
 
 
 def _score_total(per_image: np.ndarray, metric: str) -> float:
@@ -153,14 +162,13 @@ def resample_indices(n_images: int, n_boot: int = 2000, seed: int = 0) -> np.nda
     return np.random.default_rng(seed).integers(0, n_images, size=(n_boot, n_images))
 
 
-def scores_of_resamples(per_image: ArrayLike, idx: ArrayLike, metric: str = "miou") -> np.ndarray:
-    """Score of each resample: ``per_image (N, C, C+1)``, ``idx (B, N')`` -> ``(B,)`` float64.
+def _resampled_sums(m: np.ndarray, idx: ArrayLike):
+    """The summed matrices of resamples ``idx (B, N')`` of ``m (N, C, C+1)``, in chunks ``(b, C, C+1)``.
 
     Rather than gathering ``B x N'`` matrices: count draws per image (``counts (B, N)``, one
     bincount) and sum with one matmul ``counts @ per_image.reshape(N, C*(C+1))`` in float64,
     exact for integer sums below 2**53 (checked; an int64 einsum beyond that).
     """
-    m = _as_per_image(per_image)
     idx = np.asarray(idx)
     if idx.ndim != 2:
         raise ValueError(f"idx must have shape (B, N), got {idx.shape}")
@@ -170,14 +178,31 @@ def scores_of_resamples(per_image: ArrayLike, idx: ArrayLike, metric: str = "mio
     flat = m.reshape(n, c * (c + 1))
     exact_float = float(idx.shape[1]) * float(flat.max(initial=0)) < 2.0**53  # bound on any partial sum
     flat_f = flat.astype(np.float64)
-    out = np.empty(idx.shape[0])
     for start in range(0, idx.shape[0], _CHUNK):
         b = len(part := idx[start : start + _CHUNK])
         counts = np.bincount((part + n * np.arange(b)[:, None]).ravel(), minlength=b * n).reshape(b, n)
         sums = (counts.astype(np.float64) @ flat_f if exact_float
                 else np.einsum("bn,nk->bk", counts.astype(np.int64), flat))
-        out[start : start + b] = _scores(sums.reshape(b, c, c + 1), metric)
-    return out
+        yield sums.reshape(b, c, c + 1)
+
+
+def scores_of_resamples(per_image: ArrayLike, idx: ArrayLike, metric: str = "miou") -> np.ndarray:
+    """Score of each resample: ``per_image (N, C, C+1)``, ``idx (B, N')`` -> ``(B,)`` float64."""
+    parts = [_scores(sums, metric) for sums in _resampled_sums(_as_per_image(per_image), idx)]
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+def class_iou_intervals(per_image: ArrayLike, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+                        method: str = "expanded") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class IoU of the images' summed matrix with its bootstrap interval over the images:
+    ``(value, low, high)``, each ``(C,)``; NaN for a class with no pixel and no prediction (a
+    resample in which a class is absent is left out of that class's interval)."""
+    m = _as_per_image(per_image)
+    samples = np.concatenate([_class_iou(sums)[0] for sums in _resampled_sums(m, resample_indices(len(m), n_boot, seed))])
+    value = _class_iou(m.sum(axis=0)[None])[0][0]
+    bounds = np.array([interval_of_samples(samples[:, k], len(m), level, method) if np.isfinite(samples[:, k]).any()
+                       else (math.nan, math.nan) for k in range(m.shape[1])])
+    return value, bounds[:, 0], bounds[:, 1]
 
 
 def miou_of_resamples(per_image: ArrayLike, idx: ArrayLike) -> np.ndarray:

@@ -56,19 +56,27 @@ def qualitative_grid(images: Sequence[np.ndarray], truth: Sequence[np.ndarray],
     return fig
 
 
-def per_class_iou_bars(class_iou: Mapping[str, Mapping[str, float]]) -> Figure:
-    """Per-class IoU of several models: ``{label: {class: iou}}`` (NaN = class absent)."""
+def per_class_iou_bars(class_iou: Mapping[str, Mapping[str, float]],
+                       intervals: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+                       title: str = "Per-class IoU on the validation split (training size)") -> Figure:
+    """Per-class IoU of several models: ``{label: {class: iou}}`` (NaN = class absent), with error
+    bars from ``intervals`` ``{label: (low (C,), high (C,))}`` in trainId order when given."""
     labels = list(class_iou)
     fig = _figure(11, 3.8)
     ax = fig.subplots()
     positions, width = _grouped_bars(ax, len(labels), 0.85)
     for i, label in enumerate(labels):
-        values = [100 * class_iou[label].get(n, np.nan) for n in CLASS_NAMES]
-        ax.bar(positions[i], values, width, label=label, color=f"C{i}")
+        values = np.array([100 * class_iou[label].get(n, np.nan) for n in CLASS_NAMES])
+        yerr = None
+        if intervals and label in intervals:
+            low, high = (100 * np.asarray(v, dtype=float) for v in intervals[label])
+            yerr = np.nan_to_num(np.vstack([values - low, high - values]).clip(min=0))
+        ax.bar(positions[i], values, width, label=label, color=f"C{i}", yerr=yerr,
+               error_kw={"elinewidth": 0.6, "capsize": 0, "ecolor": "0.25"})
     ax.set_ylabel("IoU (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7, ncol=min(len(labels), 4))
-    ax.set_title("Per-class IoU on the validation split (training size)", fontsize=10)
+    ax.set_title(title, fontsize=10)
     return fig
 
 
