@@ -194,7 +194,7 @@ def test_smoke_headline_json_holds_the_tables_numbers(smoke_report):
         mp.setenv("CITYSEG_HOME", str(home))
         for key, m in head["models"].items():
             assert 0 <= m["ci_low"] <= m["ci_high"] <= 1 and 0 <= m["miou"] <= 1, key
-            assert 0 <= m["pixel_accuracy"] <= 1 and len(m["class_iou"]) == 19
+            assert 0 <= m["pixel_accuracy"] <= 1 and len(m["class_iou"]) == 19 and len(m["class_iou_ci"]) == 19
             summary = runstore.load_summary(m["run"])
             assert m["miou"] == pytest.approx(summary["val_full_res"]["miou"], abs=1e-9)
             assert f"<td>{100 * m['miou']:.1f}</td>" in text

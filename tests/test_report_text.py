@@ -305,6 +305,10 @@ def test_headline_numbers_are_fractions_and_match_the_results_table(tmp_path, mo
     assert set(head["models"]) == {"simple_fcn", "unet", "swin2_jnet", "unet_tuned"}
     for m in head["models"].values():
         assert 0 <= m["ci_low"] <= m["ci_high"] <= 1 and 0 <= m["miou"] <= 1 and len(m["class_iou"]) == 19
+        assert list(m["class_iou_ci"]) == list(CLASS_NAMES)
+        assert all(low <= high for low, high in m["class_iou_ci"].values() if low is not None)
+    per_class = evidence.class_intervals(ctx, ctx.main_runs["U-Net"])  # the numbers Figure 8 draws
+    assert head["models"]["unet"]["class_iou_ci"]["road"] == [per_class[1][0], per_class[2][0]]
     unet = head["models"]["unet"]  # the default curves fall by 0.1 an epoch: the last one by 1/17
     assert unet["epochs_run"] == 5 and unet["best_epoch"] == 5 and unet["flattened"] is False
     assert math.isclose(unet["last_epoch_gain"], 0.1 / 1.7)

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cityseg_lib.evaluate.uncertainty import Difference, Interval, bootstrap_ci, compare_groups
+import numpy as np
+
+from cityseg_lib.evaluate.uncertainty import Difference, Interval, bootstrap_ci, class_iou_intervals, compare_groups
 from cityseg_lib.evaluate.wording import format_interval, verdict
 from cityseg_lib.models.names import display_name
 from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.format import LOSS_LABELS, pct, tuned_label
 
-__all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note", "interval_text", "interval_cell", "difference_cell", "finding_cell",
-           "versus_column",
-           "val_loss_against_seeds"]
+__all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note",
+           "interval_text", "interval_cell", "class_intervals", "difference_cell", "finding_cell",
+           "versus_column", "val_loss_against_seeds"]
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,16 @@ def interval(ctx: ReportContext, run: str) -> Interval | None:
         return None if per_image is None else bootstrap_ci(per_image, n_boot=ctx.n_boot)
 
     return _memo(ctx, ("interval", run), make)
+
+
+def class_intervals(ctx: ReportContext, run: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """Per-class full-resolution IoU of a run with its 95% bootstrap interval, ``(value, low, high)``
+    each ``(C,)`` in trainId order (None without per-image matrices); Figure 8 and headline.json."""
+    def make():
+        per_image = ctx.runs.per_image(run)
+        return None if per_image is None else class_iou_intervals(per_image, n_boot=ctx.n_boot)
+
+    return _memo(ctx, ("class_intervals", run), make)
 
 
 def interval_text(ctx: ReportContext, run: str) -> str:

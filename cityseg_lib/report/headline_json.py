@@ -1,7 +1,7 @@
 """``reports/PROFILE/headline.json``: the report's headline numbers, and the tables read from them.
 
 For each headline model its official full-resolution mIoU with the 95% interval, pixel accuracy,
-per-class IoU, each seed's score and whether its curve had flattened; for each comparison of
+per-class IoU (each class with its interval), each seed's score and whether its curve had flattened; for each comparison of
 :mod:`.evidence` the paired difference, its interval and whether it is resolved. Fractions in
 [0, 1]. Table 10, Table 13 and this file come from the same dict, computed once per context.
 """
@@ -16,7 +16,7 @@ import pandas as pd
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.uncertainty import seed_spread
 from cityseg_lib.report.context import FLAT_GAIN, ReportContext
-from cityseg_lib.report.evidence import _memo, comparisons, interval
+from cityseg_lib.report.evidence import _memo, class_intervals, comparisons, interval
 
 __all__ = ["seed_scores", "headline", "headline_path", "write_headline", "points", "differences_table"]
 
@@ -40,7 +40,7 @@ def headline(ctx: ReportContext) -> dict:
     def make():
         models = {}
         for label, run in ctx.main_runs.items():
-            rec, iv = ctx.main[label], interval(ctx, run)
+            rec, iv, per_class = ctx.main[label], interval(ctx, run), class_intervals(ctx, run)
             summary = ctx.runs.summary(run)
             scores = summary.get("val_full_res") or summary["val"]
             models[ctx.main_keys[label]] = {
@@ -49,6 +49,9 @@ def headline(ctx: ReportContext) -> dict:
                 "ci_low": _num(iv.low) if iv else None, "ci_high": _num(iv.high) if iv else None,
                 "pixel_accuracy": _num(rec["pixel_accuracy_full_res"]),
                 "class_iou": {n: _num(scores["class_iou"].get(n)) for n in CLASS_NAMES},
+                # each class's 95% bootstrap interval over the validation images, [low, high] (Figure 8)
+                "class_iou_ci": ({n: [_num(lo), _num(hi)] for n, lo, hi in zip(CLASS_NAMES, per_class[1], per_class[2])}
+                                 if per_class is not None else None),
                 "n_images": iv.n_images if iv else None,
                 **seed_scores(ctx, label),
                 "epochs_run": rec["epochs_run"], "best_epoch": rec["best_epoch"],

@@ -11,9 +11,8 @@ import pandas as pd
 from cityseg_lib import plots
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.intervals import expanded_level
-from cityseg_lib.evaluate.uncertainty import class_iou_intervals
 from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
-from cityseg_lib.report.evidence import (comparison, difference_cell, finding_cell, interval_cell, pooled_note,
+from cityseg_lib.report.evidence import (class_intervals, comparison, difference_cell, finding_cell, interval_cell, pooled_note,
                                          val_loss_against_seeds, versus_column)
 from cityseg_lib.report.headline_json import differences_table, headline, points
 from cityseg_lib.report.format import figure_caption, join, pct, size_hw
@@ -71,11 +70,11 @@ def fig_per_class(ctx: ReportContext, number: int = 8) -> tuple:
     stored no per-image matrices)."""
     ious, intervals = {}, {}
     for label, run in ctx.main_runs.items():
-        per_image = ctx.runs.per_image(run)
-        if per_image is None:
+        found = class_intervals(ctx, run)
+        if found is None:
             ious[label] = ctx.runs.summary(run)["val"]["class_iou"]
             continue
-        value, low, high = class_iou_intervals(per_image, n_boot=ctx.n_boot)
+        value, low, high = found
         ious[label] = dict(zip(CLASS_NAMES, value))
         intervals[label] = (low, high)
     full = len(intervals) == len(ious)
