@@ -265,3 +265,24 @@ def test_the_optimizer_benchmark_times_every_implementation_and_checks_they_agre
         steps = {f"{o} {i} step" for o, impls in (("adamw", "loop foreach fused"), ("adam", "loop foreach fused"),
                                                     ("adamax", "loop foreach")) for i in impls.split()}
         assert set(r["median_ms"]) == steps | {"train step, adamw loop", "train step, adamw fused"}
+
+
+def test_side_by_side_step_timing_steps_every_model_in_turn():
+    """Seconds per training image of each config, one per round, positive; the process's torch
+    threads are restored; bad round counts are refused before any model is built."""
+    import torch
+
+    from cityseg_lib.config import TrainConfig
+    from cityseg_lib.errors import CitysegError
+    from cityseg_lib.train.speed import interleaved_step_seconds
+
+    cfgs = {"fcn": TrainConfig(name="a", profile="test", model="simple_fcn", image_size=(16, 32), batch_size=2,
+                               model_options={"base_width": 4}),
+            "unet": TrainConfig(name="b", profile="test", model="unet", image_size=(16, 32), batch_size=2,
+                                model_options={"base_width": 4, "depth": 2})}
+    before = torch.get_num_threads()
+    times = interleaved_step_seconds(cfgs, rounds=3, steps=1, warmup=1, threads=1)
+    assert torch.get_num_threads() == before
+    assert set(times) == {"fcn", "unet"} and all(t.shape == (3,) and (t > 0).all() for t in times.values())
+    with pytest.raises(CitysegError, match="rounds=1"):
+        interleaved_step_seconds(cfgs, rounds=1)

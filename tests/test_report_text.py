@@ -581,7 +581,8 @@ def test_cost_words_follow_the_speed_ratio_and_its_interval_over_epochs():
     r = cost.speed_ratio(ctx, "simple_fcn", "swin2_jnet")
     assert r.ratio == 2.0 and r.low <= 2.0 <= r.high and 1.9 < r.low and r.high < 2.1 and r.resolved
     line = next(x for x in discussion.conclusions(ctx) if x.startswith("**Cost.**"))
-    assert line.startswith(f"**Cost.** SimpleFCN trains {cost.ratio_text(r)} as fast as Swin2-JNet (")
+    assert line.startswith(f"**Cost.** As the runs recorded it while training, SimpleFCN trained {cost.ratio_text(r)} "
+                           "as fast as Swin2-JNet, a ratio that carries what else the machine ran then")
     table = architecture_section.model_table(ctx)
     low, high = cost.speed_interval(ctx, "simple_fcn")
     assert list(table["images/s 95% CI"])[0] == f"{low:.1f}-{high:.1f}" and low <= 100.0 <= high
@@ -598,7 +599,8 @@ def test_cost_words_follow_the_speed_ratio_and_its_interval_over_epochs():
     big = _timed(fcn=steady, unet=[80.0, 81.0, 79.0, 80.5, 79.5], swin=steady, large=[40.0, 40.5, 39.5, 40.2, 39.8])
     text = variants_section.resolution_text(big)
     r = cost.speed_ratio(big, "unet", "unet_72x144")
-    assert r.resolved and f"Training at 72x144 (HxW) took {cost.ratio_text(r)} as long per image." in text
+    assert r.resolved and (f"As the runs recorded it (with whatever else the machine ran then), training at 72x144 "
+                           f"(HxW) took {cost.ratio_text(r)} as long per image.") in text
     low, high = cost.speed_interval(big, "unet_72x144")
     assert list(variants_section.resolution_table(big)["train images/s [95% CI]"]) == [
         f"80.0 ({cost.interval_or_dash(big, 'unet')})", f"40.0 ({low:.1f}-{high:.1f})"]
@@ -797,3 +799,32 @@ def test_per_class_figure_draws_each_bar_with_its_interval():
     value = class_iou_intervals(ctx.runs.per_image(ctx.main_runs["U-Net"]), n_boot=ctx.n_boot)[0]
     heights = [b.get_height() for b in bars[list(ctx.main_runs).index("U-Net")]]
     np.testing.assert_allclose(np.nan_to_num(heights), np.nan_to_num(100 * value))
+
+
+def test_speeds_measured_side_by_side_decide_the_cost_words():
+    """With a side-by-side timing in the context (rounds pair the models), Table 4 gains its column
+    and the cost sentences use it, called a difference only when the paired interval excludes 1."""
+    from cityseg_lib.report import architecture_section, cost, variants_section
+
+    ctx = _timed(fcn=[100.0] * 5, unet=[70.0] * 5, swin=[50.0] * 5, large=[40.0] * 5)
+    rounds = np.array([1.0, 1.1, 0.9, 1.05, 0.95, 1.0])  # load drift shared by the models of a round
+    times = {"SimpleFCN": 0.010 * rounds, "U-Net": 0.020 * rounds * np.array([1, 1.01, 0.99, 1, 1.02, 0.98]),
+             "Swin2-JNet": 0.0105 * rounds[::-1], cost.LARGER_UNET: 0.045 * rounds}
+    ctx._memo[("side_by_side",)] = {"times": times, "rounds": 6, "steps": 3, "device": "CPU"}
+    line = next(x for x in discussion.conclusions(ctx) if x.startswith("**Cost.**"))
+    r = cost.side_by_side_ratio(ctx, "U-Net", "SimpleFCN")
+    assert r.resolved and r.over == "the rounds" and 1.9 < r.low <= r.ratio <= r.high < 2.1
+    assert line.startswith("**Cost.** Measured side by side (6 rounds of 3 training steps of each model in turn, on "
+                           f"CPU), SimpleFCN trains {cost.ratio_text(r)} as fast as U-Net (median images/s SimpleFCN")
+    table = architecture_section.model_table(ctx)
+    assert list(table["images/s side by side [95% CI]"])[0].startswith("100.0 (")
+    assert "compared by a second timing, measured side by side" in architecture_section.model_table_note(ctx)
+    text = variants_section.resolution_text(ctx)
+    big = cost.side_by_side_ratio(ctx, cost.LARGER_UNET, "U-Net")
+    assert f"Measured side by side (6 rounds of 3 training steps of each model in turn, on CPU), training at 72x144 " \
+           f"(HxW) took {cost.ratio_text(big)} as long per image." in text
+    # two models whose rounds overlap: not separated
+    times["Swin2-JNet"] = 0.010 * rounds * np.array([1.2, 0.8, 1.25, 0.85, 1.1, 0.9])
+    times["U-Net"] = 0.0101 * rounds * np.array([0.8, 1.2, 0.9, 1.2, 0.85, 1.1])
+    line = next(x for x in discussion.conclusions(ctx) if x.startswith("**Cost.**"))
+    assert "the architectures' training speeds are not separated" in line and " trains " not in line

@@ -19,7 +19,8 @@ not load torch, timm and matplotlib with every section:
 * :mod:`.experiments`: the training runs each notebook builds from its parameters;
 * :mod:`.format`: number and text formatting, label names, HTML tables and captions, ``show``;
 * :mod:`.context`: :class:`ReportContext`, :func:`load_context` and helpers several sections share;
-* :mod:`.evidence`: intervals, paired comparisons and ``headline.json``;
+* :mod:`.evidence`: intervals and paired comparisons; :mod:`.headline_json`: ``headline.json``;
+* :mod:`.cost`: training and inference speeds with their intervals, and the side-by-side timing;
 * :mod:`.front`: title, introduction, provenance and timings;
 * :mod:`.dataset_section`, :mod:`.architecture_section`, :mod:`.training_section`,
   :mod:`.loss_section`, :mod:`.sweep_section`, :mod:`.results_section`: Sections 2 to 5;
@@ -42,6 +43,7 @@ _EXPORTS = {
     "format": ["MODEL_LABELS", "LOSS_LABELS", "AUGMENT_LABELS", "pct", "table_html", "figure_caption", "show"],
     "context": ["ReportContext", "StoredRuns", "MemoryRuns", "load_context", "majority_baseline", "runs_frame"],
     "evidence": ["comparisons"],
+    "cost": ["measure_step_speeds"],
     "headline_json": ["differences_table", "headline", "write_headline"],
     "front": ["title_block", "introduction", "provenance_table", "timings_table", "timings_note"],
     "dataset_section": ["split_table", "dataset_text", "fig_samples", "fig_class_frequency", "fig_cooccurrence"],

@@ -9,7 +9,7 @@ import pandas as pd
 
 from cityseg_lib import plots
 from cityseg_lib.report.context import ReportContext, devices
-from cityseg_lib.report.cost import interval_or_dash
+from cityseg_lib.report.cost import interval_or_dash, side_by_side, side_by_side_cell, side_by_side_how
 from cityseg_lib.report.format import count, figure_caption, flops, size_hw
 
 
@@ -52,6 +52,7 @@ def model_table(ctx: ReportContext) -> pd.DataFrame:
             f"GFLOPs / image ({st['input_size'][0]}x{st['input_size'][1]})": round(st["flops"] / 1e9, 3),
             "train images/s": round(rec["train_images_per_s"] or math.nan, 1),
             "images/s 95% CI": interval_or_dash(ctx, ctx.main_runs[label]),
+            **({"images/s side by side [95% CI]": side_by_side_cell(ctx, label)} if side_by_side(ctx) else {}),
             "peak memory (MB)": round(rec["peak_memory_mb"] or math.nan),
             "training time (s)": round(rec["train_time_s"] or math.nan),
         })
@@ -66,10 +67,15 @@ def model_table_note(ctx: ReportContext) -> str:
            "model's own footprint." if cpu else "Peak memory is the largest CUDA allocation during training.")
     threads = ctx.baseline.cpu_threads
     on = f"{dev}, {threads} torch thread{'s' if threads != 1 else ''}" if cpu and threads else dev
+    sbs = side_by_side(ctx)
+    side = (f" Those speeds also carry what else the machine ran while each run trained, so the models are "
+            f"compared by a second timing, {side_by_side_how(ctx)} on a random batch of each run's size, in this "
+            f"notebook: the side-by-side column gives the median images/s with its 95% interval over the "
+            f"{sbs['rounds']} rounds." if sbs else "")
     return (f"Throughput is the median over epochs of training images per second on {on} (forward, backward "
             f"and optimiser step at batch size {ctx.runs.config(ctx.baseline.main_run).batch_size}), with the 95% "
             "bootstrap interval of that median over the run's epochs: the machine's load moves from epoch to "
-            "epoch" + (", and notebooks train side by side" if cpu else "") + ". " + mem)
+            "epoch" + (", and notebooks train side by side" if cpu else "") + "." + side + " " + mem)
 
 
 def fig_learning_curves(ctx: ReportContext, number: int = 4) -> tuple:

@@ -8,6 +8,12 @@ resampled on their own. On a shared machine the load moves from epoch to epoch, 
 the model changes the speed, so a ratio is called a difference only when its interval excludes 1.
 The interval covers this build's timing noise, not how another machine would rank the models.
 
+Those per-epoch speeds also carry what else the machine ran while each run trained (notebooks
+train side by side): two runs' speeds compare their neighbours as much as their models. The
+report's comparisons of speed therefore come from a timing made side by side in the report
+notebook (:func:`measure_step_speeds`: every model stepped in turn, round after round), whose
+rounds pair the models; the per-epoch speeds stay in the tables as what the runs met.
+
 Inference is timed image by image (``image_seconds`` of an inference-mode evaluation): there the
 items are the validation images, the same ones under every mode, so two modes' medians are
 compared *paired* (one resample of image indices for both), and the shared per-image cost cancels.
@@ -23,7 +29,8 @@ import numpy as np
 from cityseg_lib.report.context import ReportContext
 
 __all__ = ["N_BOOT", "SpeedRatio", "epoch_speeds", "speed_interval", "speed_ratio", "ratio_text", "interval_or_dash",
-           "median_interval", "median_time_text", "paired_ratio", "ratio_value"]
+           "median_interval", "median_time_text", "paired_ratio", "ratio_value", "LARGER_UNET", "measure_step_speeds",
+           "side_by_side", "side_by_side_cell", "side_by_side_ratio", "side_by_side_how"]
 
 N_BOOT = 2000
 LEVEL = 0.95
@@ -95,16 +102,17 @@ def speed_ratio(ctx: ReportContext, run_a: str, run_b: str, seed: int = 0) -> Sp
     return SpeedRatio(float(np.median(a) / np.median(b)), low, high, len(a), len(b))
 
 
-def paired_ratio(a, b, seed: int = 0) -> SpeedRatio | None:
+def paired_ratio(a, b, seed: int = 0, over: str = "the images") -> SpeedRatio | None:
     """``median(a) / median(b)`` of two ``(N,)`` costs of the same N items (the seconds of each
-    validation image under two inference modes), with the 95% interval of a paired bootstrap:
-    one resample of item indices for both sides. None when N < 2 or the sides differ in length."""
+    validation image under two inference modes, or of each round of a side-by-side timing), with the
+    95% interval of a paired bootstrap: one resample of item indices for both sides. None when
+    N < 2 or the sides differ in length; ``over`` names the items for the text."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if len(a) < 2 or len(a) != len(b):
         return None
     idx = np.random.default_rng(seed).integers(0, len(a), (N_BOOT, len(a)))
     low, high = _bounds(np.median(a[idx], axis=1) / np.median(b[idx], axis=1))
-    return SpeedRatio(float(np.median(a) / np.median(b)), low, high, len(a), len(b), "the images")
+    return SpeedRatio(float(np.median(a) / np.median(b)), low, high, len(a), len(b), over)
 
 
 def ratio_value(v: float) -> str:
@@ -121,3 +129,63 @@ def interval_or_dash(ctx: ReportContext, run: str) -> str:
     """Table cell: ``"78.0-84.1"`` (the 95% interval of the median images/s), or a dash."""
     iv = speed_interval(ctx, run)
     return "–" if iv is None or not all(map(math.isfinite, iv)) else f"{iv[0]:.1f}-{iv[1]:.1f}"
+
+
+# ----------------------------------------------------------------------------- side by side
+
+#: Label of the larger-size U-Net in the side-by-side timing (the training-size experiment).
+LARGER_UNET = "U-Net at the larger size"
+
+
+def measure_step_speeds(ctx: ReportContext, rounds: int = 10, steps: int = 3) -> dict[str, np.ndarray] | None:
+    """Time training steps of the three architectures (and the larger-size U-Net) side by side,
+    in turn, in this process (:func:`cityseg_lib.train.speed.interleaved_step_seconds`), with the
+    torch threads the runs trained with; kept in the context for Table 4 and the cost sentences.
+    ``rounds`` 0 measures nothing (the report then compares the speeds the runs recorded)."""
+    if not rounds:
+        return None
+    from cityseg_lib.train.setup import resolve_device
+    from cityseg_lib.train.speed import interleaved_step_seconds
+
+    configs = {label: ctx.runs.config(ctx.main_runs[label]) for label in ctx.untuned}
+    if getattr(ctx.unet, "resolution_run", None):
+        configs[LARGER_UNET] = ctx.runs.config(ctx.unet.resolution_run)
+    device = resolve_device("auto")
+    times = interleaved_step_seconds(configs, rounds=rounds, steps=steps, device=str(device),
+                                     threads=ctx.baseline.cpu_threads)
+    ctx._memo[("side_by_side",)] = {"times": times, "rounds": rounds, "steps": steps,
+                                    "device": "CPU" if device.type == "cpu" else str(device)}
+    return times
+
+
+def side_by_side(ctx: ReportContext) -> dict | None:
+    """What :func:`measure_step_speeds` measured in this context (``times``: ``{label: (rounds,)
+    seconds per image}``, ``rounds``, ``steps``, ``device``), or None."""
+    return ctx._memo.get(("side_by_side",))
+
+
+def side_by_side_cell(ctx: ReportContext, label: str) -> str:
+    """Table cell: ``"98.1 (95.0-101.2)"``, images/s (the inverse of the median seconds per image)
+    with its 95% interval over the rounds; a dash when not measured."""
+    sbs = side_by_side(ctx)
+    if not sbs or label not in sbs["times"]:
+        return "–"
+    t = sbs["times"][label]
+    iv = median_interval(t)
+    return f"{1 / float(np.median(t)):.1f}" + (f" ({1 / iv[1]:.1f}-{1 / iv[0]:.1f})" if iv else "")
+
+
+def side_by_side_ratio(ctx: ReportContext, slow: str, fast: str) -> SpeedRatio | None:
+    """How many times as long a training image of ``slow`` takes as one of ``fast``, measured side
+    by side (paired by round); None when not measured."""
+    sbs = side_by_side(ctx)
+    if not sbs or slow not in sbs["times"] or fast not in sbs["times"]:
+        return None
+    return paired_ratio(sbs["times"][slow], sbs["times"][fast], over="the rounds")
+
+
+def side_by_side_how(ctx: ReportContext) -> str:
+    """``"measured side by side (10 rounds of 3 training steps of each model in turn, on CPU)"``."""
+    sbs = side_by_side(ctx)
+    return (f"measured side by side ({sbs['rounds']} rounds of {sbs['steps']} training steps of each model in turn, "
+            f"on {sbs['device']})") if sbs else ""

@@ -12,7 +12,7 @@ import pandas as pd
 from cityseg_lib.models.names import DISPLAY_NAMES as MODEL_LABELS  # the one table of model names
 from cityseg_lib.models.names import display_name
 
-__all__ = ["MODEL_LABELS", "LOSS_LABELS", "AUGMENT_LABELS", "tuned_label", "pct", "pts", "signed_pts", "count", "flops",
+__all__ = ["MODEL_LABELS", "LOSS_LABELS", "AUGMENT_LABELS", "tuned_label", "first_up", "pct", "pts", "signed_pts", "count", "flops",
            "join", "size_hw", "table_html", "figure_caption", "show"]
 
 LOSS_LABELS = {"cross_entropy": "cross-entropy", "iou": "IoU (soft Jaccard)", "jaccard": "IoU (soft Jaccard)",
@@ -23,6 +23,11 @@ AUGMENT_LABELS = {"none": "none (original images)", "replace": "replace (transfo
 
 def tuned_label(model: str) -> str:
     return f"{display_name(model)} (tuned)"
+
+
+def first_up(text: str) -> str:
+    """``text`` with its first letter upper-case, the rest as it is (unlike ``str.capitalize``: "on CPU" stays)."""
+    return text[:1].upper() + text[1:]
 
 
 def pct(x: float | None, digits: int = 1) -> str:

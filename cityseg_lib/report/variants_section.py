@@ -15,10 +15,11 @@ import pandas as pd
 
 from cityseg_lib import plots
 from cityseg_lib.report.context import ReportContext
-from cityseg_lib.report.cost import interval_or_dash, ratio_text, speed_ratio
+from cityseg_lib.report.cost import (LARGER_UNET, interval_or_dash, ratio_text, side_by_side_how,
+                                     side_by_side_ratio, speed_ratio)
 from cityseg_lib.report.evidence import (Comparison, comparison, difference_cell, finding_cell, interval_cell,
                                          pooled_note, versus_column)
-from cityseg_lib.report.format import figure_caption, join, size_hw
+from cityseg_lib.report.format import figure_caption, first_up, join, size_hw
 
 __all__ = ["OPTIMIZER_LABELS", "optimizer_table", "optimizer_text", "optimizer_claim", "fig_optimizers",
            "resolution_runs", "resolution_table", "resolution_text", "resolution_claim", "fig_resolution"]
@@ -150,10 +151,13 @@ def resolution_text(ctx: ReportContext) -> str:
         return "This build trained the U-Net at one size only, so the reference's claim is not tested here."
     (small, a), (large, b) = list(runs.items())
     c = comparison(ctx, "resolution_large_vs_main")
-    r = speed_ratio(ctx, a, b)  # images/s at the small size over the large: time per image, large over small
+    side = side_by_side_ratio(ctx, LARGER_UNET, "U-Net")  # seconds per image, large over small, side by side
+    r = side or speed_ratio(ctx, a, b)  # else images/s as recorded, small over large: the same ratio
+    how = (first_up(side_by_side_how(ctx)) + ", " if side else
+           "As the runs recorded it (with whatever else the machine ran then), ")
     cost = ("" if r is None else
-            f" Training at {large} took {ratio_text(r)} as long per image." if r.resolved else
-            f" Training at {large} was not measurably slower per image: {ratio_text(r)} as long.")
+            f" {how}training at {large} took {ratio_text(r)} as long per image." if r.resolved else
+            f" {how}training at {large} was not measurably slower per image: {ratio_text(r)} as long.")
     claim = resolution_claim(c)
     return (f"The reference trains at a reduced size and reports results 'almost identical' to the full resolution. "
             f"Here the main U-Net ({small}) is compared with the same model trained at {large}, both scored at the "
