@@ -828,3 +828,24 @@ def test_speeds_measured_side_by_side_decide_the_cost_words():
     times["U-Net"] = 0.0101 * rounds * np.array([0.8, 1.2, 0.9, 1.2, 0.85, 1.1])
     line = next(x for x in discussion.conclusions(ctx) if x.startswith("**Cost.**"))
     assert "the architectures' training speeds are not separated" in line and " trains " not in line
+
+
+def test_no_side_by_side_timing_without_rounds_or_off_the_runs_device():
+    """speed_rounds 0 measures nothing, and neither does a machine without a GPU for runs that
+    trained on one (a CPU timing would not say how they train); the words then fall back."""
+    from cityseg_lib.report import cost
+
+    ctx = context()
+    assert cost.measure_step_speeds(ctx, 0) is None and cost.side_by_side(ctx) is None
+    for run in ctx.main_runs.values():
+        ctx.runs.records[run]["device"] = "cuda:0"
+    if not torch_cuda_available():
+        assert cost.measure_step_speeds(ctx, 10) is None and cost.side_by_side(ctx) is None
+    line = next(x for x in discussion.conclusions(ctx) if x.startswith("**Cost.**"))
+    assert "Measured side by side" not in line
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

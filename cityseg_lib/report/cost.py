@@ -141,16 +141,20 @@ def measure_step_speeds(ctx: ReportContext, rounds: int = 10, steps: int = 3) ->
     """Time training steps of the three architectures (and the larger-size U-Net) side by side,
     in turn, in this process (:func:`cityseg_lib.train.speed.interleaved_step_seconds`), with the
     torch threads the runs trained with; kept in the context for Table 4 and the cost sentences.
-    ``rounds`` 0 measures nothing (the report then compares the speeds the runs recorded)."""
+    ``rounds`` 0 measures nothing (the report then compares the speeds the runs recorded), nor does a
+    machine without a GPU when the runs trained on one."""
     if not rounds:
         return None
     from cityseg_lib.train.setup import resolve_device
     from cityseg_lib.train.speed import interleaved_step_seconds
 
+    device = resolve_device("auto")
+    trained_on = {str(ctx.main[label].get("device") or "").split(":")[0] for label in ctx.untuned}
+    if "cuda" in trained_on and device.type != "cuda":
+        return None  # runs trained on a GPU, report built without one: a CPU timing would not say how they train
     configs = {label: ctx.runs.config(ctx.main_runs[label]) for label in ctx.untuned}
     if getattr(ctx.unet, "resolution_run", None):
         configs[LARGER_UNET] = ctx.runs.config(ctx.unet.resolution_run)
-    device = resolve_device("auto")
     times = interleaved_step_seconds(configs, rounds=rounds, steps=steps, device=str(device),
                                      threads=ctx.baseline.cpu_threads)
     ctx._memo[("side_by_side",)] = {"times": times, "rounds": rounds, "steps": steps,
