@@ -28,7 +28,8 @@ from cityseg_lib.evaluate.intervals import METHODS, interval_of_samples
 
 __all__ = [
     "Interval", "Difference", "miou_from_matrix", "pixel_accuracy_from_matrix", "miou_of_resamples",
-    "scores_of_resamples", "resample_indices", "bootstrap_ci", "class_iou_intervals", "paired_difference", "seed_spread",
+    "scores_of_resamples", "resample_indices", "bootstrap_ci", "class_iou_intervals", "paired_difference",
+    "seed_spread",
     "compare_groups", "METHODS",
 ]
 
@@ -198,7 +199,8 @@ def class_iou_intervals(per_image: ArrayLike, n_boot: int = 2000, level: float =
     ``(value, low, high)``, each ``(C,)``; NaN for a class with no pixel and no prediction (a
     resample in which a class is absent is left out of that class's interval)."""
     m = _as_per_image(per_image)
-    samples = np.concatenate([_class_iou(sums)[0] for sums in _resampled_sums(m, resample_indices(len(m), n_boot, seed))])
+    idx = resample_indices(len(m), n_boot, seed)
+    samples = np.concatenate([_class_iou(sums)[0] for sums in _resampled_sums(m, idx)])
     value = _class_iou(m.sum(axis=0)[None])[0][0]
     bounds = np.array([interval_of_samples(samples[:, k], len(m), level, method) if np.isfinite(samples[:, k]).any()
                        else (math.nan, math.nan) for k in range(m.shape[1])])

@@ -209,8 +209,9 @@ def _synthetic_caveat(ctx: ReportContext) -> str:
               f", on {devices(ctx)}")
     swin = ctx.runs.config(ctx.swin.main_run).model_options
     scratch = not swin.get("weights") and not swin.get("pretrained", True)
-    encoder = (f" Swin2-JNet in particular runs its Swin V2 encoder from random weights ({count(ctx.stats('Swin2-JNet')['params'])} "
-               "parameters in all), without the pretraining the reference relied on." if scratch else "")
+    params = count(ctx.stats("Swin2-JNet")["params"])
+    encoder = (f" Swin2-JNet in particular runs its Swin V2 encoder from random weights ({params} parameters in all), "
+               "without the pretraining the reference relied on." if scratch else "")
     learnt = _not_learnt(ctx)
     return (f"The data is synthetic and the budget small{budget}, so the absolute scores say nothing about "
             f"accuracy on Cityscapes, and the ranking of the models may not transfer to it.{encoder} What the build "

@@ -12,7 +12,8 @@ import pandas as pd
 from cityseg_lib.models.names import DISPLAY_NAMES as MODEL_LABELS  # the one table of model names
 from cityseg_lib.models.names import display_name
 
-__all__ = ["MODEL_LABELS", "LOSS_LABELS", "AUGMENT_LABELS", "tuned_label", "first_up", "pct", "pts", "signed_pts", "count", "flops",
+__all__ = ["MODEL_LABELS", "LOSS_LABELS", "AUGMENT_LABELS", "tuned_label", "first_up", "pct", "pts", "signed_pts",
+           "count", "flops",
            "join", "size_hw", "table_html", "figure_caption", "show"]
 
 LOSS_LABELS = {"cross_entropy": "cross-entropy", "iou": "IoU (soft Jaccard)", "jaccard": "IoU (soft Jaccard)",

@@ -1,9 +1,9 @@
 """``reports/PROFILE/headline.json``: the report's headline numbers, and the tables read from them.
 
 For each headline model its official full-resolution mIoU with the 95% interval, pixel accuracy,
-per-class IoU (each class with its interval), each seed's score and whether its curve had flattened; for each comparison of
-:mod:`.evidence` the paired difference, its interval and whether it is resolved. Fractions in
-[0, 1]. Table 10, Table 13 and this file come from the same dict, computed once per context.
+per-class IoU (each class with its interval), each seed's score and whether its curve had
+flattened; for each comparison of :mod:`.evidence` the paired difference, its interval and
+whether it is resolved. Fractions in [0, 1]. Table 10, Table 13 and this file come from the same dict, computed once per context.
 """
 
 from __future__ import annotations

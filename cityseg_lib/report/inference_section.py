@@ -61,7 +61,8 @@ def inference_table(ctx: ReportContext, label: str, images: int = 0) -> pd.DataF
     rows = []
     for name, r in results.items():
         iv = bootstrap_ci(r["per_image"], n_boot=ctx.n_boot)
-        row = {"mode": name, "mIoU full res % (95% CI)": f"{100 * iv.value:.1f} ({100 * iv.low:.1f}-{100 * iv.high:.1f})",
+        score = f"{100 * iv.value:.1f} ({100 * iv.low:.1f}-{100 * iv.high:.1f})"
+        row = {"mode": name, "mIoU full res % (95% CI)": score,
                "vs whole, points (95% CI)": "–", "resolved": "–"}
         if name != "whole":
             d = paired_difference(r["per_image"], base["per_image"], n_boot=ctx.n_boot)

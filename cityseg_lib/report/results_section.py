@@ -12,8 +12,8 @@ from cityseg_lib import plots
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.intervals import expanded_level
 from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
-from cityseg_lib.report.evidence import (class_intervals, comparison, difference_cell, finding_cell, interval_cell, pooled_note,
-                                         val_loss_against_seeds, versus_column)
+from cityseg_lib.report.evidence import (class_intervals, comparison, difference_cell, finding_cell, interval_cell,
+                                         pooled_note, val_loss_against_seeds, versus_column)
 from cityseg_lib.report.headline_json import differences_table, headline, points
 from cityseg_lib.report.format import figure_caption, join, pct, size_hw
 
@@ -139,7 +139,8 @@ def confusion_text(ctx: ReportContext) -> str:
     share = gt / gt.sum() if gt.sum() > 0 else np.zeros_like(gt)
     present = share > 0
     idx = [CLASS_NAMES.index(c) for c in worst]
-    worst_share, mean_share = float(share[idx].mean()) if idx else 0.0, float(share[present].mean()) if present.any() else 0.0
+    worst_share = float(share[idx].mean()) if idx else 0.0
+    mean_share = float(share[present].mean()) if present.any() else 0.0
     h, w = ctx.runs.config(ctx.main_runs[label]).image_size
     small = "" if not idx else (
         f" These hold {pct(worst_share, 2)} of the labelled validation pixels per class, against {pct(mean_share, 2)} "
