@@ -3,7 +3,8 @@
 For each headline model its official full-resolution mIoU with the 95% interval, pixel accuracy,
 per-class IoU (each class with its interval), each seed's score and whether its curve had
 flattened; for each comparison of :mod:`.evidence` the paired difference, its interval and
-whether it is resolved. Fractions in [0, 1]. Table 10, Table 13 and this file come from the same dict, computed once per context.
+whether it is resolved. Fractions in [0, 1]. Table 10, Table 13 and this file come from the same
+dict, computed once per context.
 """
 
 from __future__ import annotations
