@@ -39,7 +39,7 @@ from cityseg_lib.train.checkpoint import load_checkpoint, save_checkpoint
 from cityseg_lib.train.losses import build_loss
 from cityseg_lib.train.optimizers import OPTIMIZERS, build_optimizer
 from cityseg_lib.train.loop import evaluate, evaluate_full_res, to_device, train_one_epoch
-from cityseg_lib.train.setup import num_workers, progress_enabled, resolve_device, seed_all, seed_epoch
+from cityseg_lib.train.setup import configure_cuda, num_workers, progress_enabled, resolve_device, seed_all, seed_epoch
 
 __all__ = ["OPTIMIZERS", "build_datasets", "full_val_dataset", "build_model_for", "build_optimizer", "fit", "load_run",
            "resolve_device", "to_device", "train_one_epoch", "evaluate", "evaluate_full_res"]
@@ -139,11 +139,7 @@ def fit(cfg: TrainConfig, resume: bool = False, log=None) -> Path:
 
 def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, resume: bool, log,
          tb: tblog.RunLog) -> None:
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+    configure_cuda(device)
     last_path, best_path = runstore.checkpoint_path(out, "last"), runstore.checkpoint_path(out, "best")
     progress = progress_enabled(cfg.progress)
     use_cuda = device.type == "cuda"

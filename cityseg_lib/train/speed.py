@@ -26,7 +26,7 @@ from cityseg_lib.errors import CitysegError
 from cityseg_lib.train.engine import build_model_for, build_optimizer
 from cityseg_lib.train.loop import train_one_epoch
 from cityseg_lib.train.losses import build_loss
-from cityseg_lib.train.setup import resolve_device, set_cpu_threads
+from cityseg_lib.train.setup import configure_cuda, resolve_device, set_cpu_threads
 
 __all__ = ["interleaved_step_seconds"]
 
@@ -43,6 +43,7 @@ def interleaved_step_seconds(configs: Mapping[str, TrainConfig], rounds: int = 1
     if rounds < 2 or steps < 1 or warmup < 0:
         raise CitysegError(f"side-by-side timing: rounds={rounds} (>= 2), steps={steps} (>= 1), warmup={warmup} (>= 0)")
     dev = resolve_device(device)
+    configure_cuda(dev)
     before = torch.get_num_threads()
     set_cpu_threads(threads)
     try:
