@@ -151,6 +151,11 @@ RECIPES: dict[str, dict] = {
                                  model_options={"base_width": 16, "depth": 4}),
     "unet_96_f512_e32_d4": _r(LOW, UNET, _frames=512, image_size=[96, 192], epochs=32, step_size=12, gamma=0.3,
                               model_options={"base_width": 8, "depth": 4}),
+    # --- session 14: half the 30% recipe (16 epochs), depth 4: does a U-Net reach 30% at ~100 CPU s (AVX-512)?
+    "unet_64_f512_e16_d4": _r(LOW, UNET, _frames=512, epochs=16, step_size=6, gamma=0.3,
+                              model_options={"base_width": 8, "depth": 4}),
+    "unet_64_f512_e16_d4_seed1": _r(LOW, UNET, _frames=512, epochs=16, step_size=6, gamma=0.3, seed=1,
+                                    model_options={"base_width": 8, "depth": 4}),
     # --- longer: where does each approach get to?
     "unet_c128_e36": _r(CROP, UNET, epochs=36, step_size=12, gamma=0.3),
     "unet_128_e36": _r(OLD, UNET, image_size=[128, 256], max_val_images=4, epochs=36, step_size=12, gamma=0.3),
