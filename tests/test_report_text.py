@@ -721,7 +721,7 @@ def test_the_training_size_claim_follows_the_paired_difference():
     higher = sized(90)
     text = variants_section.resolution_text(higher)
     assert "So at this scale the larger training size scores measurably higher, where the reference found" in text
-    line = next(x for x in discussion.conclusions(higher) if x.startswith("**Training size.**"))
+    line = next(x for x in discussion.conclusions(higher) if x.startswith("**Training resolution.**"))
     assert "scores measurably higher" in line
     table = variants_section.resolution_table(higher)
     assert list(table["finding"]) == ["–", "yes"]

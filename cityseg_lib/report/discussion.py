@@ -114,14 +114,14 @@ def conclusions(ctx: ReportContext) -> list[str]:
         out.append("**Optimiser.** " + _sentences(opts) + (" " + claim if claim else "") + _seed_notes(opts))
     for c in finding(ctx, "resolution"):
         claim = resolution_claim(c)
-        out.append("**Training size.** " + c.sentence() + (" " + claim if claim else "") + _seed_notes([c]))
+        out.append("**Training resolution.** " + c.sentence() + (" " + claim if claim else "") + _seed_notes([c]))
     diffs = [r["miou_full_res"] - r["miou"] for r in recs.values() if not math.isnan(r["miou_full_res"])]
     if diffs:
         mean = float(np.mean(diffs))
         spread = ("by less than 0.05 points for every model" if max(abs(d) for d in diffs) < 5e-4 else
                   f"by {signed_pts(mean)} on average (from {signed_pts(min(diffs))} to {signed_pts(max(diffs))})")
-        out.append(f"**Resolution.** Scoring at the labels' full resolution instead of the training size changes mIoU "
-                   f"{spread}: up-sampled logits "
+        out.append("**Scoring resolution.** Scoring at the labels' full resolution instead of the training size "
+                   f"changes mIoU {spread}: up-sampled logits "
                    + ("recover the label detail well." if abs(mean) < 0.01 else
                       "cannot restore detail lost by down-scaling." if mean < 0 else
                       "are smoother than the nearest-neighbour down-scaled training masks."))
