@@ -162,7 +162,7 @@ def cost_sentence(ctx: ReportContext) -> str:
 
 _TOPIC_WORDS = {"architecture": "architectures", "augmentation": "augmentation", "scheduler": "scheduler",
                 "dropout": "dropout", "batchnorm": "BatchNorm", "tuning": "tuning", "optimizer": "optimisers",
-                "resolution": "training size"}
+                "resolution": "training resolution"}
 
 
 def training_length(ctx: ReportContext) -> str:
