@@ -849,3 +849,44 @@ def torch_cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def _scored_twice(ctx: ReportContext, full_hits: dict[str, float | list[float]]) -> ReportContext:
+    """Each main run scored at the training size with 70 hits per 100 pixels and at full resolution
+    with ``full_hits[label]`` (70 where not given), as the two per-image files of a run hold them."""
+    train = matrices(70)
+    for label, run in ctx.main_runs.items():
+        full = matrices(full_hits.get(label, 70))
+        ctx.runs.scoring_pairs[run] = (train, full)
+        record = ctx.runs.records[run]
+        record["miou"], record["miou_full_res"] = miou_from_matrix(train.sum(0)), miou_from_matrix(full.sum(0))
+    return ctx
+
+
+def _scoring_line(ctx: ReportContext) -> str:
+    return next(x for x in discussion.conclusions(ctx) if x.startswith("**Scoring resolution.**"))
+
+
+def test_scoring_resolution_is_a_paired_difference_per_model():
+    """Full resolution against the training size, per model, with the paired interval over the same
+    frames: named as a change only where the interval excludes zero, in the direction it shows."""
+    same = _scoring_line(_scored_twice(context(), {"U-Net": [70] * (N_IMAGES - 1) + [60]}))
+    assert "per model, points with the paired 95% interval" in same
+    assert "U-Net −" in same and "SimpleFCN +0.0 (+0.0 to +0.0)" in same
+    assert "No interval excludes zero" in same and "measurably" not in same
+
+    lower = _scoring_line(_scored_twice(context(), {"U-Net": 60}))
+    assert "U-Net scores measurably lower at full resolution" in lower
+    assert "cannot restore the detail lost by down-scaling" in lower and "No interval excludes zero" not in lower
+
+    both = _scoring_line(_scored_twice(context(), {"U-Net": 60, "SimpleFCN": 80, "Swin2-JNet": 80}))
+    assert "U-Net scores measurably lower" in both
+    assert "SimpleFCN and Swin2-JNet score measurably higher at full resolution" in both
+
+
+def test_scoring_resolution_without_training_size_matrices_gives_no_interval():
+    """Runs trained before the training-size per-image matrices were kept: the averaged difference,
+    without a per-model interval."""
+    line = _scoring_line(context())
+    assert "by less than 0.05 points for every model: up-sampled logits recover the label detail well." in line
+    assert "95% interval" not in line

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from cityseg_lib import runstore
@@ -99,6 +100,12 @@ def test_per_image_matrices_sum_to_the_split_matrix(demo_root, tmp_path):
     ids, mats = runstore.load_per_image(run)
     assert len(ids) == mats.shape[0] == 3 and mats.shape[1:] == (19, 20)
     assert mats.sum(0).tolist() == runstore.load_summary(run)["confusion_matrix_full_res"]
+    # the same frames at the training size (per_image.npz), which the report pairs with the full-resolution ones
+    ids_t, mats_t = runstore.load_per_image(run, full_res=False)
+    assert ids_t == ids and mats_t.shape == mats.shape
+    assert mats_t.sum(0).tolist() == runstore.load_summary(run)["confusion_matrix"]
+    per_frame = mats_t.sum((1, 2))  # each frame's own labelled pixels at 32x64, not its batch-mates'
+    assert ((per_frame > 0) & (per_frame <= 32 * 64)).all()
 
 
 _HOLD = textwrap.dedent("""
@@ -147,3 +154,21 @@ def test_two_cli_trainings_with_the_same_name_keep_both_runs(demo_root, tmp_path
     assert main(["train", *args[:-1], "batch_size=3", "lr=0.01", "--resume"]) == 2
     err = capsys.readouterr().err
     assert "cannot resume: batch_size was 2 in that run, now 3" in err and err.count("\n") == 1
+
+
+def test_the_report_pairs_training_size_and_full_resolution_matrices_by_frame(tmp_path):
+    """A run's two per-image files are paired frame by frame, whatever order each was written in;
+    a run without the training-size file (trained before it was kept) has no pair."""
+    from cityseg_lib.report.context import StoredRuns
+
+    def mats(*values):
+        return np.stack([np.full((19, 20), v, dtype=np.int64) for v in values])
+
+    runstore.write_per_image(tmp_path, ["b", "a", "c"], mats(2, 1, 3), full_res=False)
+    runstore.write_per_image(tmp_path, ["a", "c", "b"], mats(10, 30, 20), full_res=True)
+    train, full = StoredRuns().scoring_pair(str(tmp_path))
+    assert train[:, 0, 0].tolist() == [1, 3, 2] and full[:, 0, 0].tolist() == [10, 30, 20]
+    old = tmp_path / "old"
+    old.mkdir()
+    runstore.write_per_image(old, ["a"], mats(1), full_res=True)
+    assert StoredRuns().scoring_pair(str(old)) is None

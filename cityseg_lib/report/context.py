@@ -81,6 +81,26 @@ class StoredRuns:
 
         return self._get("per_image", run, load)
 
+    def scoring_pair(self, run: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The per-image matrices of the final evaluation at the training size and at full resolution,
+        on the frames both scored, in one order: ``(train_size, full_res)``, each ``(N, C, C+1)``;
+        None when the run lacks either file (a run trained before the training-size ones were kept)."""
+        from cityseg_lib import runstore
+
+        def load(r):
+            try:
+                (ids_t, train), (ids_f, full) = runstore.load_per_image(r, full_res=False), runstore.load_per_image(r)
+            except CitysegError:
+                return None
+            where = {i: k for k, i in enumerate(ids_t)}
+            both = [(where[i], k) for k, i in enumerate(ids_f) if i in where]
+            if not both:
+                return None
+            rows_t, rows_f = (list(x) for x in zip(*both))
+            return train[rows_t], full[rows_f]
+
+        return self._get("scoring_pair", run, load)
+
     def model_stats(self, run: str) -> dict:
         from cityseg_lib import runstore
 
@@ -89,7 +109,8 @@ class StoredRuns:
 
 @dataclass
 class MemoryRuns:
-    """Hand-made runs: ``{run: value}`` per kind (records, summaries, metrics, configs, per_image, stats)."""
+    """Hand-made runs: ``{run: value}`` per kind (records, summaries, metrics, configs, per_image, stats,
+    scoring pairs)."""
 
     records: dict = field(default_factory=dict)
     summaries: dict = field(default_factory=dict)
@@ -97,6 +118,7 @@ class MemoryRuns:
     configs: dict = field(default_factory=dict)
     per_images: dict = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
+    scoring_pairs: dict = field(default_factory=dict)
 
     def record(self, run: str) -> dict:
         return self.records[run]
@@ -112,6 +134,9 @@ class MemoryRuns:
 
     def per_image(self, run: str) -> np.ndarray | None:
         return self.per_images.get(run)
+
+    def scoring_pair(self, run: str) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.scoring_pairs.get(run)
 
     def model_stats(self, run: str) -> dict:
         return self.stats[run]

@@ -15,9 +15,10 @@ from cityseg_lib.report.context import (FLAT_GAIN, ReportContext, devices, full_
 from cityseg_lib.report.cost import ratio_text, side_by_side, side_by_side_how, side_by_side_ratio, speed_ratio
 from cityseg_lib.report.evidence import Comparison, finding, interval, interval_text
 from cityseg_lib.report.headline_json import headline, seed_scores
-from cityseg_lib.report.format import count, first_up, join, pct, pts, signed_pts
+from cityseg_lib.report.format import count, first_up, join, pct, pts
 from cityseg_lib.report.front import all_runs
 from cityseg_lib.report.loss_section import loss_reference, loss_summary
+from cityseg_lib.report.results_section import scoring_resolution_text
 from cityseg_lib.report.training_section import settled
 from cityseg_lib.report.variants_section import optimizer_claim, resolution_claim
 
@@ -115,16 +116,9 @@ def conclusions(ctx: ReportContext) -> list[str]:
     for c in finding(ctx, "resolution"):
         claim = resolution_claim(c)
         out.append("**Training resolution.** " + c.sentence() + (" " + claim if claim else "") + _seed_notes([c]))
-    diffs = [r["miou_full_res"] - r["miou"] for r in recs.values() if not math.isnan(r["miou_full_res"])]
-    if diffs:
-        mean = float(np.mean(diffs))
-        spread = ("by less than 0.05 points for every model" if max(abs(d) for d in diffs) < 5e-4 else
-                  f"by {signed_pts(mean)} on average (from {signed_pts(min(diffs))} to {signed_pts(max(diffs))})")
-        out.append("**Scoring resolution.** Scoring at the labels' full resolution instead of the training size "
-                   f"changes mIoU {spread}: up-sampled logits "
-                   + ("recover the label detail well." if abs(mean) < 0.01 else
-                      "cannot restore detail lost by down-scaling." if mean < 0 else
-                      "are smoother than the nearest-neighbour down-scaled training masks."))
+    scoring = scoring_resolution_text(ctx)
+    if scoring:
+        out.append("**Scoring resolution.** " + scoring)
     out.append("**Cost.** " + cost_sentence(ctx))
     return out
 

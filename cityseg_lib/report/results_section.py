@@ -11,11 +11,12 @@ import pandas as pd
 from cityseg_lib import plots
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.intervals import expanded_level
+from cityseg_lib.evaluate.uncertainty import paired_difference
 from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
 from cityseg_lib.report.evidence import (class_intervals, comparison, difference_cell, finding_cell, interval_cell,
                                          pooled_note, val_loss_against_seeds, versus_column)
 from cityseg_lib.report.headline_json import differences_table, headline, points
-from cityseg_lib.report.format import figure_caption, join, pct, size_hw
+from cityseg_lib.report.format import figure_caption, join, pct, signed_pts, size_hw
 
 
 def results_table(ctx: ReportContext) -> pd.DataFrame:
@@ -50,6 +51,45 @@ def results_note(ctx: ReportContext) -> str:
             "over the seeds each model was trained with show that (the main run is the first seed). Comparisons "
             "of models pool all their seeds." if n else
             "These runs stored no per-image matrices, so no intervals are given.")
+
+
+def scoring_resolution_text(ctx: ReportContext) -> str:
+    """What scoring at the labels' full resolution instead of the training size changes: each main
+    model's paired difference (full resolution minus training size, the same frames resampled
+    together) with its 95% interval; a change is named only where its interval excludes zero. Runs
+    without training-size per-image matrices give the differences without intervals. Empty when
+    no model was scored at full resolution."""
+    diffs = {k: r["miou_full_res"] - r["miou"] for k, r in ctx.main.items() if not math.isnan(r["miou_full_res"])}
+    if not diffs:
+        return ""
+    values = list(diffs.values())
+    mean = float(np.mean(values))
+    spread = ("by less than 0.05 points for every model" if max(abs(d) for d in values) < 5e-4 else
+              f"by {signed_pts(mean)} on average (from {signed_pts(min(values))} to {signed_pts(max(values))})")
+    head = f"Scoring at the labels' full resolution instead of the training size changes mIoU {spread}"
+    pairs = {k: ctx.runs.scoring_pair(ctx.main_runs[k]) for k in diffs}
+    if any(p is None for p in pairs.values()):  # runs from before the training-size matrices were kept
+        return head + ": up-sampled logits " + (
+            "recover the label detail well." if abs(mean) < 0.01 else
+            "cannot restore detail lost by down-scaling." if mean < 0 else
+            "are smoother than the nearest-neighbour down-scaled training masks.")
+    paired = {k: paired_difference(full, train, n_boot=ctx.n_boot) for k, (train, full) in pairs.items()}
+    lower = [k for k, d in paired.items() if d.high < 0]
+    higher = [k for k, d in paired.items() if d.low > 0]
+    cells = "; ".join(f"{k} {difference_cell(d)}" for k, d in paired.items())
+    text = f"{head} (per model, points with the paired 95% interval over the validation images: {cells})."
+    if not lower and not higher:
+        return text + (" No interval excludes zero: at this validation size the up-sampled logits score the same "
+                       "as the down-scaled masks, so the training size loses no measurable label detail.")
+    parts = []
+    if lower:
+        parts.append(f"{join(lower)} {'scores' if len(lower) == 1 else 'score'} measurably lower at full resolution: "
+                     "up-sampled logits cannot restore the detail lost by down-scaling.")
+    if higher:
+        parts.append(f"{join(higher)} {'scores' if len(higher) == 1 else 'score'} measurably higher at full "
+                     "resolution: the up-sampled logits are smoother than the nearest-neighbour down-scaled masks "
+                     "they are scored against at the training size.")
+    return text + " " + " ".join(parts)
 
 
 def per_class_table(ctx: ReportContext, full_res: bool = True) -> pd.DataFrame:

@@ -10,7 +10,8 @@ extension and the explicit retrain). A run folder ``RUNS/PROFILE/NAME-HASH/`` ho
     metrics.csv        one row per finished epoch
     last.pt, best.pt   the latest state (exact resume) and the lowest-validation-loss weights
     summary.json       the kept checkpoint's scores; written when the run finishes
-    per_image.npz      per-image confusion matrices of the final evaluation (for the bootstrap)
+    per_image.npz      per-image confusion matrices of the final evaluation at the training size,
+    per_image_full_res.npz   and under the official full-resolution protocol (for the bootstrap)
     model_stats.json   parameters and FLOPs (cache), eval_*.json (``cityseg evaluate``)
     tb/                TensorBoard event files (written by :mod:`cityseg_lib.train.tblog`)
 

@@ -236,14 +236,16 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
 
     # final evaluation of the best checkpoint, at the training size and at full resolution
     raw_model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
-    val_loss, scores, confmat = evaluate(raw_model, criterion, val_loader, device, amp=amp,
-                                         channels_last=channels_last, progress=progress)
+    val_loss, scores, confmat, val_ids, val_matrices = evaluate(raw_model, criterion, val_loader, device, amp=amp,
+                                                                channels_last=channels_last, progress=progress,
+                                                                per_image=True)
     full = None
     if cfg.full_res_eval:
         full, full_cm, ids, per_image = evaluate_full_res(raw_model, full_val_dataset(cfg, val_ds), device, batch_size=cfg.batch_size,
                                                           num_workers=workers, amp=amp, channels_last=channels_last,
                                                           progress=progress)
     if D.is_main():
+        runstore.write_per_image(out, val_ids, val_matrices, full_res=False)
         if full is not None:
             runstore.write_per_image(out, ids, per_image, full_res=True)
         if log is not None:

@@ -109,14 +109,23 @@ def evaluate(
     amp: bool = False,
     channels_last: bool = False,
     progress: bool = False,
-) -> tuple[float, SegScores, ConfusionMatrix]:
-    """Validation loss (mean over images) and scores at the loader's size, from one confusion matrix."""
+    per_image: bool = False,
+) -> tuple:
+    """Validation loss (mean over images) and scores at the loader's size, from one confusion matrix:
+    ``(val_loss, scores, confmat)``.
+
+    ``per_image=True`` (the final evaluation) also returns the frame ids and one confusion matrix
+    per image ``(N, C, C+1)`` int64, gathered over all ranks and sorted by id, as
+    :func:`evaluate_full_res` does: ``(val_loss, scores, confmat, ids, matrices)``. The bootstrap
+    resamples them, and pairs them with the full-resolution ones by frame.
+    """
     model.eval()
     confmat = ConfusionMatrix(num_classes, device=device)
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     count = torch.zeros((), device=device, dtype=torch.float64)
-    for images, masks, _ in tqdm(loader, desc="validation", unit="batch", leave=False, dynamic_ncols=True,
-                                 disable=not progress):
+    ids, matrices = [], []
+    for images, masks, batch_ids in tqdm(loader, desc="validation", unit="batch", leave=False, dynamic_ncols=True,
+                                         disable=not progress):
         images, masks = to_device(images, masks, device, channels_last)
         with _autocast(device, amp):
             logits = model(images)
@@ -124,11 +133,34 @@ def evaluate(
         if criterion is not None:
             loss_sum += criterion(logits, masks).double() * images.shape[0]
         count += images.shape[0]
-        confmat.update(logits.argmax(1), masks)
+        preds = logits.argmax(1)
+        if not per_image:
+            confmat.update(preds, masks)
+            continue
+        for i in range(preds.shape[0]):
+            one = ConfusionMatrix(num_classes, device=device)
+            one.update(preds[i], masks[i])
+            confmat.mat += one.mat
+            ids.append(batch_ids[i])
+            matrices.append(one.mat.cpu().numpy())
     stats = D.all_reduce_sum(torch.stack([loss_sum, count]))
     confmat.all_reduce()
     val_loss = (stats[0] / stats[1].clamp(min=1)).item() if criterion is not None else math.nan
-    return val_loss, confmat.compute(), confmat
+    if not per_image:
+        return val_loss, confmat.compute(), confmat
+    return (val_loss, confmat.compute(), confmat, *_gathered(ids, matrices, num_classes))
+
+
+def _gathered(ids: list[str], matrices: list[np.ndarray], num_classes: int) -> tuple[list[str], np.ndarray]:
+    """Every rank's ``(id, per-image matrix)`` pairs, sorted by id under DDP (in loader order on one
+    process), as ``(ids, (N, C, C+1) int64)``."""
+    if D.world_size() > 1:
+        gathered = [None] * D.world_size()
+        torch.distributed.all_gather_object(gathered, (ids, matrices))
+        pairs = sorted((i, m) for part in gathered for i, m in zip(*part))
+        ids, matrices = [i for i, _ in pairs], [m for _, m in pairs]
+    stacked = np.stack(matrices) if matrices else np.zeros((0, num_classes, num_classes + 1), np.int64)
+    return ids, stacked
 
 
 class _FullResLabels(Dataset):
@@ -187,10 +219,4 @@ def evaluate_full_res(
             ids.append(batch_ids[i])
             per_image.append(one.mat.cpu().numpy())
     confmat.all_reduce()
-    if D.world_size() > 1:
-        gathered = [None] * D.world_size()
-        torch.distributed.all_gather_object(gathered, (ids, per_image))
-        pairs = sorted((i, m) for part in gathered for i, m in zip(*part))
-        ids, per_image = [i for i, _ in pairs], [m for _, m in pairs]
-    matrices = np.stack(per_image) if per_image else np.zeros((0, NUM_CLASSES, NUM_CLASSES + 1), np.int64)
-    return confmat.compute(), confmat, ids, matrices
+    return (confmat.compute(), confmat, *_gathered(ids, per_image, NUM_CLASSES))
