@@ -315,9 +315,11 @@ def test_headline_numbers_are_fractions_and_match_the_results_table(tmp_path, mo
     comp = head["comparisons"]["unet_vs_simple_fcn"]
     assert comp["resolved"] is True and comp["difference"] > 0 and comp["ci_low"] > 0
     table = results_section.results_table(ctx)
-    fcn = table[table["model"] == "SimpleFCN"].iloc[0]
-    assert fcn["val mIoU full res, official (%)"] == round(100 * head["models"]["simple_fcn"]["miou"], 1)
-    assert fcn["95% CI low"] == round(100 * head["models"]["simple_fcn"]["ci_low"], 1)
+    fcn, m = table[table["model"] == "SimpleFCN"].iloc[0], head["models"]["simple_fcn"]
+    assert fcn["val mIoU full res, official % [95% CI]"] == (
+        f"{100 * m['miou']:.1f} ({100 * m['ci_low']:.1f}-{100 * m['ci_high']:.1f})")
+    at_size = next(c for c in table.columns if c.startswith("val mIoU @"))
+    assert fcn[at_size] == f"{100 * ctx.main['SimpleFCN']['miou']:.1f}"  # the runs kept no training-size matrices
     diffs = results_section.comparisons_table(ctx)
     assert len(diffs) == len(head["comparisons"]) and set(diffs["finding"]) <= {"yes", "unresolved"}
 
@@ -858,6 +860,7 @@ def _scored_twice(ctx: ReportContext, full_hits: dict[str, float | list[float]])
     for label, run in ctx.main_runs.items():
         full = matrices(full_hits.get(label, 70))
         ctx.runs.scoring_pairs[run] = (train, full)
+        ctx.runs.per_images[run] = full
         record = ctx.runs.records[run]
         record["miou"], record["miou_full_res"] = miou_from_matrix(train.sum(0)), miou_from_matrix(full.sum(0))
     return ctx
@@ -882,6 +885,16 @@ def test_scoring_resolution_is_a_paired_difference_per_model():
     both = _scoring_line(_scored_twice(context(), {"U-Net": 60, "SimpleFCN": 80, "Swin2-JNet": 80}))
     assert "U-Net scores measurably lower" in both
     assert "SimpleFCN and Swin2-JNet score measurably higher at full resolution" in both
+
+
+def test_results_table_gives_the_training_size_score_its_interval():
+    ctx = _scored_twice(context(), {"U-Net": 60})
+    row = results_section.results_table(ctx).set_index("model").loc["U-Net"]
+    cell = row[next(c for c in row.index if c.startswith("val mIoU @"))]
+    value, low, high = (float(x) for x in cell.replace("(", "").replace(")", "").replace("-", " ").split())
+    # (the percentile interval of these few hand-made images need not straddle the score itself)
+    assert low < high and value == round(100 * ctx.main["U-Net"]["miou"], 1)
+    assert row["val mIoU full res, official % [95% CI]"].startswith(f"{100 * ctx.main['U-Net']['miou_full_res']:.1f} (")
 
 
 def test_scoring_resolution_without_training_size_matrices_gives_no_interval():

@@ -103,12 +103,25 @@ def interval_text(ctx: ReportContext, run: str) -> str:
     return format_interval(iv)
 
 
+def _cell(iv: Interval) -> str:
+    return f"{100 * iv.value:.1f} ({100 * iv.low:.1f}-{100 * iv.high:.1f})"
+
+
 def interval_cell(ctx: ReportContext, run: str) -> str:
     """Table cell under a "% [95% CI]" header: ``"31.2 (28.0-34.5)"``, or the plain score."""
     iv = interval(ctx, run)
-    if iv is None:
-        return f"{100 * ctx.record(run)['miou_full_res']:.1f}"
-    return f"{100 * iv.value:.1f} ({100 * iv.low:.1f}-{100 * iv.high:.1f})"
+    return f"{100 * ctx.record(run)['miou_full_res']:.1f}" if iv is None else _cell(iv)
+
+
+def train_size_cell(ctx: ReportContext, run: str) -> str:
+    """The same cell for the run's mIoU at the training size, its interval from the training-size
+    per-image matrices (:meth:`StoredRuns.scoring_pair`); the plain score for a run without them."""
+    def make():
+        pair = ctx.runs.scoring_pair(run)
+        return None if pair is None else bootstrap_ci(pair[0], n_boot=ctx.n_boot)
+
+    iv = _memo(ctx, ("train_size_interval", run), make)
+    return f"{100 * ctx.record(run)['miou']:.1f}" if iv is None else _cell(iv)
 
 
 def difference_cell(c: Comparison | Difference | None, sign: int = 1) -> str:
