@@ -42,7 +42,7 @@ def results_note(ctx: ReportContext) -> str:
     h = headline(ctx)
     n = next((m["n_images"] for m in h["models"].values() if m["n_images"]), None)
     tail = 100 * (1 - expanded_level(0.95, n)) / 2 if n else math.nan
-    return (f"The interval is a 95% bootstrap interval over the {n} validation images ({h['n_boot']} resamples of "
+    return (f"Each interval is a 95% bootstrap interval over the {n} validation images ({h['n_boot']} resamples of "
             f"the per-image confusion matrices), expanded for the few images: its ends are the resamples' "
             f"{tail:.1f}% and {100 - tail:.1f}% quantiles (Student's t with {n - 1} degrees of freedom instead of "
             "the normal), because plain 2.5%-97.5% intervals cover the truth less often than 95% "
