@@ -490,6 +490,18 @@ def test_a_difference_is_never_printed_as_minus_zero():
     assert math.isnan(points(None))
 
 
+def test_a_difference_cell_never_shows_a_bound_that_excludes_zero_as_zero():
+    from cityseg_lib.evaluate.uncertainty import Difference
+
+    d = Difference(a=0.2, b=0.2033, difference=-0.0033, low=-0.004, high=-0.0003, resolved=True, n_images=64,
+                   n_boot=2000, level=0.95, metric="miou", method="expanded")
+    assert evidence.difference_cell(d) == "−0.3 (−0.4 to −0.03)"
+    assert evidence.difference_cell(d, -1) == "+0.3 (+0.03 to +0.4)"
+    tiny = Difference(a=0.2, b=0.2, difference=0.0, low=-0.00001, high=0.00002, resolved=False, n_images=64,
+                      n_boot=2000, level=0.95, metric="miou", method="expanded")
+    assert evidence.difference_cell(tiny) == "+0.0 (−0.001 to +0.002)"
+
+
 def test_an_interval_bound_near_zero_is_not_shown_as_zero():
     """Table 13 and its sentences: a resolved difference's bound of 0.04 points reads 0.04, not 0.0
     (which would contradict "finding: yes"); exact zeros and ordinary values keep one decimal."""
@@ -874,12 +886,13 @@ def test_scoring_resolution_is_a_paired_difference_per_model():
     """Full resolution against the training size, per model, with the paired interval over the same
     frames: named as a change only where the interval excludes zero, in the direction it shows."""
     same = _scoring_line(_scored_twice(context(), {"U-Net": [70] * (N_IMAGES - 1) + [60]}))
-    assert "per model, points with the paired 95% interval" in same
+    assert "Per model, in points with the paired 95% interval" in same
     assert "U-Net −" in same and "SimpleFCN +0.0 (+0.0 to +0.0)" in same
     assert "No interval excludes zero" in same and "measurably" not in same
 
     lower = _scoring_line(_scored_twice(context(), {"U-Net": 60}))
-    assert "U-Net scores measurably lower at full resolution" in lower
+    assert "changes mIoU by −" in lower and " on average. Per model, in points with the paired 95% interval" in lower
+    assert "U-Net scores measurably lower at full resolution, by " in lower
     assert "cannot restore the detail lost by down-scaling" in lower and "No interval excludes zero" not in lower
 
     both = _scoring_line(_scored_twice(context(), {"U-Net": 60, "SimpleFCN": 80, "Swin2-JNet": 80}))

@@ -132,7 +132,16 @@ def difference_cell(c: Comparison | Difference | None, sign: int = 1) -> str:
     if d is None:
         return "–"
     low, high = sorted((sign * d.low, sign * d.high))
-    return f"{100 * sign * d.difference:+.1f} ({100 * low:+.1f} to {100 * high:+.1f})".replace("-", "−")
+    return f"{_points(sign * d.difference)} ({_points(low)} to {_points(high)})".replace("-", "−")
+
+
+def _points(x: float) -> str:
+    """A signed difference of fractions in points, one decimal; a non-zero value that one decimal
+    would show as 0.0 gets two ("-0.03"), so that a bound that excludes zero never reads as zero."""
+    v = 100 * x
+    if v != 0 and abs(v) < 0.05:
+        return f"{v:+.2f}" if abs(v) >= 0.005 else f"{v:+.1g}"
+    return f"{v:+.1f}"
 
 
 def finding_cell(c: Comparison | None) -> str:

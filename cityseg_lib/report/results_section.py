@@ -16,7 +16,7 @@ from cityseg_lib.report.context import ReportContext, full_or_train, majority_ba
 from cityseg_lib.report.evidence import (class_intervals, comparison, difference_cell, finding_cell, interval_cell,
                                          pooled_note, train_size_cell, val_loss_against_seeds, versus_column)
 from cityseg_lib.report.headline_json import differences_table, headline, points
-from cityseg_lib.report.format import figure_caption, join, pct, signed_pts, size_hw
+from cityseg_lib.report.format import figure_caption, join, pct, pts, signed_pts, size_hw
 
 
 def results_table(ctx: ReportContext) -> pd.DataFrame:
@@ -64,31 +64,38 @@ def scoring_resolution_text(ctx: ReportContext) -> str:
         return ""
     values = list(diffs.values())
     mean = float(np.mean(values))
-    spread = ("by less than 0.05 points for every model" if max(abs(d) for d in values) < 5e-4 else
-              f"by {signed_pts(mean)} on average (from {signed_pts(min(values))} to {signed_pts(max(values))})")
-    head = f"Scoring at the labels' full resolution instead of the training size changes mIoU {spread}"
+    head = "Scoring at the labels' full resolution instead of the training size changes mIoU "
     pairs = {k: ctx.runs.scoring_pair(ctx.main_runs[k]) for k in diffs}
     if any(p is None for p in pairs.values()):  # runs from before the training-size matrices were kept
-        return head + ": up-sampled logits " + (
+        spread = ("by less than 0.05 points for every model" if max(abs(d) for d in values) < 5e-4 else
+                  f"by {signed_pts(mean)} on average (from {signed_pts(min(values))} to {signed_pts(max(values))})")
+        return head + spread + ": up-sampled logits " + (
             "recover the label detail well." if abs(mean) < 0.01 else
             "cannot restore detail lost by down-scaling." if mean < 0 else
             "are smoother than the nearest-neighbour down-scaled training masks.")
     paired = {k: paired_difference(full, train, n_boot=ctx.n_boot) for k, (train, full) in pairs.items()}
-    lower = [k for k, d in paired.items() if d.high < 0]
-    higher = [k for k, d in paired.items() if d.low > 0]
     cells = "; ".join(f"{k} {difference_cell(d)}" for k, d in paired.items())
-    text = f"{head} (per model, points with the paired 95% interval over the validation images: {cells})."
+    text = (f"{head}by {signed_pts(mean)} on average. Per model, in points with the paired 95% interval over the "
+            f"validation images: {cells}.")
+    lower = {k: d for k, d in paired.items() if d.high < 0}
+    higher = {k: d for k, d in paired.items() if d.low > 0}
     if not lower and not higher:
         return text + (" No interval excludes zero: at this validation size the up-sampled logits score the same "
                        "as the down-scaled masks, so the training size loses no measurable label detail.")
+
+    def by(group: dict) -> str:
+        sizes = sorted(abs(d.difference) for d in group.values())
+        low, high = pts(sizes[0]), pts(sizes[-1])
+        return f"by {low}" if low == high else f"by {low.split()[0]} to {high}"
+
     parts = []
     if lower:
-        parts.append(f"{join(lower)} {'scores' if len(lower) == 1 else 'score'} measurably lower at full resolution: "
-                     "up-sampled logits cannot restore the detail lost by down-scaling.")
+        parts.append(f"{join(list(lower))} {'scores' if len(lower) == 1 else 'score'} measurably lower at full "
+                     f"resolution, {by(lower)}: up-sampled logits cannot restore the detail lost by down-scaling.")
     if higher:
-        parts.append(f"{join(higher)} {'scores' if len(higher) == 1 else 'score'} measurably higher at full "
-                     "resolution: the up-sampled logits are smoother than the nearest-neighbour down-scaled masks "
-                     "they are scored against at the training size.")
+        parts.append(f"{join(list(higher))} {'scores' if len(higher) == 1 else 'score'} measurably higher at full "
+                     f"resolution, {by(higher)}: the up-sampled logits are smoother than the nearest-neighbour "
+                     "down-scaled masks they are scored against at the training size.")
     return text + " " + " ".join(parts)
 
 
