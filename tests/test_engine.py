@@ -155,6 +155,11 @@ def test_ddp_two_processes_on_gloo(demo_root, tmp_path):
     one = json.loads((single / "summary.json").read_text())
     assert summary["val"]["num_pixels"] == one["val"]["num_pixels"] == sum(map(sum, summary["confusion_matrix"]))
     assert len(_rows(ddp)) == 2  # rank 0 alone writes: no duplicated rows
+    # the per-image matrices of both ranks, gathered: every frame once, in id order, summing to the split's
+    for full_res, key in ((False, "confusion_matrix"), (True, "confusion_matrix_full_res")):
+        ids, mats = runstore.load_per_image(ddp, full_res=full_res)
+        assert ids == sorted(set(ids)) and len(ids) == summary["val_images"]
+        assert mats.sum(0).tolist() == summary[key]
 
 
 def test_cli_train_evaluate_predict_and_evaluate_folder(demo_root, tmp_path, capsys):
