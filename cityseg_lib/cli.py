@@ -94,15 +94,11 @@ def _inference_mode(a):
 
 
 def _cmd_evaluate(a) -> int:
-    from cityseg_lib.evaluate.score import evaluate_run
+    from cityseg_lib.evaluate.score import evaluate_run, format_scores
 
     result = evaluate_run(a.run, split=a.split, full_res=a.full_res, device=a.device, data_root=a.root,
                           mode=_inference_mode(a), images=a.images)
-    res = "full resolution" if result["resolution"] == "full" else "training size"
-    print(f"{a.run} on {a.split} ({res}, {result['mode']}):")
-    for name, iou in result["class_iou"].items():  # NaN: the class is in neither labels nor predictions
-        print(f"  {name:<15} {100 * iou:6.2f}" if iou == iou else f"  {name:<15} {'absent':>6}")
-    print(f"  {'mIoU':<15} {100 * result['miou']:6.2f}   (mean over classes present)   pixel acc {100 * result['pixel_accuracy']:.2f}")
+    print(format_scores(result, a.run))
     if result.get("image_seconds"):  # an inference mode times each frame's prediction
         from cityseg_lib.report.cost import median_time_text
 

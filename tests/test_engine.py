@@ -165,8 +165,15 @@ def test_ddp_two_processes_on_gloo(demo_root, tmp_path):
 def test_cli_train_evaluate_predict_and_evaluate_folder(demo_root, tmp_path, capsys):
     assert main(["train", *_overrides(demo_root, tmp_path, "cli", epochs=1)]) == 0
     run = _dir(demo_root, tmp_path, "cli", epochs=1)
+    capsys.readouterr()
     assert main(["evaluate", "--run", str(run), "--full-res"]) == 0
     full = json.loads((run / "eval_val_fullres.json").read_text())
+    # the mIoU with its 95% bootstrap interval over the frames, in the file and on the screen
+    low, high = full["miou_ci"]
+    assert 0 <= low <= high <= 1 and f"(95% CI {100 * low:.2f}-{100 * high:.2f} over the 3 images;" in capsys.readouterr().out
+    assert main(["evaluate", "--run", str(run)]) == 0  # at the training size, from its per-image matrices too
+    small = json.loads((run / "eval_val.json").read_text())
+    assert small["resolution"] == [32, 64] and len(small["miou_ci"]) == 2 and "95% CI" in capsys.readouterr().out
     # --images N: the split's first N frames, in a file of its own (the all-frames result stays)
     assert main(["evaluate", "--run", str(run), "--full-res", "--images", "2"]) == 0
     first = json.loads((run / "eval_val_fullres_first2.json").read_text())

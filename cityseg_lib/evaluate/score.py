@@ -22,12 +22,13 @@ from cityseg_lib.data.labels import NUM_CLASSES
 from cityseg_lib.data.transforms import normalize
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.evaluate.modes import InferenceMode
+from cityseg_lib.evaluate.uncertainty import bootstrap_ci
 from cityseg_lib.train.metrics import ConfusionMatrix
 from cityseg_lib.paths import default_cache_dir, resolve_data_root
 from cityseg_lib.train.engine import evaluate, evaluate_full_res, load_run
 from cityseg_lib.train.setup import resolve_device
 
-__all__ = ["evaluate_run"]
+__all__ = ["evaluate_run", "format_scores"]
 
 
 @torch.no_grad()
@@ -72,9 +73,10 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool 
     original frame goes through it one at a time, ``whole`` included (the frame resized in float,
     as the other modes see it), and each frame's prediction is timed (``image_seconds``). Without
     ``mode`` the official protocol runs batched on the cached training-size images, as validation does.
-    The result is also written to ``RUN/eval_SPLIT[_fullres][_MODE][_firstN].json``; the returned dict also
-    holds ``per_image``, the per-image confusion matrices ``(N, C, C+1)`` of the official protocol
-    (None at the training size), and ``seconds_per_image`` (wall time of the whole evaluation).
+    The result is also written to ``RUN/eval_SPLIT[_fullres][_MODE][_firstN].json``, with ``miou_ci``:
+    the mIoU's expanded 95% bootstrap interval over the frames ``[low, high]`` (the report's). The
+    returned dict also holds ``per_image``, the per-image confusion matrices ``(N, C, C+1)`` the
+    interval comes from, and ``seconds_per_image`` (wall time of the whole evaluation).
     """
     if isinstance(images, bool) or not isinstance(images, int) or images < 0:
         raise CitysegError(f"images={images!r}: expected an integer >= 0 (0 = every frame of the split)")
@@ -97,14 +99,32 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool 
     elif full_res:
         scores, _, _, per_image = evaluate_full_res(model, ds, dev, batch_size=bs)
     else:
-        _, scores, _ = evaluate(model, None, torch.utils.data.DataLoader(ds, bs), dev)
+        _, scores, _, _, per_image = evaluate(model, None, torch.utils.data.DataLoader(ds, bs), dev, per_image=True)
     seconds = time.perf_counter() - t0
     result = {"run": runstore.relative(run), "split": split,
               "resolution": "full" if full_res else list(cfg.image_size),
               "mode": mode.label() if mode is not None else "whole", "images": len(ds.samples),
               "seconds_per_image": seconds / max(len(ds.samples), 1), **scores.to_dict()}
+    iv = bootstrap_ci(per_image) if len(per_image) > 1 else None
+    if iv is not None and np.isfinite([iv.low, iv.high]).all():  # none for unlabelled frames (the test split)
+        result["miou_ci"] = [iv.low, iv.high]  # the mIoU's 95% bootstrap interval over the frames, as the report's
     if image_seconds is not None:
         result["image_seconds"] = [round(float(t), 6) for t in image_seconds]
     runstore.write_json(run, f"eval_{split}{'_fullres' if full_res else ''}{label}{first}.json", result)
-    # per-image matrices (official protocol) for bootstrap intervals: returned, not written to JSON
+    # per-image matrices for bootstrap intervals: returned, not written to JSON
     return {**result, "per_image": per_image}
+
+
+def format_scores(result: dict, run: str | os.PathLike) -> str:
+    """The scores ``cityseg evaluate`` prints of an :func:`evaluate_run` result: the class IoUs
+    (``absent`` for a class in neither labels nor predictions), the mIoU with its 95% interval over
+    the frames, and pixel accuracy."""
+    res = "full resolution" if result["resolution"] == "full" else "training size"
+    lines = [f"{run} on {result['split']} ({res}, {result['mode']}):"]
+    for name, iou in result["class_iou"].items():
+        lines.append(f"  {name:<15} {100 * iou:6.2f}" if iou == iou else f"  {name:<15} {'absent':>6}")
+    ci = result.get("miou_ci")
+    ci = f"95% CI {100 * ci[0]:.2f}-{100 * ci[1]:.2f} over the {result['images']} images; " if ci else ""
+    lines.append(f"  {'mIoU':<15} {100 * result['miou']:6.2f}   ({ci}mean over classes present)   "
+                 f"pixel acc {100 * result['pixel_accuracy']:.2f}")
+    return "\n".join(lines)
