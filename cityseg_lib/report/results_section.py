@@ -75,6 +75,7 @@ def scoring_resolution_text(ctx: ReportContext) -> str:
             "are smoother than the nearest-neighbour down-scaled training masks.")
     paired = {k: paired_difference(full, train, n_boot=ctx.n_boot) for k, (train, full) in pairs.items()}
     cells = "; ".join(f"{k} {difference_cell(d)}" for k, d in paired.items())
+    mean = float(np.mean([d.difference for d in paired.values()]))  # on the frames both files hold
     text = (f"{head}by {signed_pts(mean)} on average. Per model, in points with the paired 95% interval over the "
             f"validation images: {cells}.")
     lower = {k: d for k, d in paired.items() if d.high < 0}
