@@ -916,3 +916,10 @@ def test_scoring_resolution_without_training_size_matrices_gives_no_interval():
     line = _scoring_line(context())
     assert "by less than 0.05 points for every model: up-sampled logits recover the label detail well." in line
     assert "95% interval" not in line
+
+
+def test_a_narrow_speed_interval_never_reads_as_one_value():
+    from cityseg_lib.report.cost import SpeedRatio, ratio_text
+
+    assert ratio_text(SpeedRatio(1.8, 1.7, 1.9, 5, 5)) == "1.8x (95% CI 1.7-1.9x over the runs' epochs)"
+    assert ratio_text(SpeedRatio(1.62, 1.601, 1.639, 10, 10, "the rounds")) == "1.62x (95% CI 1.60-1.64x over the rounds)"
