@@ -122,11 +122,11 @@ def ratio_value(v: float) -> str:
 
 def ratio_text(r: SpeedRatio) -> str:
     """``"1.8x (95% CI 1.7-1.9x over the runs' epochs)"``; a narrow interval whose ends would read
-    the same gets two decimals (``"1.62x (95% CI 1.60-1.64x ...)"``), so it never reads "1.6-1.6x"."""
-    low, high = ratio_value(r.low), ratio_value(r.high)
-    if low != high:
-        return f"{ratio_value(r.ratio)}x (95% CI {low}-{high}x over {r.over})"
-    return f"{r.ratio:.2f}x (95% CI {r.low:.2f}-{r.high:.2f}x over {r.over})"
+    the same gets two decimals (``"1.62x (95% CI 1.60-1.64x ...)"``), so it does not read "1.6-1.6x" unless
+    it has no width."""
+    if ratio_value(r.low) == ratio_value(r.high) and f"{r.low:.2f}" != f"{r.high:.2f}":
+        return f"{r.ratio:.2f}x (95% CI {r.low:.2f}-{r.high:.2f}x over {r.over})"
+    return f"{ratio_value(r.ratio)}x (95% CI {ratio_value(r.low)}-{ratio_value(r.high)}x over {r.over})"
 
 
 def interval_or_dash(ctx: ReportContext, run: str) -> str:
