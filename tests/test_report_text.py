@@ -923,3 +923,60 @@ def test_a_narrow_speed_interval_never_reads_as_one_value():
 
     assert ratio_text(SpeedRatio(1.8, 1.7, 1.9, 5, 5)) == "1.8x (95% CI 1.7-1.9x over the runs' epochs)"
     assert ratio_text(SpeedRatio(1.62, 1.601, 1.639, 10, 10, "the rounds")) == "1.62x (95% CI 1.60-1.64x over the rounds)"
+
+
+def with_seed_curves(ctx: ReportContext, losses: dict[str, list[float]]) -> ReportContext:
+    """``ctx`` with the validation-loss curves of some seed runs (by run name) replaced."""
+    for run, values in losses.items():
+        ctx.runs.metric_frames[run]["val_loss"] = values
+    return ctx
+
+
+EARLIER = [2.0, 1.8, 1.6, 1.5, 1.6]  # the best epoch came before the last: no gain
+
+
+def seeded(curves: dict[str, list[float]], **kw) -> ReportContext:
+    """A fresh context (its gains are computed once) whose U-Net has 3 seeds and SimpleFCN 2, every main
+    run's curve flat, and the seed runs' curves from ``curves`` (by run name)."""
+    main_flat = {k: FLAT for k in ("SimpleFCN", "U-Net", "Swin2-JNet", "U-Net (tuned)")}
+    ctx = with_last_epochs(context(arch_seeds={"unet": [70, 70, 70], "fcn": [50, 50]}, **kw), main_flat)
+    return with_seed_curves(ctx, curves)
+
+
+def test_repeated_seeds_are_judged_like_the_main_runs():
+    # no model repeated: no sentence, no column, each headline entry holds its one run
+    ctx = with_last_epochs(context(), {k: FLAT for k in ("SimpleFCN", "U-Net", "Swin2-JNet", "U-Net (tuned)")})
+    assert training_section.seeds_length(ctx) == ""
+    assert "other seeds' last-epoch gain (%)" not in training_section.early_stopping_table(ctx)
+    assert headline_json.headline(ctx)["models"]["unet"]["seeds_flattened"] is True
+    # every other seed flat: said with the largest gain, in Section 4.4 and in the reflections
+    flat = {"unet_seed1": FLAT, "unet_seed2": [2.0, 1.8, 1.6, 1.5, 1.49], "simple_fcn_seed1": FLAT}
+    ctx = seeded(flat)
+    stop = training_section.early_stopping_text(ctx)
+    assert ("The other seeds of SimpleFCN and U-Net had flattened too: none of their last epochs lowered the "
+            "validation loss by more than 0.7% (the table's column of other seeds).") in stop
+    assert "Of the repeated seeds" not in stop and "mid-descent" not in stop
+    assert discussion.training_length(ctx).endswith("none of their last epochs lowered the validation loss by "
+                                                    "more than 0.7%.")
+    table = training_section.early_stopping_table(ctx).set_index("model")["other seeds' last-epoch gain (%)"]
+    assert table["U-Net"] == "0.3 / 0.7" and table["SimpleFCN"] == "0.3" and table["Swin2-JNet"] == "–"
+    models = headline_json.headline(ctx)["models"]
+    assert models["unet"]["seeds_flattened"] is True and len(models["unet"]["seed_last_epoch_gain"]) == 3
+    # one seed still descending: named with its gain, although every main run had flattened
+    ctx = seeded({**flat, "unet_seed2": DESCENDING})
+    text = ("Of the repeated seeds, U-Net seed 2 (6.7%) still lowered the validation loss by more than 1% in its "
+            "last epoch{}: it stopped mid-descent, so the seed spread of U-Net also reflects the schedule's length.")
+    assert text.format(" (the table's column of other seeds)") in training_section.early_stopping_text(ctx)
+    assert discussion.training_length(ctx).endswith(text.format(""))
+    models = headline_json.headline(ctx)["models"]
+    assert models["unet"]["seeds_flattened"] is False and models["unet"]["flattened"] is True
+    assert models["unet"]["seed_last_epoch_gain"][2] > 0.06 and models["simple_fcn"]["seeds_flattened"] is True
+    # seeds whose best epoch came earlier gained nothing in their last epoch, and it is said so
+    ctx = seeded({"unet_seed1": EARLIER, "unet_seed2": EARLIER, "simple_fcn_seed1": EARLIER})
+    assert ("none of their last epochs lowered the validation loss below the best epoch before it"
+            in training_section.seeds_length(ctx))
+    # no headline run ended on its best epoch: the reflections still judge the seeds
+    ctx = seeded({**flat, "unet_seed1": DESCENDING})
+    for rec in ctx.main.values():
+        rec["best_epoch"] = 4
+    assert discussion.training_length(ctx).startswith("Of the repeated seeds, U-Net seed 1 (6.7%) still lowered")

@@ -206,6 +206,16 @@ class ReportContext:
 
         return {label: last_epoch_gain(self.runs.metrics(run)) for label, run in self.main_runs.items()}
 
+    @cached_property
+    def seed_gains(self) -> dict[str, list[tuple[int, float]]]:
+        """``{label: [(seed, gain), ...]}``: :attr:`last_gain` of each headline model's other seeds (its
+        seed runs after the main one; empty for a model trained once). Comparisons pool every seed,
+        so whether a repeated seed stopped mid-descent matters as much as the main run's curve."""
+        from cityseg_lib.runstore import last_epoch_gain
+
+        return {label: [(int(self.runs.record(run)["seed"]), last_epoch_gain(self.runs.metrics(run)))
+                        for run in self.seed_runs(label)[1:]] for label in self.main_runs}
+
     def seed_runs(self, label: str) -> list[str]:
         """The runs of a headline model, one per seed (its main run first; tuned models: one run)."""
         results = {display_name("simple_fcn"): self.baseline, display_name("unet"): self.unet,

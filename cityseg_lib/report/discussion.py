@@ -19,7 +19,7 @@ from cityseg_lib.report.format import count, first_up, join, pct, pts
 from cityseg_lib.report.front import all_runs
 from cityseg_lib.report.loss_section import loss_reference, loss_summary
 from cityseg_lib.report.results_section import scoring_resolution_text
-from cityseg_lib.report.training_section import settled
+from cityseg_lib.report.training_section import seeds_length, settled
 from cityseg_lib.report.variants_section import optimizer_claim, resolution_claim
 
 
@@ -161,11 +161,13 @@ _TOPIC_WORDS = {"architecture": "architectures", "augmentation": "augmentation",
 
 def training_length(ctx: ReportContext) -> str:
     """Which headline runs stopped mid-descent, which ended on a flattened curve, in the numbers'
-    words (the last epoch's gain against :data:`FLAT_GAIN`); empty when every best epoch came earlier."""
+    words (the last epoch's gain against :data:`FLAT_GAIN`), then the repeated seeds' (:func:`seeds_length`);
+    empty when every best epoch came earlier and no model was repeated."""
     recs, gains = ctx.main, ctx.last_gain
     at_last = [k for k, r in recs.items() if r["best_epoch"] == r["epochs_run"]]
+    seeds = seeds_length(ctx)
     if not at_last:
-        return ""
+        return seeds
     descending = [k for k in at_last if gains[k] > FLAT_GAIN]
     flat = [k for k in at_last if gains[k] <= FLAT_GAIN]
     single = [k for k in at_last if math.isnan(gains[k])]
@@ -187,7 +189,7 @@ def training_length(ctx: ReportContext) -> str:
     if single:
         out.append(f"{join(single)} trained a single epoch, so {'its' if len(single) == 1 else 'their'} curve "
                    "cannot show whether it had flattened.")
-    return " ".join(out)
+    return " ".join(out + ([seeds] if seeds else []))
 
 
 def _seed_mious(ctx, label: str) -> list[float]:

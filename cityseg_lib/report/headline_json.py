@@ -58,6 +58,9 @@ def headline(ctx: ReportContext) -> dict:
                 "epochs_run": rec["epochs_run"], "best_epoch": rec["best_epoch"],
                 "last_epoch_gain": _num(ctx.last_gain[label]),
                 "flattened": bool(ctx.last_gain[label] <= FLAT_GAIN) if not math.isnan(ctx.last_gain[label]) else None,
+                # the same for every seed (main run first): comparisons pool the seeds
+                "seed_last_epoch_gain": [_num(g) for g in [ctx.last_gain[label], *(g for _, g in ctx.seed_gains[label])]],
+                "seeds_flattened": _all_flat([ctx.last_gain[label], *(g for _, g in ctx.seed_gains[label])]),
             }
         comps = {}
         for c in comparisons(ctx):
@@ -75,6 +78,13 @@ def headline(ctx: ReportContext) -> dict:
                 "comparisons": comps}
 
     return _memo(ctx, ("headline",), make)
+
+
+def _all_flat(gains: list[float]) -> bool | None:
+    """Whether every run's last epoch lowered its validation loss by at most :data:`FLAT_GAIN`
+    (None when no run has two epochs)."""
+    known = [g for g in gains if not math.isnan(g)]
+    return all(g <= FLAT_GAIN for g in known) if known else None
 
 
 def headline_path(profile: str) -> Path:

@@ -201,7 +201,33 @@ def early_stopping_table(ctx: ReportContext) -> pd.DataFrame:
                      "val mIoU at best (%)": round(100 * float(best_row["val_miou"].iloc[0]), 1) if len(best_row) else math.nan,
                      "val mIoU at last (%)": round(100 * float(m["val_miou"].iloc[-1]), 1),
                      "last-epoch gain (%)": round(100 * ctx.last_gain[label], 1) + 0.0})
+        if any(ctx.seed_gains.values()):
+            rows[-1]["other seeds' last-epoch gain (%)"] = " / ".join(
+                f"{100 * g + 0.0:.1f}" for _, g in ctx.seed_gains[label]) or "–"
     return pd.DataFrame(rows)
+
+
+def seeds_length(ctx: ReportContext, where: str = "") -> str:
+    """The repeated seeds' last epochs in words (:attr:`ReportContext.seed_gains` against
+    :data:`FLAT_GAIN`): which seeds stopped mid-descent, else that all had flattened, with the
+    largest gain; ``where`` names the table that shows them. Empty when no headline model was repeated."""
+    repeated = [label for label, gains in ctx.seed_gains.items() if gains]
+    known = [(label, s, g) for label in repeated for s, g in ctx.seed_gains[label] if not math.isnan(g)]
+    if not known:
+        return ""
+    ref = f" ({where})" if where else ""
+    descending = [(label, s, g) for label, s, g in known if g > FLAT_GAIN]
+    if descending:
+        one = len(descending) == 1
+        models = join([label for label in repeated if any(d[0] == label for d in descending)])
+        return (f"Of the repeated seeds, {join([f'{label} seed {s} ({pct(g)})' for label, s, g in descending])} "
+                f"still lowered the validation loss by more than {pct(FLAT_GAIN, 0)} in {'its' if one else 'their'} "
+                f"last epoch{ref}: {'it' if one else 'they'} stopped mid-descent, so the seed spread of {models} "
+                "also reflects the schedule's length.")
+    top = max(g for _, _, g in known)
+    how = (f"none of their last epochs lowered the validation loss by more than {pct(top)}" if top > 0 else
+           "none of their last epochs lowered the validation loss below the best epoch before it")
+    return f"The other seeds of {join(repeated)} had flattened too: {how}{ref}."
 
 
 def early_stopping_text(ctx: ReportContext) -> str:
@@ -224,4 +250,5 @@ def early_stopping_text(ctx: ReportContext) -> str:
         text += (f" For {join(descending)} the last epoch still lowered the validation loss by more than "
                  f"{pct(FLAT_GAIN, 0)} (the table's last column), so longer training would probably still help "
                  f"{'it' if len(descending) == 1 else 'them'}.")
-    return text
+    seeds = seeds_length(ctx, "the table's column of other seeds")
+    return text + (" " + seeds if seeds else "")
