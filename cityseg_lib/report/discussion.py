@@ -175,8 +175,9 @@ def training_length(ctx: ReportContext) -> str:
     if descending:
         one = len(descending) == 1
         out.append(
-            f"{join([f'{k} ({pct(gains[k])})' for k in descending])} still lowered the validation loss by more than "
-            f"{pct(FLAT_GAIN, 0)} in {'its' if one else 'their'} last epoch: {'it' if one else 'they'} stopped "
+            f"{join(descending)} still lowered the validation loss in {'its' if one else 'their'} last epoch by "
+            f"{join([pct(gains[k]) for k in descending])}{'' if one else ' respectively'}, more than "
+            f"{pct(FLAT_GAIN, 0)}: {'it' if one else 'they'} stopped "
             f"mid-descent, so {'its score is' if one else 'their scores are'} limited by the schedule rather than by "
             "the architecture, and comparisons between models trained this briefly favour the ones that converge "
             "fastest.")
