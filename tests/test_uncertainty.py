@@ -217,6 +217,28 @@ def test_compare_groups_pools_seeds_and_checks_agreement():
     assert "of 6 seed pairs agree" in verdict(uneven, "U-Net", "SimpleFCN")
 
 
+def test_compare_groups_matches_a_single_run_with_the_run_of_its_seed():
+    """A variant run once against 3 seeds: the difference and its interval are the variant's against the
+    seed it was trained with; every seed of the other side still has to lie on the same side of it."""
+    b0, b1, b2 = (_noisy_runs(seed=0, gap=g)[0] for g in (0.06, 0.0, 0.02))  # seed 0 of the main config is lucky
+    variant = _noisy_runs(seed=0, gap=0.07)[0]  # seed 0 of the variant, a point above seed 0 of the main
+    d = compare_groups([variant], [b0, b1, b2], n_boot=500, matched=(0, 0), matched_seed=0)
+    alone = paired_difference(variant, b0, n_boot=500)
+    assert (d.difference, d.low, d.high) == (alone.difference, alone.low, alone.high) and d.matched_seed == 0
+    pooled = compare_groups([variant], [b0, b1, b2], n_boot=500)
+    assert pooled.matched_seed is None and pooled.difference > 3 * d.difference > 0  # seed 0's luck, pooled
+    assert len(d.seed_differences) == 3 and d.seeds_agree and d.resolved
+    assert ", seed 0 against seed 0; 3 of 3 seed pairs agree)" in verdict(d, "augment", "none")
+    # the single run on side b, matched with a's seed 2
+    rev = compare_groups([b0, b1, b2], [variant], n_boot=500, matched=(2, 0), matched_seed=2)
+    assert rev.difference == paired_difference(b2, variant, n_boot=500).difference < 0 and rev.matched_seed == 2
+    # a variant between the seeds: its own seed's run is below it, another seed above: unresolved
+    between = compare_groups([_noisy_runs(seed=0, gap=0.04)[0]], [b1, b0], n_boot=500, matched=(0, 0), matched_seed=1)
+    assert between.excludes_zero and between.seeds_agree is False and not between.resolved
+    with pytest.raises(ValueError, match="outside groups of 1 and 3 runs"):
+        compare_groups([variant], [b0, b1, b2], matched=(0, 3))
+
+
 def test_pixel_accuracy_metric():
     a, _ = _noisy_runs()
     iv = bootstrap_ci(a, n_boot=300, metric="pixel_accuracy")

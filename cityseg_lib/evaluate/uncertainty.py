@@ -78,6 +78,7 @@ class Difference:
     n_seeds_b: int = 1
     spread_a: dict[str, float] | None = field(default=None, compare=False)
     spread_b: dict[str, float] | None = field(default=None, compare=False)
+    matched_seed: int | None = None  # a single run against the other side's run of this seed (not pooled)
 
     @property
     def excludes_zero(self) -> bool:
@@ -253,20 +254,37 @@ def seed_spread(values: Sequence[float]) -> dict[str, float]:
 
 
 def compare_groups(group_a: Sequence[ArrayLike], group_b: Sequence[ArrayLike], n_boot: int = 2000,
-                   level: float = 0.95, seed: int = 0, metric: str = "miou", method: str = "expanded") -> Difference:
+                   level: float = 0.95, seed: int = 0, metric: str = "miou", method: str = "expanded",
+                   matched: tuple[int, int] | None = None, matched_seed: int | None = None) -> Difference:
     """Compare two configurations, each a list of ``(N, C, C+1)`` runs (one per seed, same images).
 
     Pooled: paired bootstrap of the matrices summed over seeds per image. Per seed: seed i of a
     minus seed i of b when the counts match, else every a_i minus every b_j. ``resolved`` needs
-    the interval to exclude zero and, with >= 2 such differences, all to share the pooled sign.
+    the interval to exclude zero and, with >= 2 such differences, all to share its sign.
+
+    ``matched=(i, j)``, for a configuration that ran once against one with several seeds: the
+    difference and its interval are those of ``a_i - b_j`` alone, the two runs of the same seed
+    (``matched_seed``). Runs of one seed share their initial weights and the order of their
+    images, so a variant trained once inherits that seed's luck; against the other seeds pooled,
+    that luck would read as an effect of the variant. The single run against every seed of the
+    other side still decides ``seeds_agree`` (it must lie beyond all of them), since its own seed
+    noise is not measured.
     """
     runs_a, runs_b = [_as_per_image(m, "group_a") for m in group_a], [_as_per_image(m, "group_b") for m in group_b]
     if not runs_a or not runs_b:
         raise ValueError("each group needs at least one run")
     if len(shapes := {r.shape for r in runs_a + runs_b}) != 1:
         raise ValueError(f"all runs must cover the same images and classes, got shapes {sorted(shapes)}")
-    pooled = paired_difference(sum(runs_a), sum(runs_b), n_boot=n_boot, level=level, seed=seed, metric=metric,
-                               method=method)
+    if matched is not None:
+        i, j = matched
+        if not (0 <= i < len(runs_a) and 0 <= j < len(runs_b)):
+            raise ValueError(f"matched={matched} is outside groups of {len(runs_a)} and {len(runs_b)} runs")
+        first = paired_difference(runs_a[i], runs_b[j], n_boot=n_boot, level=level, seed=seed, metric=metric,
+                                  method=method)
+    else:
+        first = paired_difference(sum(runs_a), sum(runs_b), n_boot=n_boot, level=level, seed=seed, metric=metric,
+                                  method=method)
+    pooled = replace(first, matched_seed=matched_seed if matched is not None else None)
     score_a, score_b = [_score_total(r, metric) for r in runs_a], [_score_total(r, metric) for r in runs_b]
     pairs = zip(score_a, score_b) if len(score_a) == len(score_b) else itertools.product(score_a, score_b)
     per_seed = tuple(x - y for x, y in pairs)

@@ -45,13 +45,17 @@ def _verdict(diff: Difference, name_a: str, name_b: str, metric: str) -> str:
     pairs = "seeds" if diff.n_seeds_a == diff.n_seeds_b else "seed pairs"
     agree = f"{diff.n_seeds_agreeing} of {len(diff.seed_differences)}"
     seeds = f"; {agree} {pairs} agree" if diff.seeds_agree is not None else ""
+    if diff.matched_seed is not None:  # a single run against the run of its own seed (compare_groups)
+        ci_end = f", seed {diff.matched_seed} against seed {diff.matched_seed}"
+    else:
+        ci_end = ""
     if diff.resolved:
         if diff.difference >= 0:
             win, lose, d, lo, hi = name_a, name_b, diff.difference, diff.low, diff.high
         else:
             win, lose, d, lo, hi = name_b, name_a, -diff.difference, -diff.high, -diff.low
-        return f"{win} beats {lose} by {_pp(d)} {unit} ({ci} {_pp(lo)} to {_pp(hi)}{seeds})."
-    head = f"{name_a} vs {name_b}: {_pp(diff.difference)} {unit} ({ci} {_pp(diff.low)} to {_pp(diff.high)}"
+        return f"{win} beats {lose} by {_pp(d)} {unit} ({ci} {_pp(lo)} to {_pp(hi)}{ci_end}{seeds})."
+    head = f"{name_a} vs {name_b}: {_pp(diff.difference)} {unit} ({ci} {_pp(diff.low)} to {_pp(diff.high)}{ci_end}"
     if diff.excludes_zero and diff.seeds_agree is False:
         return (f"{head}); the interval excludes zero but the {pairs} disagree ({agree} agree in sign), "
                 "so the difference is unresolved.")

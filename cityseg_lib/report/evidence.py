@@ -19,7 +19,7 @@ from cityseg_lib.evaluate.uncertainty import Difference, Interval, bootstrap_ci,
 from cityseg_lib.evaluate.wording import format_interval, verdict
 from cityseg_lib.models.names import display_name
 from cityseg_lib.report.context import ReportContext
-from cityseg_lib.report.format import LOSS_LABELS, pct, tuned_label
+from cityseg_lib.report.format import LOSS_LABELS, join, pct, tuned_label
 
 __all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note",
            "interval_text", "interval_cell", "class_intervals", "difference_cell", "finding_cell",
@@ -149,20 +149,42 @@ def finding_cell(c: Comparison | None) -> str:
 
 
 def versus_column(comps: list[Comparison | None], main: str) -> str:
-    """Header of the difference column: ``"vs AdamW, 3 seeds pooled (points)"`` when the main side has seeds."""
-    n = max((max(c.diff.n_seeds_a, c.diff.n_seeds_b) for c in comps if c is not None and c.diff), default=1)
+    """Header of the difference column: ``"vs AdamW, same seed (points)"`` when a variant is matched with
+    the main run of its seed, ``"vs AdamW, 3 seeds pooled (points)"`` when the main side's seeds are pooled."""
+    diffs = [c.diff for c in comps if c is not None and c.diff]
+    if diffs and all(d.matched_seed is not None for d in diffs):
+        seeds = {d.matched_seed for d in diffs}
+        return f"vs {main}, seed {seeds.pop()} (points)" if len(seeds) == 1 else f"vs {main}, same seed (points)"
+    n = max((max(d.n_seeds_a, d.n_seeds_b) for d in diffs), default=1)
     return f"vs {main} (points)" if n < 2 else f"vs {main}, {n} seeds pooled (points)"
 
 
+def _matched(ctx: ReportContext, runs_a: list[str], runs_b: list[str]) -> tuple[tuple[int, int], int] | None:
+    """``((i, j), seed)`` when one side ran once and the other holds a run of the same seed
+    (:func:`compare_groups`' ``matched``); None otherwise (both repeated, or no seed in common)."""
+    if (len(runs_a) == 1) == (len(runs_b) == 1):
+        return None
+    single, many = (runs_a, runs_b) if len(runs_a) == 1 else (runs_b, runs_a)
+    seed = ctx.record(single[0]).get("seed")
+    seeds = [ctx.record(r).get("seed") for r in many]
+    if seed is None or seed not in seeds:
+        return None
+    j = seeds.index(seed)
+    return ((0, j) if len(runs_a) == 1 else (j, 0)), int(seed)
+
+
 def compare(ctx: ReportContext, runs_a: list[str], runs_b: list[str]) -> Difference | None:
-    """Paired difference of two configurations (one run per seed each); None when not comparable."""
+    """Paired difference of two configurations (one run per seed each); None when not comparable.
+    A configuration that ran once is compared with the other's run of the same seed (:func:`_matched`)."""
     def make():
         a = [ctx.runs.per_image(r) for r in runs_a]
         b = [ctx.runs.per_image(r) for r in runs_b]
         if not a or not b or any(m is None for m in a + b):
             return None
+        match = _matched(ctx, runs_a, runs_b)
         try:
-            return compare_groups(a, b, n_boot=ctx.n_boot)
+            return compare_groups(a, b, n_boot=ctx.n_boot, matched=match[0] if match else None,
+                                  matched_seed=match[1] if match else None)
         except ValueError:  # different validation images (max_val_images differs): not paired
             return None
 
@@ -172,10 +194,12 @@ def compare(ctx: ReportContext, runs_a: list[str], runs_b: list[str]) -> Differe
 def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list[str]]]:
     """(key, topic, name a, name b, runs a, runs b) of every comparison the study makes.
 
-    A main configuration enters every comparison with all its seeds, pooled, also against a
-    variant that ran once (tuned, augmentation, optimiser, resolution, scheduler, dropout,
-    BatchNorm): against its first seed alone, a variant would be judged by that seed's luck, and
-    the variant is called better or worse only when it is so against every seed.
+    A main configuration enters every comparison with all its seeds. Against another repeated
+    configuration they are pooled; against a variant that ran once (tuned, augmentation,
+    optimiser, resolution, scheduler, dropout, BatchNorm), the difference is the variant's against
+    the main run of its own seed (:func:`compare`: the variant shares that seed's initial weights
+    and image order, so against the other seeds that seed's luck would count as the variant's
+    effect), and the variant is called better or worse only when it is so against every seed.
     """
     fcn, unet, swin = ctx.baseline.main_run, ctx.unet.main_run, ctx.swin.main_run
     n = {m: display_name(m) for m in ("simple_fcn", "unet", "swin2_jnet")}
@@ -248,8 +272,18 @@ def pooled_note(comps: list[Comparison | None]) -> str:
         return ""
     d = pooled[0].diff
     spread = d.spread_a if d.n_seeds_a > 1 else d.spread_b
-    return (f" {'These differences pool' if len(pooled) > 1 else 'The difference pools'} the {spread['n']} seeds of "
-            f"the main configuration (mean {pct(spread['mean'])}); the table shows its first seed.")
+    matched = [c for c in pooled if c.diff.matched_seed is not None]
+    if not matched:
+        return (f" {'These differences pool' if len(pooled) > 1 else 'The difference pools'} the {spread['n']} seeds "
+                f"of the main configuration (mean {pct(spread['mean'])}); the table shows its first seed.")
+    seeds = sorted({c.diff.matched_seed for c in matched})
+    one = len(matched) == 1
+    return (f" {'Each variant' if not one else 'The variant'} ran once, with seed {join([str(x) for x in seeds])}, "
+            f"and {'each difference is' if not one else 'the difference is'} taken against the main configuration's "
+            "run of the same seed, which shares its initial weights and order of images, so that the seed's luck "
+            f"cancels; to count as a finding, the variant must also lie beyond all {spread['n']} seeds of the main "
+            f"configuration ({pct(spread['min'])} to {pct(spread['max'])}, mean {pct(spread['mean'])}), the spread "
+            "that changing the seed alone produces.")
 
 
 def val_loss_against_seeds(ctx: ReportContext, seeds: list[str], run: str, main: str, variant: str) -> str:

@@ -70,6 +70,8 @@ def headline(ctx: ReportContext) -> dict:
                             "ci_high": _num(d.high) if d else None, "resolved": c.resolved,
                             "seeds_a": d.n_seeds_a if d else None, "seeds_b": d.n_seeds_b if d else None,
                             "seeds_agree": d.seeds_agree if d else None,
+                            # a single run's difference is to the other side's run of this seed (not pooled)
+                            "matched_seed": d.matched_seed if d else None,
                             "seed_spread_a": d.spread_a if d and d.n_seeds_a > 1 else None,
                             "seed_spread_b": d.spread_b if d and d.n_seeds_b > 1 else None, "verdict": c.sentence()}
         return {"profile": ctx.profile, "metric": "mIoU on the validation split at full resolution (official protocol)",

@@ -230,7 +230,8 @@ def _swin_variants(ctx: ReportContext) -> dict[str, str]:
 
 def dropout_table(ctx: ReportContext) -> pd.DataFrame:
     """The main Swin2-JNet and its regularisation variants; each variant's paired difference to the
-    main configuration (its seeds pooled: the comparisons are main minus variant) and the finding."""
+    main configuration (its run of the same seed, or its seeds pooled: the comparisons are main minus variant)
+    and the finding."""
     comps = {ctx.swin.no_dropout_run: comparison(ctx, "dropout_vs_no_dropout"),
              ctx.swin.no_batchnorm_run: comparison(ctx, "batchnorm_vs_no_batchnorm")}
     versus = versus_column(list(comps.values()), "the main model")

@@ -34,8 +34,8 @@ def settled(comps: list[Comparison], subject: str, positive: str, negative: str,
 
 
 def augmentation_table(ctx: ReportContext) -> pd.DataFrame:
-    """One row per augmentation mode; its paired difference against no augmentation, whose seeds are
-    pooled when the main U-Net has several (the column says how many)."""
+    """One row per augmentation mode; its paired difference against no augmentation (the main U-Net
+    run of the same seed, or its seeds pooled: the column says which)."""
     comps = {mode: comparison(ctx, f"augment_{mode}_vs_none") for mode in ctx.unet.augment_runs}
     versus = versus_column(list(comps.values()), "none")
     rows = []
@@ -65,7 +65,8 @@ def augmentation_text(ctx: ReportContext) -> str:
     comps = finding(ctx, "augmentation")
     scores = {m: full_or_train(recs[m]) for m in runs}
     shown = {m: pct(v) for m, v in scores.items()}
-    pooled = next((c.diff.spread_b for c in comps if c.diff and c.diff.n_seeds_b > 1 and c.diff.spread_b), None)
+    pooled = next((c.diff.spread_b for c in comps if c.diff and c.diff.n_seeds_b > 1 and c.diff.spread_b
+                   and c.diff.matched_seed is None), None)
     if pooled and "none" in runs:
         # the differences pool the main configuration's seeds: rank it by their mean, as they do, so
         # that the order never contradicts them (its first seed alone can rank above a variant that
@@ -96,7 +97,7 @@ def scheduler_runs(ctx: ReportContext) -> dict[str, dict]:
 
 def scheduler_table(ctx: ReportContext) -> pd.DataFrame:
     """StepLR (the main U-Net) and the constant rate; the constant rate's paired difference to StepLR
-    (its seeds pooled) and whether it is a finding."""
+    (the main run of the same seed, or its seeds pooled) and whether it is a finding."""
     c = comparison(ctx, "steplr_vs_constant_lr")
     versus = versus_column([c], "StepLR") if c else None
     rows = []

@@ -56,7 +56,7 @@ def _optimizer_comparisons(ctx: ReportContext) -> dict[str, Comparison]:
 
 def optimizer_table(ctx: ReportContext) -> pd.DataFrame:
     """One row per optimiser; its paired difference to the main optimiser (AdamW), with the main
-    configuration's seeds pooled, and whether that difference is a finding."""
+    configuration's run of the same seed (or its seeds pooled), and whether that difference is a finding."""
     comps = _optimizer_comparisons(ctx)
     main = OPTIMIZER_LABELS.get(ctx.runs.config(ctx.unet.main_run).optimizer, "the main optimiser")
     column = versus_column(list(comps.values()), main)
@@ -121,7 +121,7 @@ def resolution_runs(ctx: ReportContext) -> dict[str, str]:
 
 def resolution_table(ctx: ReportContext) -> pd.DataFrame:
     """The main U-Net and the larger-size run; the larger one's paired difference to the main
-    configuration (its seeds pooled), and whether that difference is a finding."""
+    configuration (its run of the same seed, or its seeds pooled), and whether that difference is a finding."""
     c = comparison(ctx, "resolution_large_vs_main") if ctx.unet.resolution_run else None
     column = versus_column([c], "the profile's size") if c else None
     rows = []
