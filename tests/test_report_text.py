@@ -212,8 +212,8 @@ def test_augmentation_text_helps_hurts_and_unresolved():
 
 def test_dropout_and_batchnorm_text_resolved_and_unresolved():
     text = results_section.dropout_text(context(swin=80, nodrop=60, nobn=one_image_better(80, 80)))
-    assert "Swin2-JNet with dropout beats without dropout by" in text
-    assert "Removing the decoder's BatchNorm: Swin2-JNet with BatchNorm vs without BatchNorm" in text
+    assert "Swin2-JNet with dropout beats Swin2-JNet without dropout by" in text
+    assert "Removing the decoder's BatchNorm: Swin2-JNet with BatchNorm vs Swin2-JNet without BatchNorm" in text
     assert "unresolved" in text
 
 

@@ -239,11 +239,11 @@ def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list
         out.append(("steplr_vs_constant_lr", "scheduler", "StepLR", "a constant learning rate", seeds["unet"],
                     [ctx.unet.constant_lr_run]))
     if ctx.swin.no_dropout_run:
-        out.append(("dropout_vs_no_dropout", "dropout", "Swin2-JNet with dropout", "without dropout",
+        out.append(("dropout_vs_no_dropout", "dropout", "Swin2-JNet with dropout", "Swin2-JNet without dropout",
                     seeds["swin2_jnet"], [ctx.swin.no_dropout_run]))
     if ctx.swin.no_batchnorm_run:
-        out.append(("batchnorm_vs_no_batchnorm", "batchnorm", "Swin2-JNet with BatchNorm", "without BatchNorm",
-                    seeds["swin2_jnet"], [ctx.swin.no_batchnorm_run]))
+        out.append(("batchnorm_vs_no_batchnorm", "batchnorm", "Swin2-JNet with BatchNorm",
+                    "Swin2-JNet without BatchNorm", seeds["swin2_jnet"], [ctx.swin.no_batchnorm_run]))
     return out
 
 
