@@ -209,8 +209,8 @@ def fig_differences(ctx: ReportContext, number: int = 11) -> tuple:
         return None, "*No paired per-image scores: the comparisons cannot be assessed.*"
     return plots.differences_plot(rows), figure_caption(
         number, "Every comparison of the study as a difference in full-resolution val mIoU with its 95% paired "
-        "bootstrap interval (pooled over seeds where they repeat); filled: resolved (the interval excludes zero and "
-        "the seeds agree), hollow grey: unresolved.")
+        "bootstrap interval (pooled over seeds where both sides repeat; a variant trained once against the run of its "
+        "own seed); filled: resolved (the interval excludes zero and the seeds agree), hollow grey: unresolved.")
 
 
 def comparisons_table(ctx: ReportContext) -> pd.DataFrame:
