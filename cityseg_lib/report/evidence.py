@@ -265,8 +265,9 @@ def finding(ctx: ReportContext, topic: str) -> list[Comparison]:
 
 
 def pooled_note(comps: list[Comparison | None]) -> str:
-    """For a section whose table shows the main run: a sentence (with a leading space) saying that
-    its differences pool every seed of the main configuration, and their mean; "" when none does."""
+    """For a section whose table shows the main run: a sentence (with a leading space) saying how its
+    single-run variants were compared with the seeded main configuration (against the run of their own
+    seed, which its seeds' range must also exclude; or its seeds pooled, with their mean); "" when none was."""
     pooled = [c for c in comps if c and c.diff and c.single_run and max(c.diff.n_seeds_a, c.diff.n_seeds_b) > 1]
     if not pooled:
         return ""
@@ -279,11 +280,9 @@ def pooled_note(comps: list[Comparison | None]) -> str:
     seeds = sorted({c.diff.matched_seed for c in matched})
     one = len(matched) == 1
     return (f" {'Each variant' if not one else 'The variant'} ran once, with seed {join([str(x) for x in seeds])}, "
-            f"and {'each difference is' if not one else 'the difference is'} taken against the main configuration's "
-            "run of the same seed, which shares its initial weights and order of images, so that the seed's luck "
-            f"cancels; to count as a finding, the variant must also lie beyond all {spread['n']} seeds of the main "
-            f"configuration ({pct(spread['min'])} to {pct(spread['max'])}, mean {pct(spread['mean'])}), the spread "
-            "that changing the seed alone produces.")
+            "against the main configuration's run of that seed (the same initial weights and order of images); "
+            f"a finding must also lie beyond all {spread['n']} of its seeds ({pct(spread['min'])} to "
+            f"{pct(spread['max'])}).")
 
 
 def val_loss_against_seeds(ctx: ReportContext, seeds: list[str], run: str, main: str, variant: str) -> str:
