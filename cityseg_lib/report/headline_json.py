@@ -116,13 +116,11 @@ def points(x: float | None) -> float:
 
 
 def differences_table(ctx: ReportContext) -> pd.DataFrame:
-    """Every comparison: difference, 95% interval, seeds ("1 vs 3, seed 0": a single run against the run of
-    its seed, every seed deciding whether they agree), and whether it is a finding."""
+    """Every comparison: difference, 95% interval, seeds ("1 vs 3": a single run, its difference taken
+    against the other side's run of its own seed, ``matched_seed``), and whether it is a finding."""
     rows = []
     for c in headline(ctx)["comparisons"].values():
         seeds = f"{c['seeds_a']} vs {c['seeds_b']}" if c["seeds_a"] else "–"
-        if c["seeds_a"] and c["matched_seed"] is not None:
-            seeds += f", seed {c['matched_seed']}"
         rows.append({"comparison": f"{c['a']} − {c['b']}", "difference (points)": points(c["difference"]),
                      "95% CI low": points(c["ci_low"]), "95% CI high": points(c["ci_high"]), "seeds": seeds,
                      "finding": "yes" if c["resolved"] else "unresolved"})
