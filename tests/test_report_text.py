@@ -18,7 +18,7 @@ import pandas as pd
 from cityseg_lib.config import TrainConfig
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.uncertainty import compare_groups, miou_from_matrix, pixel_accuracy_from_matrix
-from cityseg_lib.report import (discussion, evidence, front, headline_json, loss_section, results_section,
+from cityseg_lib.report import (cells, discussion, evidence, front, headline_json, loss_section, results_section,
                                 training_section)
 from cityseg_lib.report.context import MemoryRuns, ReportContext
 from cityseg_lib.report.notebook_results import (BaselineResult, DataResult, LossResult, SweepResult, SwinResult,
@@ -406,13 +406,13 @@ def test_a_variant_run_once_is_compared_with_its_own_seed_and_must_beat_every_se
     # every variant table carries its difference to the main configuration, with the same interval
     sched = training_section.scheduler_table(ctx).set_index("learning rate")
     const = evidence.comparison(ctx, "steplr_vs_constant_lr")
-    assert list(sched["vs StepLR, seed 0 (points)"]) == ["–", evidence.difference_cell(const, -1)]
-    assert list(sched["finding"]) == ["–", evidence.finding_cell(const)]
+    assert list(sched["vs StepLR, seed 0 (points)"]) == ["–", cells.difference_cell(const, -1)]
+    assert list(sched["finding"]) == ["–", cells.finding_cell(const)]
     drop = results_section.dropout_table(ctx)
     nobn = evidence.comparison(ctx, "batchnorm_vs_no_batchnorm")
     assert list(drop["vs the main model, seed 0 (points)"])[0] == "–"
-    assert list(drop["vs the main model, seed 0 (points)"])[2] == evidence.difference_cell(nobn, -1)
-    assert evidence.difference_cell(nobn, -1).startswith("+" if nobn.diff.difference < 0 else "−")
+    assert list(drop["vs the main model, seed 0 (points)"])[2] == cells.difference_cell(nobn, -1)
+    assert cells.difference_cell(nobn, -1).startswith("+" if nobn.diff.difference < 0 else "−")
     assert "vs none (points)" in training_section.augmentation_table(context()).columns
     m = [100 * miou_from_matrix(matrices(h).sum(0)) for h in seeded["unet"]]
     note = ("ran once, with seed 0, against the main configuration's run of that seed (the same initial weights and "
@@ -519,11 +519,11 @@ def test_a_difference_cell_never_shows_a_bound_that_excludes_zero_as_zero():
 
     d = Difference(a=0.2, b=0.2033, difference=-0.0033, low=-0.004, high=-0.0003, resolved=True, n_images=64,
                    n_boot=2000, level=0.95, metric="miou", method="expanded")
-    assert evidence.difference_cell(d) == "−0.3 (−0.4 to −0.03)"
-    assert evidence.difference_cell(d, -1) == "+0.3 (+0.03 to +0.4)"
+    assert cells.difference_cell(d) == "−0.3 (−0.4 to −0.03)"
+    assert cells.difference_cell(d, -1) == "+0.3 (+0.03 to +0.4)"
     tiny = Difference(a=0.2, b=0.2, difference=0.0, low=-0.00001, high=0.00002, resolved=False, n_images=64,
                       n_boot=2000, level=0.95, metric="miou", method="expanded")
-    assert evidence.difference_cell(tiny) == "+0.0 (−0.001 to +0.002)"
+    assert cells.difference_cell(tiny) == "+0.0 (−0.001 to +0.002)"
 
 
 def test_an_interval_bound_near_zero_is_not_shown_as_zero():
@@ -588,7 +588,7 @@ def test_table_cells_carry_the_same_interval_as_the_text():
     """A table's "% [95% CI]" cell holds the run's score and interval, as the prose states them."""
     ctx = context(augment=62, replace=40)
     iv = evidence.interval(ctx, "unet")
-    cell = evidence.interval_cell(ctx, "unet")
+    cell = cells.interval_cell(ctx, "unet")
     assert cell == f"{100 * iv.value:.1f} ({100 * iv.low:.1f}-{100 * iv.high:.1f})"
     assert evidence.interval_text(ctx, "unet") == cell.replace(" (", "% (95% CI ")
     table = training_section.augmentation_table(ctx)

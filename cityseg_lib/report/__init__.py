@@ -19,7 +19,8 @@ not load torch, timm and matplotlib with every section:
 * :mod:`.experiments`: the training runs each notebook builds from its parameters;
 * :mod:`.format`: number and text formatting, label names, HTML tables and captions, ``show``;
 * :mod:`.context`: :class:`ReportContext`, :func:`load_context` and helpers several sections share;
-* :mod:`.evidence`: intervals and paired comparisons; :mod:`.headline_json`: ``headline.json``;
+* :mod:`.evidence`: intervals and paired comparisons; :mod:`.cells`: their table cells;
+  :mod:`.headline_json`: ``headline.json``;
 * :mod:`.cost`: training and inference speeds with their intervals, and the side-by-side timing;
 * :mod:`.front`: title, introduction, provenance and timings;
 * :mod:`.dataset_section`, :mod:`.architecture_section`, :mod:`.training_section`,

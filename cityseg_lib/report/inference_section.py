@@ -22,7 +22,8 @@ from cityseg_lib.evaluate.uncertainty import bootstrap_ci, paired_difference
 from cityseg_lib.evaluate.wording import verdict
 from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.cost import median_interval, paired_ratio, ratio_text, ratio_value
-from cityseg_lib.report.evidence import _memo, difference_cell
+from cityseg_lib.report.cells import difference_cell
+from cityseg_lib.report.evidence import _memo
 
 __all__ = ["MODES", "inference_results", "inference_table", "inference_text", "cost_sentence"]
 

@@ -13,8 +13,8 @@ from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.intervals import expanded_level
 from cityseg_lib.evaluate.uncertainty import paired_difference
 from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
-from cityseg_lib.report.evidence import (class_intervals, comparison, difference_cell, finding_cell, interval_cell,
-                                         pooled_note, train_size_cell, val_loss_against_seeds, versus_column)
+from cityseg_lib.report.cells import difference_cell, finding_cell, interval_cell, train_size_cell, versus_column
+from cityseg_lib.report.evidence import class_intervals, comparison, pooled_note, val_loss_against_seeds
 from cityseg_lib.report.headline_json import differences_table, headline, points
 from cityseg_lib.report.format import figure_caption, join, pct, pts, signed_pts, size_hw
 

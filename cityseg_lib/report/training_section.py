@@ -13,8 +13,8 @@ import pandas as pd
 
 from cityseg_lib import plots
 from cityseg_lib.report.context import FLAT_GAIN, ReportContext, full_or_train
-from cityseg_lib.report.evidence import (Comparison, comparison, difference_cell, finding, finding_cell, interval_cell,
-                                         pooled_note, val_loss_against_seeds, versus_column)
+from cityseg_lib.report.cells import difference_cell, finding_cell, interval_cell, versus_column
+from cityseg_lib.report.evidence import Comparison, comparison, finding, pooled_note, val_loss_against_seeds
 from cityseg_lib.report.format import AUGMENT_LABELS, figure_caption, join, pct, size_hw
 
 

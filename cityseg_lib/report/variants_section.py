@@ -17,8 +17,8 @@ from cityseg_lib import plots
 from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.cost import (LARGER_UNET, interval_or_dash, ratio_text, side_by_side_how,
                                      side_by_side_ratio, speed_ratio)
-from cityseg_lib.report.evidence import (Comparison, comparison, difference_cell, finding_cell, interval_cell,
-                                         pooled_note, versus_column)
+from cityseg_lib.report.cells import difference_cell, finding_cell, interval_cell, versus_column
+from cityseg_lib.report.evidence import Comparison, comparison, pooled_note
 from cityseg_lib.report.format import figure_caption, first_up, join, size_hw
 
 __all__ = ["OPTIMIZER_LABELS", "optimizer_table", "optimizer_text", "optimizer_claim", "fig_optimizers",
