@@ -72,7 +72,8 @@ class Lab:
             "image_size": list(config.image_size), "epochs": epochs, "epochs_run": epochs, "best_epoch": best_epoch,
             "best_val_loss": min(val_losses), "miou": miou, "pixel_accuracy": acc, "miou_full_res": miou,
             "pixel_accuracy_full_res": acc, "train_images": 64, "val_images": N_IMAGES, "train_images_per_s": 10.0,
-            "peak_memory_mb": 100.0, "train_time_s": 60.0, "device": "cpu"}
+            "peak_memory_mb": 100.0, "train_time_s": 60.0, "device": "cpu", "commit": "c0ffee",
+            "device_name": "CPU (x86_64)", "cpu_count": 2}
         if speeds is not None:
             self.runs.records[name]["train_images_per_s"] = float(np.median(speeds))
         return name
@@ -120,7 +121,7 @@ def context(fcn=50, unet=70, swin=80, constant=70, replace=70, augment=70, nodro
                         batchnorm_switch=True, seed_runs=seeds["swin"]),
         losses=LossResult(runs=loss_runs, seeds=[0, 1]),
         sweep=SweepResult(sweeps={}, tuned_runs={"unet": r["tuned"]}),
-        runs=lab.runs, env={"cpu_count": 2}, n_boot=300)
+        runs=lab.runs, env={"cpu_count": 2, "commit": "c0ffee", "device": "CPU (x86_64)"}, n_boot=300)
 
 
 def one_image_better(base: float, better: float) -> list[float]:

@@ -58,7 +58,8 @@ class Difference:
 
     ``seed_differences`` holds per-seed differences ``a_i - b_i`` (or every ``a_i - b_j`` when
     the groups have different seed counts); ``seeds_agree`` is None when fewer than 2 were
-    compared. ``resolved``: the interval excludes zero and the seeds (if assessed) agree.
+    compared. ``resolved``: the interval excludes zero, on the side of ``difference``, and the seeds
+    (if assessed) agree.
     """
 
     a: float
@@ -241,7 +242,11 @@ def paired_difference(per_image_a: ArrayLike, per_image_b: ArrayLike, n_boot: in
     diffs = scores_of_resamples(a, idx, metric) - scores_of_resamples(b, idx, metric)
     va, vb = _score_total(a, metric), _score_total(b, metric)
     low, high = interval_of_samples(diffs, len(a), level, method)
-    return Difference(a=va, b=vb, difference=va - vb, low=low, high=high, resolved=bool(low > 0 or high < 0),
+    # a finding needs the interval to exclude zero on the side of the observed difference: on few
+    # images the bootstrap can shift the interval past a tiny estimate of the other sign
+    d = va - vb
+    resolved = bool((low > 0 and d > 0) or (high < 0 and d < 0))
+    return Difference(a=va, b=vb, difference=d, low=low, high=high, resolved=resolved,
                       n_images=len(a), n_boot=n_boot, level=level, metric=metric, method=method)
 
 

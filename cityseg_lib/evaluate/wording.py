@@ -17,10 +17,15 @@ __all__ = ["verdict", "format_interval", "format_spread"]
 def _pp(x: float) -> str:
     """A fraction as percentage points with one decimal, never '-0.0'; one significant digit for a
     non-zero value that would round to 0.0 (0.0004 -> '0.04', -0.00002 -> '-0.002')."""
-    s = f"{100 * x:.1f}"
-    if s in ("0.0", "-0.0"):
-        return f"{100 * x:.1g}" if x != 0 else "0.0"
-    return s
+    v = 100 * x
+    s = f"{v:.1f}"
+    if s not in ("0.0", "-0.0"):
+        return s
+    for digits in range(2, 12):  # fixed point, never an exponent ("1e-05")
+        s = f"{v:.{digits}f}"
+        if s.strip("-0."):
+            return s
+    return "0.0"
 
 
 def _level(level: float) -> str:

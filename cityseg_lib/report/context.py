@@ -27,7 +27,7 @@ from cityseg_lib.report.notebook_results import (BaselineResult, DataResult, Los
                                                  UNetResult, load_result, load_timings)
 
 __all__ = ["StoredRuns", "MemoryRuns", "ReportContext", "load_context", "runs_frame", "majority_baseline",
-           "val_class_pixels", "devices", "full_or_train", "MAIN_MODELS", "FLAT_GAIN"]
+           "val_class_pixels", "devices", "run_device", "full_or_train", "MAIN_MODELS", "FLAT_GAIN"]
 
 #: The headline models, in report order: model key -> the notebook result holding its main run.
 MAIN_MODELS = ("simple_fcn", "unet", "swin2_jnet")
@@ -286,8 +286,15 @@ def val_class_pixels(ctx: ReportContext) -> dict:
     return (stats.get("val_fine") or stats.get("fine") or {}).get("pixels", {})
 
 
+def run_device(rec: Mapping) -> str:
+    """Where a run trained, from its own ``environment.json`` (the GPU's name, or ``CPU (N cores)``);
+    for a run without one, its summary's ``cpu``/``cuda``."""
+    name, kind = rec.get("device_name"), str(rec.get("device"))
+    if kind == "cpu" or (name or "").startswith("CPU"):
+        return f"CPU ({rec['cpu_count']} cores)" if rec.get("cpu_count") else "CPU"
+    return name or kind
+
+
 def devices(ctx: ReportContext) -> str:
-    found = sorted({str(r.get("device")) for r in ctx.main.values()})
-    if found == ["cpu"]:
-        return f"CPU ({ctx.env.get('cpu_count')} cores)"
-    return ", ".join(found) + (f" ({ctx.env.get('device')})" if ctx.env.get("device") else "")
+    """The devices the headline runs trained on, as their own records give them (not this machine's)."""
+    return ", ".join(sorted({run_device(r) for r in ctx.main.values()}))

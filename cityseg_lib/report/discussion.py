@@ -13,7 +13,7 @@ import numpy as np
 from cityseg_lib.report.context import (FLAT_GAIN, ReportContext, devices, full_or_train, majority_baseline,
                                         val_class_pixels)
 from cityseg_lib.report.cost import ratio_text, side_by_side, side_by_side_how, side_by_side_ratio, speed_ratio
-from cityseg_lib.report.evidence import Comparison, finding, interval, interval_text
+from cityseg_lib.report.evidence import Comparison, finding, interval, interval_text, seeds_split
 from cityseg_lib.report.headline_json import headline, seed_scores
 from cityseg_lib.report.format import count, first_up, join, pct, pts
 from cityseg_lib.report.front import all_runs
@@ -23,7 +23,7 @@ from cityseg_lib.report.training_section import seeds_length, settled
 from cityseg_lib.report.variants_section import optimizer_claim, resolution_claim
 
 
-def _not_learnt(ctx: ReportContext) -> list[str]:
+def not_learnt(ctx: ReportContext) -> list[str]:
     """Headline models not shown to reach twice the constant-prediction mIoU: the low end of their
     95% interval (the score itself where a run has no per-image matrices) is at or below it."""
     _, floor = majority_baseline(val_class_pixels(ctx))
@@ -55,8 +55,15 @@ def baseline_verdict(comps: list[Comparison]) -> str:
     if behind:
         return (f"{join(behind)} {'is' if len(behind) == 1 else 'are'} worse than the baseline beyond the noise: the "
                 "reference's expectation that both enhanced models improve on it does not hold in this build.")
+    rest = len(against) - len(ahead)
     if ahead:
-        return (f"Only {join(ahead)} clearly improves on the baseline; the other difference is unresolved.")
+        return (f"Only {join(ahead)} clearly improves on the baseline; the other "
+                + ("difference is" if rest == 1 else f"{rest} differences are") + " unresolved.")
+    split = seeds_split(against)
+    if split:
+        return (f"No enhanced model is resolved from the baseline ({join(split)}: "
+                f"{'its interval excludes' if len(split) == 1 else 'their intervals exclude'} zero, but the seeds "
+                "disagree), so this build neither confirms nor contradicts the reference's expectation.")
     return ("No enhanced model differs from the baseline beyond the noise of this validation set, so this build "
             "neither confirms nor contradicts the reference's expectation.")
 
@@ -84,7 +91,7 @@ def conclusions(ctx: ReportContext) -> list[str]:
     arch = finding(ctx, "architecture")
     out.append("**Architectures.** " + _sentences(arch) + " " + baseline_verdict(arch))
     _, floor = majority_baseline(val_class_pixels(ctx))
-    missing = _not_learnt(ctx)
+    missing = not_learnt(ctx)
     out.append(f"**Learning.** {len(recs) - len(missing)} of {len(recs)} models score more than twice the mIoU of "
                f"predicting the most frequent class everywhere ({pct(floor)}), down to the low end of their 95% "
                "interval" + ("." if not missing else f"; {join(missing)} {'is' if len(missing) == 1 else 'are'} not "
@@ -104,7 +111,7 @@ def conclusions(ctx: ReportContext) -> list[str]:
     aug = finding(ctx, "augmentation")
     if aug:  # each mode's difference with its interval, then what they settle
         out.append("**Augmentation.** " + _sentences(aug) + " "
-                   + settled(aug, "Against the original images, ", "helps", "hurts",
+                   + settled(aug, "Against the original images, ", ("helps", "help"), ("hurts", "hurt"),
                              "No augmentation mode is resolved from training without it.") + _seed_notes(aug))
     for topic, name in (("dropout", "Dropout"), ("batchnorm", "BatchNorm")):
         for c in finding(ctx, topic):
@@ -209,7 +216,7 @@ def _synthetic_caveat(ctx: ReportContext) -> str:
     params = count(ctx.stats("Swin2-JNet")["params"])
     encoder = (f" Swin2-JNet in particular runs its Swin V2 encoder from random weights ({params} parameters in all), "
                "without the pretraining the reference relied on." if scratch else "")
-    learnt = _not_learnt(ctx)
+    learnt = not_learnt(ctx)
     return (f"The data is synthetic and the budget small{budget}, so the absolute scores say nothing about "
             f"accuracy on Cityscapes, and the ranking of the models may not transfer to it.{encoder} What the build "
             "does establish is that every stage (data checks, training, early stopping, the sweep, full-resolution "

@@ -21,7 +21,7 @@ from cityseg_lib.models.names import display_name
 from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.format import LOSS_LABELS, join, pct, tuned_label
 
-__all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note",
+__all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note", "seeds_split",
            "interval_text", "class_intervals", "val_loss_against_seeds"]
 
 
@@ -67,6 +67,14 @@ class Comparison:
             return (f"{self.name_a} vs {self.name_b}: no paired per-image scores, so the difference cannot be "
                     "assessed.")
         return verdict(self.diff, self.name_a, self.name_b)
+
+
+def seeds_split(comps: list[Comparison]) -> list[str]:
+    """``name_a`` of each unresolved comparison whose interval excludes zero: beyond the sampling
+    noise of the validation images, but its seeds disagree (or a single run does not lie beyond every
+    seed of the other side), so the prose must not call it "within the noise"."""
+    return [c.name_a for c in comps if not c.resolved and c.diff is not None and c.diff.excludes_zero
+            and c.diff.seeds_agree is False]
 
 
 def _memo(ctx: ReportContext, key: tuple, make):

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from cityseg_lib.report.context import ReportContext, devices
-from cityseg_lib.report.format import size_hw
+from cityseg_lib.report.format import join, size_hw
 
 
 # ----------------------------------------------------------------------------- title, introduction
@@ -22,10 +22,16 @@ def title_block(ctx: ReportContext) -> str:
         f"{devices(ctx)} &nbsp;·&nbsp; **Built:** {ctx.built}",
     ]
     if ctx.synthetic:
+        from cityseg_lib.report.discussion import not_learnt
+
+        slow = not_learnt(ctx)
+        learns = ("and that the models learn (each beats twice the constant-prediction floor)" if not slow else
+                  f"but {join(slow)} {'is' if len(slow) == 1 else 'are'} not shown to learn past twice the "
+                  "constant-prediction floor")
         lines.append(
             '<div class="banner"><b>Synthetic data.</b> Every number in this report was measured on the '
             "generated demo dataset, with the small models and short schedules of the "
-            f"<code>{ctx.profile}</code> profile. It shows that the whole study runs and that the models learn; "
+            f"<code>{ctx.profile}</code> profile. It shows that the whole study runs {learns}; "
             "it says nothing about accuracy on the real Cityscapes (the <code>full</code> profile measures that).</div>"
         )
     return "\n\n".join(lines)
@@ -107,10 +113,11 @@ def provenance_table(ctx: ReportContext) -> pd.DataFrame:
     rows = [
         ("profile", ctx.profile),
         ("dataset", dataset_description(ctx)),
-        ("device", f"{devices(ctx)}; {env.get('device')}"
-                   + (f"; {threads} torch CPU thread(s)" if threads and cpu else "")),
+        ("device", f"the headline runs trained on {devices(ctx)}"
+                   + (f", {threads} torch CPU thread(s) per run" if threads and cpu else "")
+                   + f"; this report was built on {env.get('device')}, {env.get('cpu_count')} cores"),
         ("platform", env.get("platform")),
-        ("commit", env.get("commit")),
+        ("commit", f"{env.get('commit')} (this report); {runs_commits(ctx)}"),
         ("versions", f"python {env.get('python')}, torch {env.get('torch')}, torchvision {env.get('torchvision')}, "
                      f"timm {env.get('timm')}, numpy {env.get('numpy')}"),
         ("runs", f"{len(runs)} run folders under runs/{ctx.profile}/, {_train_seconds(ctx, runs) / 60:.1f} min of "
@@ -119,6 +126,21 @@ def provenance_table(ctx: ReportContext) -> pd.DataFrame:
         ("built", ctx.built),
     ]
     return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def runs_commits(ctx: ReportContext) -> str:
+    """The commits the runs were trained at (each run's ``environment.json``), against the report's:
+    a rebuild reuses finished runs, which may come from an earlier commit."""
+    here = ctx.env.get("commit")
+    found: dict[str, int] = {}
+    for run in all_runs(ctx):
+        commit = ctx.record(run).get("commit") or "not recorded"
+        found[commit] = found.get(commit, 0) + 1
+    n = sum(found.values())
+    if list(found) == [here]:
+        return f"all {n} runs trained at this commit"
+    parts = [f"{k} at {c}" for c, k in sorted(found.items(), key=lambda x: -x[1])]
+    return f"the {n} runs were trained at more than one commit: {'; '.join(parts)}"
 
 
 def _training_minutes(ctx: ReportContext) -> dict[str, float]:

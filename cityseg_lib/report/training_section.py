@@ -14,19 +14,22 @@ import pandas as pd
 from cityseg_lib import plots
 from cityseg_lib.report.context import FLAT_GAIN, ReportContext, full_or_train
 from cityseg_lib.report.cells import difference_cell, finding_cell, interval_cell, versus_column
-from cityseg_lib.report.evidence import Comparison, comparison, finding, pooled_note, val_loss_against_seeds
+from cityseg_lib.report.evidence import (Comparison, comparison, finding, pooled_note, seeds_split,
+                                         val_loss_against_seeds)
 from cityseg_lib.report.format import AUGMENT_LABELS, figure_caption, join, pct, size_hw
 
 
-def settled(comps: list[Comparison], subject: str, positive: str, negative: str, none: str) -> str:
-    """One sentence summing up comparisons against a reference: which resolved ones go which way."""
+def settled(comps: list[Comparison], subject: str, positive: tuple[str, str], negative: tuple[str, str],
+            none: str) -> str:
+    """One sentence summing up comparisons against a reference: which resolved ones go which way.
+    ``positive`` and ``negative`` are a verb's singular and plural forms, e.g. ``("helps", "help")``."""
     up = [c.name_a for c in comps if c.resolved and c.diff.difference > 0]
     down = [c.name_a for c in comps if c.resolved and c.diff.difference < 0]
     parts = []
     if up:
-        parts.append(f"{join(up)} {positive}")
+        parts.append(f"{join(up)} {positive[len(up) > 1]}")
     if down:
-        parts.append(f"{join(down)} {negative}")
+        parts.append(f"{join(down)} {negative[len(down) > 1]}")
     return (subject + "; ".join(parts) + ".") if parts else none
 
 
@@ -76,10 +79,15 @@ def augmentation_text(ctx: ReportContext) -> str:
     order = " > ".join(f"`{m}` ({shown[m]})" for m in ranked)
     parts.append(f"Ranked by full-resolution mIoU: {order}. " + " ".join(c.sentence() for c in comps)
                  + pooled_note(comps))
+    split = seeds_split(comps)
+    none = ("No augmentation mode differs from training on the original images beyond the sampling noise of this "
+            "validation set" if not split else
+            f"No augmentation mode is resolved from training on the original images ({join(split)}: "
+            f"{'its interval excludes' if len(split) == 1 else 'their intervals exclude'} zero, but the seeds "
+            "disagree)")
     parts.append(settled(
-        comps, "Against training on the original images, ", "helps", "hurts",
-        "No augmentation mode differs from training on the original images beyond the sampling noise of this "
-        "validation set, so these runs neither confirm nor contradict the reference, which found augmentation "
+        comps, "Against training on the original images, ", ("helps", "help"), ("hurts", "hurt"),
+        none + ", so these runs neither confirm nor contradict the reference, which found augmentation "
         "unhelpful.") + " The main models are trained without augmentation, as in the reference.")
     return "\n\n".join(parts)
 

@@ -18,7 +18,7 @@ from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.cost import (LARGER_UNET, interval_or_dash, ratio_text, side_by_side_how,
                                      side_by_side_ratio, speed_ratio)
 from cityseg_lib.report.cells import difference_cell, finding_cell, interval_cell, versus_column
-from cityseg_lib.report.evidence import Comparison, comparison, pooled_note
+from cityseg_lib.report.evidence import Comparison, comparison, pooled_note, seeds_split
 from cityseg_lib.report.format import figure_caption, first_up, join, size_hw
 
 __all__ = ["OPTIMIZER_LABELS", "optimizer_table", "optimizer_text", "optimizer_claim", "fig_optimizers",
@@ -86,8 +86,9 @@ def optimizer_claim(ctx: ReportContext) -> str:
     if ahead:
         return (f"This build supports the reference's claim only in part: AdamW beats {join(ahead)} beyond the "
                 f"sampling noise, but its difference to {join(open_)} is unresolved.")
-    return ("Neither difference is resolved, so this build neither supports nor contradicts the reference's claim "
-            f"that AdamW beats {join(open_)}." if len(open_) > 1 else
+    return (f"{'Neither difference is' if len(open_) == 2 else 'None of the differences is'} resolved, so this "
+            f"build neither supports nor contradicts the reference's claim that AdamW beats {join(open_)}."
+            if len(open_) > 1 else
             f"The difference is unresolved, so this build neither supports nor contradicts the reference's claim "
             f"that AdamW beats {join(open_)}.")
 
@@ -136,6 +137,9 @@ def resolution_claim(c: Comparison | None) -> str:
     the larger one): a difference only when its interval excludes zero and the seeds agree."""
     if c is None or c.diff is None:
         return ""
+    if not c.resolved and seeds_split([c]):
+        return ("The interval excludes zero, but not every seed pair agrees in sign, so the difference is "
+                "unresolved: consistent with the reference's 'almost identical', not a proof of it.")
     if not c.resolved:
         return ("The difference is within the sampling noise, consistent with the reference's 'almost identical' "
                 "(not a proof of it: an unresolved difference can still be real).")

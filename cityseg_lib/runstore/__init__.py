@@ -27,8 +27,8 @@ only through this module.
 
 from cityseg_lib.runstore.identity import (EXECUTION_KEYS, check_same_computation, computed_config,
                                            dataset_fingerprint, find_runs, run_dir, run_id, runs_root)
-from cityseg_lib.runstore.files import (METRIC_FIELDS, checkpoint_path, last_epoch_gain, load_config, load_identity,
-                                        load_metrics, load_per_image, load_summary, model_stats, relative, resolve,
+from cityseg_lib.runstore.files import (METRIC_FIELDS, checkpoint_path, last_epoch_gain, load_config, load_environment,
+                                        load_identity, load_metrics, load_per_image, load_summary, model_stats, relative, resolve,
                                         run_record, tensorboard_dir, write_json, write_metrics, write_per_image,
                                         write_run_info, write_summary)
 from cityseg_lib.runstore.lifecycle import is_finished, prepare, train_or_load
@@ -37,7 +37,7 @@ __all__ = [
     "EXECUTION_KEYS", "METRIC_FIELDS", "computed_config", "dataset_fingerprint", "run_id", "run_dir",
     "runs_root", "find_runs", "checkpoint_path", "tensorboard_dir", "is_finished", "check_same_computation", "prepare",
     "train_or_load", "write_run_info", "write_metrics", "write_summary", "write_per_image",
-    "last_epoch_gain", "load_config", "load_identity", "load_summary", "load_metrics", "load_per_image",
+    "last_epoch_gain", "load_config", "load_environment", "load_identity", "load_summary", "load_metrics", "load_per_image",
     "run_record",
     "model_stats", "write_json", "relative", "resolve",
 ]

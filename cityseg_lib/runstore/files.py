@@ -121,6 +121,12 @@ def load_identity(run: str | os.PathLike) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def load_environment(run: str | os.PathLike) -> dict:
+    """``environment.json``: the commit, versions and device of the run's latest (re)start; {} when absent."""
+    path = resolve(run) / "environment.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def load_summary(run: str | os.PathLike) -> dict:
     """``summary.json`` of a finished run."""
     path = resolve(run) / "summary.json"
@@ -165,7 +171,7 @@ def load_per_image(run: str | os.PathLike, full_res: bool = True) -> tuple[list[
 def run_record(run: str | os.PathLike, label: str | None = None) -> dict:
     """One flat row of a finished run: what it is and its headline numbers."""
     run = resolve(run)
-    s, cfg = load_summary(run), load_config(run)
+    s, cfg, env = load_summary(run), load_config(run), load_environment(run)
     full = s.get("val_full_res") or {}
     return {
         "label": label or cfg.name, "run": relative(run), "name": cfg.name, "model": cfg.model, "loss": cfg.loss,
@@ -178,6 +184,7 @@ def run_record(run: str | os.PathLike, label: str | None = None) -> dict:
         "train_images": s.get("train_images"), "val_images": s.get("val_images"),
         "train_images_per_s": s.get("train_images_per_s"), "peak_memory_mb": s.get("peak_memory_mb"),
         "train_time_s": s.get("train_time_s"), "device": s.get("device"),
+        "commit": env.get("commit"), "device_name": env.get("device"), "cpu_count": env.get("cpu_count"),
     }
 
 
