@@ -461,12 +461,12 @@ def test_the_run_count_includes_every_seed_optimiser_and_resolution_run():
 def test_reflections_name_the_single_run_comparisons_and_the_next_step_follows_the_seeds():
     text = discussion.reflections(context())
     assert "single-run comparisons (architectures, augmentation" in text
-    assert "Repeat the architecture comparison over seeds" in text
+    assert "Repeat the single-run comparisons over seeds as was done for the losses," in text
     seeded = discussion.reflections(context(arch_seeds={"fcn": [50, 52, 48], "unet": [70, 72, 68],
                                                         "swin": [80, 79, 81]}))
     assert "in the architecture comparison" in seeded
     assert "single-run comparisons (augmentation, scheduler" in seeded and "(architectures" not in seeded
-    assert "Repeat the single-run comparisons over seeds as was done for the architectures and losses" in seeded
+    assert "Repeat the single-run comparisons over seeds as was done for the architectures and the losses" in seeded
 
 
 def test_timings_note_gives_the_span_when_notebooks_ran_side_by_side():
@@ -532,13 +532,15 @@ def test_an_interval_bound_near_zero_is_not_shown_as_zero():
     (which would contradict "finding: yes"); exact zeros and ordinary values keep one decimal."""
     from cityseg_lib.report.format import _column_format
 
-    assert headline_json.points(0.000413) == 0.041 and headline_json.points(0.0592) == 5.9
+    assert headline_json.points(0.000413) == 0.04 and headline_json.points(0.0592) == 5.9
+    assert headline_json.points(3e-6) == 0.0003  # to its first significant digit, however small
     assert headline_json.points(0.0) == 0.0 and str(headline_json.points(-0.00001)) == "-0.001"
     assert math.isnan(headline_json.points(None))
     fmt = _column_format(pd.Series([headline_json.points(x) for x in (0.000413, 0.0592, -0.004, 0.0)]), "95% CI low")
     assert [fmt(v) for v in (0.041, 5.9, -0.4, 0.0)] == ["0.04", "5.9", "-0.4", "0.0"]
     lr = _column_format(pd.Series([1e-2, 1e-3, 1e-4]), "lr")
     assert [lr(v) for v in (1e-2, 1e-3, 1e-4)] == ["0.01", "0.001", "0.0001"]  # learning rates as before
+    assert lr(1e-5) == "0.00001" and lr(2.5e-6) == "0.0000025"  # never an exponent
 
 
 def test_sweep_words_follow_the_tuned_runs_difference():
@@ -559,7 +561,7 @@ def test_sweep_words_follow_the_tuned_runs_difference():
     assert "improved U-Net beyond the noise" in refl and "worse" not in refl
     same, refl = lines(70)
     assert "unresolved" in same and "not shown to help" in same
-    assert refl.endswith("did not change any model beyond the noise.")
+    assert refl.endswith("changed no model measurably: no difference to the default settings is resolved.")
 
 
 def test_rankings_follow_what_each_comparison_compares():
@@ -939,8 +941,9 @@ def test_scoring_resolution_without_training_size_matrices_gives_no_interval():
     """Runs trained before the training-size per-image matrices were kept: the averaged difference,
     without a per-model interval."""
     line = _scoring_line(context())
-    assert "by less than 0.05 points for every model: up-sampled logits recover the label detail well." in line
-    assert "95% interval" not in line
+    assert "by less than 0.05 points for every model. These runs kept no per-image matrices at the training " in line
+    assert "this build draws no conclusion from it." in line
+    assert "95% interval" not in line and "recover" not in line and "cannot restore" not in line
 
 
 def test_a_narrow_speed_interval_never_reads_as_one_value():

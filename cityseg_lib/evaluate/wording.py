@@ -11,21 +11,25 @@ from __future__ import annotations
 
 from cityseg_lib.evaluate.uncertainty import Difference, Interval
 
-__all__ = ["verdict", "format_interval", "format_spread"]
+__all__ = ["verdict", "format_interval", "format_spread", "fixed_point"]
+
+
+def fixed_point(v: float, digits: int = 1) -> str:
+    """``v`` with ``digits`` decimals, never ``-0.0`` and never an exponent; a non-zero value that
+    would show as zero gets decimals until its first significant digit (0.0004 -> ``"0.0004"``), so
+    a bound that excludes zero (or a ratio that excludes 1, shown as ``v - 1``) never reads as one."""
+    s = f"{v:.{digits}f}"
+    d = digits
+    while v != 0 and not s.strip("-0.") and d < 12:
+        d += 1
+        s = f"{v:.{d}f}"
+    return s.lstrip("-") if not s.strip("-0.") else s
 
 
 def _pp(x: float) -> str:
-    """A fraction as percentage points with one decimal, never '-0.0'; one significant digit for a
-    non-zero value that would round to 0.0 (0.0004 -> '0.04', -0.00002 -> '-0.002')."""
-    v = 100 * x
-    s = f"{v:.1f}"
-    if s not in ("0.0", "-0.0"):
-        return s
-    for digits in range(2, 12):  # fixed point, never an exponent ("1e-05")
-        s = f"{v:.{digits}f}"
-        if s.strip("-0."):
-            return s
-    return "0.0"
+    """A fraction as percentage points with one decimal (:func:`fixed_point`: 0.0004 -> '0.04',
+    -0.00002 -> '-0.002', never '-0.0' nor '1e-05')."""
+    return fixed_point(100 * x)
 
 
 def _level(level: float) -> str:

@@ -8,6 +8,7 @@ so every table shows the interval the prose states.
 from __future__ import annotations
 
 from cityseg_lib.evaluate.uncertainty import Difference, Interval, bootstrap_ci
+from cityseg_lib.evaluate.wording import fixed_point
 from cityseg_lib.report.context import ReportContext
 from cityseg_lib.report.evidence import Comparison, _memo, interval
 
@@ -48,11 +49,10 @@ def difference_cell(c: Comparison | Difference | None, sign: int = 1) -> str:
 
 def _points(x: float) -> str:
     """A signed difference of fractions in points, one decimal; a non-zero value that one decimal
-    would show as 0.0 gets two ("-0.03"), so that a bound that excludes zero never reads as zero."""
-    v = 100 * x
-    if v != 0 and abs(v) < 0.05:
-        return f"{v:+.2f}" if abs(v) >= 0.005 else f"{v:+.1g}"
-    return f"{v:+.1f}"
+    would show as 0.0 gets decimals to its first significant digit ("-0.03"; :func:`fixed_point`), so
+    that a bound that excludes zero never reads as zero."""
+    s = fixed_point(100 * x)
+    return s if s.startswith("-") else "+" + s
 
 
 def finding_cell(c: Comparison | None) -> str:

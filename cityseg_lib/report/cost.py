@@ -121,12 +121,18 @@ def ratio_value(v: float) -> str:
 
 
 def ratio_text(r: SpeedRatio) -> str:
-    """``"1.8x (95% CI 1.7-1.9x over the runs' epochs)"``; a narrow interval whose ends would read
-    the same gets two decimals (``"1.62x (95% CI 1.60-1.64x ...)"``), so it does not read "1.6-1.6x" unless
-    it has no width."""
-    if ratio_value(r.low) == ratio_value(r.high) and f"{r.low:.2f}" != f"{r.high:.2f}":
-        return f"{r.ratio:.2f}x (95% CI {r.low:.2f}-{r.high:.2f}x over {r.over})"
-    return f"{ratio_value(r.ratio)}x (95% CI {ratio_value(r.low)}-{ratio_value(r.high)}x over {r.over})"
+    """``"1.8x (95% CI 1.7-1.9x over the runs' epochs)"``, all three to the same decimals: those that
+    tell the ratio from 1 (:func:`ratio_value`), and more while the interval's ends would read the
+    same though they differ (``"1.62x (95% CI 1.60-1.64x ...)"``, not "1.6-1.6x"), or while an end that
+    excludes 1 would read as 1 (``"1.004-1.04x"``, not "1.00-1.04x")."""
+    def reads(v: float, d: int) -> str:
+        return f"{v:.{d}f}"
+
+    d = 1 if all(abs(v - 1) >= 0.1 for v in (r.ratio, r.low, r.high)) else 2
+    while d < 6 and ((reads(r.low, d) == reads(r.high, d) and r.low != r.high)
+                     or any(v != 1 and reads(v, d) == reads(1, d) for v in (r.low, r.high) if r.resolved)):
+        d += 1
+    return f"{reads(r.ratio, d)}x (95% CI {reads(r.low, d)}-{reads(r.high, d)}x over {r.over})"
 
 
 def interval_or_dash(ctx: ReportContext, run: str) -> str:

@@ -18,8 +18,8 @@ from cityseg_lib.report.headline_json import headline, seed_scores
 from cityseg_lib.report.format import count, first_up, join, pct, pts
 from cityseg_lib.report.front import all_runs
 from cityseg_lib.report.loss_section import loss_reference, loss_summary
-from cityseg_lib.report.results_section import scoring_resolution_text
-from cityseg_lib.report.training_section import seeds_length, settled
+from cityseg_lib.report.results_section import ranking_scores, scoring_resolution_text
+from cityseg_lib.report.training_section import gain_pct, seeds_length, settled
 from cityseg_lib.report.variants_section import optimizer_claim, resolution_claim
 
 
@@ -75,7 +75,7 @@ def conclusions(ctx: ReportContext) -> list[str]:
     # a model trained with several seeds ranks by their mean, as its comparisons pool them; its main
     # (first-seed) run's score and interval are the ones Table 10 shows
     seeds = {k: seed_scores(ctx, k) for k in recs}
-    score = {k: seeds[k]["seed_mean"] if len(seeds[k]["seed_miou"]) > 1 else full_or_train(recs[k]) for k in recs}
+    score = ranking_scores(ctx)
     ranked = sorted(recs, key=lambda k: score[k], reverse=True)
 
     def entry(k: str) -> str:
@@ -99,8 +99,8 @@ def conclusions(ctx: ReportContext) -> list[str]:
     for c in finding(ctx, "tuning"):
         effect = (" The sweep's parameters are not shown to help." if not c.resolved else
                   " The sweep's parameters help." if c.diff.difference > 0 else
-                  " The sweep's parameters make it worse: the winner of short rungs is not the best setting for "
-                  "the full schedule (Section 4.5).")
+                  " The sweep's parameters make it worse: the winner of rungs on a fraction of the training images "
+                  "need not be the best setting for the full data (Section 4.5).")
         out.append(f"**Sweep, {c.name_b}.** " + c.sentence() + effect + _seed_notes([c]))
     losses = finding(ctx, "loss")
     if losses:
@@ -142,6 +142,9 @@ def cost_sentence(ctx: ReportContext) -> str:
         speeds = ", ".join(f"{k} {1 / med[k]:.1f}" for k in ctx.untuned)
         tail = (f" (median images/s {speeds}; Table 4). The speeds the runs recorded while training also carry what "
                 "else the machine ran then.")
+        if r is None:  # one round: medians without an interval, no claim of a difference
+            return (f"{first_up(side_by_side_how(ctx))}, one round gives no interval, so the architectures' "
+                    "training speeds are not compared" + tail)
         if r.resolved:
             return f"{first_up(side_by_side_how(ctx))}, {fastest} trains {ratio_text(r)} as fast as {slowest}" + tail
         return (f"{first_up(side_by_side_how(ctx))}, the architectures' training speeds are not separated: "
@@ -183,7 +186,7 @@ def training_length(ctx: ReportContext) -> str:
         one = len(descending) == 1
         out.append(
             f"{join(descending)} still lowered the validation loss in {'its' if one else 'their'} last epoch by "
-            f"{join([pct(gains[k]) for k in descending])}{'' if one else ' respectively'}, more than "
+            f"{join([gain_pct(gains[k]) for k in descending])}{'' if one else ' respectively'}, more than "
             f"{pct(FLAT_GAIN, 0)}: {'it' if one else 'they'} stopped "
             f"mid-descent, so {'its score is' if one else 'their scores are'} limited by the schedule rather than by "
             "the architecture, and comparisons between models trained this briefly favour the ones that converge "
@@ -192,7 +195,7 @@ def training_length(ctx: ReportContext) -> str:
         one = len(flat) == 1
         out.append(
             f"{join(flat)} had {'its' if one else 'their'} best epoch last, but that epoch lowered the validation loss "
-            f"by at most {pct(FLAT_GAIN, 0)} ({join([pct(gains[k]) for k in flat])}): the "
+            f"by at most {pct(FLAT_GAIN, 0)} ({join([gain_pct(gains[k]) for k in flat])}): the "
             f"{'curve had' if one else 'curves had'} flattened.")
     if single:
         out.append(f"{join(single)} trained a single epoch, so {'its' if len(single) == 1 else 'their'} curve "
@@ -232,20 +235,24 @@ def reflections(ctx: ReportContext) -> str:
     if ctx.synthetic:
         parts.append("**What these numbers can and cannot say.** " + _synthetic_caveat(ctx))
     ls = loss_summary(ctx)
-    spread = max(s["miou"]["max"] - s["miou"]["min"] for s in ls.values())
+    # full-resolution mIoU for both, as the comparisons use (a loss without per-image scores: training size)
+    loss_spread = [(s["full_res"] or s["miou"])["max"] - (s["full_res"] or s["miou"])["min"] for s in ls.values()
+                   if (s["full_res"] or s["miou"])["n"] > 1]
     arch_spread = [max(v) - min(v) for v in (_seed_mious(ctx, label) for label in ctx.untuned) if len(v) > 1]
     topics = ("architecture", "augmentation", "scheduler", "dropout", "batchnorm", "tuning", "optimizer", "resolution")
     comps = [c for t in topics for c in finding(ctx, t)]
     single = [c for c in comps if c.single_run]
     single_topics = [t for t in topics if any(c.topic == t for c in single)]
     unresolved = [c for c in single if not c.resolved]
-    seeded = "the loss comparison" + (" and up to " + pts(max(arch_spread)) + " in the architecture comparison"
-                                      if arch_spread else "")
+    spreads = ([f"up to {pts(max(loss_spread))} of mIoU in the loss comparison"] if loss_spread else []) + (
+        [f"up to {pts(max(arch_spread))} in the architecture comparison"] if arch_spread else [])
+    seed_noise = (f"The same configuration trained with different seeds varied by {' and '.join(spreads)}, and the "
+                  if spreads else "No configuration of this build was trained with more than one seed, so the seed "
+                  "noise is not measured; the ")
     parts.append(
-        f"**Two kinds of noise.** The same configuration trained with different seeds varied by up to {pts(spread)} "
-        f"of mIoU in {seeded}, and the bootstrap intervals show how much every score moves with the choice "
+        f"**Two kinds of noise.** {seed_noise}bootstrap intervals show how much every score moves with the choice "
         "of validation images. The paired intervals account for the second only"
-        + (" (a comparison pooled over seeds also needs every seed to agree)" if len(single) < len(comps) or ls else "")
+        + (" (a comparison pooled over seeds also needs every seed to agree)" if spreads else "")
         + (f"; single-run comparisons ({join([_TOPIC_WORDS.get(t, t) for t in single_topics])}) leave the single "
            "run's seed noise out" + (f", and {len(unresolved)} of them are unresolved even so." if unresolved else ".")
            if single else ".")
@@ -260,14 +267,16 @@ def reflections(ctx: ReportContext) -> str:
         effects = ([f"improved {join(held)}"] if held else []) + ([f"made {join(hurt)} worse"] if hurt else [])
         runs = list(dict.fromkeys(c.runs_phrase() for c in tuning if c.resolved and c.runs_phrase()))
         parts.append(
-            "**Sweep.** Successive halving judges candidates on short, small-data rungs, which favours settings that "
-            "learn fast early over ones that win late. Trained with the main schedule, the winners' settings "
+            "**Sweep.** Successive halving judges candidates on rungs that see a fraction of the training images, "
+            "which can favour settings that learn fast on little data over ones that win on all of it. Trained "
+            "with the main schedule on all the images, the winners' settings "
             + (f"{' and '.join(effects)} beyond the noise of the validation set"
                + (f" ({'; '.join(runs)})." if runs else ".")
-               if effects else "did not change any model beyond the noise.")
+               if effects else "changed no model measurably: no difference to the default settings is resolved.")
         )
-    repeat = ("Repeat the single-run comparisons over seeds as was done for the architectures and losses"
-              if arch_spread else "Repeat the architecture comparison over seeds as was done for the losses")
+    done = (["the architectures"] if arch_spread else []) + (["the losses"] if loss_spread else [])
+    repeat = ("Repeat the single-run comparisons over seeds" + (f" as was done for {' and '.join(done)}" if done else "")
+              if single else "Repeat the comparisons with more seeds")
     parts.append(
         f"**Next steps.** {repeat}, so that their intervals cover the seed noise too; and on real data, evaluate the "
         "coarse labels as extra training data, which the reference left unexplored."

@@ -19,7 +19,7 @@ from cityseg_lib.evaluate.uncertainty import Difference, Interval, bootstrap_ci,
 from cityseg_lib.evaluate.wording import format_interval, verdict
 from cityseg_lib.models.names import display_name
 from cityseg_lib.report.context import ReportContext
-from cityseg_lib.report.format import LOSS_LABELS, join, pct, tuned_label
+from cityseg_lib.report.format import LOSS_LABELS, OPTIMIZER_LABELS, join, pct, tuned_label
 
 __all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note", "seeds_split",
            "interval_text", "class_intervals", "val_loss_against_seeds"]
@@ -180,9 +180,9 @@ def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list
     main_opt = next((o for o, r in opts.items() if r == unet), None)
     for opt, run in opts.items():
         if main_opt and opt != main_opt:
-            names = {"adamw": "AdamW", "adam": "Adam", "adamax": "Adamax"}
-            out.append((f"optimizer_{main_opt}_vs_{opt}", "optimizer", f"U-Net with {names.get(main_opt, main_opt)}",
-                        f"U-Net with {names.get(opt, opt)}", seeds["unet"], [run]))
+            out.append((f"optimizer_{main_opt}_vs_{opt}", "optimizer",
+                        f"U-Net with {OPTIMIZER_LABELS.get(main_opt, main_opt)}",
+                        f"U-Net with {OPTIMIZER_LABELS.get(opt, opt)}", seeds["unet"], [run]))
     if getattr(ctx.unet, "resolution_run", None):
         out.append(("resolution_large_vs_main", "resolution", "U-Net trained at the larger size",
                     "U-Net trained at the profile's size", [ctx.unet.resolution_run], seeds["unet"]))

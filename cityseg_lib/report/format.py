@@ -7,17 +7,20 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cityseg_lib.models.names import DISPLAY_NAMES as MODEL_LABELS  # the one table of model names
 from cityseg_lib.models.names import display_name
+from cityseg_lib.evaluate.wording import fixed_point
 
-__all__ = ["MODEL_LABELS", "LOSS_LABELS", "AUGMENT_LABELS", "tuned_label", "first_up", "pct", "pts", "signed_pts",
+__all__ = ["MODEL_LABELS", "LOSS_LABELS", "OPTIMIZER_LABELS", "AUGMENT_LABELS", "tuned_label", "first_up", "pct", "pts", "signed_pts",
            "count", "flops",
            "join", "size_hw", "table_html", "figure_caption", "show"]
 
 LOSS_LABELS = {"cross_entropy": "cross-entropy", "iou": "IoU (soft Jaccard)", "jaccard": "IoU (soft Jaccard)",
                "dice": "Dice"}
+OPTIMIZER_LABELS = {"adamw": "AdamW", "adam": "Adam", "adamax": "Adamax"}
 AUGMENT_LABELS = {"none": "none (original images)", "replace": "replace (transformed instead)",
                   "augment": "augment (originals + transformed)"}
 
@@ -39,15 +42,16 @@ def pct(x: float | None, digits: int = 1) -> str:
 
 
 def pts(x: float, digits: int = 1) -> str:
-    """A difference of two fractions in percentage points."""
-    return f"{100 * abs(x):.{digits}f} points"
+    """A difference of two fractions in percentage points; a non-zero one never reads "0.0"."""
+    return f"{fixed_point(100 * abs(x), digits)} points"
 
 
 def signed_pts(x: float, digits: int = 1) -> str:
-    """A signed difference of two fractions in points: ``+1.2 points``, ``−0.4 points``, ``0.0 points``."""
-    v = round(100 * x, digits)
-    sign = "+" if v > 0 else "−" if v < 0 else ""
-    return f"{sign}{abs(v):.{digits}f} points"
+    """A signed difference of two fractions in points: ``+1.2 points``, ``−0.4 points``, ``0.0 points``
+    (a non-zero difference never reads as zero: ``+0.03 points``)."""
+    s = fixed_point(100 * x, digits).lstrip("-")
+    sign = "" if x == 0 else "+" if x > 0 else "−"
+    return f"{sign}{s} points"
 
 
 def count(n: float) -> str:
@@ -86,10 +90,10 @@ def _column_format(values: pd.Series, name: str):
     def fmt(v: float) -> str:
         if v != v:  # NaN
             return "–"
-        if 0 < abs(v) < 1e-2:
-            return f"{v:.3g}"
+        if 0 < abs(v) < 1e-2:  # 3 significant digits, never an exponent (a learning rate of 1e-5: 0.00001)
+            return np.format_float_positional(v, precision=3, unique=True, fractional=False, trim="-")
         text = f"{v:,.{digits}f}"
-        return f"{v:.1g}" if v != 0 and float(text.replace(",", "")) == 0 else text
+        return fixed_point(v, digits) if v != 0 and float(text.replace(",", "")) == 0 else text
 
     return fmt
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.uncertainty import seed_spread
+from cityseg_lib.evaluate.wording import fixed_point
 from cityseg_lib.report.context import FLAT_GAIN, ReportContext
 from cityseg_lib.report.evidence import _memo, class_intervals, comparisons, interval
 
@@ -107,12 +108,11 @@ def write_headline(ctx: ReportContext) -> Path:
 
 def points(x: float | None) -> float:
     """A fraction from :func:`headline` in percent (points), one decimal, never -0.0; NaN for None.
-    A non-zero value that would round to 0.0 keeps three decimals (the table shows it as "0.04"),
-    so an interval that excludes zero never shows a bound of 0.0."""
+    A non-zero value that would round to 0.0 keeps decimals to its first significant digit (0.04;
+    :func:`fixed_point`), so an interval that excludes zero never shows a bound of 0.0."""
     if x is None:
         return math.nan
-    value = round(100 * x, 1)
-    return (round(100 * x, 3) if value == 0 and x != 0 else value) + 0.0  # + 0.0: -0.0 becomes 0.0
+    return float(fixed_point(100 * x)) + 0.0  # + 0.0: -0.0 becomes 0.0
 
 
 def differences_table(ctx: ReportContext) -> pd.DataFrame:

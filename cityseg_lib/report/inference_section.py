@@ -105,8 +105,11 @@ def inference_text(ctx: ReportContext, label: str, images: int = 0) -> str:
     base = results["whole"]["per_image"]
     cfg = ctx.runs.config(ctx.main_runs[label])
     h, w = cfg.image_size
-    sentences = [verdict(paired_difference(r["per_image"], base, n_boot=ctx.n_boot), f"{label} with {name}",
-                         f"{label} whole") for name, r in results.items() if name != "whole"]
+    diffs = {name: paired_difference(r["per_image"], base, n_boot=ctx.n_boot) for name, r in results.items()
+             if name != "whole"}
+    sentences = [verdict(d, f"{label} with {name}", f"{label} whole") for name, d in diffs.items()]
+    slid = [d for name, d in diffs.items() if name.startswith("slide")]
+    slide_helped = any(d.resolved and d.difference > 0 for d in slid)
     full = ctx.runs.per_image(ctx.main_runs[label])
     n_val = len(full) if full is not None else len(base)
     which = (f"the {len(base)} validation images" if len(base) >= n_val else
@@ -115,9 +118,10 @@ def inference_text(ctx: ReportContext, label: str, images: int = 0) -> str:
     return (f"Every mode is scored under the official protocol on {which}, one original frame at a time; `whole` "
             "resizes the frame in floating point as the other modes do, where Table 10 reads the training-size "
             "cache in batches, so its score can differ from Table 10's. `slide` runs "
-            f"{h}x{w} windows (the training size) with two-thirds overlap over each image at its label's resolution, "
-            "averaging the logits where windows overlap; `flip` adds the mirrored image. " + " ".join(sentences) +
-            " " + cost_sentence(results) +
-            (" A model trained on whole frames resized to the training size sees objects larger in the windows "
-             "than it ever saw in training, which is why sliding windows suit models trained on crops."
-             if not getattr(cfg, "crop_size", None) else ""))
+            f"{h}x{w} windows (the training size) at a stride of two thirds of a window (neighbours overlap by a "
+            "third) over each image at its label's resolution, averaging the logits where windows overlap; `flip` "
+            "adds the mirrored image. " + " ".join(sentences) + " " + cost_sentence(results) +
+            (" Sliding windows did not score higher here; a likely reason is that a model trained on whole frames "
+             "resized to the training size sees objects larger in the windows than it ever saw in training "
+             "(sliding windows suit models trained on crops)."
+             if slid and not slide_helped and not getattr(cfg, "crop_size", None) else ""))

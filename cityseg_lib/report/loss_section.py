@@ -15,7 +15,7 @@ from cityseg_lib import plots
 from cityseg_lib.evaluate.uncertainty import seed_spread
 from cityseg_lib.evaluate.wording import format_spread
 from cityseg_lib.report.context import ReportContext, StoredRuns
-from cityseg_lib.report.evidence import finding
+from cityseg_lib.report.evidence import finding, seeds_split
 from cityseg_lib.report.format import LOSS_LABELS, figure_caption, join
 
 __all__ = ["seed_summary", "seed_table", "loss_summary", "loss_table", "loss_reference", "loss_ranking", "loss_text", "fig_loss_comparison"]
@@ -69,17 +69,30 @@ def loss_ranking(ctx: ReportContext) -> list[str]:
     return sorted(s, key=lambda k: _main_spread(s[k])["mean"], reverse=True)
 
 
+#: What each loss is, for the loss section's opening sentence.
+LOSS_WORDS = {
+    "cross_entropy": "pixel-wise cross-entropy (every labelled pixel weighs the same)",
+    "iou": "a soft IoU (Jaccard) loss that optimises a differentiable version of the metric",
+    "jaccard": "a soft IoU (Jaccard) loss that optimises a differentiable version of the metric",
+    "dice": "the Dice loss, which averages a per-class overlap score and so gives rare classes as much weight as "
+            "common ones",
+}
+_NUMBER = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five"}
+
+
 def loss_text(ctx: ReportContext) -> str:
     s = loss_summary(ctx)
     ranked = loss_ranking(ctx)
     first = ranked[0]
     cfg = ctx.runs.config(ctx.losses.runs[first][0])
     order = "; ".join(f"{LOSS_LABELS.get(k, k)} {format_spread(_main_spread(s[k]))}" for k in ranked)
+    described = [LOSS_WORDS.get(k, LOSS_LABELS.get(k, k)) for k in ctx.losses.runs]
+    n = len(described)
+    number = _NUMBER.get(n, str(n))
+    every = f"All {number} ignore" if n > 2 else "Both ignore" if n == 2 else "It ignores"
     parts = [
-        "Three training losses were compared on the U-Net: pixel-wise cross-entropy (every labelled pixel weighs "
-        "the same), a soft IoU (Jaccard) loss that optimises a differentiable version of the metric, and the Dice "
-        "loss, which averages a per-class overlap score and so gives rare classes as much weight as common ones. "
-        "All three ignore the void label.",
+        f"{number.capitalize()} training loss{'es were' if n > 1 else ' was'} compared on the U-Net: "
+        f"{join(described)}. {every} the void label.",
         f"Each loss was trained with {len(s[first]['seeds'])} seed{'s' if len(s[first]['seeds']) > 1 else ''} ({join([str(x) for x in s[first]['seeds']])}; "
         f"{cfg.epochs} epochs, otherwise the main U-Net of notebook 03), so that a difference can be compared with "
         f"the spread between seeds. Mean full-resolution validation mIoU over seeds, best first: {order}.",
@@ -103,11 +116,17 @@ def loss_reference(ctx: ReportContext) -> str:
         return (f"Unlike the reference study, where cross-entropy was best, {join(better)} "
                 f"beat{'s' if len(better) == 1 else ''} it here beyond the sampling noise.")
     if len(beaten) == len(comps):
-        return "This agrees with the reference study: cross-entropy beat both overlap losses, here beyond the noise."
+        return (f"This agrees with the reference study: cross-entropy beat {join(beaten)}, here beyond the noise of "
+                "the validation images and with every seed agreeing.")
+    rest = len(comps) - len(beaten)
     if beaten:
-        return (f"Cross-entropy beat {join(beaten)} beyond the noise; the other differences are unresolved, so the "
-                "reference's ranking is only partly confirmed.")
-    return ("No loss differs from cross-entropy beyond the noise of these runs, so they neither confirm nor contradict "
+        return (f"Cross-entropy beat {join(beaten)} beyond the noise; the other "
+                + ("difference is" if rest == 1 else f"{rest} differences are")
+                + " unresolved, so the reference's ranking is only partly confirmed.")
+    split = seeds_split(comps)
+    why = ("beyond the noise of these runs" if not split else
+           f"with every seed agreeing ({join(split)}: the interval excludes zero, but the seeds disagree)")
+    return (f"No loss differs from cross-entropy {why}, so they neither confirm nor contradict "
             "the reference study, which found cross-entropy best.")
 
 

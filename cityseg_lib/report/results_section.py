@@ -14,8 +14,8 @@ from cityseg_lib.evaluate.intervals import expanded_level
 from cityseg_lib.evaluate.uncertainty import paired_difference
 from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
 from cityseg_lib.report.cells import difference_cell, finding_cell, interval_cell, train_size_cell, versus_column
-from cityseg_lib.report.evidence import class_intervals, comparison, pooled_note, val_loss_against_seeds
-from cityseg_lib.report.headline_json import differences_table, headline, points
+from cityseg_lib.report.evidence import class_intervals, comparison, comparisons, pooled_note, val_loss_against_seeds
+from cityseg_lib.report.headline_json import differences_table, headline, points, seed_scores
 from cityseg_lib.report.format import figure_caption, join, pct, pts, signed_pts, size_hw
 
 
@@ -69,10 +69,8 @@ def scoring_resolution_text(ctx: ReportContext) -> str:
     if any(p is None for p in pairs.values()):  # runs from before the training-size matrices were kept
         spread = ("by less than 0.05 points for every model" if max(abs(d) for d in values) < 5e-4 else
                   f"by {signed_pts(mean)} on average (from {signed_pts(min(values))} to {signed_pts(max(values))})")
-        return head + spread + ": up-sampled logits " + (
-            "recover the label detail well." if abs(mean) < 0.01 else
-            "cannot restore detail lost by down-scaling." if mean < 0 else
-            "are smoother than the nearest-neighbour down-scaled training masks.")
+        return (head + spread + ". These runs kept no per-image matrices at the training size, so the change has "
+                "no interval and this build draws no conclusion from it.")
     paired = {k: paired_difference(full, train, n_boot=ctx.n_boot) for k, (train, full) in pairs.items()}
     cells = "; ".join(f"{k} {difference_cell(d)}" for k, d in paired.items())
     mean = float(np.mean([d.difference for d in paired.values()]))  # on the frames both files hold
@@ -81,8 +79,9 @@ def scoring_resolution_text(ctx: ReportContext) -> str:
     lower = {k: d for k, d in paired.items() if d.high < 0}
     higher = {k: d for k, d in paired.items() if d.low > 0}
     if not lower and not higher:
-        return text + (" No interval excludes zero: at this validation size the up-sampled logits score the same "
-                       "as the down-scaled masks, so the training size loses no measurable label detail.")
+        return text + (" No interval excludes zero: at this validation size no model is shown to score differently "
+                       "at full resolution, so scoring at the training size is not shown to lose label detail (nor "
+                       "shown not to: an unresolved difference can still be real).")
 
     def by(group: dict) -> str:
         sizes = sorted(abs(d.difference) for d in group.values())
@@ -135,8 +134,37 @@ def fig_per_class(ctx: ReportContext, number: int = 8) -> tuple:
         " (missing bar: the class never appears in the validation labels nor in the predictions).")
 
 
+def ranking_scores(ctx: ReportContext) -> dict[str, float]:
+    """``{label: score}`` by which the report ranks the headline models: a model trained with several
+    seeds by their mean full-resolution mIoU (its comparisons pool them), else its one run's."""
+    out = {}
+    for k in ctx.main:
+        seeds = seed_scores(ctx, k)
+        out[k] = seeds["seed_mean"] if len(seeds["seed_miou"]) > 1 else full_or_train(ctx.main[k])
+    return out
+
+
 def best_model(ctx: ReportContext) -> str:
-    return max(ctx.main, key=lambda k: full_or_train(ctx.main[k]))
+    """The headline model ranked first (:func:`ranking_scores`); whether its lead is resolved is
+    :func:`top_model_phrase`'s to say."""
+    scores = ranking_scores(ctx)
+    return max(scores, key=scores.get)
+
+
+def top_model_phrase(ctx: ReportContext) -> str:
+    """``"the top-ranked model, U-Net"``, with what the comparisons say of its lead over the runner-up:
+    resolved, unresolved, or not compared directly (a ranking by point estimates alone is no finding)."""
+    scores = ranking_scores(ctx)
+    ranked = sorted(scores, key=scores.get, reverse=True)
+    top = ranked[0]
+    if len(ranked) < 2:
+        return f"the only model, {top}"
+    runner = ranked[1]
+    c = next((c for c in comparisons(ctx) if {c.name_a, c.name_b} == {top, runner}), None)
+    lead = ("" if c is not None and c.resolved else
+            f" (its lead over {runner}, ranked second, is unresolved: Section 6)" if c is not None else
+            f" (by point estimate: it is not compared with {runner}, ranked second, directly)")
+    return f"the top-ranked model, {top}{lead}"
 
 
 def fig_confusion(ctx: ReportContext, number: int = 9) -> tuple:
@@ -147,7 +175,7 @@ def fig_confusion(ctx: ReportContext, number: int = 9) -> tuple:
     mat = s.get("confusion_matrix_full_res") or s["confusion_matrix"]
     where = "at full resolution" if s.get("confusion_matrix_full_res") else "at the training size"
     return plots.confusion_heatmap(normalized_confusion(np.asarray(mat))), figure_caption(
-        number, f"Row-normalised confusion matrix of the best model, {label}, on the validation split {where} "
+        number, f"Row-normalised confusion matrix of {top_model_phrase(ctx)}, on the validation split {where} "
         "(rows: ground truth; the diagonal is each class's recall; void predictions are not shown).")
 
 
@@ -196,7 +224,7 @@ def confusion_text(ctx: ReportContext) -> str:
             f" (about {worst_share * h * w:.0f} of the {h * w:,} pixels of a {size_hw((h, w))} training input): the "
             "errors fall on the small classes." if worst_share < mean_share else
             ": the errors are not confined to the small classes."))
-    return (f"The confusion matrix of the best model, {label} (Figure 9), shows where its errors go. The largest "
+    return (f"The confusion matrix of {top_model_phrase(ctx)} (Figure 9) shows where {label}'s errors go. The largest "
             f"confusions are {join(pairs) or 'negligible'}; " + (
                 f"it recovers less than 0.05% of the pixels of {len(worst)} classes: {join(worst)}."
                 if worst is missed else f"the classes it recovers least are {join(worst)}.") + small)

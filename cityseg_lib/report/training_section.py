@@ -16,7 +16,7 @@ from cityseg_lib.report.context import FLAT_GAIN, ReportContext, full_or_train
 from cityseg_lib.report.cells import difference_cell, finding_cell, interval_cell, versus_column
 from cityseg_lib.report.evidence import (Comparison, comparison, finding, pooled_note, seeds_split,
                                          val_loss_against_seeds)
-from cityseg_lib.report.format import AUGMENT_LABELS, figure_caption, join, pct, size_hw
+from cityseg_lib.report.format import AUGMENT_LABELS, OPTIMIZER_LABELS, figure_caption, join, pct, size_hw
 
 
 def settled(comps: list[Comparison], subject: str, positive: tuple[str, str], negative: tuple[str, str],
@@ -124,11 +124,21 @@ def scheduler_table(ctx: ReportContext) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _optimizers_used(ctx: ReportContext) -> str:
+    """``"All models use AdamW"`` from the headline runs' configs (or which model uses which)."""
+    used = {label: ctx.runs.config(run).optimizer for label, run in ctx.main_runs.items()}
+    names = sorted(set(used.values()))
+    if len(names) == 1:
+        return f"All models use {OPTIMIZER_LABELS.get(names[0], names[0])}"
+    return "The models use " + join([f"{OPTIMIZER_LABELS.get(o, o)} ({join([k for k, v in used.items() if v == o])})"
+                                     for o in names])
+
+
 def scheduler_text(ctx: ReportContext) -> str:
     runs = scheduler_runs(ctx)
     cfg = ctx.runs.config(ctx.unet.main_run)
     parts = [
-        f"All models use AdamW (initial learning rate {cfg.lr:g}, decoupled weight decay {cfg.weight_decay:g}). "
+        f"{_optimizers_used(ctx)} (initial learning rate {cfg.lr:g}, weight decay {cfg.weight_decay:g}). "
         f"The learning rate is multiplied by γ = {cfg.gamma:g} every {cfg.step_size} epochs (StepLR)"
         + (f"; the reference decays every 10 epochs of 20-epoch runs, and with only {cfg.epochs} epochs this "
            f"profile scales the step down to {cfg.step_size} so the decay happens at all." if cfg.step_size < 10 else ".")
@@ -200,6 +210,20 @@ def fig_scheduler(ctx: ReportContext, number: int = 6) -> tuple:
 # ----------------------------------------------------------------------------- early stopping
 
 
+def gain_pct(g: float) -> str:
+    """A last-epoch gain in percent, one decimal, or more where one decimal would put it on the
+    other side of :data:`FLAT_GAIN` as printed (1.04% is "more than 1%", never "1.0%")."""
+    d, s = 1, pct(g)
+    while d < 4 and not math.isnan(g) and g != FLAT_GAIN and s == pct(FLAT_GAIN, d):
+        d += 1
+        s = pct(g, d)
+    return s
+
+
+def _gain_cell(g: float) -> float:
+    return math.nan if math.isnan(g) else float(gain_pct(g).rstrip("%")) + 0.0
+
+
 def early_stopping_table(ctx: ReportContext) -> pd.DataFrame:
     rows = []
     for label, rec in ctx.main.items():
@@ -209,10 +233,10 @@ def early_stopping_table(ctx: ReportContext) -> pd.DataFrame:
                      "best val loss": round(rec["best_val_loss"], 4),
                      "val mIoU at best (%)": round(100 * float(best_row["val_miou"].iloc[0]), 1) if len(best_row) else math.nan,
                      "val mIoU at last (%)": round(100 * float(m["val_miou"].iloc[-1]), 1),
-                     "last-epoch gain (%)": round(100 * ctx.last_gain[label], 1) + 0.0})
+                     "last-epoch gain (%)": _gain_cell(ctx.last_gain[label])})
         if any(ctx.seed_gains.values()):
             rows[-1]["other seeds' last-epoch gain (%)"] = " / ".join(
-                f"{100 * g + 0.0:.1f}" for _, g in ctx.seed_gains[label]) or "–"
+                gain_pct(g).rstrip("%").replace("-0.0", "0.0") for _, g in ctx.seed_gains[label]) or "–"
     return pd.DataFrame(rows)
 
 
@@ -229,14 +253,16 @@ def seeds_length(ctx: ReportContext, where: str = "") -> str:
     if descending:
         one = len(descending) == 1
         models = join([label for label in repeated if any(d[0] == label for d in descending)])
-        return (f"Of the repeated seeds, {join([f'{label} seed {s} ({pct(g)})' for label, s, g in descending])} "
+        return (f"Of the repeated seeds, {join([f'{label} seed {s} ({gain_pct(g)})' for label, s, g in descending])} "
                 f"still lowered the validation loss by more than {pct(FLAT_GAIN, 0)} in {'its' if one else 'their'} "
                 f"last epoch{ref}: {'it' if one else 'they'} stopped mid-descent, so the seed spread of {models} "
                 "also reflects the schedule's length.")
     top = max(g for _, _, g in known)
-    how = (f"none of their last epochs lowered the validation loss by more than {pct(top)}" if top > 0 else
+    how = (f"none of their last epochs lowered the validation loss by more than {gain_pct(top)}" if top > 0 else
            "none of their last epochs lowered the validation loss below the best epoch before it")
-    return f"The other seeds of {join(repeated)} had flattened too: {how}{ref}."
+    # "too" only where the main runs of those models had flattened as well
+    too = " too" if all(not ctx.last_gain[label] > FLAT_GAIN for label in repeated) else ""
+    return f"The other seeds of {join(repeated)} had flattened{too}: {how}{ref}."
 
 
 def early_stopping_text(ctx: ReportContext) -> str:

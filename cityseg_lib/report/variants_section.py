@@ -19,12 +19,11 @@ from cityseg_lib.report.cost import (LARGER_UNET, interval_or_dash, ratio_text, 
                                      side_by_side_ratio, speed_ratio)
 from cityseg_lib.report.cells import difference_cell, finding_cell, interval_cell, versus_column
 from cityseg_lib.report.evidence import Comparison, comparison, pooled_note, seeds_split
-from cityseg_lib.report.format import figure_caption, first_up, join, size_hw
+from cityseg_lib.report.format import OPTIMIZER_LABELS, figure_caption, first_up, join, size_hw
 
 __all__ = ["OPTIMIZER_LABELS", "optimizer_table", "optimizer_text", "optimizer_claim", "fig_optimizers",
            "resolution_runs", "resolution_table", "resolution_text", "resolution_claim", "fig_resolution"]
 
-OPTIMIZER_LABELS = {"adamw": "AdamW", "adam": "Adam", "adamax": "Adamax"}
 
 
 def _row(ctx: ReportContext, label: str, run: str, versus: tuple[str, Comparison | None, int] | None = None) -> dict:

@@ -1,0 +1,169 @@
+"""Claims the report must not make beyond its numbers, one test per branch, on the hand-made
+contexts of :mod:`test_report_text` (no training, no files): the banner's "the models learn", the
+"best" model, "within the noise" against split seeds, counts and verbs that follow what ran, the
+runs' own provenance, and numbers printed so that their side of a threshold never flips.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from cityseg_lib.evaluate import uncertainty
+from cityseg_lib.evaluate.uncertainty import Difference, paired_difference
+from cityseg_lib.evaluate.wording import fixed_point, verdict
+from cityseg_lib.report import cost, discussion, evidence, front, loss_section, results_section, training_section
+from test_report_text import DESCENDING, FLAT, context, matrices, one_image_better, seeded, with_last_epochs
+
+
+def test_the_banner_says_the_models_learn_only_when_the_learning_check_holds(monkeypatch):
+    assert "and that the models learn (each beats twice the constant-prediction floor)" in front.title_block(context())
+    _, floor = discussion.majority_baseline(discussion.val_class_pixels(context()))
+    real = discussion.interval
+
+    def straddling(c, run):  # SimpleFCN's interval reaches below twice the floor
+        iv = real(c, run)
+        return replace(iv, low=2 * floor - 1e-4) if run == "simple_fcn" else iv
+
+    monkeypatch.setattr(discussion, "interval", straddling)
+    banner = front.title_block(context())
+    assert "the models learn" not in banner
+    assert "runs but SimpleFCN is not shown to learn past twice the constant-prediction floor;" in banner
+
+
+def test_the_top_model_is_named_best_only_as_far_as_its_comparisons_go():
+    # U-Net ahead of SimpleFCN on one image only (unresolved), Swin2-JNet and the tuned U-Net level
+    ctx = context(unet=one_image_better(70, 90), fcn=70, swin=70, tuned=70)
+    assert results_section.best_model(ctx) == "U-Net"
+    phrase = results_section.top_model_phrase(ctx)
+    assert phrase.startswith("the top-ranked model, U-Net (") and "best" not in phrase
+    assert "ranked second" in phrase
+    assert "best model" not in results_section.confusion_text(ctx)
+    # a resolved lead over the runner-up carries no caveat; ranked like the conclusions (seed means)
+    ctx = context(arch_seeds={"fcn": [50, 50, 50], "unet": [60, 60, 60], "swin": [80, 80, 80]}, tuned=55)
+    assert results_section.best_model(ctx) == "Swin2-JNet"
+    assert results_section.top_model_phrase(ctx) == "the top-ranked model, Swin2-JNet"
+    scores = results_section.ranking_scores(ctx)
+    line = next(x for x in discussion.conclusions(ctx) if x.startswith("**Ranking.**"))
+    ranked = sorted(scores, key=scores.get, reverse=True)
+    assert [line.index(k + " ") for k in ranked] == sorted(line.index(k + " ") for k in ranked)
+
+
+def test_an_interval_beyond_the_image_noise_with_split_seeds_is_never_called_within_the_noise():
+    ctx = context(arch_seeds={"fcn": [60, 60, 60], "unet": [95, 55, 55], "swin": [95, 55, 55]})
+    arch = evidence.finding(ctx, "architecture")
+    against = [c for c in arch if c.name_b == "SimpleFCN"]
+    assert all(c.diff.excludes_zero and c.diff.seeds_agree is False for c in against)
+    verdict_text = discussion.baseline_verdict(arch)
+    assert "beyond the noise" not in verdict_text
+    assert verdict_text.startswith("No enhanced model is resolved from the baseline (U-Net and Swin2-JNet: their "
+                                   "intervals exclude zero, but the seeds disagree)")
+    # augmentation: 'replace' lies below its own seed's run but between the main seeds
+    ctx = context(arch_seeds={"unet": [70, 74, 66]}, replace=68, augment=70)
+    text = training_section.augmentation_text(ctx)
+    assert "beyond the sampling noise" not in text
+    assert "No augmentation mode is resolved from training on the original images ('replace' augmentation: its " \
+           "interval excludes zero, but the seeds disagree)" in text
+
+
+def test_verbs_agree_with_how_many_modes_they_sum_up():
+    ctx = context(replace=80, augment=80)  # both modes above no augmentation
+    assert "'replace' augmentation and 'augment' augmentation help." in training_section.augmentation_text(ctx)
+    ctx = context(replace=80)
+    assert "'replace' augmentation helps." in training_section.augmentation_text(ctx)
+
+
+def test_provenance_gives_each_runs_commit_and_device_not_the_report_machines():
+    ctx = context()
+    assert front.runs_commits(ctx) == f"all {len(front.all_runs(ctx))} runs trained at this commit"
+    table = front.provenance_table(ctx).set_index("item")["value"]
+    assert table["commit"].startswith("c0ffee (this report); all ")
+    assert table["device"].startswith("the headline runs trained on CPU (2 cores)")
+    # runs reused from an earlier commit, trained on a GPU box; the report is built on a laptop
+    ctx = context()
+    for run in front.all_runs(ctx)[:3]:
+        ctx.runs.records[run]["commit"] = "beef01"
+    for run in ctx.main_runs.values():  # before ctx.main reads them
+        ctx.runs.records[run].update(device="cuda", device_name="NVIDIA H100 80GB HBM3", cpu_count=16)
+    n = len(front.all_runs(ctx))
+    assert front.runs_commits(ctx) == (f"the {n} runs were trained at more than one commit: {n - 3} at c0ffee; "
+                                       "3 at beef01")
+    assert discussion.devices(ctx) == "NVIDIA H100 80GB HBM3"
+    device = front.provenance_table(ctx).set_index("item")["value"]["device"]
+    assert device.startswith("the headline runs trained on NVIDIA H100 80GB HBM3;") and "thread" not in device
+    assert device.endswith("this report was built on CPU (x86_64), 2 cores")
+
+
+def test_the_loss_section_counts_the_losses_that_ran():
+    ctx = context(losses={"cross_entropy": [80, 81], "dice": [50, 52]})
+    text = loss_section.loss_text(ctx)
+    assert text.startswith("Two training losses were compared on the U-Net: pixel-wise cross-entropy")
+    assert "Both ignore the void label." in text and "Three" not in text and "IoU (soft Jaccard)" not in text
+    assert loss_section.loss_reference(ctx) == (
+        "This agrees with the reference study: cross-entropy beat Dice, here beyond the noise of the validation "
+        "images and with every seed agreeing.")
+    three = context(losses={"cross_entropy": [80, 81], "iou": [50, 51], "dice": [80, 80]})
+    assert loss_section.loss_text(three).startswith("Three training losses were compared")
+    assert "All three ignore the void label." in loss_section.loss_text(three)
+    assert loss_section.loss_reference(three).startswith("Cross-entropy beat IoU (soft Jaccard) beyond the noise; "
+                                                         "the other difference is unresolved")
+
+
+def test_the_noise_paragraph_claims_only_the_seeds_that_ran():
+    once = context(losses={"cross_entropy": [70], "iou": [70], "dice": [72]})
+    text = discussion.reflections(once)
+    assert "No configuration of this build was trained with more than one seed, so the seed noise is not " \
+           "measured" in text
+    assert "varied by" not in text and "as was done for" not in text
+    assert "Repeat the single-run comparisons over seeds, so that" in text
+    seeded_losses = discussion.reflections(context(losses={"cross_entropy": [70, 74], "iou": [70, 70]}))
+    assert "varied by up to " in seeded_losses and "in the loss comparison" in seeded_losses
+
+
+def test_a_flattened_seed_is_said_to_have_flattened_too_only_after_flattened_main_runs():
+    ctx = with_last_epochs(seeded({"unet_seed1": FLAT, "unet_seed2": FLAT, "simple_fcn_seed1": FLAT}),
+                           {"U-Net": DESCENDING})
+    text = training_section.seeds_length(ctx)
+    assert text.startswith("The other seeds of SimpleFCN and U-Net had flattened:")
+    assert "flattened too" in training_section.seeds_length(
+        seeded({"unet_seed1": FLAT, "unet_seed2": FLAT, "simple_fcn_seed1": FLAT}))
+
+
+@pytest.mark.parametrize("gain, shown", [(0.0104, "1.04%"), (0.00996, "0.996%"), (0.01, "1.0%"), (0.034, "3.4%"),
+                                         (0.0, "0.0%")])
+def test_a_last_epoch_gain_is_never_printed_on_the_wrong_side_of_the_rule(gain, shown):
+    assert training_section.gain_pct(gain) == shown
+
+
+def test_a_resolved_speed_ratio_never_prints_a_bound_of_one():
+    SpeedRatio = cost.SpeedRatio
+    assert cost.ratio_text(SpeedRatio(1.02, 1.004, 1.04, 5, 5)) == "1.020x (95% CI 1.004-1.040x over the runs' epochs)"
+    assert cost.ratio_text(SpeedRatio(1.003, 1.001, 1.004, 5, 5)) == "1.003x (95% CI 1.001-1.004x over the runs' epochs)"
+    unresolved = cost.ratio_text(SpeedRatio(1.02, 0.99, 1.05, 5, 5))
+    assert unresolved == "1.02x (95% CI 0.99-1.05x over the runs' epochs)"
+
+
+def test_points_are_fixed_point_to_their_first_significant_digit():
+    assert fixed_point(0.0) == "0.0" and fixed_point(-0.0) == "0.0" and fixed_point(-0.00001) == "-0.00001"
+    assert fixed_point(1e-7 * 100) == "0.00001" and fixed_point(12.345) == "12.3" and fixed_point(-0.04) == "-0.04"
+    d = Difference(a=0.5, b=0.5, difference=1e-7, low=-1e-7, high=1e-6, resolved=False)
+    assert "e-" not in verdict(d, "A", "B")
+
+
+def test_an_estimate_on_the_other_side_of_its_interval_is_not_a_finding(monkeypatch):
+    a, b = matrices(70), matrices(71)  # a scores lower than b on every image
+    assert paired_difference(a, b, n_boot=200).resolved
+    monkeypatch.setattr(uncertainty, "interval_of_samples", lambda *args, **kw: (0.001, 0.02))
+    d = paired_difference(a, b, n_boot=200)
+    assert d.difference < 0 < d.low and not d.resolved
+    assert "beats" not in verdict(d, "A", "B")
+
+
+def test_the_cost_sentence_of_a_one_round_timing_claims_no_difference():
+    ctx = context()
+    times = {k: np.array([0.1]) for k in ctx.untuned}
+    ctx._memo[("side_by_side",)] = {"times": times, "rounds": 1, "steps": 3, "device": "CPU"}
+    line = discussion.cost_sentence(ctx)
+    assert "one round gives no interval, so the architectures' training speeds are not compared" in line
