@@ -45,6 +45,12 @@ def test_the_top_model_is_named_best_only_as_far_as_its_comparisons_go():
     ctx = context(arch_seeds={"fcn": [50, 50, 50], "unet": [60, 60, 60], "swin": [80, 80, 80]}, tuned=55)
     assert results_section.best_model(ctx) == "Swin2-JNet"
     assert results_section.top_model_phrase(ctx) == "the top-ranked model, Swin2-JNet"
+    # the tuned single run is not ranked against means: it is the top model only when it beats its base
+    assert "U-Net (tuned)" not in results_section.ranking_scores(ctx)
+    better = context(arch_seeds={"fcn": [50, 50, 50], "unet": [80, 80, 80], "swin": [60, 60, 60]}, tuned=90)
+    assert evidence.comparison(better, "unet_tuned_vs_unet").resolved
+    assert results_section.best_model(better) == "U-Net (tuned)"
+    assert results_section.top_model_phrase(better) == "the top-ranked model, U-Net (tuned)"
     scores = results_section.ranking_scores(ctx)
     line = next(x for x in discussion.conclusions(ctx) if x.startswith("**Ranking.**"))
     ranked = sorted(scores, key=scores.get, reverse=True)

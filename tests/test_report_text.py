@@ -580,10 +580,16 @@ def test_rankings_follow_what_each_comparison_compares():
     assert "a model trained with several seeds by their mean" in ranking
     assert f"Swin2-JNet {100 * variant:.1f}% as the mean of 3 seeds" in ranking
     assert f"; U-Net {100 * mean:.1f}% as the mean of 3 seeds, its first seed {first};" in ranking
-    assert ranking.index("; Swin2-JNet") < ranking.index("; U-Net ")
-    # one run per model: the plain scores, no mention of seeds
+    assert ranking.index(": Swin2-JNet ") < ranking.index("; U-Net ")
+    # the tuned U-Net (one run of seed 0) is not ranked against the means: judged against its base's seed 0
+    assert "U-Net (tuned)" not in ranking.split(". Which")[0]
+    assert ranking.endswith("U-Net (tuned) " + evidence.interval_text(ctx, ctx.main_runs["U-Net (tuned)"])
+                            + " ran once, with seed 0: a single run is judged against its base model's run of the "
+                            "same seed (Sweep, below), not ranked against a mean of seeds.")
+    # one run per model: the plain scores, no mention of seed means
     single = next(x for x in discussion.conclusions(context()) if x.startswith("**Ranking.**"))
-    assert "seed" not in single and "`none` (" in training_section.augmentation_text(context())
+    assert "as the mean of" not in single and "several seeds" not in single
+    assert "`none` (" in training_section.augmentation_text(context())
     assert "mean of" not in training_section.augmentation_text(context())
 
 

@@ -75,19 +75,27 @@ def conclusions(ctx: ReportContext) -> list[str]:
     # a model trained with several seeds ranks by their mean, as its comparisons pool them; its main
     # (first-seed) run's score and interval are the ones Table 10 shows
     seeds = {k: seed_scores(ctx, k) for k in recs}
-    score = ranking_scores(ctx)
-    ranked = sorted(recs, key=lambda k: score[k], reverse=True)
+    score = ranking_scores(ctx)  # the architectures; the tuned single runs are judged against their base
+    ranked = sorted(score, key=score.get, reverse=True)
 
     def entry(k: str) -> str:
         main = interval_text(ctx, ctx.main_runs[k])
         n = len(seeds[k]["seed_miou"])
         return f"{k} {main}" if n < 2 else f"{k} {pct(score[k])} as the mean of {n} seeds, its first seed {main}"
 
-    several = any(len(s["seed_miou"]) > 1 for s in seeds.values())
-    out.append("**Ranking.** By validation mIoU under the official full-resolution protocol"
+    several = any(len(seeds[k]["seed_miou"]) > 1 for k in ranked)
+    tuned = [k for k in recs if k not in score]
+    seed_of = {k: ctx.record(ctx.main_runs[k]).get("seed") for k in tuned}
+    out.append("**Ranking.** The architectures by validation mIoU under the official full-resolution protocol"
                + (", a model trained with several seeds by their mean" if several else "")
                + " (95% bootstrap intervals over validation images): " + "; ".join(entry(k) for k in ranked)
-               + ". Which of two neighbours is better is settled only by the comparisons below.")
+               + ". Which of two neighbours is better is settled only by the comparisons below."
+               + ("" if not tuned else
+                  " " + join([f"{k} {interval_text(ctx, ctx.main_runs[k])}" for k in tuned])
+                  + f" {'ran once, with seed ' if len(tuned) == 1 else 'ran once each, with seed '}"
+                  + join(sorted({str(v) for v in seed_of.values()}))
+                  + ": a single run is judged against its base model's run of the same seed (Sweep, below), "
+                    "not ranked against a mean of seeds."))
     arch = finding(ctx, "architecture")
     out.append("**Architectures.** " + _sentences(arch) + " " + baseline_verdict(arch))
     _, floor = majority_baseline(val_class_pixels(ctx))

@@ -135,36 +135,43 @@ def fig_per_class(ctx: ReportContext, number: int = 8) -> tuple:
 
 
 def ranking_scores(ctx: ReportContext) -> dict[str, float]:
-    """``{label: score}`` by which the report ranks the headline models: a model trained with several
-    seeds by their mean full-resolution mIoU (its comparisons pool them), else its one run's."""
+    """``{label: score}`` of the three architectures, by which the report ranks them: a model trained
+    with several seeds by their mean full-resolution mIoU (its comparisons pool them), else its one
+    run's. The sweep-tuned models are not ranked with them: each ran once, with one seed, and is
+    judged against its base model's run of that seed (a single run against a mean of seeds would
+    credit it with its seed's luck)."""
     out = {}
-    for k in ctx.main:
+    for k in ctx.untuned:
         seeds = seed_scores(ctx, k)
         out[k] = seeds["seed_mean"] if len(seeds["seed_miou"]) > 1 else full_or_train(ctx.main[k])
     return out
 
 
 def best_model(ctx: ReportContext) -> str:
-    """The headline model ranked first (:func:`ranking_scores`); whether its lead is resolved is
-    :func:`top_model_phrase`'s to say."""
+    """The architecture ranked first (:func:`ranking_scores`), or its tuned version where the sweep's
+    parameters improved it beyond the noise; whether its lead is resolved is :func:`top_model_phrase`'s
+    to say."""
     scores = ranking_scores(ctx)
-    return max(scores, key=scores.get)
+    top = max(scores, key=scores.get)
+    tuned = next((c for c in comparisons(ctx) if c.topic == "tuning" and c.name_b == top), None)
+    return tuned.name_a if tuned is not None and tuned.resolved and tuned.diff.difference > 0 else top
 
 
 def top_model_phrase(ctx: ReportContext) -> str:
-    """``"the top-ranked model, U-Net"``, with what the comparisons say of its lead over the runner-up:
-    resolved, unresolved, or not compared directly (a ranking by point estimates alone is no finding)."""
+    """``"the top-ranked model, U-Net"``, with what the comparisons say of its place: ahead of the
+    runner-up beyond the noise (no caveat), or not separated from it (a ranking by point estimates
+    alone is no finding)."""
     scores = ranking_scores(ctx)
     ranked = sorted(scores, key=scores.get, reverse=True)
-    top = ranked[0]
+    best = best_model(ctx)
     if len(ranked) < 2:
-        return f"the only model, {top}"
-    runner = ranked[1]
+        return f"the top-ranked model, {best}"
+    top, runner = ranked[0], ranked[1]
     c = next((c for c in comparisons(ctx) if {c.name_a, c.name_b} == {top, runner}), None)
-    lead = ("" if c is not None and c.resolved else
-            f" (its lead over {runner}, ranked second, is unresolved: Section 6)" if c is not None else
-            f" (by point estimate: it is not compared with {runner}, ranked second, directly)")
-    return f"the top-ranked model, {top}{lead}"
+    caveat = ("" if c is not None and c.resolved else
+              f" (not separated from {runner}, ranked second: Section 6)" if c is not None else
+              f" (by point estimate: not compared with {runner}, ranked second, directly)")
+    return f"the top-ranked model, {best}{caveat}"
 
 
 def fig_confusion(ctx: ReportContext, number: int = 9) -> tuple:
