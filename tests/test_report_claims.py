@@ -87,6 +87,8 @@ def test_provenance_gives_each_runs_commit_and_device_not_the_report_machines():
     table = front.provenance_table(ctx).set_index("item")["value"]
     assert table["commit"].startswith("c0ffee (this report); all ")
     assert table["device"].startswith("the headline runs trained on CPU (2 cores)")
+    assert front.runs_commits(replace(ctx, env={**ctx.env, "commit": "newer"})) == (
+        f"all {len(front.all_runs(ctx))} runs trained at c0ffee (reused: this report was built at a later commit)")
     # runs reused from an earlier commit, trained on a GPU box; the report is built on a laptop
     ctx = context()
     for run in front.all_runs(ctx)[:3]:

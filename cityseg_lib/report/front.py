@@ -139,6 +139,8 @@ def runs_commits(ctx: ReportContext) -> str:
     n = sum(found.values())
     if list(found) == [here]:
         return f"all {n} runs trained at this commit"
+    if len(found) == 1:
+        return f"all {n} runs trained at {next(iter(found))} (reused: this report was built at a later commit)"
     parts = [f"{k} at {c}" for c, k in sorted(found.items(), key=lambda x: -x[1])]
     return f"the {n} runs were trained at more than one commit: {'; '.join(parts)}"
 

@@ -91,11 +91,12 @@ def scoring_resolution_text(ctx: ReportContext) -> str:
     parts = []
     if lower:
         parts.append(f"{join(list(lower))} {'scores' if len(lower) == 1 else 'score'} measurably lower at full "
-                     f"resolution, {by(lower)}: up-sampled logits cannot restore the detail lost by down-scaling.")
+                     f"resolution, {by(lower)}, as expected if up-sampled logits cannot restore the detail lost by "
+                     "down-scaling.")
     if higher:
         parts.append(f"{join(list(higher))} {'scores' if len(higher) == 1 else 'score'} measurably higher at full "
-                     f"resolution, {by(higher)}: the up-sampled logits are smoother than the nearest-neighbour "
-                     "down-scaled masks they are scored against at the training size.")
+                     f"resolution, {by(higher)}; a possible cause is that its up-sampled logits are smoother than the "
+                     "nearest-neighbour down-scaled masks they are scored against at the training size.")
     return text + " " + " ".join(parts)
 
 
