@@ -9,6 +9,7 @@ every run by :mod:`cityseg_lib.runstore`.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import ClassVar, TypeVar
 
@@ -94,6 +95,12 @@ class TrainConfig:
             raise CitysegError(f"train_subset={self.train_subset} is out of range (a fraction in (0, 1] or a count >= 1)")
         if isinstance(self.train_subset, int) and self.train_subset < 1:
             raise CitysegError(f"train_subset={self.train_subset} is out of range (a fraction in (0, 1] or a count >= 1)")
+        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            raise CitysegError(f"device={self.device!r} must be auto, cpu, cuda or cuda:N")
+        for key in ("train_split", "val_split"):
+            if getattr(self, key) == "test":
+                raise CitysegError(f"{key}='test': Cityscapes withholds the test split's labels (they are all void "
+                                   "in the release), so nothing can be learnt or scored on it; use 'val'")
         if not self.name or self.name.startswith("/") or ".." in self.name.split("/"):
             raise CitysegError(f"name={self.name!r} must be a relative folder name")
 

@@ -36,6 +36,9 @@ def test_evaluate_slide_and_flip_tta_from_the_cli(tiny_run, capsys):
     assert bad.value.code == 2
     assert main(["evaluate", "--run", str(tiny_run), "--tta", "spin"]) == 2
     assert "tta 'spin' is not one of flip, ms" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(tiny_run), "--split", "test"]) == 2  # its labels are all void
+    assert "split='test': Cityscapes withholds the test split's labels" in capsys.readouterr().err
+    assert not (tiny_run / "eval_test.json").exists()
 
 
 def test_export_checks_agreement_and_predict_runs_on_onnxruntime(tiny_run, demo_root, tmp_path, capsys):

@@ -61,6 +61,42 @@ def test_unknown_model_option(report):
     _failed(report("--set", "02.model_options={widht: 4}"), "02_baseline_fcn", "'widht'", "base_width")
 
 
+def test_model_option_values_and_input_sizes_fail_before_any_notebook(report):
+    _failed(report("--set", "02.model_options={base_width: -1}"), "02_baseline_fcn", "base_width=-1")
+    _failed(report("--set", "03.model_options={base_width: 4, depth: 2, dropout: 3}"), "03_unet", "dropout=3")
+    _failed(report("--set", "03.model_options={base_width: 4, depth: 20}"), "03_unet", "depth=20", "above 8")
+    _failed(report("--set", "03.model_options={base_width: 4, depth: 7}"), "03_unet", "smaller than 2**depth = 128")
+    _failed(report("--set", "04.encoder=nosuch"), "04_swin2_jnet", "'nosuch' is not a timm model name")
+    _failed(report("--set", "04.dropout=-1"), "04_swin2_jnet", "dropout=-1")
+
+
+def test_device_and_test_split_fail_before_any_notebook(report):
+    _failed(report("--set", "03.train={device: gpu}"), "03_unet", "device='gpu'", "cuda:N")
+    _failed(report("--set", "02.train={val_split: test}"), "02_baseline_fcn", "val_split='test'", "withholds")
+
+
+def test_counts_of_the_exploration_and_report_notebooks(report):
+    _failed(report("--set", "01.stats_stride=0"), "01_data_exploration", "stats_stride=0", "integer >= 1")
+    _failed(report("--set", "01.n_samples=-3"), "n_samples=-3", "integer >= 0")
+    _failed(report("--set", "07.speed_rounds=-5"), "07_report", "speed_rounds=-5")
+    _failed(report("--set", "07.n_qualitative=1.5"), "n_qualitative=1.5", "integer")
+    _failed(report("--set", "03.cpu_threads=-4"), "03_unet", "cpu_threads=-4")
+
+
+def test_a_notebook_cannot_switch_to_another_profile(report):
+    _failed(report("--set", "03.profile=full"), "--set 03.profile", "profile='full'", "--profile")
+
+
+def test_generated_data_settings_are_checked_naming_data_yaml(report, monkeypatch):
+    from cityseg_lib.data import source
+
+    real = source.data_settings
+    for bad, needle in (({"train": -2}, "train=-2"), ({"size": [5, 5]}, "size=[5, 5]"), ({"val": 0}, "val=0"),
+                        ({"train": "many"}, "train='many'")):
+        monkeypatch.setattr(source, "data_settings", lambda profile, bad=bad: {**real(profile), **bad})
+        _failed(report(), "smoke/data.yaml", needle)
+
+
 def test_pretrained_weights_offline_without_a_local_file(report):
     _failed(report("--set", "04.pretrained=true"), "04_swin2_jnet", "HF_HUB_OFFLINE=1", "weights:",
             "HF_HUB_OFFLINE=0")

@@ -13,7 +13,7 @@ from cityseg_lib.files import atomic_write_json
 from cityseg_lib.paths import params_dir, project_root, resolve_data_root
 from cityseg_lib.strict import load_yaml
 
-__all__ = ["DEMO_STAMP", "data_settings", "is_synthetic", "ensure_data", "generator_settings"]
+__all__ = ["DEMO_STAMP", "data_settings", "generation_args", "is_synthetic", "ensure_data", "generator_settings"]
 
 #: Marker written into a generated dataset root: its presence means "synthetic demo data".
 DEMO_STAMP = "cityseg_demo_data.json"
@@ -39,17 +39,25 @@ def is_synthetic(root: str | os.PathLike) -> bool:
     return readme.is_file() and readme.read_text(errors="replace").startswith("cityseg synthetic demo dataset")
 
 
-def _generation_args(settings: dict) -> dict:
-    size = settings.get("size", [1024, 512])
-    return {
-        "train": int(settings.get("train", 80)),
-        "val": int(settings.get("val", 20)),
-        "test": int(settings.get("test", 4)),
-        "train_extra": int(settings.get("train_extra", 0)),
-        "size": [int(size[0]), int(size[1])],
-        "seed": int(settings.get("seed", 0)),
-        "coarse": bool(settings.get("coarse", True)),
-    }
+def generation_args(profile: str, settings: dict | None = None) -> dict:
+    """The generator's arguments from ``params/PROFILE/data.yaml`` (defaults filled in), checked:
+    one line naming the file and the key at fault; a study needs at least one train and one val frame."""
+    from cityseg_lib.data.demo import check_demo_args
+
+    settings = data_settings(profile) if settings is None else settings
+    args = {"train": settings.get("train", 80), "val": settings.get("val", 20), "test": settings.get("test", 4),
+            "train_extra": settings.get("train_extra", 0), "size": settings.get("size", [1024, 512]),
+            "seed": settings.get("seed", 0), "coarse": settings.get("coarse", True)}
+    where = params_dir(profile) / "data.yaml"
+    try:
+        check_demo_args(**args)
+    except CitysegError as err:
+        raise CitysegError(f"{where}: {err}") from None
+    for key in ("train", "val"):
+        if args[key] < 1:
+            raise CitysegError(f"{where}: {key}={args[key]}: the study needs at least one {key} frame")
+    return {**{k: int(v) for k, v in args.items() if k not in ("size", "coarse")},
+            "size": [int(args["size"][0]), int(args["size"][1])], "coarse": args["coarse"]}
 
 
 def ensure_data(data_root: str = "", profile: str = "demo", progress: bool = False) -> Path:
@@ -70,7 +78,7 @@ def ensure_data(data_root: str = "", profile: str = "demo", progress: bool = Fal
             f"profile {profile!r} needs the real Cityscapes: set CITYSCAPES_DATASET (or data_root) to the folder "
             "holding leftImg8bit/ and gtFine/"
         )
-    args = _generation_args(settings)
+    args = generation_args(profile, settings)
     root = project_root() / "data" / str(settings.get("folder", profile))
     stamp = root / DEMO_STAMP
     if stamp.is_file():

@@ -80,6 +80,9 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool 
     """
     if isinstance(images, bool) or not isinstance(images, int) or images < 0:
         raise CitysegError(f"images={images!r}: expected an integer >= 0 (0 = every frame of the split)")
+    if split == "test":  # its labels are all void: every score would be NaN
+        raise CitysegError("split='test': Cityscapes withholds the test split's labels (all void in the release), so "
+                           "it cannot be scored here; predict it (cityseg predict) and submit to the benchmark server")
     dev = resolve_device(device)
     run = runstore.resolve(run_dir)
     cfg, model = load_run(run, device=str(dev), data_root=data_root)

@@ -32,6 +32,8 @@ __all__ = [
 M = TypeVar("M", bound=Callable[..., nn.Module])
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+#: name -> ``check(options, input_size)``: the model's cheap value checks (nothing built)
+_CHECKS: dict[str, Callable[[dict, "tuple[int, int] | None"], None]] = {}
 
 
 # ----------------------------------------------------------------------------- option checks
@@ -67,17 +69,23 @@ def check_size(model: str, key: str, value: Any) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- registry
 
 
-def register_model(name: str) -> Callable[[M], M]:
+def register_model(name: str, check: Callable[[dict, "tuple[int, int] | None"], None] | None = None
+                   ) -> Callable[[M], M]:
     """Class (or function) decorator: make ``build_model(name, ...)`` build it.
 
     The builder must accept ``num_classes`` and its options as keyword arguments; its
-    signature is the list of valid options.
+    signature is the list of valid options. ``check(options, input_size)``, when given, refuses bad
+    option values (every option present, defaults filled in) and an input size the model cannot
+    take (None: not known), cheaply: :func:`check_model` runs it where a config enters, before any
+    folder, data or weights are touched.
     """
 
     def decorator(builder: M) -> M:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")  # a bug, not a user error
         _REGISTRY[name] = builder
+        if check is not None:
+            _CHECKS[name] = check
         return builder
 
     return decorator
@@ -117,13 +125,17 @@ def build_model(name: str, num_classes: int = NUM_CLASSES, **options: Any) -> nn
     return _builder(name)(num_classes=num_classes, **options)
 
 
-def check_model(name: str, options: Mapping[str, Any]) -> None:
+def check_model(name: str, options: Mapping[str, Any], input_size: tuple[int, int] | None = None) -> None:
     """What :func:`build_model` refuses before building: an unknown model name (listing the valid
-    ones) or an option the model does not take (listing its options). Cheap: nothing is built, so
-    a config can be checked where it enters, before any folder or data is touched."""
+    ones), an option the model does not take (listing its options), an option value out of range,
+    and (with ``input_size``, the ``(H, W)`` the model will be trained on) an input the model cannot
+    take. Cheap: nothing is built, so a config can be checked where it enters, before any folder or
+    data is touched."""
     valid = model_options(name)
     for key in options:
         if key not in valid:
             raise CitysegError(
                 f"model {name!r} has no option {key!r}; valid options: {', '.join(sorted(valid)) or '(none)'}"
             )
+    if name in _CHECKS:
+        _CHECKS[name]({**valid, **options}, None if input_size is None else tuple(input_size))

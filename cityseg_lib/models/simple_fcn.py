@@ -68,7 +68,16 @@ class _Decoder(nn.Module):
         return self.steps(features[-1])
 
 
-@register_model("simple_fcn")
+def check_simple_fcn(options: dict, input_size: tuple[int, int] | None = None) -> None:
+    """``base_width`` even and >= 2 (the last decoding step halves it); any input size (padded)."""
+    base_width = options["base_width"]
+    if check_int("simple_fcn", "base_width", base_width, minimum=2) % 2:
+        raise CitysegError(
+            f"simple_fcn: option base_width={base_width!r} must be even (the last decoding step halves it)"
+        )
+
+
+@register_model("simple_fcn", check=check_simple_fcn)
 class SimpleFCN(nn.Module):
     """The baseline fully-convolutional network.
 
@@ -82,10 +91,7 @@ class SimpleFCN(nn.Module):
 
     def __init__(self, num_classes: int = NUM_CLASSES, base_width: int = 64) -> None:
         super().__init__()
-        if check_int("simple_fcn", "base_width", base_width, minimum=2) % 2:
-            raise CitysegError(
-                f"simple_fcn: option base_width={base_width!r} must be even (the last decoding step halves it)"
-            )
+        check_simple_fcn({"base_width": base_width})
         self.encoder = _Encoder(base_width)
         self.decoder = _Decoder(self.encoder.out_channels[-1])
         self.head = nn.Conv2d(self.decoder.out_channels, num_classes, 1)

@@ -130,7 +130,33 @@ class _JDecoder(nn.Module):
 # ----------------------------------------------------------------------------- the model
 
 
-@register_model(_NAME)
+def check_swin2_jnet(options: dict, input_size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The Swin2-JNet's option values, without building the encoder: a timm model name, booleans,
+    ``weights`` only with ``pretrained``, the dropout rate, ``encoder_kwargs`` (returned as timm
+    takes them), sizes and widths. Any input size works (resized to the encoder's)."""
+    import timm
+
+    encoder, pretrained, weights = options["encoder"], options["pretrained"], options["weights"]
+    if not isinstance(encoder, str) or not timm.is_model(encoder):
+        raise CitysegError(f"{_NAME}: encoder {encoder!r} is not a timm model name (see timm.list_models('swinv2*'))")
+    if options["img_size"] is not None:
+        check_size(_NAME, "img_size", options["img_size"])
+    for key in ("pretrained", "batchnorm"):
+        if not isinstance(options[key], bool):
+            raise CitysegError(f"{_NAME}: option {key}={options[key]!r} must be true or false")
+    if weights and not pretrained:
+        raise CitysegError(f"{_NAME}: weights={weights!r} with pretrained=false; drop one of the two")
+    check_probability(_NAME, "dropout", options["dropout"])
+    channels = options["decoder_channels"]
+    if channels is not None:
+        if not isinstance(channels, (list, tuple)):
+            raise CitysegError(f"{_NAME}: option decoder_channels={channels!r} must list one width per encoder stage")
+        for c in channels:
+            check_int(_NAME, "decoder_channels", c)
+    return _check_encoder_kwargs(options["encoder_kwargs"])
+
+
+@register_model(_NAME, check=check_swin2_jnet)
 class Swin2JNet(nn.Module):
     """Swin V2 encoder + J-shaped decoder with skip connections, BatchNorm and Dropout.
 
@@ -166,19 +192,12 @@ class Swin2JNet(nn.Module):
         decoder_channels: tuple[int, ...] | None = None,
     ) -> None:
         super().__init__()
-        import timm
-        if not isinstance(encoder, str) or not timm.is_model(encoder):
-            raise CitysegError(f"{_NAME}: encoder {encoder!r} is not a timm model name (see timm.list_models('swinv2*'))")
+        kwargs = check_swin2_jnet({"encoder": encoder, "img_size": img_size, "pretrained": pretrained,
+                                   "weights": weights, "dropout": dropout, "batchnorm": batchnorm,
+                                   "encoder_kwargs": encoder_kwargs, "decoder_channels": decoder_channels})
         if img_size is not None:
             img_size = check_size(_NAME, "img_size", img_size)
-        if not isinstance(pretrained, bool):
-            raise CitysegError(f"{_NAME}: option pretrained={pretrained!r} must be true or false")
-        if weights and not pretrained:
-            raise CitysegError(f"{_NAME}: weights={weights!r} with pretrained=false; drop one of the two")
-        dropout = check_probability(_NAME, "dropout", dropout)
-        if not isinstance(batchnorm, bool):
-            raise CitysegError(f"{_NAME}: option batchnorm={batchnorm!r} must be true or false")
-        kwargs = _check_encoder_kwargs(encoder_kwargs)
+        dropout = float(dropout)
 
         self.encoder = TimmEncoder(encoder, img_size, pretrained, weights, **kwargs)
         self.img_size = self.encoder.img_size

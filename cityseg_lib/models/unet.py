@@ -107,7 +107,26 @@ class _Decoder(nn.Module):
         return x
 
 
-@register_model("unet")
+#: Deepest U-Net accepted: 8 max-pools take a 2048-pixel side to 8 pixels (and the bottleneck to
+#: ``base_width * 256`` channels); deeper is a typo, not a design.
+MAX_DEPTH = 8
+
+
+def check_unet(options: dict, input_size: tuple[int, int] | None = None) -> None:
+    """The U-Net's option values (base_width, depth <= :data:`MAX_DEPTH`, dropout), and an input size
+    of at least ``2**depth`` per side (each max-pool halves it)."""
+    check_int("unet", "base_width", options["base_width"])
+    depth = check_int("unet", "depth", options["depth"])
+    if depth > MAX_DEPTH:
+        raise CitysegError(f"unet: option depth={depth} is above {MAX_DEPTH} (each level halves the input and "
+                           "doubles the channels)")
+    check_probability("unet", "dropout", options["dropout"])
+    if input_size is not None and min(input_size) < 2**depth:
+        raise CitysegError(f"unet: the training input {list(input_size)} is smaller than 2**depth = {2**depth} on a "
+                           "side; lower model_options.depth or raise image_size/crop_size")
+
+
+@register_model("unet", check=check_unet)
 class UNet(nn.Module):
     """U-Net with BatchNorm, padded convolutions and optional dropout.
 
@@ -125,9 +144,8 @@ class UNet(nn.Module):
         self, num_classes: int = NUM_CLASSES, base_width: int = 64, depth: int = 4, dropout: float = 0.0
     ) -> None:
         super().__init__()
-        check_int("unet", "base_width", base_width)
-        check_int("unet", "depth", depth)
-        dropout = check_probability("unet", "dropout", dropout)
+        check_unet({"base_width": base_width, "depth": depth, "dropout": dropout})
+        dropout = float(dropout)
         self.encoder = _Encoder(base_width, depth, dropout)
         self.decoder = _Decoder(self.encoder.out_channels, dropout)
         self.head = nn.Conv2d(self.decoder.out_channels, num_classes, 1)

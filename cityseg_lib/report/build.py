@@ -88,6 +88,10 @@ def notebook_params(profile: str, stem: str, retrain: bool = False, overrides: d
             where = f"{source}{unknown[0]}" if source.startswith("--set") else source
             raise CitysegError(f"{where}: unknown parameter {unknown[0]!r} of notebook {stem} "
                                f"(it has: {', '.join(sorted(known))})")
+    for source, values in ((str(path), params), (f"--set {stem[:2]}.profile", overrides or {})):
+        if values.get("profile", profile) != profile:  # the profile is the build's, checked as one
+            raise CitysegError(f"{source}: profile={values['profile']!r} differs from the build's profile {profile!r}; "
+                               "choose the profile with --profile")
     params["profile"] = profile
     if "retrain" in known:
         params["retrain"] = bool(retrain)

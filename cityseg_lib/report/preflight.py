@@ -50,8 +50,15 @@ def _kind(value) -> str:
     return {str: "string", list: "list", dict: "mapping"}.get(type(value), type(value).__name__)
 
 
+#: Notebook parameters outside the training configs, and the least value each takes (counts and
+#: strides: a stride of 0 or a negative count fails inside the notebook, after its kernel started).
+MINIMA = {"n_samples": 0, "stats_max_images": 0, "stats_stride": 1, "n_qualitative": 0, "inference_images": 0,
+          "speed_rounds": 0, "cpu_threads": 0}
+
+
 def check_values(stem: str, params: dict, defaults: dict, source: str) -> None:
-    """Each parameter has the kind of the notebook's default (number, string, list, mapping, bool)."""
+    """Each parameter has the kind of the notebook's default (number, string, list, mapping, bool),
+    and the counts of :data:`MINIMA` are integers at or above their least value."""
     for key, value in params.items():
         if key not in defaults or defaults[key] is None or value is None:
             continue
@@ -59,6 +66,8 @@ def check_values(stem: str, params: dict, defaults: dict, source: str) -> None:
         if want != got and not (want == "number" and got == "number"):
             raise CitysegError(f"{source}: {key}={value!r} is not a {want} (notebook {stem} expects a {want}, "
                                f"like its default {defaults[key]!r})")
+        if key in MINIMA and (not isinstance(value, int) or value < MINIMA[key]):
+            raise CitysegError(f"{source}: {key}={value!r} must be an integer >= {MINIMA[key]}")
 
 
 def check_data_root(root: Path, where: str) -> None:
@@ -136,7 +145,7 @@ def _reachable(repo: str, filename: str) -> bool:
 def _data_root(profile: str, params: dict[str, dict]) -> str:
     """The root the notebooks will use: a ``data_root`` parameter, ``$CITYSCAPES_DATASET``, or the
     profile's generated data (its settings checked; it is made by the build before notebook 01)."""
-    from cityseg_lib.data.source import data_settings
+    from cityseg_lib.data.source import data_settings, generation_args
     from cityseg_lib.paths import resolve_data_root
 
     roots = {stem: p.get("data_root") for stem, p in params.items() if p.get("data_root")}
@@ -150,6 +159,8 @@ def _data_root(profile: str, params: dict[str, dict]) -> str:
     if not roots and not settings.get("generate"):
         raise CitysegError(f"profile {profile!r} needs the real Cityscapes: set CITYSCAPES_DATASET (or data_root) to "
                            "the folder holding leftImg8bit/ and gtFine/")
+    if not roots and settings.get("generate"):
+        generation_args(profile, settings)  # the build generates the data: its settings, each named in data.yaml
     return next(iter(roots.values()), "") or "<generated>"
 
 
@@ -220,7 +231,7 @@ def check_report(profile: str, params: dict[str, dict], defaults: dict[str, dict
     for stem, cfgs in configs.items():
         for cfg in cfgs:
             try:
-                check_model(cfg.model, cfg.model_options)
+                check_model(cfg.model, cfg.model_options, cfg.crop_size or cfg.image_size)
             except CitysegError as e:
                 raise CitysegError(f"{sources[stem]}: run {cfg.name}: {e}") from None
             if selected is None or stem in selected:

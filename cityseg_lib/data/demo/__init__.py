@@ -25,6 +25,6 @@ palettes), :mod:`.buildings`, :mod:`.furniture`, :mod:`.people`, :mod:`.vehicles
 
 from cityseg_lib.data.demo.scene import DemoFrame, render_frame
 from cityseg_lib.data.demo.style import DEMO_CITIES
-from cityseg_lib.data.demo.writer import DEMO_VERSION, make_demo_dataset
+from cityseg_lib.data.demo.writer import DEMO_VERSION, check_demo_args, make_demo_dataset
 
-__all__ = ["DEMO_CITIES", "DEMO_VERSION", "DemoFrame", "render_frame", "make_demo_dataset"]
+__all__ = ["DEMO_CITIES", "DEMO_VERSION", "DemoFrame", "render_frame", "make_demo_dataset", "check_demo_args"]

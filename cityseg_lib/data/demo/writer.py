@@ -7,6 +7,7 @@ import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -126,6 +127,24 @@ def _prepare_root(root: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
 
 
+def check_demo_args(*, train: Any, val: Any, test: Any, train_extra: Any, size: Any, seed: Any, coarse: Any) -> None:
+    """The generator's arguments, each refused in one line naming it: frame counts integers >= 0,
+    ``size`` (W, H) integers in [16, 8192], ``seed`` an integer >= 0, ``coarse`` a boolean, and
+    ``train_extra`` frames only with coarse labels (they have no others)."""
+    for name, n in {"train": train, "val": val, "test": test, "train_extra": train_extra}.items():
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+            raise CitysegError(f"{name}={n!r}: the number of frames must be an integer >= 0")
+    if (not isinstance(size, (list, tuple)) or len(size) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 16 <= v <= 8192 for v in size)):
+        raise CitysegError(f"size={size!r}: expected (W, H) integers between 16 and 8192")
+    if not isinstance(coarse, bool):
+        raise CitysegError(f"coarse={coarse!r}: expected true or false")
+    if train_extra and not coarse:
+        raise CitysegError(f"train_extra={train_extra}: train_extra frames only have coarse labels; use coarse=True")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise CitysegError(f"seed={seed!r}: expected an integer >= 0")
+
+
 def make_demo_dataset(out: str | os.PathLike, *, train: int = 24, val: int = 8, test: int = 4, train_extra: int = 0,
                       size: tuple[int, int] = (2048, 1024), seed: int = 0, coarse: bool = True, workers: int = 1,
                       progress: bool = False) -> Path:
@@ -139,15 +158,7 @@ def make_demo_dataset(out: str | os.PathLike, *, train: int = 24, val: int = 8, 
     folder is refused. ``progress`` shows a tqdm bar over frames.
     """
     counts = {"train": train, "val": val, "test": test, "train_extra": train_extra}
-    for name, n in counts.items():
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise CitysegError(f"{name}={n!r}: the number of frames must be an integer >= 0")
-    if len(size) != 2 or not all(isinstance(v, (int, np.integer)) and 16 <= v <= 8192 for v in size):
-        raise CitysegError(f"size={size!r}: expected (W, H) integers between 16 and 8192")
-    if train_extra and not coarse:
-        raise CitysegError(f"train_extra={train_extra}: train_extra frames only have coarse labels; use coarse=True")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise CitysegError(f"seed={seed!r}: expected an integer >= 0")
+    check_demo_args(train=train, val=val, test=test, train_extra=train_extra, size=size, seed=seed, coarse=coarse)
     if not isinstance(workers, int) or workers < 1:
         raise CitysegError(f"workers={workers!r}: expected an integer >= 1")
     size = (int(size[0]), int(size[1]))
