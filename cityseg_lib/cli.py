@@ -76,7 +76,9 @@ def _cmd_train(a) -> int:
               "with --resume extends it")
         return 0
     print(f"{'resuming' if state == 'resume' else 'training'} {out}")
-    for _ in executor.run(fit, [(out, (cfg, a.resume or a.retrain, print))]):  # local: here; ray: in a task
+    # prepare has vetted the folder (and moved a retrained run aside) once, here; the job always
+    # resumes, so a Ray retry of a worker that died continues from last.pt instead of being refused
+    for _ in executor.run(fit, [(out, (cfg, True, print))]):  # local: here; ray: in a task
         pass
     s = runstore.load_summary(out)
     full = s.get("val_full_res")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from cityseg_lib import runstore
 from cityseg_lib.cli import main as cli_main
 from cityseg_lib.config import TrainConfig
 from cityseg_lib.errors import CitysegError
-from cityseg_lib.execute import LocalExecutor, executor_name, get_executor, train_all
+from cityseg_lib.execute import Executor, LocalExecutor, executor_name, get_executor, train_all
 from cityseg_lib.execute.study import train_one
 from cityseg_lib.lock import lock_holder
 from cityseg_lib.strict import from_dict
@@ -92,6 +93,63 @@ def test_train_all_locally_keeps_order_trains_a_run_once_and_reuses_it(demo_root
     monkeypatch.setenv("CITYSEG_EXECUTOR", "ray")  # finished runs never start the executor
     assert train_all([a, b]) == runs[1:]
     assert "a: reusing the finished run" in capsys.readouterr().out
+
+
+class _WorkerDied(BaseException):
+    """The worker process is gone: nothing after this point of the job ran."""
+
+
+class _Retrying(Executor):
+    """Ray's ``max_retries`` without Ray: a job whose worker died runs again, with its own arguments."""
+
+    kind = "retrying"
+
+    def run(self, fn, jobs, threads=0):
+        for key, args in jobs:
+            try:
+                result = fn(*args)
+            except _WorkerDied:
+                result = fn(*args)
+            yield key, result
+
+
+def _worker_dies_after_epoch_1(monkeypatch) -> None:
+    real, died = runstore.write_metrics, []
+
+    def write_metrics(run, history):
+        real(run, history)
+        if not died:
+            died.append(1)
+            raise _WorkerDied
+
+    monkeypatch.setattr(runstore, "write_metrics", write_metrics)
+
+
+def test_a_retried_cli_training_resumes_from_last_pt(demo_root, tmp_path, monkeypatch, capsys):
+    reference = train_all([_cfg(demo_root, tmp_path / "local")], executor="local")[0]
+    monkeypatch.setattr("cityseg_lib.execute.get_executor", lambda *a, **k: _Retrying())
+    _worker_dies_after_epoch_1(monkeypatch)
+    args = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in {
+        "name": "tiny", "profile": "smoke", "runs_dir": str(tmp_path / "cli"), "data_root": str(demo_root),
+        "model": "unet", "model_options": {"base_width": 4, "depth": 2}, "image_size": [32, 64], "batch_size": 2,
+        "epochs": 2, "step_size": 1, "gamma": 0.5, "lr": 0.01, "device": "cpu", "num_workers": 0,
+        "full_res_eval": False, "progress": False}.items()]
+    assert cli_main(["train", *args]) == 0, capsys.readouterr().err
+    (run,) = (tmp_path / "cli" / "smoke").glob("tiny-*")
+    assert list(runstore.load_metrics(run)["epoch"]) == [1, 2]  # epoch 1 once: the retry resumed
+    _assert_same_run(run, reference)
+
+
+def test_a_retried_retrain_moves_the_run_aside_once_and_resumes(demo_root, tmp_path, monkeypatch, capsys):
+    cfg = _cfg(demo_root, tmp_path)
+    (run,) = train_all([cfg], executor="local")
+    kept = tmp_path / "kept"
+    shutil.copytree(run, kept)
+    _worker_dies_after_epoch_1(monkeypatch)
+    assert train_all([cfg], executor=_Retrying(), retrain=True) == [run]
+    assert len(list((run.parent / ".replaced").iterdir())) == 1  # the finished run, moved once
+    assert list(runstore.load_metrics(run)["epoch"]) == [1, 2]
+    _assert_same_run(run, kept)
 
 
 def test_what_the_gpu_check_imports_needs_no_ray_onnx_or_papermill(demo_root, tmp_path):

@@ -256,6 +256,20 @@ def test_a_rung_where_every_trial_fails_stops_the_sweep(tmp_path, monkeypatch):
         S.run_sweep(cfg, log=lambda _: None)
 
 
+def test_a_trial_that_cannot_resume_with_these_settings_stops_the_sweep(monkeypatch):
+    """Another cpu_threads than the trial began with is the settings' fault, not the trial's: raised
+    (one line), not recorded as a failed trial that a later resume with the right settings would skip."""
+    from cityseg_lib.config import TrainConfig
+    from cityseg_lib.runstore import ResumeRefused
+
+    def refused(cfg, resume=False, log=None):
+        raise ResumeRefused("RUN/last.pt: cannot resume with 2 torch threads: this run trained with 1")
+
+    monkeypatch.setattr("cityseg_lib.train.engine.fit", refused)
+    with pytest.raises(CitysegError, match="cannot resume with 2 torch threads"):
+        S.run_trial(TrainConfig())
+
+
 def test_brackets_panel_of_a_finished_sweep(reference):
     from matplotlib.figure import Figure
 

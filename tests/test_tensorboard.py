@@ -151,6 +151,27 @@ def test_interrupted_and_extended_runs_log_each_step_once(demo_root, tmp_path, m
     assert [int(f.split(".")[3]) for f in files] == sorted(int(f.split(".")[3]) for f in files)
 
 
+def test_a_grid_epoch_killed_before_its_events_gets_its_grid_on_resume(demo_root, tmp_path, monkeypatch):
+    cfg = _cfg(demo_root, tmp_path, "grid", epochs=2, full_res_eval=False)
+    real_epoch = tblog.RunLog.epoch
+
+    def killed_at_epoch_1(self, row, *args, **kwargs):  # after last.pt and metrics.csv of epoch 1
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+        return real_epoch(self, row, *args, **kwargs)
+
+    monkeypatch.setattr(tblog.RunLog, "epoch", killed_at_epoch_1)
+    with pytest.raises(KeyboardInterrupt):
+        engine.fit(cfg, resume=True)
+    monkeypatch.setattr(tblog.RunLog, "epoch", real_epoch)
+    run = runstore.run_dir(cfg)
+    assert ("val/predictions", 1) not in tblog.logged_steps(run / "tb")
+    engine.fit(cfg, resume=True)
+    steps = sorted(s for t, s in tblog.logged_steps(run / "tb") if t == "val/predictions")
+    assert steps == [1, 2]  # epoch 1's grid drawn on resume, from last.pt's weights (epoch 1's)
+    _no_step_twice(run)
+
+
 @pytest.mark.slow
 def test_sigkill_then_resume_logs_each_step_once(demo_root, tmp_path):
     overrides = [f"{k}={v}" for k, v in {

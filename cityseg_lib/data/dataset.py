@@ -3,7 +3,8 @@
 Samples are resized to the training size once (image bilinear with antialias, mask nearest) and
 kept in a :class:`~cityseg_lib.data.cache.SampleCache`, so later epochs read one small array per
 sample instead of decoding two 2048x1024 PNGs. Augmentation runs after the cache, on the
-resized arrays.
+resized arrays, drawing from a generator of (seed, epoch, item) once the trainer has called
+:meth:`CityscapesSegmentation.set_epoch`, so it does not depend on the DataLoader's workers.
 
 With ``normalize=False`` items stay uint8 (4 bytes a pixel instead of the 20 of a float32 image
 plus an int64 mask): the trainer uses this and converts on the device after the copy
@@ -13,6 +14,7 @@ the bytes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -130,6 +132,7 @@ class CityscapesSegmentation(Dataset):
         self.crop_class_balance = float(crop_class_balance)
         self.cache = SampleCache(cache_dir, self.size) if cache_dir is not None else None
         self.normalize = normalize
+        self._epoch: tuple[int, int] | None = None  # (seed, epoch) of set_epoch
 
     def __len__(self) -> int:
         return len(self.samples) * (2 if self.augment == "augment" else 1)
@@ -141,6 +144,28 @@ class CityscapesSegmentation(Dataset):
             return preprocess_sample(sample, self.size)
         return self.cache.get(sample, lambda s: preprocess_sample(s, self.size))
 
+    def set_epoch(self, seed: int, epoch: int) -> None:
+        """Draw the random transforms of item ``i`` from a generator seeded with ``(seed, epoch, i)``.
+
+        Without it they draw from torch's global generator, which is a DataLoader worker's own
+        when there are workers: what an item got then depended on the number of workers. The
+        trainer calls this before every epoch (a DataLoader without persistent workers copies
+        the dataset to its workers at the start of each epoch).
+        """
+        self._epoch = (int(seed), int(epoch))
+
+    @contextlib.contextmanager
+    def _item_rng(self, index: int):
+        """Where item ``index``'s random transforms draw: torch's global generator, forked and seeded
+        with ``(seed, epoch, index)`` after :meth:`set_epoch` (nothing outside the item sees a draw);
+        the global generator as it is before."""
+        if self._epoch is None:
+            yield
+            return
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(np.random.SeedSequence([*self._epoch, index]).generate_state(1, np.uint64)[0]))
+            yield
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, str]:
         n = len(self.samples)
         base = index % n
@@ -148,11 +173,12 @@ class CityscapesSegmentation(Dataset):
         image = tv_tensors.Image(arr[..., :3].permute(2, 0, 1))
         mask = tv_tensors.Mask(arr[..., 3])
         transformed = self.augment == "replace" or (self.augment == "augment" and index >= n)
-        if transformed:
-            image, mask = self._aug(image, mask)
-        image, mask = image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
-        if self.crop_size is not None:
-            image, mask = random_crop(image, mask, self.crop_size, self.crop_class_balance)
+        with self._item_rng(index) if transformed or self.crop_size is not None else contextlib.nullcontext():
+            if transformed:
+                image, mask = self._aug(image, mask)
+            image, mask = image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor)
+            if self.crop_size is not None:
+                image, mask = random_crop(image, mask, self.crop_size, self.crop_class_balance)
         if self.normalize:
             image, mask = normalize(image), mask.long()
         return image, mask, self.samples[base].id

@@ -67,7 +67,9 @@ def random_crop(
     With probability ``class_balance`` the window is centred (then clamped to the sample) on a
     pixel of a class drawn uniformly from those present, so rare classes are seen as often as
     common ones; otherwise its corner is uniform. Randomness comes from torch's global generator,
-    which training re-seeds every epoch (a resumed epoch cuts the same crops).
+    which the training dataset seeds per item from (seed, epoch, index)
+    (:meth:`~cityseg_lib.data.dataset.CityscapesSegmentation.set_epoch`): a resumed epoch cuts the
+    same crops, with any number of DataLoader workers.
     """
     h, w = int(size[0]), int(size[1])
     if h < 1 or w < 1:

@@ -15,9 +15,10 @@ it for the notebooks it runs). Results do not depend on the executor: a run comp
 thing wherever it runs, given the same torch thread count, which every executor applies to every
 run (:func:`cityseg_lib.execute.executors.Executor.run`).
 
-Faults: a run whose Ray worker dies (killed, out of memory, a lost node) is retried, and the
-retry resumes from the run's ``last.pt`` -- the engine resumes exactly, and the run folder's
-lock (an ``flock``) died with the worker. A :class:`~cityseg_lib.errors.CitysegError` (bad input,
+Faults: a run whose Ray worker dies (killed, out of memory, a lost node) is retried with the
+job's own arguments, so jobs always resume (the driver vets the folder and moves a retrained run
+aside once, before submitting), and the retry resumes from the run's ``last.pt`` -- exactly on
+CPU -- as the run folder's lock (an ``flock``) died with the worker. A :class:`~cityseg_lib.errors.CitysegError` (bad input,
 a non-finite loss) is the user's to fix and is not retried.
 
 Nothing here imports Ray until an executor of kind ``ray`` runs something, so the package works

@@ -13,8 +13,10 @@ cluster, made safe for a shared machine:
   (``RAY_AUTH_TOKEN``), which the notebooks it starts inherit, and is never written to disk.
 
 Tasks: ``max_retries`` covers a worker that dies (SIGKILL, out of memory, a lost node): the retry
-trains the same run again, and the engine resumes it from ``last.pt`` bit for bit; the run
-folder's lock died with the worker. ``retry_exceptions=False``: an exception raised by the run
+calls the job again with its own arguments, so every training job resumes (``fit(cfg, True)``
+from the CLI, ``train_one`` without ``retrain``, the sweep's ``run_trial``) and the driver vets
+the folder, or moves a retrained run aside, once before submitting; the engine then resumes the
+run from ``last.pt`` bit for bit on CPU (the run folder's lock died with the worker). ``retry_exceptions=False``: an exception raised by the run
 (a :class:`CitysegError` such as a non-finite loss, or a bug) is not retried.
 """
 

@@ -19,6 +19,9 @@ def train_one(cfg: TrainConfig, retrain: bool = False, capture: bool = False) ->
 
     ``capture``: return what the run store prints ("NAME: trained 10 epochs ...") instead of
     printing it, so a Ray worker's lines reach the caller's output unprefixed, in order of completion.
+    ``retrain`` is for a call made once (here, in this process): a job that an executor may retry
+    must not retrain, or each retry would move the run aside again; :func:`train_all` retrains
+    before it submits.
     """
     if not capture:
         runstore.train_or_load(cfg, retrain=retrain)
@@ -40,6 +43,10 @@ def train_all(cfgs: Iterable[TrainConfig], executor: str | Executor | None = Non
     ``retrain`` replaces finished runs (and says so). ``threads``: torch threads of every run
     (0: this process's count, e.g. a notebook's ``set_cpu_threads``), so results do not depend on
     the executor. A :class:`CitysegError` in any run stops the others and is raised here.
+
+    The replacing is done here, once per run, before any job starts: a job is retried with its
+    own arguments when its Ray worker dies, and the retry must resume the run the first attempt
+    began, not move it aside and start over.
     """
     cfgs = list(cfgs)
     folders = [runstore.run_dir(cfg) for cfg in cfgs]
@@ -51,10 +58,13 @@ def train_all(cfgs: Iterable[TrainConfig], executor: str | Executor | None = Non
             runstore.train_or_load(cfg)  # says "reusing", points config.yaml at the data's current place
         else:
             todo[folder] = cfg
+    if retrain:
+        for cfg in todo.values():
+            runstore.prepare(cfg, resume=True, retrain=True, new_ok=True)  # the run moves to .replaced/, said so
     if todo:
         ex = get_executor(executor, log=print)
         remote = ex.kind != "local"
-        jobs = [(folder, (cfg, retrain, remote)) for folder, cfg in todo.items()]
+        jobs = [(folder, (cfg, False, remote)) for folder, cfg in todo.items()]
         for _folder, text in ex.run(train_one, jobs, threads):
             if text:
                 print(text, end="", flush=True)

@@ -1,8 +1,8 @@
 """The run store: the one module that names a run folder, writes its files and reads them back.
 
-The package has three modules: :mod:`.identity` (what a run computes, hence its folder name),
-:mod:`.files` (every writer and reader of the files below) and :mod:`.lifecycle` (reuse, resume,
-extension and the explicit retrain). A run folder ``RUNS/PROFILE/NAME-HASH/`` holds::
+The package has four modules: :mod:`.identity` (what a run computes, hence its folder name),
+:mod:`.files` (every writer and reader of the files below), :mod:`.lifecycle` (reuse, resume,
+extension and the explicit retrain) and :mod:`.history` (an extended run's earlier results). A run folder ``RUNS/PROFILE/NAME-HASH/`` holds::
 
     config.yaml        the resolved TrainConfig (data_root absolute: the dataset's current place)
     identity.json      what the run computes: its computed keys and the dataset's fingerprint
@@ -10,6 +10,8 @@ extension and the explicit retrain). A run folder ``RUNS/PROFILE/NAME-HASH/`` ho
     metrics.csv        one row per finished epoch
     last.pt, best.pt   the latest state (exact resume) and the lowest-validation-loss weights
     summary.json       the kept checkpoint's scores; written when the run finishes
+    history/N_epochs/  the results (summary, per-image matrices, eval_*.json) of the run when it was
+                       finished at N epochs, moved there before an extension changes anything
     per_image.npz      per-image confusion matrices of the final evaluation at the training size,
     per_image_full_res.npz   and under the official full-resolution protocol (for the bootstrap)
     model_stats.json   parameters and FLOPs (cache), eval_*.json (``cityseg evaluate``)
@@ -25,19 +27,23 @@ explicit ``retrain=True`` moves it whole to ``.replaced/`` beside the runs and s
 only through this module.
 """
 
-from cityseg_lib.runstore.identity import (EXECUTION_KEYS, check_same_computation, computed_config,
+from cityseg_lib.runstore.identity import (EXECUTION_KEYS, ResumeRefused, check_same_computation, computed_config,
                                            dataset_fingerprint, find_runs, run_dir, run_id, runs_root)
 from cityseg_lib.runstore.files import (METRIC_FIELDS, checkpoint_path, last_epoch_gain, load_config, load_environment,
-                                        load_identity, load_metrics, load_per_image, load_summary, model_stats, relative, resolve,
+                                        load_identity, load_metrics, load_per_image, load_summary, model_stats, read_json,
+                                        relative, resolve,
                                         run_record, tensorboard_dir, write_json, write_metrics, write_per_image,
                                         write_run_info, write_summary)
-from cityseg_lib.runstore.lifecycle import is_finished, prepare, train_or_load
+from cityseg_lib.runstore.history import HISTORY_DIR, mark_unfinished
+from cityseg_lib.runstore.lifecycle import fit_state, is_finished, longer_run, prepare, train_or_load
 
 __all__ = [
-    "EXECUTION_KEYS", "METRIC_FIELDS", "computed_config", "dataset_fingerprint", "run_id", "run_dir",
-    "runs_root", "find_runs", "checkpoint_path", "tensorboard_dir", "is_finished", "check_same_computation", "prepare",
+    "EXECUTION_KEYS", "METRIC_FIELDS", "HISTORY_DIR", "ResumeRefused", "computed_config", "dataset_fingerprint",
+    "run_id", "run_dir",
+    "runs_root", "find_runs", "checkpoint_path", "tensorboard_dir", "is_finished", "fit_state", "longer_run",
+    "mark_unfinished", "check_same_computation", "prepare",
     "train_or_load", "write_run_info", "write_metrics", "write_summary", "write_per_image",
     "last_epoch_gain", "load_config", "load_environment", "load_identity", "load_summary", "load_metrics", "load_per_image",
     "run_record",
-    "model_stats", "write_json", "relative", "resolve",
+    "model_stats", "read_json", "write_json", "relative", "resolve",
 ]

@@ -116,15 +116,29 @@ def load_config(run: str | os.PathLike, data_root: str | os.PathLike | None = No
     return from_dict(TrainConfig, values, source=str(path))
 
 
+def read_json(path: Path, fix: str = "restore the file, or retrain the run") -> dict:
+    """A run's JSON file as a mapping. A truncated or hand-edited file is one line naming it and
+    what to do (``fix``; the CLI's exit 2), not a decoder traceback."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CitysegError(f"{path}: unreadable JSON ({e.msg} at line {e.lineno}); {fix}") from None
+    except UnicodeDecodeError:
+        raise CitysegError(f"{path}: unreadable JSON (not UTF-8 text); {fix}") from None
+    if not isinstance(data, dict):
+        raise CitysegError(f"{path}: expected a JSON object, got {type(data).__name__}; {fix}")
+    return data
+
+
 def load_identity(run: str | os.PathLike) -> dict:
     path = resolve(run) / "identity.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(path) if path.is_file() else {}
 
 
 def load_environment(run: str | os.PathLike) -> dict:
     """``environment.json``: the commit, versions and device of the run's latest (re)start; {} when absent."""
     path = resolve(run) / "environment.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return read_json(path) if path.is_file() else {}
 
 
 def load_summary(run: str | os.PathLike) -> dict:
@@ -132,7 +146,7 @@ def load_summary(run: str | os.PathLike) -> dict:
     path = resolve(run) / "summary.json"
     if not path.is_file():
         raise CitysegError(f"{path.parent}: no summary.json (the run did not finish; train it first)")
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
 def load_metrics(run: str | os.PathLike):
@@ -193,7 +207,10 @@ def model_stats(run: str | os.PathLike) -> dict:
     run = resolve(run)
     cache = run / "model_stats.json"
     if cache.is_file():
-        return json.loads(cache.read_text())
+        try:
+            return read_json(cache)
+        except CitysegError:  # a cache: a damaged one is computed again
+            pass
     from cityseg_lib.models.summary import model_summary
     from cityseg_lib.train.engine import load_run
 

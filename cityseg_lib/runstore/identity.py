@@ -14,9 +14,18 @@ from cityseg_lib.strict import config_to_dict
 
 #: TrainConfig keys that do not change what a run computes: where and how fast it runs, what it
 #: is called, where its files go, and how many epochs (a larger number extends the same run).
-#: The one list used by reuse, resume and the sweep.
+#: The one list used by reuse, resume and the sweep. ``num_workers`` is one: augmentation draws
+#: from a generator of (seed, epoch, sample), not from a worker's. What does change results but
+#: is no config key (torch threads on CPU, the DDP world size) is recorded in ``last.pt``, and a
+#: resume with other values is refused (:class:`ResumeRefused`).
 EXECUTION_KEYS = frozenset({"name", "profile", "runs_dir", "data_root", "cache", "cache_dir", "num_workers",
                             "progress", "compile", "device", "epochs"})
+
+class ResumeRefused(CitysegError):
+    """An unfinished run cannot continue *here* as it started (another torch thread count on CPU,
+    another DDP world size): the caller's settings to fix, not a property of the run (a sweep stops
+    on it instead of recording the trial as failed)."""
+
 
 def computed_config(cfg: TrainConfig) -> dict:
     """The config keys that decide what ``cfg`` computes (everything but :data:`EXECUTION_KEYS`)."""

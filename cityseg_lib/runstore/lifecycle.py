@@ -1,10 +1,10 @@
 """A run's life: reuse a finished run, resume or extend an unfinished one, start a new one beside
 runs of the same name, or (asked explicitly) retrain, which moves the run it replaces to
-``.replaced/`` beside it (:func:`cityseg_lib.files.set_aside`); no code removes a run's files."""
+``.replaced/`` beside it (:func:`cityseg_lib.files.set_aside`); no code removes a run's files (an
+extension moves the shorter run's results to ``RUN/history/``, :mod:`.history`)."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -14,20 +14,69 @@ from cityseg_lib.config import TrainConfig
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.files import atomic_write_text, set_aside
 from cityseg_lib.lock import folder_lock
-from cityseg_lib.runstore.files import load_config, load_summary, relative
+from cityseg_lib.runstore.files import load_config, load_summary, read_json, relative
 from cityseg_lib.runstore.identity import check_same_computation, find_runs, run_dir
 from cityseg_lib.strict import load_yaml
 
+
+def longer_run(run: str | os.PathLike, done: int, asked: int) -> CitysegError:
+    """The error of a run that holds more epochs (finished, or in ``last.pt``) than ``asked``."""
+    return CitysegError(f"{run}: this run was trained for {done} epochs, {asked} were asked; "
+                        "choose another name, or retrain to replace it")
+
+
 def is_finished(run: str | os.PathLike, cfg: TrainConfig) -> bool:
-    """True when ``run`` holds a finished run of ``cfg``'s length; an error when it is longer."""
+    """True when ``run`` holds a finished run of ``cfg``'s length; an error when it is longer.
+
+    Finished means ``summary.json`` and ``config.yaml`` agree on the length: an extension moves
+    ``summary.json`` aside before it rewrites ``config.yaml`` (:mod:`.history`), so a run where they
+    disagree was left mid-extension by an older version, and is not reused at its shorter length.
+    """
     path = Path(run) / "summary.json"
     if not path.is_file():
         return False
-    done = int(json.loads(path.read_text()).get("epochs", load_config(run).epochs))
+    saved, summary = load_config(run).epochs, read_json(path)
+    done = int(summary.get("epochs", saved))
     if done > cfg.epochs:
-        raise CitysegError(f"{run}: this run was trained for {done} epochs, {cfg.epochs} were asked; "
-                           "choose another name, or retrain to replace it")
-    return done == cfg.epochs
+        raise longer_run(run, done, cfg.epochs)
+    if int(summary.get("epochs_run", done)) > done:  # an older version's resume with a smaller epochs
+        raise CitysegError(f"{run}: summary.json says {done} epochs but {summary['epochs_run']} were run; "
+                           "retrain to replace the run")
+    if done != saved and done == cfg.epochs:
+        raise CitysegError(f"{run}: an extension of this {done}-epoch run to {saved} epochs was interrupted "
+                           f"(summary.json says {done}, config.yaml {saved}); resume it with epochs={saved}, "
+                           "or retrain to replace it")
+    return done == cfg.epochs == saved
+
+
+def fit_state(run: Path, cfg: TrainConfig, resume: bool) -> str:
+    """What ``fit(cfg, resume)`` does in ``run`` (read under the run's lock, changes nothing):
+    ``"finished"`` (return it), ``"extend"`` (a finished shorter run, from its ``last.pt``),
+    ``"resume"`` (an unfinished run, from ``last.pt`` when there is one) or ``"new"``.
+
+    Without ``resume`` a folder that holds this run is refused, finished or not, so nothing is
+    overwritten by accident. A run whose ``last.pt`` is gone cannot continue (it would silently
+    start over): it is refused when it is finished shorter, or has finished epochs.
+    """
+    last = run / "last.pt"
+    held = [n for n in ("config.yaml", "summary.json", "last.pt") if (run / n).is_file()]
+    if held and not resume:
+        raise CitysegError(f"{run} already holds this run; pass --resume to continue it, or choose another name=")
+    if is_finished(run, cfg):
+        return "finished"
+    if (run / "summary.json").is_file():
+        if not last.is_file():
+            done = read_json(run / "summary.json").get("epochs")
+            raise CitysegError(f"{run}: cannot extend this {done}-epoch run to {cfg.epochs} epochs: its last.pt is "
+                               "missing (retrain to replace the run)")
+        return "extend"
+    if last.is_file():
+        return "resume"
+    done = _epochs_done(run)
+    if done:
+        raise CitysegError(f"{run}: cannot resume: its last.pt is missing but metrics.csv records {done} epochs "
+                           "(retrain to replace the run)")
+    return "new"
 
 
 def prepare(cfg: TrainConfig, resume: bool, retrain: bool = False, new_ok: bool = False) -> tuple[Path, str]:
@@ -61,10 +110,13 @@ def prepare(cfg: TrainConfig, resume: bool, retrain: bool = False, new_ok: bool 
     return out, "new"
 
 
-def _progress_text(run: Path, cfg: TrainConfig) -> str:
+def _epochs_done(run: Path) -> int:
     metrics = run / "metrics.csv"
-    done = max(len(metrics.read_text().splitlines()) - 1, 0) if metrics.is_file() else 0
-    return f"{done} of {cfg.epochs} epochs done"
+    return max(len(metrics.read_text().splitlines()) - 1, 0) if metrics.is_file() else 0
+
+
+def _progress_text(run: Path, cfg: TrainConfig) -> str:
+    return f"{_epochs_done(run)} of {cfg.epochs} epochs done"
 
 
 def train_or_load(cfg: TrainConfig, retrain: bool = False, verbose: bool = True) -> Path:

@@ -32,6 +32,8 @@ TABLE1_GRID: dict[str, list] = {
 SWEEP_OWNED = ("name", "profile", "runs_dir", "epochs", "train_subset", "subset_seed", "device")
 
 #: Sweep keys that may differ when a sweep is resumed (where and how its trials run, not what they compute).
+#: ``cpu_threads`` changes CPU results in round-off: finished trials are reused whatever count trained
+#: them, and a trial begun with another count is refused by the engine (the sweep stops, one line).
 VOLATILE_SWEEP = {"devices", "runs_dir", "cpu_threads", "executor", "cpus_per_run"}
 
 MODEL_OPTION = "model_options."

@@ -64,7 +64,7 @@ def check_same_sweep(cfg: SweepConfig, folder: Path, n_train: int) -> None:
                 raise CitysegError(f"{saved_path}: cannot resume: base.{key} was {old_base.get(key)!r} in that "
                                    f"sweep, now {new_base.get(key)!r} (choose another name=)")
     if plan_path.is_file():
-        old_n = json.loads(plan_path.read_text()).get("n_train")
+        old_n = runstore.read_json(plan_path, "restore it, or delete it (it is written again)").get("n_train")
         if old_n != n_train:
             raise CitysegError(f"{plan_path}: cannot resume: the training split had {old_n} images, now {n_train}")
 

@@ -102,11 +102,17 @@ def validate_trials(cfg: SweepConfig, candidates: list[Candidate], rung: Rung, n
 
 
 def run_trial(trial_cfg: TrainConfig) -> dict:
-    """Train (or resume, or just read) one trial; a :class:`CitysegError` makes it ``failed``."""
+    """Train (or resume, or just read) one trial; a :class:`CitysegError` makes it ``failed``.
+
+    Except :class:`runstore.ResumeRefused` (a trial begun with another ``cpu_threads``): raised, so
+    the sweep stops with its one line instead of recording, for good, a failure of the settings.
+    """
     from cityseg_lib.train.engine import fit
 
     try:
         fit(trial_cfg, resume=True)
+    except runstore.ResumeRefused:
+        raise
     except CitysegError as e:
         subset = trial_cfg.train_subset if isinstance(trial_cfg.train_subset, int) else 0
         return failed_result(subset, str(e).splitlines()[0] if str(e) else type(e).__name__)

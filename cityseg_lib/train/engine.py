@@ -3,9 +3,10 @@
 ``fit`` builds data, model, optimiser (AdamW by default; Adam, Adamax) and scheduler (StepLR),
 then per epoch trains, evaluates on the validation split, keeps the lowest-validation-loss
 weights in ``best.pt`` (early stopping, Section 3.4 of the reference report) and writes
-``last.pt`` atomically so a run killed at any moment resumes exactly (``resume=True``), and a
-finished run asked for more epochs continues from its ``last.pt``. The run folder is locked
-while it trains (a second process on it is refused). Files are written through
+``last.pt`` atomically so a run killed at any moment resumes from where it was (``resume=True``;
+bit-identical on CPU, see :mod:`cityseg_lib.train.resume` and ``docs/scale-out.md`` for CUDA),
+and a finished run asked for more epochs continues from its ``last.pt``. The run folder is
+locked while it trains (a second process on it is refused). Files are written through
 :mod:`cityseg_lib.runstore`, which owns their names and formats.
 """
 
@@ -34,6 +35,7 @@ from cityseg_lib.lock import folder_lock
 from cityseg_lib.models import build_model, model_options
 from cityseg_lib.paths import default_cache_dir, resolve_data_root
 from cityseg_lib.train import distributed as D
+from cityseg_lib.train import resume as R
 from cityseg_lib.train import tblog
 from cityseg_lib.train.checkpoint import load_checkpoint, save_checkpoint
 from cityseg_lib.train.losses import build_loss
@@ -121,18 +123,19 @@ def fit(cfg: TrainConfig, resume: bool = False, log=None) -> Path:
     event files in ``RUN/tb/`` (:mod:`cityseg_lib.train.tblog`).
     ``resume=True`` continues from ``last.pt`` (or starts when there is none), and extends a
     finished run when ``cfg.epochs`` is larger; without it, a folder that holds this run is an
-    error, so nothing is overwritten by accident. The folder is locked while training.
+    error, so nothing is overwritten by accident (:func:`runstore.fit_state`, read under the
+    folder's lock, which is held while training).
     ``log(line)`` (e.g. ``print``) gets one line per epoch and the final scores, on the main rank.
     """
     device = resolve_device(cfg.device)
     distributed = D.init_distributed(device)
     out = runstore.run_dir(cfg)
-    if (out / "summary.json").is_file() and resume and runstore.is_finished(out, cfg):
-        return out
-    if (out / "last.pt").exists() and not resume:
-        raise CitysegError(f"{out} already holds this run; pass --resume to continue it, or choose another name=")
-    with folder_lock(out) if D.is_main() else nullcontext(), tblog.RunLog(out) as tb:
-        _fit(cfg, out, device, distributed, resume, log if D.is_main() else None, tb)
+    with folder_lock(out) if D.is_main() else nullcontext():
+        state = runstore.fit_state(out, cfg, resume)
+        D.barrier()  # every rank has read the folder before rank 0 changes anything in it
+        if state != "finished":
+            with tblog.RunLog(out) as tb:
+                _fit(cfg, out, device, distributed, state != "new", log if D.is_main() else None, tb)
     D.barrier()
     return out
 
@@ -163,18 +166,11 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
 
     start_epoch, best_loss, best_epoch, bad_epochs, history = 0, math.inf, -1, 0, []
-    if resuming:
-        state = load_checkpoint(last_path)
-        runstore.check_same_computation(state["config"], cfg, last_path)
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as e:
-            raise CitysegError(f"{last_path}: incompatible checkpoint ({str(e).splitlines()[0]})") from None
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, best_loss, best_epoch = state["epoch"], state["best_val_loss"], state["best_epoch"]
-        bad_epochs, history = state["bad_epochs"], state["history"]
-        torch.set_rng_state(state["rng"]["torch"])
+    run_env = R.execution(workers, device)
+    if resuming:  # refused here, before anything in the folder changed, when it cannot continue as asked
+        saved = R.restore(last_path, cfg, model, optimizer, scheduler, run_env)
+        start_epoch, best_loss, best_epoch = saved["epoch"], saved["best_val_loss"], saved["best_epoch"]
+        bad_epochs, history = saved["bad_epochs"], saved["history"]
     raw_model = model
     if distributed:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if use_cuda else None)
@@ -182,8 +178,12 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
         model = torch.compile(model)
 
     if D.is_main():
+        runstore.mark_unfinished(out)  # an extension: the shorter run's results to RUN/history/ first
         runstore.write_run_info(out, cfg)
-        tb.start(history)  # rank 0 only: TensorBoard, with the resumed epochs not logged yet
+        if resuming:  # what a kill between last.pt and the files after it left out
+            R.repair_best(best_path, saved, cfg)
+            runstore.write_metrics(out, history)
+        tb.start(history, raw_model, val_ds, device, cfg.epochs, amp=amp)  # rank 0 only; the epochs not logged yet
     D.barrier()
     t_run = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
@@ -192,6 +192,7 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
         # seed everything from (seed, epoch, rank): a resumed epoch repeats exactly
         seed_all(seed_epoch(cfg.seed, epoch))
         gen.manual_seed(seed_epoch(cfg.seed, epoch))
+        train_ds.set_epoch(cfg.seed, epoch)  # augmentation: a generator per (seed, epoch, sample), any workers
         if distributed:
             train_sampler.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
@@ -213,17 +214,17 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
             "val_pixel_accuracy": scores.pixel_accuracy, "epoch_time_s": round(tr["seconds"], 3),
             "train_images_per_s": round(tr["images"] / max(tr["seconds"], 1e-9), 3), "is_best": int(is_best),
         })
-        # checkpoint (rank 0 only; best before last, both atomic)
+        # checkpoint (rank 0 only; last before best, both atomic: best.pt never holds an attempt last.pt lacks)
         if D.is_main():
             weights = raw_model.state_dict()
-            if is_best:
-                save_checkpoint(best_path, {"model": weights, "epoch": epoch + 1, "val_loss": val_loss,
-                                            "config": config_to_dict(cfg)})
             save_checkpoint(last_path, {
                 "model": weights, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "epoch": epoch + 1, "best_val_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
                 "history": history, "rng": {"torch": torch.get_rng_state()}, "config": config_to_dict(cfg),
+                "execution": run_env,
             })
+            if is_best:
+                save_checkpoint(best_path, R.best_state(weights, epoch + 1, val_loss, cfg))
             runstore.write_metrics(out, history)
             tb.epoch(history[-1], raw_model, val_ds, device, cfg.epochs, amp=amp)
             line = (f"epoch {epoch + 1}/{cfg.epochs}: train loss {tr['loss']:.4f}  val loss {val_loss:.4f}  "
@@ -235,7 +236,7 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
         D.barrier()
 
     # final evaluation of the best checkpoint, at the training size and at full resolution
-    raw_model.load_state_dict(load_checkpoint(best_path, map_location=device)["model"])
+    raw_model.load_state_dict(R.check_best(best_path, best_epoch, device)["model"])
     val_loss, scores, confmat, val_ids, val_matrices = evaluate(raw_model, criterion, val_loader, device, amp=amp,
                                                                 channels_last=channels_last, progress=progress,
                                                                 per_image=True)

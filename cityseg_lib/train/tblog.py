@@ -10,7 +10,7 @@ When the run finishes (step = epochs run): the kept checkpoint's scores, its per
 Resume never duplicates a step: :meth:`RunLog.start` reads the tags and steps already in the
 folder's event files and every later write of a (tag, step) pair present there is skipped, while
 the epochs of ``history`` not logged yet (a kill between ``last.pt`` and the event write) are
-written then. Each (re)start writes a new event file, named to sort after the older ones, which
+written then, with the last one's prediction grid when it was due (``last.pt`` holds its weights). Each (re)start writes a new event file, named to sort after the older ones, which
 is the order TensorBoard reads them in. Only the main rank writes (the engine calls this module
 in its rank-0 blocks). :func:`serve` is ``cityseg tensorboard``.
 """
@@ -123,9 +123,12 @@ class RunLog:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def start(self, history: list[dict]) -> None:
+    def start(self, history: list[dict], model: nn.Module | None = None, dataset=None,
+              device: torch.device | None = None, epochs: int = 0, amp: bool = False) -> None:
         """Open the writer (after the steps already logged) and log the epochs of ``history``
-        that are missing from the event files."""
+        that are missing from the event files: their scalars, and the prediction grid of the last
+        one when it was due, drawn by ``model`` (holding ``last.pt``'s weights, which are that
+        epoch's) on ``dataset`` -- the grids of earlier epochs need weights no longer kept."""
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:  # a declared dependency; training goes on without it
@@ -140,6 +143,8 @@ class RunLog:
             self._seen.add((_LAYOUT_TAG, 0))
         for row in history:
             self._scalars(row)
+        if history and model is not None and _grid_due(int(history[-1]["epoch"]), epochs):
+            self._grid("val/predictions", int(history[-1]["epoch"]), model, dataset, device, amp)
         self._writer.flush()
 
     # ------------------------------------------------------------------------- writes
@@ -171,7 +176,7 @@ class RunLog:
             return
         epoch = int(row["epoch"])
         self._scalars(row)
-        if epoch == 1 or epoch % PREDICTIONS_EVERY == 0 or epoch == epochs:
+        if _grid_due(epoch, epochs):
             self._grid("val/predictions", epoch, model, dataset, device, amp)
         self._writer.flush()
 
@@ -202,6 +207,11 @@ class RunLog:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def _grid_due(epoch: int, epochs: int) -> bool:
+    """Whether epoch ``epoch`` of a run of ``epochs`` logs a prediction grid."""
+    return epoch == 1 or epoch % PREDICTIONS_EVERY == 0 or epoch == epochs
 
 
 def _iou_table(best_epoch: int, scores, full) -> str:

@@ -1,0 +1,94 @@
+"""What a resumed run checks and restores from ``last.pt`` before its next epoch, and how ``best.pt``
+is kept the weights of the epoch ``last.pt`` records as best.
+
+Checks, before anything in the folder changes: the same computation (the config's computed keys),
+no more epochs done than asked, and the same *execution* where it changes results: the DDP world
+size (other batches), and on CPU the torch thread count (the order of float reductions). The
+DataLoader's workers are recorded too, but do not change results (augmentation draws from a
+generator of (seed, epoch, sample)).
+
+``best.pt`` is written *after* ``last.pt`` in every epoch, so ``best.pt`` never holds an attempt
+of an epoch that ``last.pt`` does not record (a killed epoch is redone, and on CUDA the redo may
+differ in round-off). A kill between the two leaves ``last.pt`` recording its own epoch as the
+best and ``best.pt`` older: :func:`repair_best` writes ``best.pt`` from ``last.pt``'s weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from cityseg_lib import runstore
+from cityseg_lib.config import TrainConfig
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.strict import config_to_dict
+from cityseg_lib.train import distributed as D
+from cityseg_lib.train.checkpoint import load_checkpoint, save_checkpoint
+
+__all__ = ["execution", "check_execution", "restore", "best_state", "repair_best", "check_best"]
+
+
+def execution(workers: int, device: torch.device) -> dict:
+    """How this process trains: recorded in ``last.pt`` and compared on resume."""
+    return {"num_workers": workers, "threads": torch.get_num_threads(), "world_size": D.world_size(),
+            "device": device.type}
+
+
+def check_execution(saved: dict | None, now: dict, where: Path) -> None:
+    """Refuse (:class:`runstore.ResumeRefused`, one line) an execution that would change the results."""
+    if not saved:  # a last.pt of an older version: nothing to compare
+        return
+    if saved.get("world_size", 1) != now["world_size"]:
+        raise runstore.ResumeRefused(
+            f"{where}: cannot resume on {now['world_size']} process(es): this run trained on {saved['world_size']} "
+            f"(DDP batches differ); resume it with torchrun --nproc-per-node {saved['world_size']}")
+    if saved.get("device") == now["device"] == "cpu" and saved.get("threads") != now["threads"]:
+        raise runstore.ResumeRefused(
+            f"{where}: cannot resume with {now['threads']} torch threads: this run trained with {saved['threads']} "
+            f"(CPU results depend on the count); set it back (torch.set_num_threads({saved['threads']}), "
+            f"OMP_NUM_THREADS={saved['threads']}, or a sweep's cpu_threads={saved['threads']})")
+
+
+def restore(last_path: Path, cfg: TrainConfig, model, optimizer, scheduler, now: dict) -> dict:
+    """Check ``last.pt`` against ``cfg`` and ``now`` (:func:`execution`), then load its weights,
+    optimiser, scheduler and RNG state; returns the checkpoint (epoch, best, history...)."""
+    state = load_checkpoint(last_path)
+    runstore.check_same_computation(state["config"], cfg, last_path)
+    if state["epoch"] > cfg.epochs:  # the run would be reported as cfg.epochs long, with more epochs in it
+        raise runstore.longer_run(last_path.parent, state["epoch"], cfg.epochs)
+    check_execution(state.get("execution"), now, last_path)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise CitysegError(f"{last_path}: incompatible checkpoint ({str(e).splitlines()[0]})") from None
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng"]["torch"])
+    return state
+
+
+def best_state(weights: dict, epoch: int, val_loss: float, cfg: TrainConfig) -> dict:
+    """What ``best.pt`` holds."""
+    return {"model": weights, "epoch": epoch, "val_loss": val_loss, "config": config_to_dict(cfg)}
+
+
+def _best_epoch(best_path: Path) -> int | None:
+    return load_checkpoint(best_path)["epoch"] if best_path.is_file() else None
+
+
+def repair_best(best_path: Path, state: dict, cfg: TrainConfig) -> None:
+    """Write ``best.pt`` from ``last.pt``'s ``state`` when its epoch is the recorded best and
+    ``best.pt`` does not hold it (killed between the two writes). Main rank."""
+    if state["best_epoch"] == state["epoch"] and _best_epoch(best_path) != state["epoch"]:
+        save_checkpoint(best_path, best_state(state["model"], state["epoch"], state["best_val_loss"], cfg))
+
+
+def check_best(best_path: Path, best_epoch: int, map_location) -> dict:
+    """``best.pt``, refused when it is not the epoch the run records as its best (a ``best.pt`` of
+    an attempt that an older version wrote before ``last.pt`` and that was then redone otherwise)."""
+    best = load_checkpoint(best_path, map_location=map_location)
+    if best.get("epoch") != best_epoch:
+        raise CitysegError(f"{best_path}: holds epoch {best.get('epoch')}, but the run's best epoch is {best_epoch} "
+                           "(an interrupted attempt's; that epoch's weights are lost): retrain the run")
+    return best
