@@ -73,6 +73,12 @@ def test_missing_root(tmp_path, capsys):
     _one_line_error(code, err, "nope", "leftImg8bit", "cityscapes-dataset.com")
 
 
+def test_a_file_as_root_and_bad_workers(tiny, tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    _one_line_error(*_cli(["check-data", "--root", str(tmp_path / "afile")], capsys), "afile", "is a file")
+    _one_line_error(*_cli(["check-data", "--root", str(tiny), "--workers", "-2"], capsys), "workers=-2")
+
+
 def test_no_root_configured(capsys):
     code, err = _cli(["check-data"], capsys)
     _one_line_error(code, err, "CITYSCAPES_DATASET")

@@ -49,6 +49,11 @@ def test_export_checks_agreement_and_predict_runs_on_onnxruntime(tiny_run, demo_
     assert agreement >= 99.9
     assert main(["export", "--run", str(tiny_run), "--out", str(onnx)]) == 2  # never over an existing file
     assert "exists" in capsys.readouterr().err
+    # nothing written when the check cannot run: no frames to check on, or a dataset that moved
+    for args, needle in ((["--check-frames", "0"], "check frames=0"),
+                         (["--root", str(tmp_path / "nowhere")], "nowhere")):
+        assert main(["export", "--run", str(tiny_run), "--out", str(tmp_path / "x.onnx"), *args]) == 2
+        assert needle in capsys.readouterr().err and not (tmp_path / "x.onnx").exists()
     preds = tmp_path / "onnx_preds"
     assert main(["predict", "--run", str(tiny_run), "--engine", "onnxruntime", "--input",
                  str(demo_root / "leftImg8bit/val"), "--out", str(preds), "--format", "labelIds"]) == 0

@@ -139,16 +139,18 @@ def test_palette_and_16_bit_predictions(tmp_path: Path) -> None:
     assert Image.open(paths[0]).mode == "P"
     after = evaluate_folder(pred_dir, gt_root, workers=1)
     assert all(_same(after["class_iou"][n], before["class_iou"][n]) for n in CLASS_NAMES)
-    # 16-bit: a value above 255 is no labelId, so it is a miss like any void prediction
+    # 16-bit labelIds score like 8-bit ones; a value above 33 is no labelId: refused, naming the file
+    # (cityscapesScripts fails on it too), not counted as a miss
     wide = np.array(Image.open(paths[1])).astype(np.uint16)
-    wide[:4] = 300
     Image.fromarray(wide).save(paths[1])
-    narrow = wide.astype(np.uint8)
-    narrow[:4] = 0
     got = evaluate_folder(pred_dir, gt_root, workers=1)
-    Image.fromarray(narrow, mode="L").save(paths[1])
-    ref = evaluate_folder(pred_dir, gt_root, workers=1)
-    assert all(_same(got["class_iou"][n], ref["class_iou"][n]) for n in CLASS_NAMES)
+    assert all(_same(got["class_iou"][n], before["class_iou"][n]) for n in CLASS_NAMES)
+    for bad in (300, 34):
+        wide[:4] = bad
+        Image.fromarray(wide).save(paths[1])
+        _raises(f"{paths[1]} holds value {bad}, not a Cityscapes labelId", pred_dir, gt_root, workers=1)
+    with pytest.raises(CitysegError, match=r"workers=-2: expected an integer >= 0"):
+        evaluate_folder(pred_dir, gt_root, workers=-2)
 
 
 @pytest.mark.parametrize("kind", ["blobby", "noisy", "constant", "empty"])

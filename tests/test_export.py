@@ -105,6 +105,8 @@ def test_refuses_to_overwrite_and_bad_arguments(tmp_path):
         export_onnx(model, tmp_path / "m.onnx", SIZE, dynamic_hw="yes")
     with pytest.raises(CitysegError, match="no such ONNX file"):
         onnx_session(tmp_path / "m.onnx")
+    with pytest.raises(CitysegError, match=f"{target}: not a valid ONNX model"):  # b"precious" is no model
+        onnx_session(target)
     assert os.listdir(tmp_path) == ["model.onnx"]
 
 

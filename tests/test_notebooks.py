@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -219,15 +220,20 @@ def test_smoke_headline_json_holds_the_tables_numbers(smoke_report):
 # ----------------------------------------------------------------------------- failures
 
 
-def test_failing_notebook_names_notebook_and_cell_and_keeps_partial_copy(tmp_path, monkeypatch):
+def test_failing_notebook_names_notebook_and_cell_and_keeps_partial_copy(tmp_path, monkeypatch, demo_root):
     monkeypatch.setenv("CITYSEG_HOME", str(tmp_path))
-    # an odd base_width is a user error of SimpleFCN, raised in the training cell
+    # a corrupt training image passes the checks before the build (they list folders, they do not decode
+    # every frame) and fails in the training cell, naming the file
+    root = tmp_path / "broken"
+    shutil.copytree(demo_root, root)
+    bad = sorted((root / "leftImg8bit" / "train").rglob("*.png"))[0]
+    bad.write_bytes(bad.read_bytes()[:100])
     with pytest.raises(CitysegError) as err:
-        report_runner.run_report("smoke", only=["02"], overrides={"02": {"model_options": {"base_width": 3}}},
+        report_runner.run_report("smoke", only=["02"], overrides={"02": {"data_root": str(root)}},
                                  pdf=False, verbose=False)
     message = str(err.value)
     assert "\n" not in message
-    assert "02_baseline_fcn.ipynb" in message and re.search(r"cell \d+", message) and "base_width" in message
+    assert "02_baseline_fcn.ipynb" in message and re.search(r"cell \d+", message) and bad.name in message
     partial = tmp_path / "reports" / "smoke" / "executed" / "02_baseline_fcn.ipynb"
     assert partial.is_file()
     nb = nbformat.read(str(partial), as_version=4)

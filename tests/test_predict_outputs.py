@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.evaluate.predict import plan_outputs
@@ -13,7 +14,7 @@ def _tree(root, *names):
     for n in names:
         p = root / n
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(b"png")
+        Image.new("RGB", (4, 2)).save(p, format="PNG" if p.suffix == ".png" else "JPEG")
     return root
 
 
@@ -49,6 +50,19 @@ def test_existing_outputs_and_a_file_as_out_are_refused_before_any_work(tmp_path
         plan_outputs(src, tmp_path / "file", "labelIds")
     with pytest.raises(CitysegError, match="no such file or folder"):
         plan_outputs(tmp_path / "nope", tmp_path / "out2", "labelIds")
+
+
+def test_a_corrupt_input_is_refused_before_any_output_is_written(tmp_path):
+    src = _tree(tmp_path / "in", "a.png", "b.png", "c.png")
+    data = (src / "b.png").read_bytes()
+    (src / "b.png").write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(CitysegError, match=r"in/b.png: not a readable image"):
+        plan_outputs(src, tmp_path / "out", "labelIds")
+    (src / "c.png").write_bytes(b"not an image")
+    (src / "b.png").write_bytes(data)
+    with pytest.raises(CitysegError, match=r"in/c.png: not a readable image"):
+        plan_outputs(src, tmp_path / "out", "labelIds")
+    assert not (tmp_path / "out").exists()
 
 
 def test_write_new_never_replaces_a_file(tmp_path):

@@ -59,6 +59,10 @@ def check_dataset(root: str | os.PathLike, fast: bool = False, workers: int | No
     The test split is listed but its labels are not checked (the published ones are dummies).
     """
     root = Path(root)
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise CitysegError(f"workers={workers!r}: expected an integer >= 1")
+    if root.exists() and not root.is_dir():
+        raise CitysegError(f"dataset root {root} is a file, not a folder; {_layout_hint(root)}")
     if not root.is_dir():
         raise CitysegError(f"dataset root {root} does not exist; {_layout_hint(root)}")
     if not (root / "leftImg8bit").is_dir():

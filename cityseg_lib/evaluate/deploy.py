@@ -42,12 +42,17 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, data_root: str | 
     Returns the export info plus ``check`` (agreement, logit differences, frames). Raises
     :class:`CitysegError` when the agreement is below :data:`MIN_AGREEMENT`.
     """
+    if isinstance(n_check, bool) or not isinstance(n_check, int) or n_check < 1:
+        raise CitysegError(f"check frames={n_check!r}: expected an integer >= 1 (the export is always checked)")
     cfg, model = load_run(run, data_root=data_root)
-    info = export_onnx(model, out, tuple(cfg.image_size)).to_dict()
+    # the check frames first: a dataset that moved or broke fails before the .onnx file is written
     val = CityscapesSegmentation(resolve_data_root(cfg.data_root), cfg.val_split, cfg.image_size, "fine",
                                  cache_dir=default_cache_dir())
+    if len(val) == 0:
+        raise CitysegError(f"{resolve_data_root(cfg.data_root)}: no {cfg.val_split} frames to check the export on")
     picks = np.linspace(0, len(val) - 1, min(n_check, len(val))).round().astype(int)
     images = torch.stack([val[int(i)][0] for i in picks])
+    info = export_onnx(model, out, tuple(cfg.image_size)).to_dict()
     info["check"] = {**check_onnx(out, model, images), "frames": len(picks)}
     if info["check"]["agreement"] < MIN_AGREEMENT:
         raise CitysegError(f"{out}: onnxruntime and PyTorch agree on {100 * info['check']['agreement']:.3f}% of "

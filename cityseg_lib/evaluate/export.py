@@ -243,7 +243,11 @@ def onnx_session(path: str | os.PathLike, threads: int | None = None, providers:
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=list(providers or ["CPUExecutionProvider"]))
+    try:
+        return ort.InferenceSession(str(path), options, providers=list(providers or ["CPUExecutionProvider"]))
+    except Exception as err:  # onnxruntime raises its own types (InvalidProtobuf, Fail...) for a bad file
+        raise CitysegError(f"{path}: not a valid ONNX model ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0][:160] if str(err) else 'unreadable'})") from None
 
 
 def check_onnx(path: str | os.PathLike, model: nn.Module, images: torch.Tensor | np.ndarray, *,

@@ -102,7 +102,8 @@ def find_pairs(
 
 
 def _read_label_png(path: Path) -> np.ndarray:
-    """(H, W) uint8 label image; values that cannot be labelIds (<0, >255) become 255 (void)."""
+    """(H, W) uint8 label image (8-bit, palette or 16-bit PNG); a wider image holding a value outside
+    0..33 is refused here, naming it (it would not survive the cast to uint8)."""
     try:
         with Image.open(path) as img:
             array = np.asarray(img)
@@ -113,7 +114,10 @@ def _read_label_png(path: Path) -> np.ndarray:
             f"{path} is not a single-channel labelIds PNG (mode L): shape {array.shape}, dtype {array.dtype}"
         )
     if array.dtype != np.uint8:
-        array = np.where((array < 0) | (array > 255), 255, array).astype(np.uint8)
+        if array.size and (array.min() < 0 or array.max() > _MAX_LABEL_ID):
+            bad = int(array.max() if array.max() > _MAX_LABEL_ID else array.min())
+            raise CitysegError(f"{path} holds value {bad}, not a Cityscapes labelId (0..{_MAX_LABEL_ID})")
+        array = array.astype(np.uint8)
     return array
 
 
@@ -153,6 +157,11 @@ def _pair_counts(pred_path: Path, gt_path: Path) -> np.ndarray:
     if counts[(_MAX_LABEL_ID + 1) * 256 :].any():
         bad = int(np.flatnonzero(counts)[-1] // 256)
         raise CitysegError(f"ground truth {gt_path} holds value {bad}, not a Cityscapes labelId (0..{_MAX_LABEL_ID})")
+    predicted = counts.reshape(256, 256).sum(0)
+    if predicted[_MAX_LABEL_ID + 1 :].any():  # as cityscapesScripts: an unknown predicted id is an error
+        bad = int(np.flatnonzero(predicted)[-1])
+        raise CitysegError(f"prediction {pred_path} holds value {bad}, not a Cityscapes labelId "
+                           f"(0..{_MAX_LABEL_ID}; write labelIds, e.g. cityseg predict --format labelIds)")
     return counts
 
 
@@ -183,8 +192,8 @@ def label_id_confusion(pairs: Sequence[tuple[Path, Path]], workers: int | None =
 def label_to_train_confusion(label_mat: np.ndarray) -> np.ndarray:
     """Map a (256, 256) labelId matrix to the (19, 20) trainId matrix of :mod:`cityseg_lib.train.metrics`.
 
-    Ground-truth rows of ignored labels are dropped; predicted ignored labels and values
-    above 33 go to the void column 19.
+    Ground-truth rows of ignored labels are dropped; predicted ignored labels (and any value above
+    33, which :func:`evaluate_folder` refuses before this) go to the void column 19.
     """
     rows = LABEL_ID_TO_TRAIN_ID.astype(np.int64)
     cols = np.where(rows == IGNORE_INDEX, NUM_CLASSES, rows)
@@ -208,6 +217,8 @@ def evaluate_folder(
     ``class_accuracy``, ``num_pixels``, ``num_images``, ``confusion_matrix`` (19 x 20
     trainId counts, last column void), plus ``split``, ``pred_dir``, ``gt_dir``.
     """
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise CitysegError(f"workers={workers!r}: expected an integer >= 0 (0 or 1: no threads)")
     pairs = find_pairs(pred_dir, gt_root, split)
     train_mat = label_to_train_confusion(label_id_confusion(pairs, workers))
     scores = scores_from_matrix(train_mat)

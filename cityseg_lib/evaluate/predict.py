@@ -71,8 +71,20 @@ def plan_outputs(inputs: str | os.PathLike, out_dir: str | os.PathLike, fmt: str
         if target.exists():
             what = "is an input image" if target in files or target == f else "exists already"
             raise CitysegError(f"{target} {what}; refusing to overwrite it (choose another --out)")
+        _check_readable(f)
         pairs.append((f, target))
     return pairs
+
+
+def _check_readable(path: Path) -> None:
+    """A corrupt or truncated input fails here, before any output is written (else the outputs of the
+    images before it would block a re-run into the same ``--out``). PIL's ``verify`` reads the file's
+    structure (PNG chunks and their checksums) without decoding the pixels."""
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except Exception as err:  # PIL raises several types for broken files
+        raise CitysegError(f"{path}: not a readable image ({type(err).__name__}); fix or remove it") from None
 
 
 @torch.no_grad()

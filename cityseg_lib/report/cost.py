@@ -129,8 +129,11 @@ def ratio_text(r: SpeedRatio) -> str:
         return f"{v:.{d}f}"
 
     d = 1 if all(abs(v - 1) >= 0.1 for v in (r.ratio, r.low, r.high)) else 2
-    while d < 6 and ((reads(r.low, d) == reads(r.high, d) and r.low != r.high)
-                     or any(v != 1 and reads(v, d) == reads(1, d) for v in (r.low, r.high) if r.resolved)):
+    while d < 4:
+        ends_merge = reads(r.low, d) == reads(r.high, d) and reads(r.low, d + 1) != reads(r.high, d + 1)
+        reads_one = r.resolved and any(float(reads(v, d)) == 1 != float(reads(v, d + 1)) for v in (r.low, r.high))
+        if not (ends_merge or reads_one):
+            break
         d += 1
     return f"{reads(r.ratio, d)}x (95% CI {reads(r.low, d)}-{reads(r.high, d)}x over {r.over})"
 
