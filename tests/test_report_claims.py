@@ -175,3 +175,22 @@ def test_the_cost_sentence_of_a_one_round_timing_claims_no_difference():
     ctx._memo[("side_by_side",)] = {"times": times, "rounds": 1, "steps": 3, "device": "CPU"}
     line = discussion.cost_sentence(ctx)
     assert "one round gives no interval, so the architectures' training speeds are not compared" in line
+
+
+def test_the_baseline_verdict_names_only_what_resolved():
+    both = discussion.baseline_verdict(evidence.finding(context(fcn=50, unet=70, swin=80), "architecture"))
+    assert both == "The skip connections and the deeper encoders pay off, as the reference study argued."
+    one = discussion.baseline_verdict(evidence.finding(context(fcn=50, unet=70, swin=one_image_better(50, 90)),
+                                                       "architecture"))
+    assert one == "Only U-Net clearly improves on the baseline; the other difference is unresolved."
+    worse = discussion.baseline_verdict(evidence.finding(context(fcn=70, unet=50, swin=80), "architecture"))
+    assert worse.startswith("U-Net is worse than the baseline beyond the noise")
+    none = discussion.baseline_verdict(evidence.finding(context(fcn=70, unet=70, swin=70), "architecture"))
+    assert none.startswith("No enhanced model differs from the baseline beyond the noise")
+
+
+def test_the_loss_reference_without_cross_entropy_tests_nothing():
+    ctx = context(losses={"iou": [70, 70], "dice": [80, 80]})
+    assert loss_section.loss_reference(ctx) == ("Cross-entropy was not part of this comparison, so the reference's "
+                                                "finding is not tested.")
+    assert loss_section.loss_text(ctx).startswith("Two training losses were compared on the U-Net: a soft IoU")
