@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+from cityseg_lib.cli_checks import check_local_device, check_output_file, check_predict_engine, inference_mode
 from cityseg_lib.errors import CitysegError
 
 __all__ = ["main"]
@@ -50,6 +51,8 @@ def _cmd_check_data(a) -> int:
     from cityseg_lib.data.check import check_dataset, format_summary
     from cityseg_lib.paths import resolve_data_root
 
+    if a.json:
+        check_output_file(a.json, "--json")
     summary = check_dataset(resolve_data_root(a.root), fast=a.fast, workers=a.workers)
     print(format_summary(summary))
     if a.json:
@@ -67,6 +70,7 @@ def _cmd_train(a) -> int:
         raise CitysegError(f"--executor {executor.kind} under torchrun: torchrun already starts the processes of "
                            "this run (DDP); use one or the other")
     cfg = load_config(a.params, a.overrides)  # a bad key or value fails here, before the engine's imports
+    check_local_device(executor.kind, cfg.device)
     # prepare checks the model name and options (importing the models costs ~3 s, the engine ~5 s more)
     out, state = runstore.prepare(cfg, resume=a.resume, retrain=a.retrain)
     from cityseg_lib.train.engine import fit
@@ -87,19 +91,11 @@ def _cmd_train(a) -> int:
     return 0
 
 
-def _inference_mode(a):
-    if getattr(a, "mode", "whole") == "whole" and not getattr(a, "tta", None):
-        return None
-    from cityseg_lib.evaluate.modes import InferenceMode
-
-    return InferenceMode.parse(mode=a.mode, tta=a.tta, scales=a.scales, stride=a.stride)
-
-
 def _cmd_evaluate(a) -> int:
     from cityseg_lib.evaluate.score import evaluate_run, format_scores
 
     result = evaluate_run(a.run, split=a.split, full_res=a.full_res, device=a.device, data_root=a.root,
-                          mode=_inference_mode(a), images=a.images)
+                          mode=inference_mode(a), images=a.images)  # the flags are checked before the run is read
     print(format_scores(result, a.run))
     if result.get("image_seconds"):  # an inference mode times each frame's prediction
         from cityseg_lib.report.cost import median_time_text
@@ -111,6 +107,8 @@ def _cmd_evaluate(a) -> int:
 def _cmd_evaluate_folder(a) -> int:
     from cityseg_lib.evaluate.folder import evaluate_folder, format_result, write_json
 
+    if a.out:
+        check_output_file(a.out, "--out", make_parents=True)
     result = evaluate_folder(a.pred, a.gt, split=a.split, workers=a.workers)
     print(format_result(result))
     if a.out:
@@ -119,6 +117,7 @@ def _cmd_evaluate_folder(a) -> int:
 
 
 def _cmd_predict(a) -> int:
+    check_predict_engine(a)
     if a.engine == "onnxruntime":
         from cityseg_lib.evaluate.deploy import predict_images_onnx
 
@@ -126,7 +125,7 @@ def _cmd_predict(a) -> int:
     else:
         from cityseg_lib.evaluate.predict import predict_images
 
-        files = predict_images(a.run, a.input, a.out, fmt=a.format, device=a.device, mode=_inference_mode(a))
+        files = predict_images(a.run, a.input, a.out, fmt=a.format, device=a.device, mode=inference_mode(a))
     print(f"wrote {len(files)} file(s) to {a.out}")
     return 0
 
@@ -172,8 +171,8 @@ def _mode_arguments(s) -> None:
     s.add_argument("--mode", default="whole", choices=["whole", "slide"],
                    help="inference: whole image at the training size, or sliding training-size windows")
     s.add_argument("--tta", default=None, help="test-time augmentation: flip, ms (multi-scale) or flip,ms")
-    s.add_argument("--scales", default=None, help="multi-scale TTA, e.g. 0.75,1.0,1.25")
-    s.add_argument("--stride", default=None, help="slide stride HxW (default: 2/3 of the window)")
+    s.add_argument("--scales", default=None, help="with --tta ms: its scales, e.g. 0.75,1.0,1.25")
+    s.add_argument("--stride", default=None, help="with --mode slide: stride HxW (default: 2/3 of the window)")
 
 
 def _executor_argument(s) -> None:

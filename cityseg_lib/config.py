@@ -15,13 +15,23 @@ from typing import ClassVar, TypeVar
 
 from cityseg_lib.strict import at_least, between, from_dict, load_yaml, one_of, parse_overrides
 
-__all__ = ["TrainConfig", "load_config", "train_config", "OPTIMIZER_NAMES", "LOSS_NAMES", "AUGMENT_NAMES"]
+__all__ = ["TrainConfig", "load_config", "train_config", "check_device", "OPTIMIZER_NAMES", "LOSS_NAMES",
+           "AUGMENT_NAMES"]
 
 T = TypeVar("T")
 
 OPTIMIZER_NAMES = ("adamw", "adam", "adamax")
 LOSS_NAMES = ("cross_entropy", "iou", "dice")
 AUGMENT_NAMES = ("none", "replace", "augment")
+
+
+def check_device(value, key: str = "device") -> str:
+    """``value`` when it is a device name a run takes (auto, cpu, cuda, cuda:N), else one line naming ``key``."""
+    if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+        from cityseg_lib.errors import CitysegError
+
+        raise CitysegError(f"{key}={value!r} must be auto, cpu, cuda or cuda:N")
+    return value
 
 
 @dataclass
@@ -95,8 +105,7 @@ class TrainConfig:
             raise CitysegError(f"train_subset={self.train_subset} is out of range (a fraction in (0, 1] or a count >= 1)")
         if isinstance(self.train_subset, int) and self.train_subset < 1:
             raise CitysegError(f"train_subset={self.train_subset} is out of range (a fraction in (0, 1] or a count >= 1)")
-        if not isinstance(self.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
-            raise CitysegError(f"device={self.device!r} must be auto, cpu, cuda or cuda:N")
+        check_device(self.device)
         for key in ("train_split", "val_split"):
             if getattr(self, key) == "test":
                 raise CitysegError(f"{key}='test': Cityscapes withholds the test split's labels (they are all void "

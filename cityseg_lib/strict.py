@@ -159,11 +159,38 @@ def config_to_dict(cfg: Any) -> dict:
     return {f.name: plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last
+    silently, so ``epochs: 1`` above ``epochs: 2`` would train 2 epochs unseen). Keys merged in
+    with ``<<:`` may be overridden, as YAML intends."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: PyYAML's own error follows
+                    continue
+                if first is not None:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice, first on line {first}", key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def _safe_load(text: str):
+    return yaml.load(text, Loader=_UniqueKeyLoader)
+
+
 def load_yaml(path: str | os.PathLike) -> dict:
     """A YAML mapping from ``path``; errors name the file (and the line of a syntax error)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _safe_load(path.read_text())
     except FileNotFoundError:
         raise CitysegError(f"{path}: params file not found") from None
     except IsADirectoryError:
@@ -190,7 +217,9 @@ def parse_overrides(items: list[str]) -> dict:
         if not sep or not key:
             raise CitysegError(f"override {item!r} is not key=value")
         try:
-            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            raise CitysegError(f"override {item!r}: value is not valid YAML") from None
+            out[key.strip()] = _safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            problem = getattr(e, "problem", None) if isinstance(e, yaml.constructor.ConstructorError) else None
+            raise CitysegError(f"override {item!r}: value is not valid YAML"
+                               + (f" ({problem})" if problem else "")) from None
     return out

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from cityseg_lib.config import TrainConfig, load_config
-from cityseg_lib.strict import config_to_dict, from_dict, parse_overrides
+from cityseg_lib.strict import config_to_dict, from_dict, load_yaml, parse_overrides
 from cityseg_lib.errors import CitysegError
 
 
@@ -50,6 +50,26 @@ def test_bad_yaml_names_the_file(tmp_path):
         load_config(p)
     with pytest.raises(CitysegError, match="not found"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_a_key_given_twice_in_a_params_file_names_the_file_key_and_line(tmp_path, capsys):
+    from cityseg_lib.cli import main
+
+    p = tmp_path / "dup.yaml"
+    p.write_text("epochs: 1\nlr: 1.0e-3\nepochs: 2\n")
+    with pytest.raises(CitysegError, match=r"dup.yaml:3: invalid YAML \(key 'epochs' given twice, first on line 1\)"):
+        load_config(p)
+    p.write_text("model_options:\n  base_width: 8\n  depth: 2\n  base_width: 4\n")  # nested mappings too
+    with pytest.raises(CitysegError, match=r"dup.yaml:4: .*key 'base_width' given twice, first on line 2"):
+        load_config(p)
+    with pytest.raises(CitysegError, match=r"model_options=\{a: 1, a: 2\}.*key 'a' given twice"):
+        parse_overrides(["model_options={a: 1, a: 2}"])
+    p.write_text("base: &b {lr: 1.0e-3, epochs: 3}\nrun:\n  <<: *b\n  lr: 1.0e-4\n")  # a merge key may be overridden
+    assert load_yaml(p)["run"] == {"lr": 1e-4, "epochs": 3}
+    p.write_text("epochs: 1\nepochs: 2\n")
+    assert main(["train", "--params", str(p)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "dup.yaml:2" in err and "'epochs' given twice" in err
 
 
 def test_parse_overrides_yaml_values():

@@ -77,6 +77,27 @@ def test_an_unknown_executor_is_one_line_wherever_it_is_set(monkeypatch, tmp_pat
         assert err.endswith("--executor=spark: unknown executor (valid: local, ray)") and "\n" not in err
 
 
+@pytest.mark.parametrize("address", ["garbage", "10.0.0.1", "host:99999", "http://head:6379"])
+def test_a_bad_ray_address_is_one_line_before_any_output_or_folder(monkeypatch, tmp_path, capsys, demo_root, address):
+    monkeypatch.setenv("RAY_ADDRESS", address)
+    monkeypatch.setenv("CITYSEG_EXECUTOR", "local")  # --executor ray sets it: restored after the test
+    monkeypatch.setenv("CITYSEG_HOME", str(tmp_path / "home"))  # the report's data and outputs
+    runs = tmp_path / "runs"
+    smoke = ROOT / "params/smoke/sweep.yaml"
+    for argv in (["train", "--executor", "ray", f"runs_dir={runs}", f"data_root={demo_root}", "epochs=1"],
+                 ["sweep", "--params", str(smoke), "--executor", "ray", f"runs_dir={runs}",
+                  f"base.data_root={demo_root}"],
+                 ["sweep", "--params", str(smoke), "--executor", "ray", "--dry-run", f"base.data_root={demo_root}"],
+                 ["report", "--profile", "smoke", "--executor", "ray", "--only", "01", "--no-pdf"]):
+        assert cli_main(argv) == 2, argv
+        out, err = capsys.readouterr()
+        assert out == "" and err.count("\n") == 1 and f"RAY_ADDRESS={address!r}" in err, (argv, out, err)
+    assert not runs.exists() and not (tmp_path / "home").exists()
+    for good in ("auto", "10.0.0.1:6379", "[::1]:6379", "ray://head", "ray://head:10001"):
+        monkeypatch.setenv("RAY_ADDRESS", good)
+        assert get_executor("ray").kind == "ray"  # nothing connects until the first job
+
+
 def test_local_executor_gives_every_job_the_thread_count(monkeypatch):
     before = torch.get_num_threads()
     seen = list(LocalExecutor().run(lambda x: (x, torch.get_num_threads()), [(k, (k,)) for k in "abc"], threads=1))

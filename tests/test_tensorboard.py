@@ -238,3 +238,14 @@ def test_cli_tensorboard_without_runs_is_one_line(tmp_path, capsys):
     assert "no such folder" in err and err.count("\n") == 1
     with pytest.raises(SystemExit):  # --profile and --logdir exclude each other
         main(["tensorboard", "--profile", "demo", "--logdir", "x"])
+
+
+@pytest.mark.parametrize("args, named", [(["--port", "-1"], "--port -1"), (["--port", "99999"], "--port 99999"),
+                                         (["--host", "not a host!!"], "'not a host!!'")])
+def test_cli_tensorboard_bad_port_or_host_is_one_line(tmp_path, capsys, monkeypatch, args, named):
+    from tensorboard import program
+
+    monkeypatch.setattr(program.TensorBoard, "main", lambda self: pytest.fail("TensorBoard started"))
+    assert main(["tensorboard", "--logdir", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert named in err and err.count("\n") == 1, err

@@ -44,7 +44,8 @@ def torch_threads(threads: int) -> Iterator[None]:
 
 
 def executor_name(name: str | None = None, source: str = "--executor") -> str:
-    """``name`` when given, else ``$CITYSEG_EXECUTOR``, else ``local``; an unknown name is one line."""
+    """``name`` when given, else ``$CITYSEG_EXECUTOR``, else ``local``; an unknown name, or ``ray``
+    with a ``$RAY_ADDRESS`` that is no cluster address, is one line."""
     if name:
         where = source
     else:
@@ -52,6 +53,10 @@ def executor_name(name: str | None = None, source: str = "--executor") -> str:
     name = (name or "local").strip().lower()
     if name not in EXECUTORS:
         raise CitysegError(f"{where}={name}: unknown executor (valid: {', '.join(EXECUTORS)})")
+    if name == "ray":  # the cluster it joins, checked where the setting enters (nothing imports Ray yet)
+        from cityseg_lib.execute.ray_executor import check_ray_address
+
+        check_ray_address()
     return name
 
 

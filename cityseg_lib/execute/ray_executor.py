@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
 import sys
 import time
@@ -34,7 +35,7 @@ from typing import Any
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.execute.executors import ENV_VAR, Executor, Job
 
-__all__ = ["RayExecutor", "connect", "MAX_RETRIES", "forwarded_env"]
+__all__ = ["RayExecutor", "connect", "MAX_RETRIES", "forwarded_env", "check_ray_address"]
 
 #: Retries of a run whose worker died; each retry resumes from the run's last.pt.
 MAX_RETRIES = 3
@@ -43,6 +44,23 @@ MAX_RETRIES = 3
 _FORWARD_PREFIXES = ("CITYSEG_", "CITYSCAPES_", "HF_")
 _FORWARD_NAMES = ("CI", "TORCH_HOME")
 _LOOPBACK = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)"
+
+
+def check_ray_address() -> str:
+    """``$RAY_ADDRESS`` (stripped; "" when unset) when it is one Ray accepts: ``auto``, ``HOST:PORT``
+    or ``ray://HOST[:PORT]`` (Ray Client); anything else is one line, before anything is printed,
+    written or started (Ray itself would say so only when the first run is submitted)."""
+    address = os.environ.get("RAY_ADDRESS", "").strip()
+    if not address or address == "auto":
+        return address
+    m = re.fullmatch(rf"(ray://)?{_HOST}(?::(\d{{1,5}}))?", address)
+    if not m or (m.group(2) is None and not m.group(1)) or not 0 < int(m.group(2) or 1) <= 65535:
+        raise CitysegError(f"RAY_ADDRESS={address!r} is not a Ray cluster address (HOST:PORT such as "
+                           "10.0.0.1:6379, ray://HOST:10001, or auto); unset it for an embedded cluster")
+    return address
 
 
 def _ray():
@@ -99,7 +117,7 @@ def connect(num_cpus: int | None = None) -> str:
     cluster gets three tries: on a machine whose cores are busy the raylet gives up when its agent
     takes more than a fixed 15 s to start (ray-project/ray#65983), and load comes and goes.
     """
-    address = os.environ.get("RAY_ADDRESS", "").strip()
+    address = check_ray_address()
     if not ("ray" in sys.modules and sys.modules["ray"].is_initialized()):
         if not address:
             _embedded_settings()
@@ -200,6 +218,7 @@ class RayExecutor(Executor):
         if cpus_per_run < 0:
             raise CitysegError(f"cpus_per_run={cpus_per_run} is out of range (allowed: >= 0; 0 = the run's "
                                "torch threads)")
+        check_ray_address()
         self.cpus_per_run, self.num_cpus, self.log = cpus_per_run, num_cpus, log
         self.address = ""
         self.nodes_used: set[str] = set()  # node ids that ran a job (for a closing line)

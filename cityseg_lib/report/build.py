@@ -34,7 +34,7 @@ from cityseg_lib.report.render import find_chromium, render_html, render_pdf
 from cityseg_lib.strict import load_yaml
 
 __all__ = ["NOTEBOOKS", "notebook_paths", "notebook_params", "run_notebook", "run_report", "find_chromium",
-           "add_report_arguments", "report_from_args"]
+           "add_report_arguments", "report_from_args", "check_earlier_results"]
 
 #: The study, in order; ``07_report`` renders the written report from the others' results.
 NOTEBOOKS = ("01_data_exploration", "02_baseline_fcn", "03_unet", "04_swin2_jnet", "05_loss_comparison",
@@ -154,6 +154,23 @@ def run_notebook(source: Path, output: Path, parameters: dict, cwd: Path | None 
     return time.perf_counter() - t0
 
 
+def check_earlier_results(profile: str, selected: list[str]) -> None:
+    """The results files that the ``selected`` notebooks read from notebooks not run now (07 reads
+    all six, 05 and 06 their main runs') exist and load, checked before any kernel starts: one line
+    naming the missing or broken file."""
+    from cityseg_lib.execute.notebooks import DEPENDS
+    from cityseg_lib.report.notebook_results import load_result
+
+    for stem in selected:
+        reads = NOTEBOOKS[:-1] if stem == REPORT_NOTEBOOK else DEPENDS.get(stem, ())
+        for earlier in (s for s in reads if s not in selected):
+            try:
+                load_result(profile, earlier[:2])
+            except CitysegError as err:
+                raise CitysegError(f"notebook {stem} reads the result of {earlier}, which this build does not run: "
+                                   f"{err}") from None
+
+
 def _write_timings(path: Path, timings: dict) -> None:
     from cityseg_lib.files import atomic_write_text
 
@@ -195,6 +212,7 @@ def run_report(
     kind = use_executor(executor)
     selected = _select(only)
     params, _ = check(profile, retrain, overrides, selected)  # one line and nothing run, on any problem
+    check_earlier_results(profile, selected)  # --only: what the notebooks read from those not run
     log = (lambda msg: print(f"report[{profile}]: {msg}", flush=True)) if verbose else (lambda msg: None)
     out_dir = reports_dir() / profile
     timings_path = results_dir(profile) / "timings.json"

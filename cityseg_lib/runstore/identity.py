@@ -52,8 +52,22 @@ def runs_root(cfg: TrainConfig) -> Path:
     return (Path(cfg.runs_dir).expanduser() if cfg.runs_dir else runs_dir()).resolve()
 
 
+def check_subset(cfg: TrainConfig) -> None:
+    """Refuse a ``train_subset`` count larger than the training split (one line; the split is listed
+    for the fingerprint anyway): it would train on all of it under another run's hash."""
+    subset = cfg.train_subset
+    if isinstance(subset, bool) or not isinstance(subset, int):
+        return
+    held = dataset_fingerprint(cfg).get("images", {}).get(f"{cfg.train_split}/{cfg.annotation}")
+    if held is not None and subset > held:
+        raise CitysegError(f"train_subset={subset}: the {cfg.train_split} split ({cfg.annotation} labels) holds "
+                           f"only {held} images; give a count up to {held}, a fraction in (0, 1], or none for all")
+
+
 def run_dir(cfg: TrainConfig) -> Path:
-    """``RUNS/PROFILE/NAME-HASH``: the folder of the run ``cfg`` describes."""
+    """``RUNS/PROFILE/NAME-HASH``: the folder of the run ``cfg`` describes (a ``train_subset``
+    larger than the training split is refused here, before any folder, :func:`check_subset`)."""
+    check_subset(cfg)
     return runs_root(cfg) / cfg.profile / f"{cfg.name}-{run_id(cfg)}"
 
 

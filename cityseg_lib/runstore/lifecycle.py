@@ -89,7 +89,9 @@ def prepare(cfg: TrainConfig, resume: bool, retrain: bool = False, new_ok: bool 
     """
     from cityseg_lib.models import check_model
 
-    check_model(cfg.model, cfg.model_options)  # a bad model fails here, before a folder or the data is touched
+    # a bad model, option value, or an input size the model cannot take fails here, before a folder
+    # or the data is touched (run_dir then refuses a train_subset larger than the split)
+    check_model(cfg.model, cfg.model_options, cfg.crop_size or cfg.image_size)
     out = run_dir(cfg)
     if retrain and out.exists():
         with folder_lock(out):  # refused while another process trains in it

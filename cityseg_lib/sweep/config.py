@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from cityseg_lib.config import TrainConfig
+from cityseg_lib.config import TrainConfig, check_device
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.strict import at_least, from_dict, load_yaml, parse_overrides
 
@@ -71,6 +71,7 @@ def _check_sweep(cfg: SweepConfig, source: str) -> SweepConfig:
     if len(cfg.devices) != 1:
         raise CitysegError(f"{source}: devices={cfg.devices} must name one device ([auto], [cpu], [cuda:1]); "
                            "trials run in parallel on the executor: executor: ray (one GPU per trial)")
+    check_device(cfg.devices[0], f"{source}: devices")
     if cfg.executor:
         from cityseg_lib.execute import executor_name
 
@@ -99,7 +100,7 @@ def _check_sweep(cfg: SweepConfig, source: str) -> SweepConfig:
                 raise CitysegError(f"{where}: name the option, e.g. model_options.dropout")
             if option in base_options:
                 raise CitysegError(f"{where}: also fixed in base.model_options; set it in one place")
-            grid[key] = list(values)
+            grid[key] = _distinct(list(values), where)
             continue
         if key not in fields or key == "model_options":
             raise CitysegError(f"{where}: not a training key (use a TrainConfig key or model_options.KEY)")
@@ -107,8 +108,17 @@ def _check_sweep(cfg: SweepConfig, source: str) -> SweepConfig:
             raise CitysegError(f"{where}: {key} is set by the sweep and cannot be swept")
         if key in cfg.base:
             raise CitysegError(f"{where}: also fixed in base; set it in one place")
-        grid[key] = [getattr(from_dict(TrainConfig, {key: v}, source=where), key) for v in values]
+        grid[key] = _distinct([getattr(from_dict(TrainConfig, {key: v}, source=where), key) for v in values], where)
     return dataclasses.replace(cfg, grid=grid)
+
+
+def _distinct(values: list, where: str) -> list:
+    """``values`` when no two are equal (after typing: 1 and 1.0 are one learning rate), else one line."""
+    for i, value in enumerate(values):
+        if value in values[:i]:
+            raise CitysegError(f"{where}: {value!r} is listed twice; a grid's values must differ "
+                               "(each would be the same trial)")
+    return values
 
 
 def _merge(cfg: SweepConfig, values: dict, source: str) -> SweepConfig:

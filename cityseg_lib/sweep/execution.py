@@ -15,7 +15,7 @@ from collections.abc import Callable
 from cityseg_lib.execute import Executor, get_executor
 from cityseg_lib.sweep.config import SweepConfig
 
-__all__ = ["sweep_executor", "trial_device", "trial_threads"]
+__all__ = ["sweep_executor", "trial_device", "trial_threads", "check_trial_device"]
 
 
 def sweep_executor(cfg: SweepConfig, executor: str | Executor | None = None,
@@ -44,3 +44,17 @@ def trial_threads(cfg: SweepConfig) -> int:
     import torch
 
     return cfg.cpu_threads or torch.get_num_threads()
+
+
+def check_trial_device(cfg: SweepConfig, executor: Executor) -> None:
+    """Refuse, before any folder, a device this machine lacks when the trials run here (local);
+    on Ray the worker's device decides, and a worker without it stops the sweep (not recorded)."""
+    if executor.kind != "local" or trial_device(cfg) == "auto":
+        return
+    from cityseg_lib.errors import CitysegError
+    from cityseg_lib.train.setup import resolve_device
+
+    try:
+        resolve_device(trial_device(cfg))
+    except CitysegError as e:
+        raise CitysegError(f"sweep {cfg.name}: devices={cfg.devices}: {e}") from None

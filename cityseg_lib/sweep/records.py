@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,14 +37,21 @@ def write_trials(path: Path, rows: dict[tuple[int, int], dict], grid_keys: list[
     atomic_write_text(path, buf.getvalue())
 
 
+#: Failures an older version recorded that were the settings' fault (a device the machine lacks, a
+#: resume with other settings), which now stop the sweep instead: their trials are run again.
+_SETTINGS_FAILURE = re.compile(r"device '[^']*' (requested but|is not a torch device)"
+                               r"|.*: cannot resume (with \d+ torch threads|on \d+ process)")
+
+
 def failed_rows(path: Path) -> dict[tuple[int, str], dict]:
-    """Failed trials recorded by an earlier run of the sweep, by (rung, candidate id)."""
+    """Failed trials recorded by an earlier run of the sweep, by (rung, candidate id); kept (not run
+    again) except a failure of the settings (:data:`_SETTINGS_FAILURE`)."""
     if not path.is_file():
         return {}
     out = {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
-            if row.get("status") == "failed":
+            if row.get("status") == "failed" and not _SETTINGS_FAILURE.match(row.get("error") or ""):
                 out[(int(row["rung"]), row["candidate"])] = failed_result(int(row["subset"]), row["error"])
     return out
 

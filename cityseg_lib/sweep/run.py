@@ -22,7 +22,7 @@ from cityseg_lib.files import atomic_write_text
 from cityseg_lib.lock import folder_lock
 from cityseg_lib.strict import config_to_dict
 from cityseg_lib.sweep.config import SweepConfig
-from cityseg_lib.sweep.execution import sweep_executor, trial_device, trial_threads
+from cityseg_lib.sweep.execution import check_trial_device, sweep_executor, trial_device, trial_threads
 from cityseg_lib.sweep.halving import Candidate, Rung, format_plan, grid_candidates, plan_rungs, select_survivors
 from cityseg_lib.sweep.records import check_same_sweep, failed_rows, write_results, write_trials
 from cityseg_lib.sweep.trials import (TRIAL_FIELDS, count_train_images, params_text, result_from_summary, run_trial,
@@ -77,6 +77,7 @@ def run_sweep(cfg: SweepConfig, dry_run: bool = False, log: Callable[[str], None
     plan_text = format_plan(plan, n_train, title=f"halving sweep {cfg.name!r} (profile {cfg.profile}): {out}")
     validate_trials(cfg, candidates, plan[0], n_train)  # every grid point, before any training
     ex, threads, device = sweep_executor(cfg, executor, log), trial_threads(cfg), trial_device(cfg)
+    check_trial_device(cfg, ex)
     if dry_run:
         log(plan_text)
         return out

@@ -89,29 +89,39 @@ def failed_result(subset: int, error: str) -> dict:
 
 
 def validate_trials(cfg: SweepConfig, candidates: list[Candidate], rung: Rung, n_train: int) -> None:
-    """Build the trial config of every candidate (types, ranges) and check its model options'
-    names, so a ``base`` or grid value that would fail every trial fails before the first one."""
+    """Build the trial config of every candidate (types, ranges) and check its model options
+    (names, values, and the input size the model trains on), and ``min_subset`` against the
+    training split, so a ``base`` or grid value that would fail every trial fails before the first
+    one, and no folder is made (nor a failed trial recorded) for a config that can never run."""
     from cityseg_lib.models import check_model
 
+    if cfg.min_subset > n_train:
+        raise CitysegError(f"sweep {cfg.name}: min_subset={cfg.min_subset} is more than the {n_train} images of "
+                           "the training split (a rung would train on more than all of it)")
     for cand in candidates:
         tc = trial_config(cfg, cand, rung, n_train)
         try:
-            check_model(tc.model, tc.model_options)
+            check_model(tc.model, tc.model_options, tc.crop_size or tc.image_size)
         except CitysegError as e:
-            raise CitysegError(f"sweep {cfg.name}: {e}") from None
+            swept = any(k.startswith(MODEL_OPTION) or k in ("model", "image_size", "crop_size") for k in cand.params)
+            what = f" (trial {cand.id}: {params_text(cand.params)})" if swept else ""
+            raise CitysegError(f"sweep {cfg.name}: {e}{what}") from None
 
 
 def run_trial(trial_cfg: TrainConfig) -> dict:
     """Train (or resume, or just read) one trial; a :class:`CitysegError` makes it ``failed``.
 
-    Except :class:`runstore.ResumeRefused` (a trial begun with another ``cpu_threads``): raised, so
-    the sweep stops with its one line instead of recording, for good, a failure of the settings.
+    Except :class:`runstore.ResumeRefused` (a trial begun with another ``cpu_threads``) and
+    :class:`~cityseg_lib.train.setup.DeviceUnavailable` (``devices`` names a device the worker lacks):
+    raised, so the sweep stops with its one line instead of recording, for good, a failure of the
+    settings (both are volatile: a resume with the right ones must train the trial).
     """
     from cityseg_lib.train.engine import fit
+    from cityseg_lib.train.setup import DeviceUnavailable
 
     try:
         fit(trial_cfg, resume=True)
-    except runstore.ResumeRefused:
+    except (runstore.ResumeRefused, DeviceUnavailable):  # the settings' fault, fixed by running again
         raise
     except CitysegError as e:
         subset = trial_cfg.train_subset if isinstance(trial_cfg.train_subset, int) else 0

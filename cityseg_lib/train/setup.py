@@ -17,8 +17,13 @@ import torch
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.train import distributed as D
 
-__all__ = ["resolve_device", "configure_cuda", "seed_epoch", "seed_all", "set_cpu_threads", "autocast", "num_workers",
-           "interactive", "progress_enabled"]
+__all__ = ["DeviceUnavailable", "resolve_device", "configure_cuda", "seed_epoch", "seed_all", "set_cpu_threads",
+           "autocast", "num_workers", "interactive", "progress_enabled"]
+
+
+class DeviceUnavailable(CitysegError):
+    """The device named cannot be used on this machine: the caller's settings to fix, not a property of
+    the run (a sweep stops on it instead of recording the trial as failed, see ``sweep.run_trial``)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -30,9 +35,12 @@ def resolve_device(name: str) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError:
-        raise CitysegError(f"device {name!r} is not a torch device (use auto, cpu, cuda or cuda:N)") from None
+        raise DeviceUnavailable(f"device {name!r} is not a torch device (use auto, cpu, cuda or cuda:N)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CitysegError(f"device {name!r} requested but CUDA is not available on this machine")
+        raise DeviceUnavailable(f"device {name!r} requested but CUDA is not available on this machine")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DeviceUnavailable(f"device {name!r} requested but this machine has {torch.cuda.device_count()} "
+                                "CUDA device(s) (cuda:0 ..)")
     return dev
 
 

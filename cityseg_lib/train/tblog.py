@@ -232,11 +232,25 @@ def _iou_table(best_epoch: int, scores, full) -> str:
 # ----------------------------------------------------------------------------- serving
 
 
+def check_address(port: int, host: str) -> None:
+    """Refuse, in one line, a port outside 0..65535 or a host name that does not resolve."""
+    import socket
+
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise CitysegError(f"--port {port}: a port is 0..65535 (0: a free port)")
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as e:
+        reason = getattr(e, "strerror", None) or e
+        raise CitysegError(f"--host {host!r}: cannot be resolved to an address ({reason})") from None
+
+
 def serve(logdir: str | Path, port: int = 6006, host: str = "localhost") -> int:
     """Serve TensorBoard on ``logdir`` (blocks until Ctrl-C). ``host`` localhost: this machine only.
 
     ``port`` 0 lets the system choose a free port (TensorBoard prints the URL).
     """
+    check_address(port, host)
     logdir = Path(logdir)
     if not logdir.is_dir():
         raise CitysegError(f"{logdir}: no such folder (no runs yet: train one, or pass --logdir)")

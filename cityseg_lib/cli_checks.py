@@ -1,0 +1,96 @@
+"""Checks of the command line's arguments that :mod:`argparse` cannot make: flags that contradict
+each other or would be ignored, output files that could not be written, a device this machine
+lacks. Each refuses in one line (:class:`CitysegError`, exit 2) before the command does any work.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from cityseg_lib.errors import CitysegError
+
+__all__ = ["inference_mode", "check_predict_engine", "check_output_file", "check_local_device"]
+
+
+def _tta_names(tta: str | None) -> list[str]:
+    """The TTA names of ``--tta`` as :meth:`InferenceMode.parse` reads them ("none" and "" dropped)."""
+    return [t for t in (tta or "").replace("+", ",").replace(" ", "").split(",") if t and t.lower() != "none"]
+
+
+def inference_mode(a):
+    """The :class:`InferenceMode` of ``--mode/--tta/--scales/--stride`` (None: whole image, no TTA).
+
+    ``--scales`` only means something with ``--tta ms`` and ``--stride`` with ``--mode slide``:
+    given without them they would be ignored, so they are refused.
+    """
+    mode, tta, scales, stride = getattr(a, "mode", "whole"), getattr(a, "tta", None), a.scales, a.stride
+    if scales is not None and "ms" not in _tta_names(tta):
+        raise CitysegError(f"--scales {scales}: multi-scale scales need --tta ms (or flip,ms); without it they "
+                           "are ignored")
+    if stride is not None and mode != "slide":
+        raise CitysegError(f"--stride {stride}: a sliding-window stride needs --mode slide; with --mode {mode} "
+                           "it is ignored")
+    if mode == "whole" and not _tta_names(tta):
+        return None
+    from cityseg_lib.evaluate.modes import InferenceMode
+
+    return InferenceMode.parse(mode=mode, tta=tta, scales=scales, stride=stride)
+
+
+def check_predict_engine(a) -> None:
+    """``predict``: ``--onnx`` needs ``--engine onnxruntime``; that engine runs the exported model
+    whole-image on the CPU, so ``--mode slide``, ``--tta``, ``--scales``, ``--stride`` and a CUDA
+    ``--device`` would be ignored: refused."""
+    if a.engine != "onnxruntime":
+        if a.onnx is not None:
+            raise CitysegError(f"--onnx {a.onnx}: an exported model runs with --engine onnxruntime; "
+                               f"with --engine {a.engine} it is ignored")
+        return
+    ignored = [f"--mode {a.mode}" if a.mode != "whole" else "", f"--tta {a.tta}" if _tta_names(a.tta) else "",
+               f"--scales {a.scales}" if a.scales is not None else "",
+               f"--stride {a.stride}" if a.stride is not None else "",
+               f"--device {a.device}" if a.device not in ("auto", "cpu") else ""]
+    ignored = [flag for flag in ignored if flag]
+    if ignored:
+        raise CitysegError(f"{', '.join(ignored)}: --engine onnxruntime runs the exported model whole-image on the "
+                           "CPU and would ignore it; use --engine torch for inference modes and CUDA")
+
+
+def check_output_file(path: str | os.PathLike, flag: str, make_parents: bool = False) -> None:
+    """Refuse, before the work, an output file that could not be written: a folder, a missing
+    parent folder (unless ``make_parents``: then the nearest existing one must take new files), a
+    read-only file or place. Leaves nothing behind (a probe file is removed again)."""
+    p = Path(path)
+    if p.is_dir():
+        raise CitysegError(f"{flag} {path}: is a folder; name the file to write")
+    try:
+        if p.exists():
+            with open(p, "r+b"):  # writable, and left as it is (no truncation)
+                return
+        parent = p.parent
+        if make_parents:
+            while not parent.exists() and parent != parent.parent:
+                parent = parent.parent
+        if not parent.is_dir():
+            raise CitysegError(f"{flag} {path}: {'a file, not a folder' if parent.exists() else 'no such folder'}: "
+                               f"{parent}")
+        if parent == p.parent:
+            fd = os.open(p, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            os.close(fd)
+            p.unlink()
+        else:
+            with tempfile.TemporaryFile(dir=parent):
+                pass
+    except OSError as e:
+        raise CitysegError(f"{flag} {path}: cannot be written ({e.strerror or e})") from None
+
+
+def check_local_device(executor_kind: str, device: str) -> None:
+    """A CUDA device this machine lacks, refused before anything is printed or made, when the run
+    trains here (on Ray the worker's device decides)."""
+    if executor_kind == "local" and device != "auto":
+        from cityseg_lib.train.setup import resolve_device
+
+        resolve_device(device)
