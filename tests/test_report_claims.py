@@ -14,7 +14,7 @@ import pytest
 from cityseg_lib.evaluate import uncertainty
 from cityseg_lib.evaluate.uncertainty import Difference, paired_difference
 from cityseg_lib.evaluate.wording import fixed_point, verdict
-from cityseg_lib.report import cost, discussion, evidence, front, loss_section, results_section, training_section
+from cityseg_lib.report import cost, discussion, evidence, front, loss_section, ranking, results_section, training_section
 from test_report_text import DESCENDING, FLAT, context, matrices, one_image_better, seeded, with_last_epochs
 
 
@@ -36,22 +36,22 @@ def test_the_banner_says_the_models_learn_only_when_the_learning_check_holds(mon
 def test_the_top_model_is_named_best_only_as_far_as_its_comparisons_go():
     # U-Net ahead of SimpleFCN on one image only (unresolved), Swin2-JNet and the tuned U-Net level
     ctx = context(unet=one_image_better(70, 90), fcn=70, swin=70, tuned=70)
-    assert results_section.best_model(ctx) == "U-Net"
-    phrase = results_section.top_model_phrase(ctx)
+    assert ranking.best_model(ctx) == "U-Net"
+    phrase = ranking.top_model_phrase(ctx)
     assert phrase.startswith("the top-ranked model, U-Net (") and "best" not in phrase
     assert "ranked second" in phrase
     assert "best model" not in results_section.confusion_text(ctx)
     # a resolved lead over the runner-up carries no caveat; ranked like the conclusions (seed means)
     ctx = context(arch_seeds={"fcn": [50, 50, 50], "unet": [60, 60, 60], "swin": [80, 80, 80]}, tuned=55)
-    assert results_section.best_model(ctx) == "Swin2-JNet"
-    assert results_section.top_model_phrase(ctx) == "the top-ranked model, Swin2-JNet"
+    assert ranking.best_model(ctx) == "Swin2-JNet"
+    assert ranking.top_model_phrase(ctx) == "the top-ranked model, Swin2-JNet"
     # the tuned single run is not ranked against means: it is the top model only when it beats its base
-    assert "U-Net (tuned)" not in results_section.ranking_scores(ctx)
+    assert "U-Net (tuned)" not in ranking.ranking_scores(ctx)
     better = context(arch_seeds={"fcn": [50, 50, 50], "unet": [80, 80, 80], "swin": [60, 60, 60]}, tuned=90)
     assert evidence.comparison(better, "unet_tuned_vs_unet").resolved
-    assert results_section.best_model(better) == "U-Net (tuned)"
-    assert results_section.top_model_phrase(better) == "the top-ranked model, U-Net (tuned)"
-    scores = results_section.ranking_scores(ctx)
+    assert ranking.best_model(better) == "U-Net (tuned)"
+    assert ranking.top_model_phrase(better) == "the top-ranked model, U-Net (tuned)"
+    scores = ranking.ranking_scores(ctx)
     line = next(x for x in discussion.conclusions(ctx) if x.startswith("**Ranking.**"))
     ranked = sorted(scores, key=scores.get, reverse=True)
     assert [line.index(k + " ") for k in ranked] == sorted(line.index(k + " ") for k in ranked)

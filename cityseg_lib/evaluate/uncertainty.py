@@ -242,9 +242,7 @@ def paired_difference(per_image_a: ArrayLike, per_image_b: ArrayLike, n_boot: in
     diffs = scores_of_resamples(a, idx, metric) - scores_of_resamples(b, idx, metric)
     va, vb = _score_total(a, metric), _score_total(b, metric)
     low, high = interval_of_samples(diffs, len(a), level, method)
-    # a finding needs the interval to exclude zero on the side of the observed difference: on few
-    # images the bootstrap can shift the interval past a tiny estimate of the other sign
-    d = va - vb
+    d = va - vb  # resolved: the interval excludes zero on d's side (few images can shift it past a tiny d)
     resolved = bool((low > 0 and d > 0) or (high < 0 and d < 0))
     return Difference(a=va, b=vb, difference=d, low=low, high=high, resolved=resolved,
                       n_images=len(a), n_boot=n_boot, level=level, metric=metric, method=method)

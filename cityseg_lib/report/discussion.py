@@ -18,7 +18,8 @@ from cityseg_lib.report.headline_json import headline, seed_scores
 from cityseg_lib.report.format import count, first_up, join, pct, pts
 from cityseg_lib.report.front import all_runs
 from cityseg_lib.report.loss_section import loss_reference, loss_summary
-from cityseg_lib.report.results_section import ranking_scores, scoring_resolution_text
+from cityseg_lib.report.ranking import ranking_scores
+from cityseg_lib.report.results_section import scoring_resolution_text
 from cityseg_lib.report.training_section import gain_pct, seeds_length, settled
 from cityseg_lib.report.variants_section import optimizer_claim, resolution_claim
 

@@ -12,10 +12,11 @@ from cityseg_lib import plots
 from cityseg_lib.data.labels import CLASS_NAMES
 from cityseg_lib.evaluate.intervals import expanded_level
 from cityseg_lib.evaluate.uncertainty import paired_difference
-from cityseg_lib.report.context import ReportContext, full_or_train, majority_baseline, val_class_pixels
+from cityseg_lib.report.context import ReportContext, majority_baseline, val_class_pixels
 from cityseg_lib.report.cells import difference_cell, finding_cell, interval_cell, train_size_cell, versus_column
-from cityseg_lib.report.evidence import class_intervals, comparison, comparisons, pooled_note, val_loss_against_seeds
-from cityseg_lib.report.headline_json import differences_table, headline, points, seed_scores
+from cityseg_lib.report.evidence import class_intervals, comparison, pooled_note, val_loss_against_seeds
+from cityseg_lib.report.headline_json import differences_table, headline, points
+from cityseg_lib.report.ranking import best_model, top_model_phrase
 from cityseg_lib.report.format import figure_caption, join, pct, pts, signed_pts, size_hw
 
 
@@ -133,46 +134,6 @@ def fig_per_class(ctx: ReportContext, number: int = 8) -> tuple:
             "under the official full-resolution protocol (Table 11), each bar with its 95% bootstrap interval over "
             "the validation images" if full else "at the training size") +
         " (missing bar: the class never appears in the validation labels nor in the predictions).")
-
-
-def ranking_scores(ctx: ReportContext) -> dict[str, float]:
-    """``{label: score}`` of the three architectures, by which the report ranks them: a model trained
-    with several seeds by their mean full-resolution mIoU (its comparisons pool them), else its one
-    run's. The sweep-tuned models are not ranked with them: each ran once, with one seed, and is
-    judged against its base model's run of that seed (a single run against a mean of seeds would
-    credit it with its seed's luck)."""
-    out = {}
-    for k in ctx.untuned:
-        seeds = seed_scores(ctx, k)
-        out[k] = seeds["seed_mean"] if len(seeds["seed_miou"]) > 1 else full_or_train(ctx.main[k])
-    return out
-
-
-def best_model(ctx: ReportContext) -> str:
-    """The architecture ranked first (:func:`ranking_scores`), or its tuned version where the sweep's
-    parameters improved it beyond the noise; whether its lead is resolved is :func:`top_model_phrase`'s
-    to say."""
-    scores = ranking_scores(ctx)
-    top = max(scores, key=scores.get)
-    tuned = next((c for c in comparisons(ctx) if c.topic == "tuning" and c.name_b == top), None)
-    return tuned.name_a if tuned is not None and tuned.resolved and tuned.diff.difference > 0 else top
-
-
-def top_model_phrase(ctx: ReportContext) -> str:
-    """``"the top-ranked model, U-Net"``, with what the comparisons say of its place: ahead of the
-    runner-up beyond the noise (no caveat), or not separated from it (a ranking by point estimates
-    alone is no finding)."""
-    scores = ranking_scores(ctx)
-    ranked = sorted(scores, key=scores.get, reverse=True)
-    best = best_model(ctx)
-    if len(ranked) < 2:
-        return f"the top-ranked model, {best}"
-    top, runner = ranked[0], ranked[1]
-    c = next((c for c in comparisons(ctx) if {c.name_a, c.name_b} == {top, runner}), None)
-    caveat = ("" if c is not None and c.resolved else
-              f" (not separated from {runner}, ranked second: Section 6)" if c is not None else
-              f" (by point estimate: not compared with {runner}, ranked second, directly)")
-    return f"the top-ranked model, {best}{caveat}"
 
 
 def fig_confusion(ctx: ReportContext, number: int = 9) -> tuple:
