@@ -114,19 +114,26 @@ def test_prediction_grid_colours_truth_and_prediction(demo_root, tmp_path):
     assert (grid[:, 128:] == train_ids_to_color(np.array([10]))[0]).all()
 
 
+def _kill_at_epoch(monkeypatch, epoch: int):
+    """``RunLog.epoch`` raises KeyboardInterrupt at ``epoch`` (a kill after that epoch's ``last.pt``,
+    before its events); returns the function that puts the real one back."""
+    real = tblog.RunLog.epoch
+
+    def killed(self, row, *args, **kwargs):
+        if row["epoch"] == epoch:
+            raise KeyboardInterrupt
+        return real(self, row, *args, **kwargs)
+
+    monkeypatch.setattr(tblog.RunLog, "epoch", killed)
+    return lambda: monkeypatch.setattr(tblog.RunLog, "epoch", real)
+
+
 def test_interrupted_and_extended_runs_log_each_step_once(demo_root, tmp_path, monkeypatch):
     cfg = _cfg(demo_root, tmp_path, "resume", epochs=4)
-    real_epoch = tblog.RunLog.epoch
-
-    def killed_at_epoch_3(self, row, *args, **kwargs):  # after last.pt of epoch 3, before its events
-        if row["epoch"] == 3:
-            raise KeyboardInterrupt
-        return real_epoch(self, row, *args, **kwargs)
-
-    monkeypatch.setattr(tblog.RunLog, "epoch", killed_at_epoch_3)
+    undo = _kill_at_epoch(monkeypatch, 3)  # after last.pt of epoch 3, before its events
     with pytest.raises(KeyboardInterrupt):
         engine.fit(cfg, resume=True)
-    monkeypatch.setattr(tblog.RunLog, "epoch", real_epoch)
+    undo()
     run = runstore.run_dir(cfg)
     assert [e.step for e in _events(run).Scalars("loss/train")] == [1, 2]
 
@@ -153,17 +160,10 @@ def test_interrupted_and_extended_runs_log_each_step_once(demo_root, tmp_path, m
 
 def test_a_grid_epoch_killed_before_its_events_gets_its_grid_on_resume(demo_root, tmp_path, monkeypatch):
     cfg = _cfg(demo_root, tmp_path, "grid", epochs=2, full_res_eval=False)
-    real_epoch = tblog.RunLog.epoch
-
-    def killed_at_epoch_1(self, row, *args, **kwargs):  # after last.pt and metrics.csv of epoch 1
-        if row["epoch"] == 1:
-            raise KeyboardInterrupt
-        return real_epoch(self, row, *args, **kwargs)
-
-    monkeypatch.setattr(tblog.RunLog, "epoch", killed_at_epoch_1)
+    undo = _kill_at_epoch(monkeypatch, 1)  # after last.pt and metrics.csv of epoch 1
     with pytest.raises(KeyboardInterrupt):
         engine.fit(cfg, resume=True)
-    monkeypatch.setattr(tblog.RunLog, "epoch", real_epoch)
+    undo()
     run = runstore.run_dir(cfg)
     assert ("val/predictions", 1) not in tblog.logged_steps(run / "tb")
     engine.fit(cfg, resume=True)
