@@ -148,6 +148,20 @@ def test_a_kill_between_last_pt_and_metrics_csv_loses_no_row(demo_root, tmp_path
     assert list(metrics["val_loss"]) == [h["val_loss"] for h in load_checkpoint(run / "last.pt")["history"]]
 
 
+def test_a_checkpoint_write_killed_before_its_rename_leaves_no_temporary_file_behind(demo_root, tmp_path):
+    cfg = _cfg(demo_root, tmp_path, epochs=1)
+    run = runstore.run_dir(cfg)
+    run.mkdir(parents=True)
+    partial = [run / ".last.pt.k9x2.tmp", run / ".best.pt.a1b2.tmp"]
+    for p in partial:
+        p.write_bytes(b"half a checkpoint")
+    other = run / ".notes.txt.tmp"  # not a checkpoint's: left alone
+    other.write_text("mine")
+    engine.fit(cfg, resume=True)
+    assert not any(p.exists() for p in partial) and other.read_text() == "mine"
+    assert not list(run.glob(".*.pt.*.tmp")) and runstore.is_finished(run, cfg)
+
+
 def test_best_pt_is_always_the_recorded_best_epoch(demo_root, tmp_path, monkeypatch):
     """An epoch's first attempt was the best so far and is killed between its two checkpoints; its
     redo (on CUDA, round-off may differ) is not. best.pt never holds an attempt last.pt discarded."""

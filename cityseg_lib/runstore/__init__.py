@@ -31,9 +31,8 @@ from cityseg_lib.runstore.identity import (EXECUTION_KEYS, ResumeRefused, check_
                                            dataset_fingerprint, find_runs, run_dir, run_id, runs_root)
 from cityseg_lib.runstore.files import (METRIC_FIELDS, checkpoint_path, last_epoch_gain, load_config, load_environment,
                                         load_identity, load_metrics, load_per_image, load_summary, model_stats, read_json,
-                                        relative, resolve,
-                                        run_record, tensorboard_dir, write_json, write_metrics, write_per_image,
-                                        write_run_info, write_summary)
+                                        relative, remove_partial_checkpoints, resolve, run_record, tensorboard_dir,
+                                        write_json, write_metrics, write_per_image, write_run_info, write_summary)
 from cityseg_lib.runstore.history import HISTORY_DIR, mark_unfinished
 from cityseg_lib.runstore.lifecycle import fit_state, is_finished, longer_run, prepare, train_or_load
 
@@ -44,6 +43,6 @@ __all__ = [
     "mark_unfinished", "check_same_computation", "prepare",
     "train_or_load", "write_run_info", "write_metrics", "write_summary", "write_per_image",
     "last_epoch_gain", "load_config", "load_environment", "load_identity", "load_summary", "load_metrics", "load_per_image",
-    "run_record",
+    "run_record", "remove_partial_checkpoints",
     "model_stats", "read_json", "write_json", "relative", "resolve",
 ]

@@ -30,6 +30,17 @@ def checkpoint_path(run: str | os.PathLike, which: str = "best") -> Path:
     return Path(run) / f"{which}.pt"
 
 
+def remove_partial_checkpoints(run: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of checkpoint writes a kill interrupted (``.last.pt.XXXX.tmp``,
+    ``.best.pt.XXXX.tmp``: :func:`cityseg_lib.files.atomic_write` before its rename); returns them.
+    They hold no result (the rename never happened) but can be as large as the model. Only the
+    process that trains the run writes checkpoints, so call this holding the run's lock."""
+    found = [p for which in ("best", "last") for p in Path(run).glob(f".{which}.pt.*.tmp") if p.is_file()]
+    for p in found:
+        p.unlink(missing_ok=True)
+    return found
+
+
 def tensorboard_dir(run: str | os.PathLike) -> Path:
     """``RUN/tb``: the run's TensorBoard event files (a ``--logdir`` above it groups runs)."""
     return Path(run) / "tb"

@@ -178,6 +178,7 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
         model = torch.compile(model)
 
     if D.is_main():
+        runstore.remove_partial_checkpoints(out)  # what a kill mid-write left (no result, a model's size)
         runstore.mark_unfinished(out)  # an extension: the shorter run's results to RUN/history/ first
         runstore.write_run_info(out, cfg)
         if resuming:  # what a kill between last.pt and the files after it left out
