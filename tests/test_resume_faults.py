@@ -216,6 +216,25 @@ def test_resume_with_another_thread_count_on_cpu_is_refused(demo_root, tmp_path,
     assert runstore.load_summary(run)["epochs"] == 2
 
 
+def test_the_cli_resumes_a_run_on_the_thread_count_it_trained_with(demo_root, tmp_path, one_torch_thread,
+                                                                   monkeypatch, capsys):
+    """A notebook's run (1 thread) extended from a shell (torch's default: every core) is resumed on
+    1 thread, and ends as a straight run does; an explicit OMP_NUM_THREADS is the user's choice, and
+    a count other than the run's is refused as by fit."""
+    straight = engine.fit(_cfg(demo_root, tmp_path / "straight", epochs=2, device="cpu"))
+    shell = engine.fit(_cfg(demo_root, tmp_path / "shell", epochs=1, device="cpu"))
+    args = ["train", *_cli_args(demo_root, tmp_path / "shell", epochs=2, device="cpu"), "--resume"]
+    torch.set_num_threads(2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert main(args) == 2
+    assert "cannot resume with 2 torch threads: this run trained with 1" in capsys.readouterr().err
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert main(args) == 0
+    assert "on 1 torch thread(s), as it trained" in capsys.readouterr().out
+    assert torch.get_num_threads() == 1
+    _assert_same_run(straight, shell)
+
+
 # ----------------------------------------------------------------------------- unreadable files
 
 

@@ -15,6 +15,7 @@ best and ``best.pt`` older: :func:`repair_best` writes ``best.pt`` from ``last.p
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -25,8 +26,9 @@ from cityseg_lib.errors import CitysegError
 from cityseg_lib.strict import config_to_dict
 from cityseg_lib.train import distributed as D
 from cityseg_lib.train.checkpoint import load_checkpoint, save_checkpoint
+from cityseg_lib.train.setup import resolve_device
 
-__all__ = ["execution", "check_execution", "restore", "best_state", "repair_best", "check_best"]
+__all__ = ["execution", "check_execution", "adopt_threads", "restore", "best_state", "repair_best", "check_best"]
 
 
 def execution(workers: int, device: torch.device) -> dict:
@@ -48,6 +50,23 @@ def check_execution(saved: dict | None, now: dict, where: Path) -> None:
             f"{where}: cannot resume with {now['threads']} torch threads: this run trained with {saved['threads']} "
             f"(CPU results depend on the count); set it back (torch.set_num_threads({saved['threads']}), "
             f"OMP_NUM_THREADS={saved['threads']}, or a sweep's cpu_threads={saved['threads']})")
+
+
+def adopt_threads(run_dir: Path, device: str) -> int | None:
+    """Set torch's CPU thread count to the one ``run_dir/last.pt`` trained with; returns it, or None
+    when there is nothing to adopt (``OMP_NUM_THREADS`` set: the user's choice; no ``last.pt`` or no
+    record; not CPU then and now; the same count).
+
+    For ``cityseg train --resume`` in a shell: the notebooks and sweeps train each run on 1 thread,
+    a shell's torch takes every core, and :func:`check_execution` would refuse the mismatch."""
+    last = runstore.checkpoint_path(run_dir, "last")
+    if "OMP_NUM_THREADS" in os.environ or resolve_device(device).type != "cpu" or not last.is_file():
+        return None
+    saved = load_checkpoint(last).get("execution") or {}
+    if saved.get("device") != "cpu" or not saved.get("threads") or saved["threads"] == torch.get_num_threads():
+        return None
+    torch.set_num_threads(saved["threads"])
+    return saved["threads"]
 
 
 def restore(last_path: Path, cfg: TrainConfig, model, optimizer, scheduler, now: dict) -> dict:
