@@ -49,6 +49,7 @@ def _cmd_make_demo_data(a) -> int:
 
 def _cmd_check_data(a) -> int:
     from cityseg_lib.data.check import check_dataset, format_summary
+    from cityseg_lib.files import json_safe
     from cityseg_lib.paths import resolve_data_root
 
     if a.json:
@@ -56,7 +57,7 @@ def _cmd_check_data(a) -> int:
     summary = check_dataset(resolve_data_root(a.root), fast=a.fast, workers=a.workers)
     print(format_summary(summary))
     if a.json:
-        Path(a.json).write_text(json.dumps(summary, indent=2))
+        Path(a.json).write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False))
     return 0
 
 

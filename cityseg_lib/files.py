@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import tempfile
 import time
@@ -21,7 +22,7 @@ from typing import Any, BinaryIO
 
 from cityseg_lib.errors import CitysegError
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_csv",
+__all__ = ["json_safe", "atomic_write", "atomic_write_bytes", "atomic_write_text", "atomic_write_json", "atomic_write_csv",
            "write_new", "set_aside", "REPLACED_DIR"]
 
 REPLACED_DIR = ".replaced"  # beside the runs (or sweeps) of a profile: what an explicit retrain replaced
@@ -70,6 +71,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (an absent class's IoU is NaN) as ``None``, so that
+    ``json.dumps(..., allow_nan=False)`` writes strict JSON (``null``) that any parser reads: for
+    result files users read with other tools (``eval_*.json``, ``evaluate-folder``, ``check-data``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def atomic_write_json(path: str | os.PathLike, payload: Any) -> None:
     atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
 
@@ -94,6 +108,10 @@ def write_new(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None
         os.link(tmp, path)
     except FileExistsError:
         raise CitysegError(f"{path}: exists already; refusing to overwrite it") from None
+    except OSError:  # a file system without hard links: the check above, then a rename
+        if path.exists():
+            raise CitysegError(f"{path}: exists already; refusing to overwrite it") from None
+        os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
 

@@ -244,3 +244,19 @@ def test_cli_runs_as_a_console_script(tiny):
     exe = Path(sys.executable).parent / "cityseg"
     out = subprocess.run([str(exe), "check-data", "--root", str(tiny / "missing")], capture_output=True, text=True)
     assert out.returncode == 2 and out.stderr.startswith("cityseg check-data: error:") and "Traceback" not in out.stderr
+
+
+def test_a_16_bit_grayscale_image_is_scaled_not_clipped_to_white(tmp_path):
+    """PIL's own RGB conversion of mode I;16 clips at 255 (a white frame); read_image scales it."""
+    from cityseg_lib.data.images import read_image
+
+    gray16 = (np.arange(16 * 64).reshape(16, 64) * 64).astype(np.uint16)
+    Image.fromarray(gray16).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode == "I;16"
+    Image.fromarray((gray16 // 257).astype(np.uint8)).save(tmp_path / "g8.png")
+    rgb16, rgb8 = read_image(tmp_path / "g16.png"), read_image(tmp_path / "g8.png")
+    assert rgb16.shape == (16, 64, 3) and rgb16.dtype == np.uint8
+    assert (rgb16[..., 0] == rgb16[..., 2]).all() and int(np.abs(rgb16.astype(int) - rgb8).max()) <= 1
+    Image.fromarray(np.zeros((4, 4), np.float32)).save(tmp_path / "f.tiff")
+    with pytest.raises(CitysegError, match=r"f.tiff: floating-point image \(mode F\)"):
+        read_image(tmp_path / "f.tiff")

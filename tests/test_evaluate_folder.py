@@ -191,6 +191,14 @@ def test_no_gt_files(tmp_path: Path) -> None:
     _raises("no \\*_gtFine_labelIds.png files", tmp_path / "pred", tmp_path / "gt")
 
 
+def test_the_test_split_and_all_void_labels_are_refused(tmp_path: Path) -> None:
+    gt_root, pred_dir = _make_dataset(tmp_path)
+    _raises("split='test': Cityscapes withholds the test split's labels", pred_dir, gt_root, split="test")
+    for gt in (gt_root / "gtFine" / "val").rglob("*_gtFine_labelIds.png"):
+        Image.fromarray(np.zeros((H, W), np.uint8), mode="L").save(gt)  # labelId 0: unlabeled, void
+    _raises("every ground-truth pixel of the 6 frames is void", pred_dir, gt_root, workers=1)
+
+
 def test_missing_prediction_folder(tmp_path: Path) -> None:
     gt_root, _ = _make_dataset(tmp_path)
     _raises("prediction folder not found", tmp_path / "absent", gt_root)

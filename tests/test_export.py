@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never wait on the network for weights
 
@@ -46,6 +47,9 @@ def test_export_agrees_with_pytorch_with_dynamic_batch(name, tmp_path):
     assert info.dynamic_batch and info.num_classes == 19 and info.input_size == SIZE
     assert info.size_bytes == (tmp_path / f"{name}.onnx").stat().st_size
     assert os.listdir(tmp_path) == [f"{name}.onnx"]  # no temporary file left behind
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / f"{name}.onnx").stat().st_mode) == 0o666 & ~umask  # as open() gives, not 0600
     session = onnx_session(info.path, threads=1)
     for batch in (1, 3):
         result = check_onnx(info.path, model, torch.randn(batch, 3, *SIZE), session=session)

@@ -194,8 +194,10 @@ def test_bad_values_in_infer_and_parse():
         infer(model, x, 8.5)
     with pytest.raises(CitysegError, match="tta 'rotate' is not one of flip, ms"):
         InferenceMode.parse("whole", "flip,rotate")
-    with pytest.raises(CitysegError, match="stride='a'"):
-        InferenceMode.parse("slide", stride="a")
+    for typo in ("a", "20x", "20,", "1x2x3"):
+        with pytest.raises(CitysegError, match=f"stride='{typo}' must be an integer or H,W"):
+            InferenceMode.parse("slide", stride=typo)
+    assert InferenceMode.parse("slide", stride="20x30").stride == (20, 30)
     with pytest.raises(CitysegError) as info:
         InferenceMode.parse("tiles")
     assert "\n" not in str(info.value) and "'tiles'" in str(info.value)

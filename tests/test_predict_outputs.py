@@ -52,6 +52,14 @@ def test_existing_outputs_and_a_file_as_out_are_refused_before_any_work(tmp_path
         plan_outputs(tmp_path / "nope", tmp_path / "out2", "labelIds")
 
 
+def test_two_inputs_with_one_output_are_refused_before_any_work(tmp_path):
+    """a.png and a.jpg both map to a.png: the second write would stop the run halfway and block its re-run."""
+    src = _tree(tmp_path / "in", "dup.png", "dup.jpg", "other.png")
+    with pytest.raises(CitysegError, match=r"in/dup.jpg and .*in/dup.png would both be written to .*out/dup.png"):
+        plan_outputs(src, tmp_path / "out", "labelIds")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_corrupt_input_is_refused_before_any_output_is_written(tmp_path):
     src = _tree(tmp_path / "in", "a.png", "b.png", "c.png")
     data = (src / "b.png").read_bytes()

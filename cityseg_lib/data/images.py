@@ -38,8 +38,21 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """(H, W, 3) uint8 RGB."""
-    im = _open(Path(path))
+    """(H, W, 3) uint8 RGB.
+
+    16-bit grayscale (PIL modes ``I;16*``, or ``I`` within 0..65535) is scaled to 8 bits: PIL's own
+    conversion clips it at 255, a white frame. Float images (mode ``F``) have no agreed range and
+    are refused, naming the file."""
+    path = Path(path)
+    im = _open(path)
+    if im.mode.startswith("I"):
+        gray = np.asarray(im, dtype=np.int64)
+        if gray.size and (gray.min() < 0 or gray.max() > 65535):
+            raise CitysegError(f"{path}: {im.mode} image with values outside 0..65535; save it as 8- or 16-bit")
+        gray = ((gray * 255 + 32767) // 65535).astype(np.uint8)  # rounded: 65535 -> 255, 257 -> 1
+        return np.repeat(gray[..., None], 3, axis=2)
+    if im.mode == "F":
+        raise CitysegError(f"{path}: floating-point image (mode F); save it as an 8- or 16-bit PNG or JPEG")
     if im.mode != "RGB":
         im = im.convert("RGB")
     return np.array(im)  # writable, so torch.from_numpy needs no copy and warns of nothing

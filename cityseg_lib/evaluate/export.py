@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import torch
 from torch import nn
 
 from cityseg_lib.errors import CitysegError
+from cityseg_lib.files import write_new
 
 __all__ = ["ExportInfo", "export_onnx", "check_onnx", "onnx_session", "onnx_metadata", "size_rule", "EXPORTERS"]
 
@@ -151,27 +151,6 @@ def _export_proto(model: nn.Module, dummy: torch.Tensor, dynamic_hw: bool, multi
     return program.model_proto
 
 
-def _write_new(data: bytes, path: Path) -> None:
-    """Write ``data`` to ``path`` atomically, never over an existing file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)  # atomic and refuses an existing target, unlike os.replace
-        except FileExistsError:
-            raise CitysegError(f"export: {path} already exists; remove it or choose another path") from None
-        except OSError:  # no hard links on this file system
-            if path.exists():
-                raise CitysegError(f"export: {path} already exists; remove it or choose another path") from None
-            os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: Sequence[int], *,
                 dynamic_hw: bool | None = None, opset: int = 17, exporter: str = "torchscript") -> ExportInfo:
     """Export ``model`` (in eval mode; its training flag is restored) to the new file ``path``.
@@ -216,7 +195,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, input_size: Sequence[
         entry.key, entry.value = f"cityseg.{key}", value
     data = proto.SerializeToString()
     onnx.checker.check_model(proto)
-    _write_new(data, path)
+    write_new(path, lambda f: f.write(data))  # the umask's mode (mkstemp alone gives 0600), never over a file
     return ExportInfo(path=str(path), model=type(model).__name__, num_classes=num_classes, input_size=size,
                       dynamic_batch=True, dynamic_hw=dynamic, size_multiple=multiple, opset=opset, exporter=exporter,
                       size_bytes=len(data), message=message)

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from cityseg_lib.errors import CitysegError, one_line
+from cityseg_lib.files import json_safe
 from cityseg_lib.data.labels import (
     CATEGORY_NAMES,
     CLASS_NAMES,
@@ -219,8 +220,14 @@ def evaluate_folder(
     """
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
         raise CitysegError(f"workers={workers!r}: expected an integer >= 0 (0 or 1: no threads)")
+    if split == "test":  # refused before any file is read, as `cityseg evaluate` does
+        raise CitysegError("split='test': Cityscapes withholds the test split's labels (all void in the release), so "
+                           "it cannot be scored here; submit the predictions to the benchmark server")
     pairs = find_pairs(pred_dir, gt_root, split)
     train_mat = label_to_train_confusion(label_id_confusion(pairs, workers))
+    if not train_mat.any():  # every ground-truth pixel void: no score exists, NaNs are no answer
+        raise CitysegError(f"{Path(gt_root) / 'gtFine' / split}: every ground-truth pixel of the {len(pairs)} frames "
+                           "is void (no labelled pixel to score)")
     scores = scores_from_matrix(train_mat)
     return {
         "split": split,
@@ -255,19 +262,9 @@ def format_result(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def write_json(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
     """Write a result as strict JSON (NaN -> null), creating parent folders; returns the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(_jsonable(result), indent=2, allow_nan=False) + "\n")
+    out.write_text(json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
     return out

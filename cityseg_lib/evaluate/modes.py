@@ -137,10 +137,13 @@ class InferenceMode:
         if scales is None:
             scales = DEFAULT_MS_SCALES if "ms" in tta else (1.0,)
         if isinstance(stride, str):
-            try:
-                parts = [int(v) for v in stride.replace("x", ",").split(",") if v.strip()]
+            pieces = [v.strip() for v in stride.replace("x", ",").split(",")]
+            try:  # "20x" or "20," is a typo, not a square stride
+                if len(pieces) not in (1, 2) or not all(pieces):
+                    raise ValueError
+                parts = [int(v) for v in pieces]
             except ValueError:
-                raise CitysegError(f"inference: stride={stride!r} must be an integer or H,W") from None
+                raise CitysegError(f"inference: stride={stride!r} must be an integer or H,W (HxW)") from None
             stride = parts[0] if len(parts) == 1 else parts
         return cls(mode=mode.strip().lower(), flip="flip" in tta, scales=scales, stride=stride)
 

@@ -47,8 +47,8 @@ def plan_outputs(inputs: str | os.PathLike, out_dir: str | os.PathLike, fmt: str
 
     A folder input is mirrored under ``out_dir`` (``a/x.png`` -> ``OUT/a/x.png``), so equal file
     names in different subfolders stay apart; images inside ``out_dir`` are skipped (earlier
-    outputs are not inputs). An existing output, an output equal to an input, or an ``out_dir``
-    that is a file, is an error naming it.
+    outputs are not inputs). An existing output, an output equal to an input, two inputs with one
+    output (``a.png`` and ``a.jpg``), or an ``out_dir`` that is a file, is an error naming it.
     """
     if fmt not in PREDICT_FORMATS:
         raise CitysegError(f"format {fmt!r} is not one of {', '.join(PREDICT_FORMATS)}")
@@ -65,9 +65,13 @@ def plan_outputs(inputs: str | os.PathLike, out_dir: str | os.PathLike, fmt: str
             raise CitysegError(f"{src}: no .png/.jpg images found")
     else:
         raise CitysegError(f"{src}: no such file or folder")
-    pairs = []
+    pairs, claimed = [], {}
     for f in files:
         target = out / f.relative_to(base).parent / f"{f.stem}{_SUFFIX[fmt]}.png"
+        if target in claimed:  # a.png and a.jpg: the second would stop the run halfway, and block its re-run
+            raise CitysegError(f"{claimed[target]} and {f} would both be written to {target}; "
+                               "rename one, or predict them into different --out folders")
+        claimed[target] = f
         if target.exists():
             what = "is an input image" if target in files or target == f else "exists already"
             raise CitysegError(f"{target} {what}; refusing to overwrite it (choose another --out)")

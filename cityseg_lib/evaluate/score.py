@@ -21,6 +21,7 @@ from cityseg_lib.data.images import read_image, read_train_ids
 from cityseg_lib.data.labels import NUM_CLASSES
 from cityseg_lib.data.transforms import normalize
 from cityseg_lib.errors import CitysegError
+from cityseg_lib.files import json_safe
 from cityseg_lib.evaluate.modes import InferenceMode
 from cityseg_lib.evaluate.uncertainty import bootstrap_ci
 from cityseg_lib.train.metrics import ConfusionMatrix
@@ -113,7 +114,8 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool 
         result["miou_ci"] = [iv.low, iv.high]  # the mIoU's 95% bootstrap interval over the frames, as the report's
     if image_seconds is not None:
         result["image_seconds"] = [round(float(t), 6) for t in image_seconds]
-    runstore.write_json(run, f"eval_{split}{'_fullres' if full_res else ''}{label}{first}.json", result)
+    # strict JSON (an absent class's NaN as null): the file is for the user's own tools
+    runstore.write_json(run, f"eval_{split}{'_fullres' if full_res else ''}{label}{first}.json", json_safe(result))
     # per-image matrices for bootstrap intervals: returned, not written to JSON
     return {**result, "per_image": per_image}
 
