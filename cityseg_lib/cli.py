@@ -166,7 +166,7 @@ def _cmd_tensorboard(a) -> int:
 
 
 def _cmd_report(a) -> int:
-    from cityseg_lib.report.build import report_from_args
+    from cityseg_lib.report.arguments import report_from_args
 
     return report_from_args(a)
 
@@ -272,7 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="localhost", help="address to bind (default localhost: this machine only)")
     s.set_defaults(func=_cmd_tensorboard)
 
-    from cityseg_lib.report.build import add_report_arguments
+    from cityseg_lib.report.arguments import add_report_arguments
 
     s = sub.add_parser("report", help="run notebooks 01-07 and render reports/PROFILE/report.{html,pdf}")
     add_report_arguments(s)

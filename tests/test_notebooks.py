@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -85,7 +86,10 @@ def test_every_params_key_exists_in_its_notebook(profile):
     assert files, f"no notebook params in {folder}"
     for f in files:
         assert f.stem in NOTEBOOKS, f"{f}: no notebook notebooks/{f.stem}.ipynb"
-        keys = set(yaml.safe_load(f.read_text()) or {})
+        values = yaml.safe_load(f.read_text()) or {}
+        keys = set(values)
+        # `papermill NB OUT -f params/smoke/NN.yaml` would otherwise run the notebook's default profile (demo)
+        assert values.get("profile") == profile, f"{f}: profile={values.get('profile')!r}, expected {profile!r}"
         known = set(pm.inspect_notebook(str(NOTEBOOKS[f.stem])))
         assert keys <= known, f"{f}: unknown parameter(s) {sorted(keys - known)}; the notebook has {sorted(known)}"
     assert (folder / "data.yaml").is_file()
@@ -215,6 +219,52 @@ def test_smoke_headline_json_holds_the_tables_numbers(smoke_report):
     loss = json.loads((home / "reports" / "smoke" / "results" / "05.json").read_text())["result"]["runs"]
     unet = json.loads((home / "reports" / "smoke" / "results" / "03.json").read_text())["result"]["seed_runs"]
     assert loss["cross_entropy"] == unet
+
+
+@pytest.mark.slow
+def test_a_run_an_earlier_build_extended_is_refused_before_any_notebook_and_only_07_renders(smoke_report, demo_root,
+                                                                                           tmp_path):
+    """--set 02.train={epochs: 3} extends 02's runs in place; the default build then asks 2 epochs and
+    is refused before its first notebook, naming the run and the ways out (it stopped in 02's cell
+    before). A build without 07 does not re-render the earlier report as if it were new."""
+    home = tmp_path / "home"
+    shutil.copytree(smoke_report[0], home, symlinks=True)
+    html = home / "reports" / "smoke" / "report.html"
+    rendered = html.stat().st_mtime_ns
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CITYSEG_HOME", str(home))
+        mp.setenv("CITYSEG_CACHE", str(home / "cache"))
+        mp.setenv("CITYSCAPES_DATASET", str(demo_root))
+        report_runner.run_report("smoke", only=["02"], overrides={"02": {"train": {"epochs": 3}}}, pdf=False,
+                                 verbose=False)
+        assert html.stat().st_mtime_ns == rendered, "the report was re-rendered from the earlier 07"
+        ran = []
+        mp.setattr(report_runner, "run_notebook", lambda *a, **k: ran.append(a))
+        with pytest.raises(CitysegError, match=r"notebook 02_baseline_fcn: .*simple_fcn-\w+: this run was trained "
+                                               r"for 3 epochs, 2 were asked.*--set 02.train=\{epochs: ...\}"):
+            report_runner.run_report("smoke", only=["02"], pdf=False, verbose=False)
+        assert ran == []
+
+
+def test_relative_data_roots_reach_the_kernels_absolute(tmp_path, monkeypatch, demo_root):
+    """The checks read a relative root from the working directory; the kernels start in notebooks/."""
+    monkeypatch.setenv("CITYSEG_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").symlink_to(demo_root, target_is_directory=True)
+    monkeypatch.setenv("CITYSCAPES_DATASET", "data")
+    seen = {}
+
+    def record(source, output, parameters, *args, **kwargs):
+        seen[source.stem] = (dict(parameters), os.environ["CITYSCAPES_DATASET"])
+        raise CitysegError("stop here")
+
+    monkeypatch.setattr(report_runner, "run_notebook", record)
+    for overrides in ({}, {"01": {"data_root": "data"}}):
+        with pytest.raises(CitysegError, match="stop here"):
+            report_runner.run_report("smoke", only=["01"], overrides=overrides, pdf=False, verbose=False)
+        params, env = seen["01_data_exploration"]
+        absolute = str((tmp_path / "data").resolve())
+        assert env == absolute and params.get("data_root", absolute) == absolute
 
 
 # ----------------------------------------------------------------------------- failures

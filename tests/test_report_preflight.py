@@ -83,6 +83,23 @@ def test_counts_of_the_exploration_and_report_notebooks(report):
     _failed(report("--set", "03.cpu_threads=-4"), "03_unet", "cpu_threads=-4")
 
 
+def test_nulls_seeds_and_sizes_fail_before_any_notebook(report):
+    _failed(report("--set", "01.stats_stride=null"), "01_data_exploration", "stats_stride=None is not a number")
+    _failed(report("--set", "03.constant_gamma=null"), "03_unet", "constant_gamma=None is not a number")
+    _failed(report("--set", "03.resolution_size=[32]"), "03_unet", "resolution_size=[32]: expected [H, W]")
+    _failed(report("--set", "02.seeds=[a]"), "02_baseline_fcn", "seeds=['a']: expected a list of integers >= 0")
+    _failed(report("--set", "02.seeds=null"), "02_baseline_fcn", "seeds=None is not a list")
+    _failed(report("--set", "04.seeds=[11, 12]"), "04_swin2_jnet", "must include the main run's seed 0",
+            "train={seed: 11}")
+    _failed(report("--set", "03.seeds=[0, 1, 1]"), "03_unet", "a seed is listed twice")
+    _failed(report("--set", "05.seeds=[]"), "05_loss_comparison", "seeds=[]: at least 1 seed(s) needed")
+
+
+def test_an_override_of_a_notebook_not_run_is_refused(report):
+    _failed(report("--only", "02", "07", "--set", "03.seeds=[0]"), "--set 03.seeds", "notebook 03_unet is not run",
+            "--only 02 07")
+
+
 def test_a_notebook_cannot_switch_to_another_profile(report):
     _failed(report("--set", "03.profile=full"), "--set 03.profile", "profile='full'", "--profile")
 

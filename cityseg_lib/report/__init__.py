@@ -23,10 +23,11 @@ not load torch, timm and matplotlib with every section:
   :mod:`.headline_json`: ``headline.json``;
 * :mod:`.cost`: training and inference speeds with their intervals, and the side-by-side timing;
 * :mod:`.front`: title, introduction, provenance and timings;
-* :mod:`.dataset_section`, :mod:`.architecture_section`, :mod:`.training_section`,
+* :mod:`.dataset_section`, :mod:`.architecture_section`, :mod:`.augmentation_section`, :mod:`.training_section`,
   :mod:`.loss_section`, :mod:`.sweep_section`, :mod:`.results_section`: Sections 2 to 5;
 * :mod:`.discussion`: conclusions and reflections (Sections 6 and 7);
-* :mod:`.build` (``cityseg report``), :mod:`.preflight` and :mod:`.render`: running and rendering.
+* :mod:`.build` (``cityseg report``; its command line in :mod:`.arguments`), :mod:`.preflight` and
+  :mod:`.render`: running and rendering.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import importlib
 _EXPORTS = {
     "inference_section": ["inference_table", "inference_text"],
     "variants_section": ["optimizer_table", "optimizer_text", "fig_optimizers", "resolution_table", "resolution_text",
-                         "fig_resolution"],
+                         "resolution_caption", "fig_resolution"],
     # results hand-off
     "notebook_results": ["DataResult", "BaselineResult", "UNetResult", "SwinResult", "LossResult", "SweepResult",
                          "ReportResult", "save_result", "load_result"],
@@ -49,8 +50,9 @@ _EXPORTS = {
     "front": ["title_block", "introduction", "provenance_table", "timings_table", "timings_note"],
     "dataset_section": ["split_table", "dataset_text", "fig_samples", "fig_class_frequency", "fig_cooccurrence"],
     "architecture_section": ["architecture_text", "model_table", "model_table_note", "fig_learning_curves"],
-    "training_section": ["augmentation_table", "augmentation_text", "scheduler_table", "scheduler_text", "fig_scheduler",
-                         "early_stopping_table", "early_stopping_text"],
+    "augmentation_section": ["augmentation_table", "augmentation_text"],
+    "training_section": ["scheduler_table", "scheduler_text", "fig_scheduler", "early_stopping_table",
+                         "early_stopping_text"],
     "loss_section": ["seed_summary", "seed_table", "loss_summary", "loss_table", "loss_text", "fig_loss_comparison"],
     "sweep_section": ["table1", "rung_plan_table", "table2", "sweep_text", "fig_brackets"],
     "ranking": ["ranking_scores", "best_model", "top_model_phrase"],

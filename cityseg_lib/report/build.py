@@ -20,8 +20,8 @@ the notebook, the cell and the error; its partly executed copy stays in ``report
 
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import re
 import time
 from pathlib import Path
@@ -34,7 +34,7 @@ from cityseg_lib.report.render import find_chromium, render_html, render_pdf
 from cityseg_lib.strict import load_yaml
 
 __all__ = ["NOTEBOOKS", "notebook_paths", "notebook_params", "run_notebook", "run_report", "find_chromium",
-           "add_report_arguments", "report_from_args", "check_earlier_results"]
+           "check_earlier_results"]
 
 #: The study, in order; ``07_report`` renders the written report from the others' results.
 NOTEBOOKS = ("01_data_exploration", "02_baseline_fcn", "03_unet", "04_swin2_jnet", "05_loss_comparison",
@@ -204,14 +204,19 @@ def run_report(
     from cityseg_lib.data.source import ensure_data
     from cityseg_lib.report.notebook_results import results_dir
 
-    from cityseg_lib.report.preflight import check
+    from cityseg_lib.report.preflight import check, check_run_lengths
 
     from cityseg_lib.execute import use_executor
     from cityseg_lib.execute.notebooks import in_threads, shared_cluster, waves
 
     kind = use_executor(executor)
     selected = _select(only)
-    params, _ = check(profile, retrain, overrides, selected)  # one line and nothing run, on any problem
+    for key, values in (overrides or {}).items():  # a --set of a notebook not run would be silently ignored
+        for stem in set(_select([key])) - set(selected):
+            raise CitysegError(f"--set {key}.{next(iter(values))}: notebook {stem} is not run (--only "
+                               f"{' '.join(x[:2] for x in selected)}); add {stem[:2]} to --only or drop the --set")
+    params, configs = check(profile, retrain, overrides, selected)  # one line and nothing run, on any problem
+    _absolute_roots(params)  # the kernels run in notebooks/: a relative root would point there
     check_earlier_results(profile, selected)  # --only: what the notebooks read from those not run
     log = (lambda msg: print(f"report[{profile}]: {msg}", flush=True)) if verbose else (lambda msg: None)
     out_dir = reports_dir() / profile
@@ -226,6 +231,8 @@ def run_report(
     root = ensure_data(params[NOTEBOOKS[0]].get("data_root", ""), profile)
     timings["data_s"] = round(time.perf_counter() - t0, 1)
     log(f"data ready at {root} ({timings['data_s']} s)")
+    if not retrain:
+        check_run_lengths(configs, root, selected)  # a run an earlier build extended: refused before any notebook
 
     paths = notebook_paths()
     echo = f"report[{profile}]:   " if verbose else ""
@@ -243,6 +250,11 @@ def run_report(
                 log(f"[{selected.index(stem) + 1}/{len(selected)}] {stem} done in {seconds:.0f} s")
 
     executed = out_dir / "executed" / f"{REPORT_NOTEBOOK}.ipynb"
+    if REPORT_NOTEBOOK not in selected:  # rendering the earlier 07 would show the earlier results as new
+        _write_timings(timings_path, timings)
+        log(f"report not rendered: {REPORT_NOTEBOOK} did not run; `cityseg report --profile {profile} --only 07` "
+            "renders it from these results")
+        return out_dir / "report.html"
     if not executed.is_file():
         raise CitysegError(f"{executed} is missing: run the report notebook (only=None or only=['07'])")
     title = f"Semantic segmentation of street scenes: a reproducible study ({profile} profile)"
@@ -252,47 +264,17 @@ def run_report(
     timings["last_build_s"] = round(time.perf_counter() - t_start, 1)
     _write_timings(timings_path, timings)
     pdf_note = " and report.pdf" if pdf and (out_dir / "report.pdf").is_file() else ""
+    if not pdf and (out_dir / "report.pdf").is_file():
+        pdf_note = f" (--no-pdf: {out_dir / 'report.pdf'} is an earlier build's)"
     log(f"wrote {html}{pdf_note} in {timings['last_build_s']:.0f} s")
     return html
 
 
-# ----------------------------------------------------------------------------- CLI glue
-
-
-def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Arguments of ``cityseg report``; pair with :func:`report_from_args`."""
-    parser.add_argument("--profile", default="demo", help="params profile: demo (default), full or smoke")
-    parser.add_argument("--retrain", action="store_true", help="train every run again instead of reusing finished runs")
-    parser.add_argument("--only", nargs="+", default=None, metavar="NB",
-                        help="run only these notebooks (e.g. 07 to re-render the report from existing results)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NB.KEY=VALUE",
-                        help="override a notebook parameter, e.g. '03.train={epochs: 2}' (value in YAML syntax)")
-    parser.add_argument("--no-pdf", dest="pdf", action="store_false", help="write the HTML only")
-    parser.add_argument("--executor", default=None, metavar="local|ray",
-                        help="where the notebooks' runs train (default $CITYSEG_EXECUTOR, else local); ray: one "
-                             "cluster for all, independent notebooks at once")
-    return parser
-
-
-def _parse_sets(items: list[str]) -> dict[str, dict]:
-    import yaml
-
-    out: dict[str, dict] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        nb, dot, name = key.partition(".")
-        if not sep or not dot or not nb or not name:
-            raise CitysegError(f"--set {item!r} is not NB.KEY=VALUE (e.g. '03.train={{epochs: 2}}')")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            raise CitysegError(f"--set {item!r}: value is not valid YAML") from None
-        out.setdefault(nb, {})[name] = value
-    return out
-
-
-def report_from_args(args: argparse.Namespace) -> int:
-    """Run :func:`run_report` from parsed :func:`add_report_arguments` arguments; returns 0."""
-    run_report(args.profile, retrain=args.retrain, only=args.only, overrides=_parse_sets(args.overrides), pdf=args.pdf,
-               executor=args.executor)
-    return 0
+def _absolute_roots(params: dict[str, dict]) -> None:
+    """Make ``data_root`` parameters and ``$CITYSCAPES_DATASET`` absolute, as this process reads them
+    (the checks passed here): the notebooks' kernels start in ``notebooks/``."""
+    for values in params.values():
+        if values.get("data_root"):
+            values["data_root"] = str(Path(values["data_root"]).expanduser().resolve())
+    if os.environ.get("CITYSCAPES_DATASET"):
+        os.environ["CITYSCAPES_DATASET"] = str(Path(os.environ["CITYSCAPES_DATASET"]).expanduser().resolve())

@@ -17,10 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from cityseg_lib.config import TrainConfig, train_config
+from cityseg_lib.errors import CitysegError
 from cityseg_lib.runstore import computed_config
 from cityseg_lib.strict import config_to_dict
 
-__all__ = ["SWEEP_SHARED_KEYS", "seed_runs", "seed_group", "baseline_runs", "unet_runs", "swin_runs", "loss_runs", "main_run", "main_config",
+__all__ = ["SWEEP_SHARED_KEYS", "check_seeds", "seed_runs", "seed_group", "baseline_runs", "unet_runs", "swin_runs", "loss_runs", "main_run", "main_config",
            "sweep_overrides", "sweep_configs"]
 
 #: Keys of a model's main run that its sweep's trials take too (unless the grid varies them): the
@@ -30,10 +31,29 @@ SWEEP_SHARED_KEYS = ("image_size", "batch_size", "max_batches", "max_val_images"
 _MAIN_NOTEBOOK = {"simple_fcn": "02", "unet": "03", "swin2_jnet": "04"}
 
 
+def check_seeds(seeds, main_seed: int | None = None, least: int = 0) -> list[int]:
+    """``seeds`` as distinct integers >= 0, at least ``least`` of them and, when ``main_seed`` is
+    given and ``seeds`` is not empty, holding it: the main run keeps its own seed (``seed`` of the
+    training block), so a list without it would train one seed more than it names."""
+    if not isinstance(seeds, (list, tuple)) or any(isinstance(v, bool) or not isinstance(v, int) or v < 0
+                                                   for v in seeds):
+        raise CitysegError(f"seeds={seeds!r}: expected a list of integers >= 0")
+    if len(set(seeds)) != len(seeds):
+        raise CitysegError(f"seeds={list(seeds)}: a seed is listed twice")
+    if len(seeds) < least:
+        raise CitysegError(f"seeds={list(seeds)}: at least {least} seed(s) needed")
+    if main_seed is not None and seeds and main_seed not in seeds:
+        raise CitysegError(f"seeds={list(seeds)} must include the main run's seed {main_seed} (the training block's "
+                           f"seed; to change it, train={{seed: {seeds[0]}}})")
+    return list(seeds)
+
+
 def seed_runs(profile: str, main: TrainConfig, seeds: list[int] | tuple = ()) -> dict[str, TrainConfig]:
-    """``main`` again with each other seed of ``seeds``: ``{NAME_seedS: config}``. Every main
-    architecture runs with several seeds, so its comparisons show the spread a seed causes; the
-    loss comparison (05) names its cross-entropy runs the same way and so reuses these."""
+    """``main`` again with each other seed of ``seeds``: ``{NAME_seedS: config}`` (``seeds`` holds
+    the main run's own seed, or is empty: the main run only). Every main architecture runs with
+    several seeds, so its comparisons show the spread a seed causes; the loss comparison (05) names
+    its cross-entropy runs the same way and so reuses these."""
+    seeds = check_seeds(seeds, main.seed)
     values = {k: v for k, v in config_to_dict(main).items() if k not in ("name", "profile")}
     return {f"{main.name}_seed{s}": train_config(profile, f"{main.name}_seed{s}", None, **{**values, "seed": int(s)})
             for s in seeds if int(s) != main.seed}
@@ -73,6 +93,10 @@ def unet_runs(profile: str, data_root: str, train: dict, model_options: dict, co
         if opt != runs["unet"].optimizer:
             runs[f"unet_opt_{opt}"] = train_config(profile, f"unet_opt_{opt}", train, optimizer=opt, **base)
     if resolution_size:
+        if (not isinstance(resolution_size, (list, tuple)) or len(resolution_size) != 2
+                or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in resolution_size)):
+            raise CitysegError(f"resolution_size={resolution_size!r}: expected [H, W], two positive integers "
+                               "(or null: no resolution comparison)")
         h, w = resolution_size
         runs["unet_size"] = train_config(profile, f"unet_{h}x{w}", train, image_size=[h, w], **base)
     return runs
@@ -106,6 +130,7 @@ def loss_runs(profile: str, unet: TrainConfig, data_root: str, train: dict, loss
     with ``train`` over it and that loss and seed. A run that computes what ``unet`` does but for
     its seed takes the name notebook 03 gives it (``unet``, ``unet_seedS``: :func:`seed_runs`),
     so 03's finished runs are reused instead of trained twice."""
+    seeds = check_seeds(seeds, least=1)  # every loss needs a run; its seeds need not hold the main run's
     values = {k: v for k, v in config_to_dict(unet).items() if k not in ("name", "profile")}
     values["data_root"] = str(data_root)
 

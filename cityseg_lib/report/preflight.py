@@ -20,10 +20,11 @@ from pathlib import Path
 from cityseg_lib.config import TrainConfig
 from cityseg_lib.errors import CitysegError
 
-__all__ = ["check", "study_configs", "check_report", "check_values", "check_data_root", "check_weights",
-           "notebook_defaults"]
+__all__ = ["NULLABLE", "check", "study_configs", "check_report", "check_values", "check_data_root", "check_weights",
+           "notebook_defaults", "check_run_lengths"]
 
 _HF_ENV = "HF_HUB_OFFLINE"
+_GENERATED = "<generated>"  # the data root of the configs checked before the build generates the data
 
 
 def notebook_defaults(path: Path) -> dict:
@@ -56,11 +57,17 @@ MINIMA = {"n_samples": 0, "stats_max_images": 0, "stats_stride": 1, "n_qualitati
           "speed_rounds": 0, "cpu_threads": 0}
 
 
+#: Parameters whose ``None`` means something (the notebook documents it: "None: skip").
+NULLABLE = {"resolution_size"}
+
+
 def check_values(stem: str, params: dict, defaults: dict, source: str) -> None:
     """Each parameter has the kind of the notebook's default (number, string, list, mapping, bool),
-    and the counts of :data:`MINIMA` are integers at or above their least value."""
+    ``None`` only where :data:`NULLABLE` allows it, and the counts of :data:`MINIMA` are integers
+    at or above their least value. List items and lengths are checked by the run builders
+    (:mod:`.experiments`), which preflight calls too."""
     for key, value in params.items():
-        if key not in defaults or defaults[key] is None or value is None:
+        if key not in defaults or defaults[key] is None or (value is None and key in NULLABLE):
             continue
         want, got = _kind(defaults[key]), _kind(value)
         if want != got and not (want == "number" and got == "number"):
@@ -161,7 +168,7 @@ def _data_root(profile: str, params: dict[str, dict]) -> str:
                            "the folder holding leftImg8bit/ and gtFine/")
     if not roots and settings.get("generate"):
         generation_args(profile, settings)  # the build generates the data: its settings, each named in data.yaml
-    return next(iter(roots.values()), "") or "<generated>"
+    return next(iter(roots.values()), "") or _GENERATED
 
 
 def _configs(profile: str, params: dict[str, dict], root: str, sources: dict[str, str]) -> dict[str, list[TrainConfig]]:
@@ -258,6 +265,26 @@ def check(profile: str, retrain: bool = False, overrides: dict[str, dict] | None
                + (f" with --set {', '.join(per_nb[stem])})" if per_nb.get(stem) else ")") for stem in NOTEBOOKS}
     configs = check_report(profile, {s: {**defaults[s], **p} for s, p in params.items()}, defaults, sources, selected)
     return params, configs
+
+
+def check_run_lengths(configs: dict[str, list[TrainConfig]], root: str | os.PathLike, selected: list[str]) -> None:
+    """Refuse, before any notebook starts, a finished run longer than its notebook asks: an earlier
+    build with a larger ``epochs`` extended it in place (its shorter results are in ``history/``),
+    and the notebook would stop at that run halfway through the build. ``root``: the dataset
+    root the notebooks use (the run folders are named by its fingerprint; it must exist)."""
+    from dataclasses import replace
+
+    from cityseg_lib.runstore import is_finished, run_dir
+
+    for stem in selected:
+        for cfg in configs.get(stem, []) if stem[:2] in ("02", "03", "04", "05") else []:
+            out = run_dir(cfg if cfg.data_root not in ("", _GENERATED) else replace(cfg, data_root=str(root)))
+            try:
+                is_finished(out, cfg)
+            except CitysegError as err:
+                raise CitysegError(f"notebook {stem}: {err} (--set {stem[:2]}.train={{epochs: ...}} with that run's "
+                                   f"length reuses it; --retrain --only {stem[:2]} trains the notebook's runs again, "
+                                   "the earlier ones moving to .replaced/)") from None
 
 
 def study_configs(profile: str, overrides: dict[str, dict] | None = None) -> dict[str, list[TrainConfig]]:
