@@ -15,7 +15,7 @@ from cityseg_lib.evaluate import uncertainty
 from cityseg_lib.evaluate.uncertainty import Difference, paired_difference
 from cityseg_lib.evaluate.wording import fixed_point, verdict
 from cityseg_lib.report import cost, discussion, evidence, front, loss_section, ranking, results_section, training_section
-from test_report_text import DESCENDING, FLAT, context, matrices, one_image_better, seeded, with_last_epochs
+from test_report_text import DESCENDING, FLAT, Lab, context, matrices, one_image_better, seeded, with_last_epochs
 
 
 def test_the_banner_says_the_models_learn_only_when_the_learning_check_holds(monkeypatch):
@@ -194,3 +194,115 @@ def test_the_loss_reference_without_cross_entropy_tests_nothing():
     assert loss_section.loss_reference(ctx) == ("Cross-entropy was not part of this comparison, so the reference's "
                                                 "finding is not tested.")
     assert loss_section.loss_text(ctx).startswith("Two training losses were compared on the U-Net: a soft IoU")
+
+
+# ----------------------------------------------------------------------------- sizes, modes and rungs that ran
+
+
+def _sized(main_size, other_size=None, hits=90):
+    """The default context whose main U-Net (3 seeds) trained at ``main_size`` and, unless None, a
+    training-size run at ``other_size`` that scores ``hits``."""
+    ctx = context(arch_seeds={"unet": [70, 70, 70]})
+    for run in ctx.seed_runs("U-Net"):
+        ctx.runs.configs[run] = replace(ctx.runs.configs[run], image_size=tuple(main_size))
+    if other_size is not None:
+        lab = Lab()
+        lab.runs = ctx.runs
+        h, w = other_size
+        ctx.unet.resolution_run = lab.run(f"unet_{h}x{w}", matrices(hits), image_size=tuple(other_size))
+    return ctx
+
+
+def _markdown(stem: str, heading: str) -> str:
+    import nbformat
+
+    from cityseg_lib.paths import source_root
+
+    nb = nbformat.read(str(source_root() / "notebooks" / f"{stem}.ipynb"), as_version=4)
+    return next(c.source for c in nb.cells if c.cell_type == "markdown" and heading in c.source)
+
+
+def test_the_training_size_words_follow_the_two_runs_sizes():
+    """A second U-Net run smaller than the main one is never called the larger one (Table 13, the
+    text, the conclusions, the captions); a skipped experiment is said to be skipped, not described."""
+    from cityseg_lib.report import variants_section
+
+    smaller = _sized((64, 128), (48, 96))  # the smaller run scores higher on every image
+    c = evidence.comparison(smaller, "resolution_large_vs_main")
+    assert (c.name_a, c.name_b) == ("U-Net trained at the smaller size (48x96)",
+                                    "U-Net trained at the main run's size (64x128)")
+    text = variants_section.resolution_text(smaller)
+    assert ("the main U-Net (64x128 (HxW)) is compared with the same model trained at 48x96 (HxW), a smaller size in "
+            "the same proportion") in text
+    assert "So at this scale the smaller training size (48x96) scores measurably higher than the larger one " \
+           "(64x128)." in text
+    line = next(x for x in discussion.conclusions(smaller) if x.startswith("**Training resolution.**"))
+    assert "larger size" not in line and "profile's size" not in line
+    assert "larger" not in variants_section.resolution_caption(smaller) and "48x96" in \
+        variants_section.resolution_caption(smaller)
+    assert "vs 64x128, seed 0 (points)" in variants_section.resolution_table(smaller).columns
+    larger = _sized((36, 72), (72, 144))
+    assert evidence.comparison(larger, "resolution_large_vs_main").name_a == "U-Net trained at the larger size (72x144)"
+    assert "So at this scale the larger training size (72x144) scores measurably higher than the smaller one " \
+           "(36x72), where the reference found the two almost identical." in variants_section.resolution_text(larger)
+    skipped = _sized((64, 128))
+    assert evidence.finding(skipped, "resolution") == []
+    assert variants_section.resolution_text(skipped).startswith("The training-size experiment was skipped in this "
+                                                                "build")
+    caption = variants_section.resolution_caption(skipped)
+    assert "two sizes" not in caption and "skipped" in caption
+    assert "two sizes" not in variants_section.fig_resolution(skipped, 13)[1].data
+    same = _sized((64, 128), (64, 128))  # a second run at the main run's own size tests nothing about the size
+    assert evidence.finding(same, "resolution") == []
+    assert "at the main run's size" in variants_section.resolution_text(same)
+    # the notebooks' markdown cannot compute, so it names no direction
+    for stem, heading in (("07_report", "### Training resolution"), ("03_unet", "## Training resolution")):
+        words = _markdown(stem, heading)
+        assert "larger" not in words and "smaller" not in words and "same proportion" not in words
+
+
+def test_the_augmentation_text_describes_only_the_modes_that_ran():
+    """One mode: no comparison is claimed; two: those two described, with the verb and count agreeing."""
+    one = context()
+    one.unet.augment_runs = {"none": one.unet.main_run}
+    text = training_section.augmentation_text(one)
+    assert "in one augmentation mode only, without augmentation, so no augmentation mode is compared here" in text
+    assert "1 modes" not in text and "replaced" not in text and "added" not in text
+    assert "differs" not in text and "Ranked" not in text
+    two = context(augment=80)
+    two.unet.augment_runs = {"none": two.unet.main_run, "augment": "unet_aug_augment"}
+    text = training_section.augmentation_text(two)
+    assert ("in two modes: without augmentation and with randomly flipped (p = 0.5) and cropped (area 50% to 100%, "
+            "resized back) copies added to the originals (twice the images per epoch).") in text
+    assert "replaced" not in text and "'augment' augmentation helps." in text
+    no_reference = context()
+    no_reference.unet.augment_runs = {"replace": "unet_aug_replace", "augment": "unet_aug_augment"}
+    text = training_section.augmentation_text(no_reference)
+    assert "No mode ran without augmentation, so none is compared with training on the original images." in text
+    assert "beyond the sampling noise" not in text
+
+
+def _plan(*rungs) -> list[dict]:
+    """Rungs of (trials, kept, train images, epochs); the last is the final one."""
+    return [{"rung": i, "trials": t, "kept": k, "train images": n, "epochs": e, "final": i == len(rungs) - 1}
+            for i, (t, k, n, e) in enumerate(rungs)]
+
+
+def test_the_sweep_text_follows_its_rung_plan():
+    """The smoke plan keeps 3 of 5 and then 2 of 3 on 2, 3 and 6 images: no 'half', no 'twice'."""
+    from cityseg_lib.report import sweep_section
+
+    ctx = context()
+    ctx.sweep.sweeps = {"unet": {"plan": _plan((5, 3, 2, 1), (3, 2, 3, 1), (2, 1, 6, 1)), "n_train": 6, "trials": 10,
+                                 "image_epochs": 31, "grid": {}, "table2": {}}}
+    text = sweep_section.sweep_text(ctx)
+    assert ("the first trains every combination for 1 epoch on 2 of the 6 training images; after each rung the "
+            "candidates with the lowest validation loss go on: 3 of 5 to a rung on 3 images, then 2 of 3 to the "
+            "last rung, on all 6 images.") in text
+    assert "half" not in text and "twice" not in text
+    ctx.sweep.sweeps["unet"].update(plan=_plan((2, 1, 6, 2)), trials=2, image_epochs=24)
+    text = sweep_section.sweep_text(ctx)
+    assert "in 1 rung: it trains every combination for 2 epochs on all 6 training images." in text
+    assert "1 rungs" not in text and "go on" not in text
+    words = _markdown("07_report", "### 4.5")
+    assert "half" not in words and "twice" not in words

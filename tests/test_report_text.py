@@ -9,6 +9,7 @@ unresolved (the bootstrap often leaves that image out).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -605,12 +606,13 @@ def test_table_cells_carry_the_same_interval_as_the_text():
 
 
 def _timed(fcn: list[float], unet: list[float], swin: list[float], large: list[float] | None = None) -> ReportContext:
-    """The default context with per-epoch images/s on the three main runs (and a larger-size U-Net)."""
+    """The default context with per-epoch images/s on the three main runs (and a larger-size U-Net:
+    the main one trains at 36x72)."""
     ctx = context()
     lab = Lab()
     lab.runs = ctx.runs
     lab.run("simple_fcn", matrices(50), "simple_fcn", speeds=fcn)
-    lab.run("unet", matrices(70), speeds=unet)
+    lab.run("unet", matrices(70), speeds=unet, image_size=(36, 72))
     lab.run("swin2_jnet", matrices(80), "swin2_jnet", speeds=swin, model_options={"dropout": 0.1, "pretrained": False})
     if large is not None:
         lab.run("unet_72x144", matrices(70), speeds=large, image_size=(72, 144))
@@ -760,6 +762,8 @@ def test_the_training_size_claim_follows_the_paired_difference():
 
     def sized(hits):
         ctx = context(arch_seeds={"unet": [70, 70, 70]})
+        for run in ctx.seed_runs("U-Net"):  # the main U-Net (each seed) at 36x72
+            ctx.runs.configs[run] = dataclasses.replace(ctx.runs.configs[run], image_size=(36, 72))
         lab = Lab()
         lab.runs = ctx.runs
         ctx.unet.resolution_run = lab.run("unet_72x144", matrices(hits), image_size=(72, 144))
@@ -767,14 +771,15 @@ def test_the_training_size_claim_follows_the_paired_difference():
 
     higher = sized(90)
     text = variants_section.resolution_text(higher)
-    assert "So at this scale the larger training size scores measurably higher, where the reference found" in text
+    assert ("So at this scale the larger training size (72x144) scores measurably higher than the smaller one "
+            "(36x72), where the reference found") in text
     line = next(x for x in discussion.conclusions(higher) if x.startswith("**Training resolution.**"))
     assert "scores measurably higher" in line
     table = variants_section.resolution_table(higher)
     assert list(table["finding"]) == ["–", "yes"]
-    assert table["vs the profile's size, seed 0 (points)"].iloc[1].startswith("+")
+    assert table["vs 36x72, seed 0 (points)"].iloc[1].startswith("+")
     lower = variants_section.resolution_text(sized(50))
-    assert "the profile's reduced size scores measurably higher than the larger one" in lower
+    assert "the smaller training size (36x72) scores measurably higher than the larger one (72x144)" in lower
     same = sized(one_image_better(70, 90))
     assert "consistent with the reference's 'almost identical'" in variants_section.resolution_text(same)
     assert list(variants_section.resolution_table(same)["finding"]) == ["–", "unresolved"]
@@ -856,7 +861,7 @@ def test_speeds_measured_side_by_side_decide_the_cost_words():
     ctx = _timed(fcn=[100.0] * 5, unet=[70.0] * 5, swin=[50.0] * 5, large=[40.0] * 5)
     rounds = np.array([1.0, 1.1, 0.9, 1.05, 0.95, 1.0])  # load drift shared by the models of a round
     times = {"SimpleFCN": 0.010 * rounds, "U-Net": 0.020 * rounds * np.array([1, 1.01, 0.99, 1, 1.02, 0.98]),
-             "Swin2-JNet": 0.0105 * rounds[::-1], cost.LARGER_UNET: 0.045 * rounds}
+             "Swin2-JNet": 0.0105 * rounds[::-1], cost.RESOLUTION_UNET: 0.045 * rounds}
     ctx._memo[("side_by_side",)] = {"times": times, "rounds": 6, "steps": 3, "device": "CPU"}
     line = next(x for x in discussion.conclusions(ctx) if x.startswith("**Cost.**"))
     r = cost.side_by_side_ratio(ctx, "U-Net", "SimpleFCN")
@@ -867,7 +872,7 @@ def test_speeds_measured_side_by_side_decide_the_cost_words():
     assert list(table["images/s side by side [95% CI]"])[0].startswith("100.0 (")
     assert "compared by a second timing, measured side by side" in architecture_section.model_table_note(ctx)
     text = variants_section.resolution_text(ctx)
-    big = cost.side_by_side_ratio(ctx, cost.LARGER_UNET, "U-Net")
+    big = cost.side_by_side_ratio(ctx, cost.RESOLUTION_UNET, "U-Net")
     assert f"Measured side by side (6 rounds of 3 training steps of each model in turn, on CPU), training at 72x144 " \
            f"(HxW) took {cost.ratio_text(big)} as long per image." in text
     # two models whose rounds overlap: not separated

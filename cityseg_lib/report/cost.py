@@ -29,7 +29,8 @@ import numpy as np
 from cityseg_lib.report.context import ReportContext
 
 __all__ = ["N_BOOT", "SpeedRatio", "epoch_speeds", "speed_interval", "speed_ratio", "ratio_text", "interval_or_dash",
-           "median_interval", "median_time_text", "paired_ratio", "ratio_value", "LARGER_UNET", "measure_step_speeds",
+           "median_interval", "median_time_text", "paired_ratio", "ratio_value", "RESOLUTION_UNET",
+           "measure_step_speeds",
            "side_by_side", "side_by_side_cell", "side_by_side_ratio", "side_by_side_how"]
 
 N_BOOT = 2000
@@ -146,13 +147,14 @@ def interval_or_dash(ctx: ReportContext, run: str) -> str:
 
 # ----------------------------------------------------------------------------- side by side
 
-#: Label of the larger-size U-Net in the side-by-side timing (the training-size experiment).
-LARGER_UNET = "U-Net at the larger size"
+#: Label, in the side-by-side timing, of the U-Net of the training-size experiment (notebook 03's
+#: ``resolution_size``: larger or smaller than the main run's, whichever the profile sets).
+RESOLUTION_UNET = "U-Net at the training-size experiment's size"
 
 
 def measure_step_speeds(ctx: ReportContext, rounds: int = 10, steps: int = 3) -> dict[str, np.ndarray] | None:
-    """Time training steps of the three architectures (and the larger-size U-Net) side by side,
-    in turn, in this process (:func:`cityseg_lib.train.speed.interleaved_step_seconds`), with the
+    """Time training steps of the three architectures (and the training-size experiment's U-Net) side
+    by side, in turn, in this process (:func:`cityseg_lib.train.speed.interleaved_step_seconds`), with the
     torch threads the runs trained with; kept in the context for Table 4 and the cost sentences.
     ``rounds`` 0 measures nothing (the report then compares the speeds the runs recorded), nor does a
     machine without a GPU when the runs trained on one."""
@@ -167,7 +169,7 @@ def measure_step_speeds(ctx: ReportContext, rounds: int = 10, steps: int = 3) ->
         return None  # runs trained on a GPU, report built without one: a CPU timing would not say how they train
     configs = {label: ctx.runs.config(ctx.main_runs[label]) for label in ctx.untuned}
     if getattr(ctx.unet, "resolution_run", None):
-        configs[LARGER_UNET] = ctx.runs.config(ctx.unet.resolution_run)
+        configs[RESOLUTION_UNET] = ctx.runs.config(ctx.unet.resolution_run)
     times = interleaved_step_seconds(configs, rounds=rounds, steps=steps, device=str(device),
                                      threads=ctx.baseline.cpu_threads)
     ctx._memo[("side_by_side",)] = {"times": times, "rounds": rounds, "steps": steps,

@@ -130,7 +130,7 @@ def conclusions(ctx: ReportContext) -> list[str]:
         claim = optimizer_claim(ctx)
         out.append("**Optimiser.** " + _sentences(opts) + (" " + claim if claim else "") + _seed_notes(opts))
     for c in finding(ctx, "resolution"):
-        claim = resolution_claim(c)
+        claim = resolution_claim(ctx, c)
         out.append("**Training resolution.** " + c.sentence() + (" " + claim if claim else "") + _seed_notes([c]))
     scoring = scoring_resolution_text(ctx)
     if scoring:

@@ -19,10 +19,10 @@ from cityseg_lib.evaluate.uncertainty import Difference, Interval, bootstrap_ci,
 from cityseg_lib.evaluate.wording import format_interval, verdict
 from cityseg_lib.models.names import display_name
 from cityseg_lib.report.context import ReportContext
-from cityseg_lib.report.format import LOSS_LABELS, OPTIMIZER_LABELS, join, pct, tuned_label
+from cityseg_lib.report.format import LOSS_LABELS, OPTIMIZER_LABELS, join, pct, size_relation, tuned_label
 
 __all__ = ["Comparison", "interval", "compare", "comparisons", "comparison", "finding", "pooled_note", "seeds_split",
-           "interval_text", "class_intervals", "val_loss_against_seeds"]
+           "interval_text", "class_intervals", "val_loss_against_seeds", "resolution_sizes", "resolution_names"]
 
 
 @dataclass(frozen=True)
@@ -183,9 +183,12 @@ def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list
             out.append((f"optimizer_{main_opt}_vs_{opt}", "optimizer",
                         f"U-Net with {OPTIMIZER_LABELS.get(main_opt, main_opt)}",
                         f"U-Net with {OPTIMIZER_LABELS.get(opt, opt)}", seeds["unet"], [run]))
-    if getattr(ctx.unet, "resolution_run", None):
-        out.append(("resolution_large_vs_main", "resolution", "U-Net trained at the larger size",
-                    "U-Net trained at the profile's size", [ctx.unet.resolution_run], seeds["unet"]))
+    sizes = resolution_sizes(ctx)
+    # a second run at the main run's own size tests nothing of the size (the key, older than smaller
+    # sizes, stays for headline.json's readers; the names give the direction)
+    if sizes and size_relation(sizes[1], sizes[0]) != "same":
+        out.append(("resolution_large_vs_main", "resolution", *resolution_names(ctx), [ctx.unet.resolution_run],
+                    seeds["unet"]))
     if ctx.unet.constant_lr_run:
         out.append(("steplr_vs_constant_lr", "scheduler", "StepLR", "a constant learning rate", seeds["unet"],
                     [ctx.unet.constant_lr_run]))
@@ -196,6 +199,25 @@ def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list
         out.append(("batchnorm_vs_no_batchnorm", "batchnorm", "Swin2-JNet with BatchNorm",
                     "Swin2-JNet without BatchNorm", seeds["swin2_jnet"], [ctx.swin.no_batchnorm_run]))
     return out
+
+
+def resolution_sizes(ctx: ReportContext) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """``((H, W) of the main U-Net, (H, W) of its training-size run)`` from the runs' configs; None
+    when the training-size experiment was skipped (notebook 03's ``resolution_size`` None)."""
+    run = getattr(ctx.unet, "resolution_run", None)
+    if not run:
+        return None
+    return tuple(ctx.runs.config(ctx.unet.main_run).image_size), tuple(ctx.runs.config(run).image_size)
+
+
+def resolution_names(ctx: ReportContext) -> tuple[str, str]:
+    """Names of the training-size run and of the main U-Net in the comparison: ``("U-Net trained at
+    the smaller size (48x96)", "U-Net trained at the main run's size (64x128)")``, the direction
+    computed from the two runs' sizes (a size larger on one side and smaller on the other has none)."""
+    main, other = resolution_sizes(ctx)
+    rel, hw = size_relation(other, main), "x".join(map(str, other))
+    name = f"U-Net trained at the {rel} size ({hw})" if rel in ("larger", "smaller") else f"U-Net trained at {hw}"
+    return name, f"U-Net trained at the main run's size ({'x'.join(map(str, main))})"
 
 
 def comparisons(ctx: ReportContext) -> list[Comparison]:

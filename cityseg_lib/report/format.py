@@ -16,7 +16,7 @@ from cityseg_lib.evaluate.wording import fixed_point
 
 __all__ = ["MODEL_LABELS", "LOSS_LABELS", "OPTIMIZER_LABELS", "AUGMENT_LABELS", "tuned_label", "first_up", "pct", "pts", "signed_pts",
            "count", "flops",
-           "join", "size_hw", "table_html", "figure_caption", "show"]
+           "join", "size_hw", "size_relation", "plural", "table_html", "figure_caption", "show"]
 
 LOSS_LABELS = {"cross_entropy": "cross-entropy", "iou": "IoU (soft Jaccard)", "jaccard": "IoU (soft Jaccard)",
                "dice": "Dice"}
@@ -72,6 +72,24 @@ def join(items: Sequence[str]) -> str:
 
 def size_hw(hw: Sequence[int]) -> str:
     return f"{hw[0]}x{hw[1]} (HxW)"
+
+
+def size_relation(hw: Sequence[int], ref: Sequence[int]) -> str:
+    """How the (H, W) size ``hw`` stands to ``ref``: ``"larger"`` or ``"smaller"`` (no side the other
+    way, not equal), ``"same"``, or ``"different"`` (one side larger, the other smaller)."""
+    (h, w), (rh, rw) = hw, ref
+    if (h, w) == (rh, rw):
+        return "same"
+    if h >= rh and w >= rw:
+        return "larger"
+    if h <= rh and w <= rw:
+        return "smaller"
+    return "different"
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``"1 epoch"``, ``"2 epochs"``."""
+    return f"{n} {noun if n == 1 else (nouns or noun + 's')}"
 
 
 def _column_format(values: pd.Series, name: str):

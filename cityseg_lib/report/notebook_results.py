@@ -64,7 +64,7 @@ class UNetResult:
     augment_runs: dict  # {mode: run}; "none" is main_run
     constant_gamma: float = 1.0
     optimizer_runs: dict = field(default_factory=dict)  # {optimizer: run}; "adamw" is main_run (Section 3.3)
-    resolution_run: str | None = None  # the main U-Net trained at a larger size (Section 3.1)
+    resolution_run: str | None = None  # the main U-Net at resolution_size (Section 3.1); None: skipped
     seed_runs: list[str] = field(default_factory=list)  # main_run with each seed (main_run first); [] = [main_run]
 
 

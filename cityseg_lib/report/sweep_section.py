@@ -9,7 +9,7 @@ import pandas as pd
 
 from cityseg_lib import plots, runstore
 from cityseg_lib.report.context import ReportContext
-from cityseg_lib.report.format import MODEL_LABELS, figure_caption, join, tuned_label
+from cityseg_lib.report.format import MODEL_LABELS, figure_caption, join, plural, tuned_label
 
 
 def sweep_results(ctx: ReportContext) -> dict[str, dict]:
@@ -69,6 +69,30 @@ def table2(ctx: ReportContext) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _images(n: int, n_train: int) -> str:
+    return f"all {n_train} images" if n >= n_train else plural(n, "image")
+
+
+def rung_steps(plan: list[dict], n_train: int) -> str:
+    """How the sweep's rungs ran, from its plan (the rows of :func:`rung_plan_table`): ``"the first trains
+    every combination for 1 epoch on 2 of the 6 training images; after each rung the candidates with the
+    lowest validation loss go on: 3 of 5 to a rung on 3 images, then 2 of 3 to the last rung, on all 6
+    images."`` -- the numbers kept and the images of each rung as planned, never "half" or "twice"."""
+    first = plan[0]
+    if len(plan) == 1:
+        return (f"it trains every combination for {plural(first['epochs'], 'epoch')} on all {n_train} training "
+                "images.")
+    on = (f"all {n_train} training images" if first["train images"] >= n_train else
+          f"{first['train images']} of the {n_train} training images")
+    moves = []
+    for rung, nxt in zip(plan, plan[1:]):
+        to = "the last rung," if nxt["final"] else "a rung"
+        epochs = f" for {plural(nxt['epochs'], 'epoch')}" if nxt["epochs"] != rung["epochs"] else ""
+        moves.append(f"{rung['kept']} of {rung['trials']} to {to} on {_images(nxt['train images'], n_train)}{epochs}")
+    return (f"the first trains every combination for {plural(first['epochs'], 'epoch')} on {on}; after each rung "
+            f"the candidates with the lowest validation loss go on: {', then '.join(moves)}.")
+
+
 def sweep_text(ctx: ReportContext) -> str:
     sweeps = sweep_results(ctx)
     if not sweeps:
@@ -79,12 +103,11 @@ def sweep_text(ctx: ReportContext) -> str:
         first, last = plan[0], plan[-1]
         full_grid = first["trials"] * sw["n_train"] * last["epochs"]
         body = (
-            f"the grid has {first['trials']} combinations"
+            f"the grid has {plural(first['trials'], 'combination')}"
             + (" (a reduced grid: the reference's Table 1 has 36)" if first["trials"] < 36 else "")
-            + f" and the sweep ran {sw['trials']} trials in "
-            f"{len(plan)} rungs: the first trains every combination for {first['epochs']} epochs on "
-            f"{first['train images']} of the {sw['n_train']} training images, and the last trains the final "
-            f"{last['trials']} on all of them. That costs {sw['image_epochs']:,} image-epochs, "
+            + f" and the sweep ran {sw['trials']} trials in {plural(len(plan), 'rung')}: "
+            + rung_steps(plan, sw["n_train"])
+            + f" That costs {sw['image_epochs']:,} image-epochs, "
             f"{100 * sw['image_epochs'] / max(full_grid, 1):.0f}% of training every combination on all the data"
             + (f"; {sw['failed']} trial{'s' if sw['failed'] != 1 else ''} failed." if sw.get("failed") else ".")
         )

@@ -1,6 +1,7 @@
-"""Section 4 of the report, the training method: augmentation, learning-rate schedule, early stopping.
+"""Section 4 of the report, the training method: learning-rate schedule, early stopping.
 
-(The loss comparison is :mod:`.loss_section`.) Statements comparing two settings come from the
+(The augmentation experiment is :mod:`.augmentation_section`, re-exported here; the loss comparison
+is :mod:`.loss_section`.) Statements comparing two settings come from the
 paired comparisons of :mod:`.evidence`: a setting "helps" only when its interval excludes zero.
 """
 
@@ -12,84 +13,11 @@ import numpy as np
 import pandas as pd
 
 from cityseg_lib import plots
-from cityseg_lib.report.context import FLAT_GAIN, ReportContext, full_or_train
+from cityseg_lib.report.augmentation_section import augmentation_table, augmentation_text, settled  # noqa: F401
 from cityseg_lib.report.cells import difference_cell, finding_cell, interval_cell, versus_column
-from cityseg_lib.report.evidence import (Comparison, comparison, finding, pooled_note, seeds_split,
-                                         val_loss_against_seeds)
-from cityseg_lib.report.format import AUGMENT_LABELS, OPTIMIZER_LABELS, figure_caption, join, pct, size_hw
-
-
-def settled(comps: list[Comparison], subject: str, positive: tuple[str, str], negative: tuple[str, str],
-            none: str) -> str:
-    """One sentence summing up comparisons against a reference: which resolved ones go which way.
-    ``positive`` and ``negative`` are a verb's singular and plural forms, e.g. ``("helps", "help")``."""
-    up = [c.name_a for c in comps if c.resolved and c.diff.difference > 0]
-    down = [c.name_a for c in comps if c.resolved and c.diff.difference < 0]
-    parts = []
-    if up:
-        parts.append(f"{join(up)} {positive[len(up) > 1]}")
-    if down:
-        parts.append(f"{join(down)} {negative[len(down) > 1]}")
-    return (subject + "; ".join(parts) + ".") if parts else none
-
-
-# ----------------------------------------------------------------------------- augmentation
-
-
-def augmentation_table(ctx: ReportContext) -> pd.DataFrame:
-    """One row per augmentation mode; its paired difference against no augmentation (the main U-Net
-    run of the same seed, or its seeds pooled: the column says which)."""
-    comps = {mode: comparison(ctx, f"augment_{mode}_vs_none") for mode in ctx.unet.augment_runs}
-    versus = versus_column(list(comps.values()), "none")
-    rows = []
-    for mode, run in ctx.unet.augment_runs.items():
-        rec, c = ctx.record(run), comps[mode]
-        rows.append({"augmentation": AUGMENT_LABELS.get(mode, mode), "train images / epoch": rec["train_images"],
-                     "best val loss": round(rec["best_val_loss"], 4), "best epoch": rec["best_epoch"],
-                     "val mIoU (%)": round(100 * rec["miou"], 1),
-                     "val mIoU full res % [95% CI]": interval_cell(ctx, run),
-                     versus: difference_cell(c), "finding": finding_cell(c)})
-    return pd.DataFrame(rows)
-
-
-def augmentation_text(ctx: ReportContext) -> str:
-    runs = ctx.unet.augment_runs
-    recs = {m: ctx.record(r) for m, r in runs.items()}
-    cfg = ctx.runs.config(next(iter(runs.values())))
-    parts = [
-        f"Every image is resized to {size_hw(cfg.image_size)} before training (bilinear for the image, nearest "
-        "neighbour for the mask), and the loss is computed at that size. For the full-resolution scores the "
-        "logits are up-sampled to the label's own size before the arg-max, as the official protocol requires.",
-        f"The augmentation experiment trains the U-Net with the same settings in {len(runs)} modes: without "
-        f"augmentation, with each training image replaced by a randomly flipped (p = {cfg.hflip_p}) and cropped "
-        f"(area {cfg.crop_scale[0]:.0%} to {cfg.crop_scale[1]:.0%}, resized back) copy, and with the transformed "
-        "copies added to the originals (twice the images per epoch). Table 5 lists the outcome.",
-    ]
-    comps = finding(ctx, "augmentation")
-    scores = {m: full_or_train(recs[m]) for m in runs}
-    shown = {m: pct(v) for m, v in scores.items()}
-    pooled = next((c.diff.spread_b for c in comps if c.diff and c.diff.n_seeds_b > 1 and c.diff.spread_b
-                   and c.diff.matched_seed is None), None)
-    if pooled and "none" in runs:
-        # the differences pool the main configuration's seeds: rank it by their mean, as they do, so
-        # that the order never contradicts them (its first seed alone can rank above a variant that
-        # the pooled difference puts ahead of it)
-        scores["none"], shown["none"] = pooled["mean"], f"{pct(pooled['mean'])}, mean of {pooled['n']} seeds"
-    ranked = sorted(runs, key=lambda m: scores[m], reverse=True)
-    order = " > ".join(f"`{m}` ({shown[m]})" for m in ranked)
-    parts.append(f"Ranked by full-resolution mIoU: {order}. " + " ".join(c.sentence() for c in comps)
-                 + pooled_note(comps))
-    split = seeds_split(comps)
-    none = ("No augmentation mode differs from training on the original images beyond the sampling noise of this "
-            "validation set" if not split else
-            f"No augmentation mode is resolved from training on the original images ({join(split)}: "
-            f"{'its interval excludes' if len(split) == 1 else 'their intervals exclude'} zero, but the seeds "
-            "disagree)")
-    parts.append(settled(
-        comps, "Against training on the original images, ", ("helps", "help"), ("hurts", "hurt"),
-        none + ", so these runs neither confirm nor contradict the reference, which found augmentation "
-        "unhelpful.") + " The main models are trained without augmentation, as in the reference.")
-    return "\n\n".join(parts)
+from cityseg_lib.report.context import FLAT_GAIN, ReportContext
+from cityseg_lib.report.evidence import comparison, pooled_note, val_loss_against_seeds
+from cityseg_lib.report.format import OPTIMIZER_LABELS, figure_caption, join, pct
 
 
 # ----------------------------------------------------------------------------- scheduler

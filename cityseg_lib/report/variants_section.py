@@ -2,8 +2,9 @@
 
 * Section 3.3 says AdamW beats Adam and Adamax: the main U-Net trained with each optimiser;
 * Section 3.1 says training at the reduced size gives results "almost identical" to the full
-  resolution: the main U-Net trained at a larger size in the same proportion, both scored at the
-  labels' full resolution (official protocol).
+  resolution: the main U-Net trained again at notebook 03's ``resolution_size`` (larger or smaller
+  than the main run's size: the words take the direction from the two runs' configs; None skips
+  the experiment), both scored at the labels' full resolution (official protocol).
 
 Each comparison is a paired difference on the same validation images with its 95% interval
 (:mod:`.evidence`), and the sentences say "unresolved" when the interval includes zero.
@@ -15,14 +16,15 @@ import pandas as pd
 
 from cityseg_lib import plots
 from cityseg_lib.report.context import ReportContext
-from cityseg_lib.report.cost import (LARGER_UNET, interval_or_dash, ratio_text, side_by_side_how,
+from cityseg_lib.report.cost import (RESOLUTION_UNET, interval_or_dash, ratio_text, side_by_side_how,
                                      side_by_side_ratio, speed_ratio)
 from cityseg_lib.report.cells import difference_cell, finding_cell, interval_cell, versus_column
-from cityseg_lib.report.evidence import Comparison, comparison, pooled_note, seeds_split
-from cityseg_lib.report.format import OPTIMIZER_LABELS, figure_caption, first_up, join, size_hw
+from cityseg_lib.report.evidence import Comparison, comparison, pooled_note, resolution_sizes, seeds_split
+from cityseg_lib.report.format import OPTIMIZER_LABELS, figure_caption, first_up, join, size_hw, size_relation
 
 __all__ = ["OPTIMIZER_LABELS", "optimizer_table", "optimizer_text", "optimizer_claim", "fig_optimizers",
-           "resolution_runs", "resolution_table", "resolution_text", "resolution_claim", "fig_resolution"]
+           "resolution_runs", "resolution_table", "resolution_caption", "resolution_text", "resolution_claim",
+           "fig_resolution"]
 
 
 
@@ -112,18 +114,29 @@ def fig_optimizers(ctx: ReportContext, number: int) -> tuple:
 
 
 def resolution_runs(ctx: ReportContext) -> dict[str, str]:
-    """``{"HxW": run}``: the main U-Net and the larger-size run (only the main one without it)."""
-    out = {}
-    for run in filter(None, (ctx.unet.main_run, ctx.unet.resolution_run)):
-        out[size_hw(ctx.runs.config(run).image_size)] = run
+    """``{"HxW": run}``: the main U-Net and the training-size run (only the main one without it)."""
+    out = {size_hw(ctx.runs.config(ctx.unet.main_run).image_size): ctx.unet.main_run}
+    if ctx.unet.resolution_run:
+        size = size_hw(ctx.runs.config(ctx.unet.resolution_run).image_size)
+        out[size if size not in out else f"{size}, again"] = ctx.unet.resolution_run
     return out
 
 
+def _relation(ctx: ReportContext) -> str | None:
+    """How the training-size run's size stands to the main run's (:func:`size_relation`); None when skipped."""
+    sizes = resolution_sizes(ctx)
+    return None if sizes is None else size_relation(sizes[1], sizes[0])
+
+
+def _hw(size) -> str:
+    return "x".join(map(str, size))
+
+
 def resolution_table(ctx: ReportContext) -> pd.DataFrame:
-    """The main U-Net and the larger-size run; the larger one's paired difference to the main
+    """The main U-Net and the training-size run; the latter's paired difference to the main
     configuration (its run of the same seed, or its seeds pooled), and whether that difference is a finding."""
-    c = comparison(ctx, "resolution_large_vs_main") if ctx.unet.resolution_run else None
-    column = versus_column([c], "the profile's size") if c else None
+    c = comparison(ctx, "resolution_large_vs_main")
+    column = versus_column([c], _hw(resolution_sizes(ctx)[0])) if c else None
     rows = []
     for size, run in resolution_runs(ctx).items():
         versus = None if column is None else (column, c if run == ctx.unet.resolution_run else None, 1)
@@ -131,9 +144,23 @@ def resolution_table(ctx: ReportContext) -> pd.DataFrame:
     return pd.DataFrame(rows).rename(columns={"run": "U-Net trained at"})
 
 
-def resolution_claim(c: Comparison | None) -> str:
-    """What the paired difference says of the reference's 'almost identical' (reduced size against
-    the larger one): a difference only when its interval excludes zero and the seeds agree."""
+def resolution_caption(ctx: ReportContext) -> str:
+    """Caption of the training-size table: the sizes that ran (one when the experiment was skipped)."""
+    main = size_hw(ctx.runs.config(ctx.unet.main_run).image_size)
+    rel = _relation(ctx)
+    if rel is None:
+        return (f"The main U-Net at its training size, {main}, alone: the training-size experiment was skipped "
+                "(official full-resolution protocol).")
+    other = size_hw(resolution_sizes(ctx)[1])
+    second = f"at the {rel} size {other}" if rel in ("larger", "smaller") else f"again at {other}"
+    return (f"The main U-Net ({main}) and the same model trained {second}, scored under the official "
+            "full-resolution protocol.")
+
+
+def resolution_claim(ctx: ReportContext, c: Comparison | None) -> str:
+    """What the paired difference says of the reference's 'almost identical' (a reduced training size
+    against a larger one): a difference only when its interval excludes zero and the seeds agree; which
+    size is the larger comes from the two runs' configs (:func:`resolution_sizes`)."""
     if c is None or c.diff is None:
         return ""
     if not c.resolved and seeds_split([c]):
@@ -142,34 +169,53 @@ def resolution_claim(c: Comparison | None) -> str:
     if not c.resolved:
         return ("The difference is within the sampling noise, consistent with the reference's 'almost identical' "
                 "(not a proof of it: an unresolved difference can still be real).")
-    if c.diff.difference > 0:
-        return ("So at this scale the larger training size scores measurably higher, where the reference found the "
-                "two almost identical.")
-    return "So at this scale the profile's reduced size scores measurably higher than the larger one."
+    main, other = (_hw(s) for s in resolution_sizes(ctx))
+    rel, up = _relation(ctx), c.diff.difference > 0  # up: the training-size run scores higher
+    if rel not in ("larger", "smaller"):
+        return (f"So at this scale training at {other} scores measurably {'higher' if up else 'lower'} than at "
+                f"{main}; neither size is larger on both sides, so this does not test the reference's claim.")
+    large, small = (other, main) if rel == "larger" else (main, other)
+    if up == (rel == "larger"):
+        return (f"So at this scale the larger training size ({large}) scores measurably higher than the smaller one "
+                f"({small}), where the reference found the two almost identical.")
+    return (f"So at this scale the smaller training size ({small}) scores measurably higher than the larger one "
+            f"({large}).")
 
 
 def resolution_text(ctx: ReportContext) -> str:
-    runs = resolution_runs(ctx)
-    if len(runs) < 2:
-        return "This build trained the U-Net at one size only, so the reference's claim is not tested here."
-    (small, a), (large, b) = list(runs.items())
+    rel = _relation(ctx)
+    if rel is None:
+        return ("The training-size experiment was skipped in this build (notebook 03's `resolution_size` was None), "
+                "so the U-Net trained at one size only and the reference's claim is not tested here.")
+    (main_hw, a), (other_hw, b) = list(resolution_runs(ctx).items())
+    if rel == "same":
+        return (f"The training-size run trained at the main run's size ({main_hw}), so it tests nothing about the "
+                "size and the reference's claim is not tested here.")
+    main, other = resolution_sizes(ctx)
+    shape = "the same proportion" if main[0] * other[1] == main[1] * other[0] else "another proportion"
+    what = (f"a {rel} size in {shape}" if rel in ("larger", "smaller") else
+            "a size larger on one side and smaller on the other")
     c = comparison(ctx, "resolution_large_vs_main")
-    side = side_by_side_ratio(ctx, LARGER_UNET, "U-Net")  # seconds per image, large over small, side by side
-    r = side or speed_ratio(ctx, a, b)  # else images/s as recorded, small over large: the same ratio
+    side = side_by_side_ratio(ctx, RESOLUTION_UNET, "U-Net")  # seconds per image, that run over the main, side by side
+    r = side or speed_ratio(ctx, a, b)  # else images/s as recorded, main over that run: the same ratio
     how = (first_up(side_by_side_how(ctx)) + ", " if side else
            "As the runs recorded it (with whatever else the machine ran then), ")
+    unresolved = {"larger": "was not measurably slower", "smaller": "was not measurably faster"}.get(
+        rel, "took no measurably different time")
     cost = ("" if r is None else
-            f" {how}training at {large} took {ratio_text(r)} as long per image." if r.resolved else
-            f" {how}training at {large} was not measurably slower per image: {ratio_text(r)} as long.")
-    claim = resolution_claim(c)
+            f" {how}training at {other_hw} took {ratio_text(r)} as long per image." if r.resolved else
+            f" {how}training at {other_hw} {unresolved} per image: {ratio_text(r)} as long.")
+    claim = resolution_claim(ctx, c)
     return (f"The reference trains at a reduced size and reports results 'almost identical' to the full resolution. "
-            f"Here the main U-Net ({small}) is compared with the same model trained at {large}, both scored at the "
-            f"labels' full resolution. {c.sentence() + pooled_note([c]) if c else ''}"
+            f"Here the main U-Net ({main_hw}) is compared with the same model trained at {other_hw}, {what}, both "
+            f"scored at the labels' full resolution. {c.sentence() + pooled_note([c]) if c else ''}"
             f"{' ' + claim if claim else ''}{cost}")
 
 
 def fig_resolution(ctx: ReportContext, number: int) -> tuple:
-    frames = {f"trained at {s}": ctx.runs.metrics(r) for s, r in resolution_runs(ctx).items()}
+    runs = resolution_runs(ctx)
+    frames = {f"trained at {s}": ctx.runs.metrics(r) for s, r in runs.items()}
+    what = (f"trained at {join(list(runs))}" if len(runs) > 1 else
+            f"at its training size, {next(iter(runs))} (the training-size experiment was skipped)")
     return plots.learning_curves(frames), figure_caption(
-        number, "Training and validation loss and validation mIoU (at each run's training size) of the U-Net "
-        "trained at two sizes.")
+        number, f"Training and validation loss and validation mIoU (at each run's training size) of the U-Net {what}.")
