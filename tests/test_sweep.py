@@ -123,10 +123,10 @@ def test_default_grid_is_table_1():
     assert len({tuple(c.params.values()) for c in cands}) == 36
 
 
-def test_select_survivors_ranks_by_loss_then_index_and_failures_last():
+def test_select_survivors_ranks_by_loss_then_index_and_never_keeps_a_failure():
     losses = {0: 0.5, 1: 0.3, 2: 0.3, 3: math.inf, 4: math.nan, 5: 0.1}
     assert S.select_survivors(losses, 3) == [5, 1, 2]
-    assert S.select_survivors(losses, 6) == [5, 1, 2, 0, 3, 4]
+    assert S.select_survivors(losses, 6) == [5, 1, 2, 0]  # failed trials (inf, NaN) do not go on
     assert S.select_survivors({7: 1.0, 2: 1.0}, 1) == [2]
 
 
@@ -138,6 +138,7 @@ def test_select_survivors_ranks_by_loss_then_index_and_failures_last():
     ("base: {lrr: 1}", "base: unknown key 'lrr'"),
     ("grid: {lrr: [1]}", "grid.lrr: not a training key"),
     ("grid: {lr: []}", "grid.lr: expected a non-empty list"),
+    ("grid: {train_split: [nosuch, train]}", "grid.train_split: train_split chooses the data"),
     ("grid: {lr: [fast]}", "grid.lr"),
     ("grid: {train_subset: [1, 2]}", "grid.train_subset: train_subset is set by the sweep"),
     ("base: {lr: 0.1}\ngrid: {lr: [1.0e-3]}", "grid.lr: also fixed in base"),
@@ -249,6 +250,32 @@ def test_halving_decisions_on_known_losses(tmp_path, monkeypatch):
     assert winner["winner"]["candidate"] == "c02" and winner["runner_up"]["candidate"] == "c00"
     assert (out / "brackets.png").stat().st_size > 0 and (out / "plan.txt").is_file()
     assert any("FAILED (non-finite loss)" in line for line in log)
+
+
+def test_a_failed_trial_never_goes_on_nor_becomes_runner_up(tmp_path, monkeypatch):
+    """3 candidates, 2 to keep, 2 fail: the one that succeeded alone goes on (a failure used to be kept,
+    trained again on more data, and named runner-up with an Infinity loss in winner.json)."""
+    trained = []
+
+    def fake_trial(tc):
+        idx = int(tc.name.rsplit("_c", 1)[1])
+        trained.append((tc.name.rsplit("/", 1)[1], idx))
+        if idx != 1:
+            return failed_result(tc.train_subset or 8, "non-finite loss")
+        return {"subset": tc.train_subset or 8, "epochs": tc.epochs, "status": "ok", "best_val_loss": 0.4,
+                "best_epoch": 1, "val_miou": 0.6, "train_time_s": 0.1, "wall_time_s": 0.2, "error": ""}
+
+    monkeypatch.setattr("cityseg_lib.sweep.run.run_trial", fake_trial)
+    _no_dataset(monkeypatch)
+    monkeypatch.setattr("cityseg_lib.sweep.run.count_train_images", lambda cfg: 8)
+    cfg = S.SweepConfig(name="fails", runs_dir=str(tmp_path), devices=["cpu"], grid={"lr": [1e30, 1e-3, 1e20]})
+    out = S.run_sweep(cfg, log=lambda _: None)
+    assert [name for name, _ in trained] == ["r0_c00", "r0_c01", "r0_c02", "r1_c01"]
+    decisions = {(int(r["rung"]), r["candidate"]): r["decision"] for r in _rows(out)}
+    assert decisions == {(0, "c00"): "dropped", (0, "c01"): "kept", (0, "c02"): "dropped", (1, "c01"): "winner"}
+    text = (out / "winner.json").read_text()
+    winner = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in winner.json"))
+    assert winner["winner"]["candidate"] == "c01" and winner["runner_up"] is None
 
 
 def test_a_rung_where_every_trial_fails_stops_the_sweep(tmp_path, monkeypatch):

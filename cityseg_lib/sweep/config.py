@@ -36,6 +36,10 @@ SWEEP_OWNED = ("name", "profile", "runs_dir", "epochs", "train_subset", "subset_
 #: them, and a trial begun with another count is refused by the engine (the sweep stops, one line).
 VOLATILE_SWEEP = {"devices", "runs_dir", "cpu_threads", "executor", "cpus_per_run"}
 
+#: TrainConfig keys that choose the data: one for every candidate (the rungs are nested subsets of
+#: one training split, ranked on one validation split), so they are set in ``base``, never swept.
+DATA_KEYS = ("data_root", "train_split", "val_split", "annotation", "max_val_images")
+
 MODEL_OPTION = "model_options."
 _TRIAL_FIELDS = ["subset", "epochs", "status", "best_val_loss", "best_epoch", "val_miou",
                  "train_time_s", "wall_time_s"]
@@ -106,6 +110,9 @@ def _check_sweep(cfg: SweepConfig, source: str) -> SweepConfig:
             raise CitysegError(f"{where}: not a training key (use a TrainConfig key or model_options.KEY)")
         if key in SWEEP_OWNED:
             raise CitysegError(f"{where}: {key} is set by the sweep and cannot be swept")
+        if key in DATA_KEYS:
+            raise CitysegError(f"{where}: {key} chooses the data, which is one for every candidate (the rungs are "
+                               "subsets of one training split); set it in base, or run one sweep per value")
         if key in cfg.base:
             raise CitysegError(f"{where}: also fixed in base; set it in one place")
         grid[key] = _distinct([getattr(from_dict(TrainConfig, {key: v}, source=where), key) for v in values], where)

@@ -89,12 +89,14 @@ def rank_key(index: int, loss: float) -> tuple:
 
 
 def select_survivors(results: dict[int, float], keep: int) -> list[int]:
-    """The ``keep`` candidate indices with the lowest loss, best first.
+    """At most ``keep`` candidate indices with the lowest loss, best first.
 
-    ``results`` maps candidate index -> best validation loss. NaN/inf (failed trials) rank last
-    and ties are broken by the lower index, so the decision depends on the losses alone.
+    ``results`` maps candidate index -> best validation loss; ties are broken by the lower index,
+    so the decision depends on the losses alone. A failed trial (NaN/inf loss) never survives,
+    even when fewer than ``keep`` trials succeeded: on more data it would fail again, or be named
+    a finalist with no loss to show.
     """
-    ranked = sorted(results, key=lambda i: rank_key(i, results[i]))
+    ranked = sorted((i for i in results if rank_key(i, results[i])[0] == 0), key=lambda i: rank_key(i, results[i]))
     return ranked[:keep]
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from cityseg_lib import runstore
 from cityseg_lib.errors import CitysegError
-from cityseg_lib.files import atomic_write_text
+from cityseg_lib.files import atomic_write_text, json_safe
 from cityseg_lib.strict import config_to_dict, load_yaml
 from cityseg_lib.sweep.config import VOLATILE_SWEEP, SweepConfig
 from cityseg_lib.sweep.halving import rank_key
@@ -92,6 +92,9 @@ def write_results(sweep: _Sweep) -> None:
     writer.writerow(row)
     atomic_write_text(out / "table2.csv", buf.getvalue())
 
+    def finite(key) -> bool:
+        return rank_key(key[1], rows[key]["best_val_loss"])[0] == 0
+
     def entry(key):
         r = rows[key]
         return {"candidate": r["candidate"], "params": sweep.candidates[key[1]].params,
@@ -101,9 +104,10 @@ def write_results(sweep: _Sweep) -> None:
     winner = {
         "sweep": sweep.cfg.name, "profile": sweep.cfg.profile, "model": sweep.configs[win_key].model,
         "n_candidates": len(sweep.candidates), "rungs": len(sweep.plan), "n_train": sweep.n_train,
-        "winner": entry(win_key), "runner_up": entry(finals[1]) if len(finals) > 1 else None, "table2": row,
+        "winner": entry(win_key), "runner_up": entry(finals[1]) if len(finals) > 1 and finite(finals[1]) else None,
+        "table2": row,
     }
-    atomic_write_text(out / "winner.json", json.dumps(winner, indent=2))
+    atomic_write_text(out / "winner.json", json.dumps(json_safe(winner), indent=2, allow_nan=False))
 
     fig = Figure(figsize=(7, 4.5))
     from cityseg_lib.plots import brackets_panel

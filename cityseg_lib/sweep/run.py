@@ -142,12 +142,12 @@ def _decide(sweep: _Sweep, rung: Rung, alive: list[int]) -> list[int]:
         first = sweep.rows[(rung.index, alive[0])]
         raise CitysegError(f"{sweep.out / 'trials.csv'}: every trial of rung {rung.index} failed (first: "
                            f"{first['candidate']}: {first['error']}); fix the cause and delete trials.csv to retry")
-    ranked = select_survivors(losses, rung.keep)
+    ranked = select_survivors(losses, len(losses) if rung.final else rung.keep)  # failed trials: none of them
     for idx in alive:
         if rung.final:
-            decision = "winner" if idx == ranked[0] else "runner-up"
+            decision = "winner" if idx == ranked[0] else "runner-up" if idx in ranked[1:2] else "dropped"
         else:
             decision = "kept" if idx in ranked else "dropped"
         sweep.rows[(rung.index, idx)]["decision"] = decision
     sweep.save()
-    return sorted(ranked)
+    return sorted(ranked[:1] if rung.final else ranked)
