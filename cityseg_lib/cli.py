@@ -82,11 +82,11 @@ def _cmd_train(a) -> int:
         return 0
     print(f"{'resuming' if state == 'resume' else 'training'} {out}")
     from cityseg_lib.train.resume import adopt_threads  # a notebook's run trained on 1, a shell has every core
-    if state == "resume" and executor.kind == "local" and (threads := adopt_threads(out, cfg.device)):
+    if threads := adopt_threads(out, cfg.device) if state == "resume" else None:
         print(f"  on {threads} torch thread(s), as it trained (CPU results depend on the count)")
     # prepare has vetted the folder (and moved a retrained run aside) once, here; the job always
     # resumes, so a Ray retry of a worker that died continues from last.pt instead of being refused
-    for _ in executor.run(fit, [(out, (cfg, True, print))]):  # local: here; ray: in a task
+    for _ in executor.run(fit, [(out, (cfg, True, print))], threads=threads or 0):  # local: here; ray: a task
         pass
     s = runstore.load_summary(out)
     full = s.get("val_full_res")

@@ -15,7 +15,7 @@ from typing import ClassVar, TypeVar
 
 from cityseg_lib.strict import at_least, between, from_dict, load_yaml, one_of, parse_overrides
 
-__all__ = ["TrainConfig", "load_config", "train_config", "check_device", "OPTIMIZER_NAMES", "LOSS_NAMES",
+__all__ = ["TrainConfig", "load_config", "train_config", "check_device", "absolute_paths", "PATH_KEYS", "OPTIMIZER_NAMES", "LOSS_NAMES",
            "AUGMENT_NAMES"]
 
 T = TypeVar("T")
@@ -146,3 +146,23 @@ def train_config(profile: str, name: str, train: dict | None = None, **params) -
         cfg = from_dict(TrainConfig, dict(train), source=f"{name}: train parameter", base=cfg)
     values = {k: str(v) if isinstance(v, Path) else v for k, v in params.items()}
     return from_dict(TrainConfig, {**values, "profile": profile, "name": name}, source=f"run {profile}/{name}", base=cfg)
+
+
+#: TrainConfig keys (and model options) that are file-system paths.
+PATH_KEYS = ("data_root", "runs_dir", "cache_dir")
+
+
+def absolute_paths(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with its relative paths (``data_root``, ``runs_dir``, ``cache_dir``) made absolute
+    against this process's working directory: what a run handed to another process must carry (a
+    Ray worker resolves paths against its own directory, the one ``ray start`` ran in). None of them
+    is part of a run's identity, so its folder is unchanged (the Swin ``weights`` option is: it is
+    left as given)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    def absolute(value: str) -> str:
+        return str(Path(value).expanduser().resolve()) if value and not Path(value).is_absolute() else value
+
+    changes = {k: absolute(getattr(cfg, k)) for k in PATH_KEYS if absolute(getattr(cfg, k)) != getattr(cfg, k)}
+    return replace(cfg, **changes) if changes else cfg

@@ -432,3 +432,66 @@ def test_a_report_whose_embedded_cluster_does_not_start_trains_locally(monkeypat
     with pytest.raises(CitysegError, match="did not start"):
         with shared_cluster("ray", lines.append):
             pass
+
+
+def test_a_ray_job_carries_absolute_paths_and_its_run_folder_is_unchanged(demo_root, tmp_path, monkeypatch):
+    """A Ray worker resolves a relative path against its own directory (the one `ray start` ran in):
+    a job's TrainConfig and the forwarded variables leave the driver absolute (the run's identity
+    holds no path, so its folder is the same)."""
+    from cityseg_lib.execute.ray_executor import _absolute, forwarded_env
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").symlink_to(demo_root, target_is_directory=True)
+    cfg = _cfg(Path("data"), Path("runs"), cache_dir="cache")
+    (sent, flag), = [_absolute((cfg, True))]
+    assert (sent.data_root, sent.runs_dir, sent.cache_dir) == (str(demo_root.resolve()), str(tmp_path / "runs"),
+                                                               str(tmp_path / "cache"))
+    assert flag is True and runstore.run_dir(sent) == runstore.run_dir(cfg)
+    monkeypatch.setenv("CITYSCAPES_DATASET", "data")
+    monkeypatch.setenv("CITYSEG_EXECUTOR", "ray")
+    env = forwarded_env()
+    assert env["CITYSCAPES_DATASET"] == str(demo_root.resolve()) and env["CITYSEG_EXECUTOR"] == "local"
+
+
+def test_a_ray_address_where_nothing_listens_is_one_line_at_once(monkeypatch):
+    """ray.init retried such an address for minutes (a warning every ~35 s)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: nothing listens there
+    code = ("import time\nfrom cityseg_lib.execute.ray_executor import connect\nt = time.perf_counter()\n"
+            "try:\n    connect()\nexcept Exception as e:\n    print(round(time.perf_counter() - t), '|', e)\n")
+    # in a process of its own: one of this file's tests may have joined a cluster already (kept)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "RAY_ADDRESS": f"127.0.0.1:{port}"})
+    seconds, _, message = done.stdout.strip().rpartition("\n")[2].partition(" | ")
+    assert message.startswith(f"executor ray: cannot join the cluster at RAY_ADDRESS=127.0.0.1:{port}: nothing "
+                              f"answers at 127.0.0.1:{port}"), done.stdout + done.stderr[-2000:]
+    assert int(seconds) < 5
+
+
+def test_cli_resume_on_ray_takes_the_runs_thread_count_too(demo_root, tmp_path, monkeypatch, one_torch_thread):
+    """`cityseg train --resume --executor ray` of a 1-thread run from a shell: the job gets 1 thread."""
+    import cityseg_lib.execute as execute
+    from cityseg_lib.train.engine import fit
+
+    fit(_cfg(demo_root, tmp_path, epochs=1))
+    seen = []
+
+    class Recording(LocalExecutor):
+        kind = "ray"
+
+        def run(self, fn, jobs, threads=0):
+            seen.append(threads)
+            return super().run(fn, jobs, threads)
+
+    monkeypatch.setattr(execute, "get_executor", lambda *a, **k: Recording())
+    monkeypatch.setenv("CITYSEG_EXECUTOR", "local")  # --executor ray sets it: restored after the test
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    torch.set_num_threads(2)
+    args = [f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in
+            {"name": "tiny", "profile": "smoke", "runs_dir": str(tmp_path), "data_root": str(demo_root),
+             "model": "unet", "model_options": {"base_width": 4, "depth": 2}, "image_size": [32, 64], "batch_size": 2,
+             "epochs": 2, "step_size": 1, "gamma": 0.5, "lr": 0.01, "device": "cpu", "num_workers": 0,
+             "full_res_eval": False, "progress": False}.items()]
+    assert cli_main(["train", *args, "--resume", "--executor", "ray"]) == 0
+    assert seen == [1]

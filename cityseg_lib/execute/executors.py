@@ -54,7 +54,7 @@ def executor_name(name: str | None = None, source: str = "--executor") -> str:
     if name not in EXECUTORS:
         raise CitysegError(f"{where}={name}: unknown executor (valid: {', '.join(EXECUTORS)})")
     if name == "ray":  # the cluster it joins, checked where the setting enters (nothing imports Ray yet)
-        from cityseg_lib.execute.ray_executor import check_ray_address
+        from cityseg_lib.execute.ray_address import check_ray_address
 
         check_ray_address()
     return name

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import secrets
 import sys
 import time
@@ -34,6 +33,7 @@ from typing import Any
 
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.execute.executors import ENV_VAR, Executor, Job
+from cityseg_lib.execute.ray_address import check_ray_address, probe
 
 __all__ = ["RayExecutor", "connect", "MAX_RETRIES", "forwarded_env", "check_ray_address"]
 
@@ -43,24 +43,8 @@ MAX_RETRIES = 3
 #: environment the cluster's workers were started with.
 _FORWARD_PREFIXES = ("CITYSEG_", "CITYSCAPES_", "HF_")
 _FORWARD_NAMES = ("CI", "TORCH_HOME")
+_PATH_VARS = ("CITYSCAPES_DATASET", "CITYSEG_HOME", "CITYSEG_CACHE", "HF_HOME", "HF_HUB_CACHE", "TORCH_HOME")
 _LOOPBACK = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
-
-
-_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)"
-
-
-def check_ray_address() -> str:
-    """``$RAY_ADDRESS`` (stripped; "" when unset) when it is one Ray accepts: ``auto``, ``HOST:PORT``
-    or ``ray://HOST[:PORT]`` (Ray Client); anything else is one line, before anything is printed,
-    written or started (Ray itself would say so only when the first run is submitted)."""
-    address = os.environ.get("RAY_ADDRESS", "").strip()
-    if not address or address == "auto":
-        return address
-    m = re.fullmatch(rf"(ray://)?{_HOST}(?::(\d{{1,5}}))?", address)
-    if not m or (m.group(2) is None and not m.group(1)) or not 0 < int(m.group(2) or 1) <= 65535:
-        raise CitysegError(f"RAY_ADDRESS={address!r} is not a Ray cluster address (HOST:PORT such as "
-                           "10.0.0.1:6379, ray://HOST:10001, or auto); unset it for an embedded cluster")
-    return address
 
 
 def _ray():
@@ -129,6 +113,7 @@ def connect(num_cpus: int | None = None) -> str:
     _reload_auth()
     quiet = {"logging_level": logging.WARNING, "log_to_driver": True}
     if address:
+        probe(address)
         try:
             ray.init(address=address, **quiet)
         except Exception as err:  # refused (token), unreachable, version mismatch: Ray's own words
@@ -187,10 +172,19 @@ def _forwarded(name: str) -> bool:
 
 
 def forwarded_env() -> dict[str, str]:
-    """The driver's variables every task gets; inside a run everything is local (no nested Ray)."""
-    env = {k: v for k, v in os.environ.items() if _forwarded(k)}
+    """The driver's variables every task gets, relative paths made absolute (a worker's directory
+    is its own); inside a run everything is local (no nested Ray)."""
+    env = {k: str(Path(v).expanduser().resolve()) if k in _PATH_VARS and v and not Path(v).is_absolute() else v
+           for k, v in os.environ.items() if _forwarded(k)}
     env[ENV_VAR] = "local"
     return env
+
+
+def _absolute(args: tuple) -> tuple:
+    """A job's arguments with each TrainConfig's relative paths made absolute (:func:`absolute_paths`)."""
+    from cityseg_lib.config import TrainConfig, absolute_paths
+
+    return tuple(absolute_paths(a) if isinstance(a, TrainConfig) else a for a in args)
 
 
 def _task(fn: Callable[..., Any], args: tuple, threads: int, env: dict[str, str]) -> tuple[Any, str]:
@@ -266,7 +260,7 @@ class RayExecutor(Executor):
         ray = self._connect()
         remote = ray.remote(_task).options(max_retries=MAX_RETRIES, retry_exceptions=False, **self._resources(threads))
         env = forwarded_env()
-        pending = {remote.remote(fn, args, threads, env): key for key, args in jobs}
+        pending = {remote.remote(fn, _absolute(args), threads, env): key for key, args in jobs}
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
