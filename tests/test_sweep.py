@@ -322,6 +322,23 @@ def test_a_trial_on_a_device_the_worker_lacks_stops_the_sweep_and_old_such_failu
     assert list(failed_rows(trials)) == [(0, "c02")]  # a genuine failure of the trial is kept
 
 
+def test_a_trial_whose_worker_does_not_find_the_data_stops_the_sweep_and_old_such_failures_run_again(tmp_path):
+    """A Ray worker that does not find the dataset (a relative root resolved in its own directory,
+    a node without the shared file system) is the place's fault: raised, not recorded for good."""
+    from cityseg_lib.config import TrainConfig
+    from cityseg_lib.data.layout import DataUnavailable
+    from cityseg_lib.sweep.records import failed_rows
+
+    with pytest.raises(DataUnavailable, match=f"dataset root {tmp_path / 'nowhere'} does not exist"):
+        S.run_trial(TrainConfig(data_root=str(tmp_path / "nowhere"), device="cpu"))
+    trials = tmp_path / "trials.csv"
+    trials.write_text("rung,candidate,lr,subset,status,error\n"
+                      "0,c00,0.1,2,failed,dataset root /data/demo does not exist; expected leftImg8bit/ ...\n"
+                      "0,c01,0.01,2,failed,missing split folder /d/leftImg8bit/train; expected ...\n"
+                      "0,c02,0.001,2,failed,non-finite training loss at epoch 1\n")
+    assert list(failed_rows(trials)) == [(0, "c02")]
+
+
 @pytest.mark.parametrize("override, fragment", [
     ("grid.model_options.dropout=[0.1, -0.5]", "option dropout=-0.5 must be a number in [0, 1) (trial c01"),
     ("base.model_options={base_width: 4, depth: 7}", "the training input [32, 64] is smaller than 2**depth"),

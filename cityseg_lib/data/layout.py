@@ -15,6 +15,7 @@ from cityseg_lib.errors import CitysegError
 from cityseg_lib.paths import CITYSCAPES_URL
 
 __all__ = [
+    "DataUnavailable",
     "SPLITS",
     "ANNOTATIONS",
     "Sample",
@@ -39,6 +40,12 @@ class Sample:
     city: str
     image: Path
     label: Path | None
+
+
+class DataUnavailable(CitysegError):
+    """The dataset root or a split folder is not where a run looks: the place's fault (a path
+    relative to another directory, a node without the shared file system), not the run's; a
+    sweep stops on it instead of recording its trials as failed."""
 
 
 def frame_key(path: str | os.PathLike) -> str:
@@ -96,10 +103,10 @@ def find_samples(
     if split not in SPLITS[annotation]:
         raise CitysegError(f"split {split!r} does not exist for {annotation} annotations; use one of {SPLITS[annotation]}")
     if not root.is_dir():
-        raise CitysegError(f"dataset root {root} does not exist; {_layout_hint(root)}")
+        raise DataUnavailable(f"dataset root {root} does not exist; {_layout_hint(root)}")
     img_dir = root / "leftImg8bit" / split
     if not img_dir.is_dir():
-        raise CitysegError(f"missing split folder {img_dir}; {_layout_hint(root)}")
+        raise DataUnavailable(f"missing split folder {img_dir}; {_layout_hint(root)}")
     images = _files_by_key(img_dir, _IMG_SUFFIX)
     if not labels:
         if not images:

@@ -38,9 +38,11 @@ def write_trials(path: Path, rows: dict[tuple[int, int], dict], grid_keys: list[
 
 
 #: Failures an older version recorded that were the settings' fault (a device the machine lacks, a
-#: resume with other settings), which now stop the sweep instead: their trials are run again.
+#: resume with other settings, a dataset a Ray worker did not find), which now stop the sweep
+#: instead: their trials are run again.
 _SETTINGS_FAILURE = re.compile(r"device '[^']*' (requested but|is not a torch device)"
-                               r"|.*: cannot resume (with \d+ torch threads|on \d+ process)")
+                               r"|.*: cannot resume (with \d+ torch threads|on \d+ process)"
+                               r"|dataset root .* does not exist|missing split folder ")
 
 
 def failed_rows(path: Path) -> dict[tuple[int, str], dict]:

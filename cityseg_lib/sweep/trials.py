@@ -111,17 +111,19 @@ def validate_trials(cfg: SweepConfig, candidates: list[Candidate], rung: Rung, n
 def run_trial(trial_cfg: TrainConfig) -> dict:
     """Train (or resume, or just read) one trial; a :class:`CitysegError` makes it ``failed``.
 
-    Except :class:`runstore.ResumeRefused` (a trial begun with another ``cpu_threads``) and
-    :class:`~cityseg_lib.train.setup.DeviceUnavailable` (``devices`` names a device the worker lacks):
+    Except :class:`runstore.ResumeRefused` (a trial begun with another ``cpu_threads``),
+    :class:`~cityseg_lib.train.setup.DeviceUnavailable` (``devices`` names a device the worker lacks) and
+    :class:`~cityseg_lib.data.layout.DataUnavailable` (the worker does not find the dataset):
     raised, so the sweep stops with its one line instead of recording, for good, a failure of the
     settings (both are volatile: a resume with the right ones must train the trial).
     """
+    from cityseg_lib.data.layout import DataUnavailable
     from cityseg_lib.train.engine import fit
     from cityseg_lib.train.setup import DeviceUnavailable
 
     try:
         fit(trial_cfg, resume=True)
-    except (runstore.ResumeRefused, DeviceUnavailable):  # the settings' fault, fixed by running again
+    except (runstore.ResumeRefused, DeviceUnavailable, DataUnavailable):  # the settings' or place's fault
         raise
     except CitysegError as e:
         subset = trial_cfg.train_subset if isinstance(trial_cfg.train_subset, int) else 0
