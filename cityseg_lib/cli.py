@@ -74,20 +74,22 @@ def _cmd_train(a) -> int:
     check_local_device(executor.kind, cfg.device)
     # prepare checks the model name and options (importing the models costs ~3 s, the engine ~5 s more)
     out, state = runstore.prepare(cfg, resume=a.resume, retrain=a.retrain)
+    from cityseg_lib.train.distributed import shutdown
     from cityseg_lib.train.engine import fit
+    from cityseg_lib.train.resume import adopt_threads
 
     if state == "finished":
         print(f"{out}: finished already ({cfg.epochs} epochs); --retrain trains it again, a larger epochs= "
               "with --resume extends it")
         return 0
     print(f"{'resuming' if state == 'resume' else 'training'} {out}")
-    from cityseg_lib.train.resume import adopt_threads  # a notebook's run trained on 1, a shell has every core
-    if threads := adopt_threads(out, cfg.device) if state == "resume" else None:
+    if threads := adopt_threads(out, cfg.device) if state == "resume" else None:  # a notebook's run: 1 thread
         print(f"  on {threads} torch thread(s), as it trained (CPU results depend on the count)")
     # prepare has vetted the folder (and moved a retrained run aside) once, here; the job always
     # resumes, so a Ray retry of a worker that died continues from last.pt instead of being refused
     for _ in executor.run(fit, [(out, (cfg, True, print))], threads=threads or 0):  # local: here; ray: a task
         pass
+    shutdown()  # under torchrun: every rank leaves the process group before exiting
     s = runstore.load_summary(out)
     full = s.get("val_full_res")
     print(f"run finished: {out}  (best epoch {s['best_epoch']}, val mIoU {100 * s['val']['miou']:.1f}%"

@@ -8,7 +8,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-__all__ = ["init_distributed", "is_main", "rank", "world_size", "barrier", "all_reduce_sum", "ShardSampler"]
+__all__ = ["init_distributed", "shutdown", "is_main", "rank", "world_size", "barrier", "all_reduce_sum",
+           "ShardSampler"]
 
 
 def init_distributed(device: torch.device) -> bool:
@@ -18,6 +19,15 @@ def init_distributed(device: torch.device) -> bool:
     backend = "nccl" if device.type == "cuda" else "gloo"
     dist.init_process_group(backend)
     return True
+
+
+def shutdown() -> None:
+    """Leave the process group, all ranks together (a no-op on one process). A gloo group left to
+    the interpreter's exit can abort a rank ("terminate called without an active exception") while
+    another still finishes; PyTorch asks for ``destroy_process_group`` before exit."""
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def rank() -> int:
