@@ -206,8 +206,8 @@ def resolution_text(ctx: ReportContext) -> str:
             f" {how}training at {other_hw} took {ratio_text(r)} as long per image." if r.resolved else
             f" {how}training at {other_hw} {unresolved} per image: {ratio_text(r)} as long.")
     claim = resolution_claim(ctx, c)
-    return (f"The reference trains at a reduced size and reports results 'almost identical' to the full resolution. "
-            f"Here the main U-Net ({main_hw}) is compared with the same model trained at {other_hw}, {what}, both "
+    # the section's introduction (notebook 07) states the reference's claim; this says what was measured
+    return (f"Here the main U-Net ({main_hw}) is compared with the same model trained at {other_hw}, {what}, both "
             f"scored at the labels' full resolution. {c.sentence() + pooled_note([c]) if c else ''}"
             f"{' ' + claim if claim else ''}{cost}")
 
