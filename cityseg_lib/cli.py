@@ -12,30 +12,11 @@ import os
 import sys
 from pathlib import Path
 
-from cityseg_lib.cli_checks import check_local_device, check_output_file, check_predict_engine, inference_mode
+from cityseg_lib.cli_checks import (check_local_device, check_output_file, check_predict_engine, inference_mode,
+                                    nonnegative_int_arg, size_arg)
 from cityseg_lib.errors import CitysegError
 
 __all__ = ["main"]
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 2048x1024") from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
-    return w, h
-
-
-def _nonnegative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
-    return value
 
 
 def _cmd_make_demo_data(a) -> int:
@@ -198,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--val", type=int, default=8)
     s.add_argument("--test", type=int, default=4)
     s.add_argument("--train-extra", type=int, default=0, help="coarse-only train_extra frames")
-    s.add_argument("--size", type=_size, default=(2048, 1024), help="WIDTHxHEIGHT (default 2048x1024)")
+    s.add_argument("--size", type=size_arg, default=(2048, 1024), help="WIDTHxHEIGHT (default 2048x1024)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--no-coarse", action="store_true", help="skip the gtCoarse annotations")
     s.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -228,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--full-res", action="store_true", help="official protocol at the original label size")
     s.add_argument("--root", default=None, help="dataset root, when it moved since training")
     s.add_argument("--device", default="auto")
-    s.add_argument("--images", type=_nonnegative_int, default=0, metavar="N",
+    s.add_argument("--images", type=nonnegative_int_arg, default=0, metavar="N",
                    help="score only the split's first N frames (default 0: every frame)")
     _mode_arguments(s)
     s.set_defaults(func=_cmd_evaluate)

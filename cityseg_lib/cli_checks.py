@@ -1,17 +1,20 @@
-"""Checks of the command line's arguments that :mod:`argparse` cannot make: flags that contradict
+"""Checks of the command line's arguments that :mod:`argparse` cannot make (flags that contradict
 each other or would be ignored, output files that could not be written, a device this machine
-lacks. Each refuses in one line (:class:`CitysegError`, exit 2) before the command does any work.
+lacks), and the argparse types of sizes and counts. Each refuses in one line (exit 2) before the
+command does any work.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import tempfile
 from pathlib import Path
 
 from cityseg_lib.errors import CitysegError
 
-__all__ = ["inference_mode", "check_predict_engine", "check_output_file", "check_local_device"]
+__all__ = ["inference_mode", "check_predict_engine", "check_output_file", "check_local_device", "size_arg",
+           "nonnegative_int_arg"]
 
 
 def _tta_names(tta: str | None) -> list[str]:
@@ -94,3 +97,25 @@ def check_local_device(executor_kind: str, device: str) -> None:
         from cityseg_lib.train.setup import resolve_device
 
         resolve_device(device)
+
+
+def size_arg(text: str) -> tuple[int, int]:
+    """argparse type of ``WIDTHxHEIGHT`` (``--size 2048x1024``)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r} is not WIDTHxHEIGHT, e.g. 2048x1024") from None
+    if w <= 0 or h <= 0:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
+    return w, h
+
+
+def nonnegative_int_arg(text: str) -> int:
+    """argparse type of a count that may be 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
