@@ -62,6 +62,22 @@ def test_a_moved_dataset_reuses_the_finished_run(demo_root, tmp_path, monkeypatc
     assert runstore.run_dir(_cfg(moved, tmp_path, epochs=1)) != run
 
 
+def test_data_regenerated_in_this_process_is_fingerprinted_afresh(tmp_path):
+    """The fingerprint is cached per process: a dataset regenerated (or grown) while it runs must
+    not keep the old data's run identity nor its image counts (the subset checks read them)."""
+    from cityseg_lib.data.demo import make_demo_dataset
+
+    root = tmp_path / "data"
+    make_demo_dataset(root, train=4, val=2, test=0, size=(64, 32), coarse=False, seed=0, workers=1, progress=False)
+    first = runstore.run_dir(_cfg(root, tmp_path))
+    shutil.rmtree(root)
+    make_demo_dataset(root, train=6, val=2, test=0, size=(64, 32), coarse=False, seed=7, workers=1, progress=False)
+    assert runstore.run_dir(_cfg(root, tmp_path)) != first
+    assert runstore.dataset_fingerprint(_cfg(root, tmp_path))["images"]["train/fine"] == 6
+    with pytest.raises(CitysegError, match="holds only 6 images"):
+        runstore.run_dir(_cfg(root, tmp_path, train_subset=7))
+
+
 def test_a_larger_epochs_extends_the_run_exactly(demo_root, tmp_path):
     straight = runstore.train_or_load(_cfg(demo_root, tmp_path / "s", epochs=3), verbose=False)
     run = runstore.train_or_load(_cfg(demo_root, tmp_path / "e", epochs=2), verbose=False)

@@ -99,6 +99,8 @@ def ensure_data(data_root: str = "", profile: str = "demo", progress: bool = Fal
     info = {"settings": args, "generator": "cityseg_lib.data.demo.make_demo_dataset", "synthetic": True,
             "seconds": round(time.perf_counter() - t0, 1)}
     atomic_write_json(stamp, info)
+    from cityseg_lib.data.fingerprint import clear_cache
+    clear_cache()  # frames rewritten in place keep their folders' times: fingerprint the new data afresh
     return root
 
 
