@@ -247,7 +247,8 @@ def test_a_run_an_earlier_build_extended_is_refused_before_any_notebook_and_only
 
 
 def test_relative_data_roots_reach_the_kernels_absolute(tmp_path, monkeypatch, demo_root):
-    """The checks read a relative root from the working directory; the kernels start in notebooks/."""
+    """The checks read a relative root (or weights file) from the working directory; the kernels
+    start in notebooks/."""
     monkeypatch.setenv("CITYSEG_HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").symlink_to(demo_root, target_is_directory=True)
@@ -265,6 +266,11 @@ def test_relative_data_roots_reach_the_kernels_absolute(tmp_path, monkeypatch, d
         params, env = seen["01_data_exploration"]
         absolute = str((tmp_path / "data").resolve())
         assert env == absolute and params.get("data_root", absolute) == absolute
+    (tmp_path / "w.safetensors").write_bytes(b"")  # the checks only ask for a readable file
+    with pytest.raises(CitysegError, match="stop here"):
+        report_runner.run_report("smoke", only=["04"], overrides={"04": {"pretrained": True, "weights": "w.safetensors"}},
+                                 pdf=False, verbose=False)
+    assert seen["04_swin2_jnet"][0]["weights"] == str(tmp_path / "w.safetensors")
 
 
 # ----------------------------------------------------------------------------- failures

@@ -271,10 +271,11 @@ def run_report(
 
 
 def _absolute_roots(params: dict[str, dict]) -> None:
-    """Make ``data_root`` parameters and ``$CITYSCAPES_DATASET`` absolute, as this process reads them
-    (the checks passed here): the notebooks' kernels start in ``notebooks/``."""
+    """Make ``data_root`` and ``weights`` parameters and ``$CITYSCAPES_DATASET`` absolute, as this
+    process reads them (the checks passed here): the notebooks' kernels start in ``notebooks/``."""
     for values in params.values():
-        if values.get("data_root"):
-            values["data_root"] = str(Path(values["data_root"]).expanduser().resolve())
+        for key in ("data_root", "weights"):
+            if isinstance(values.get(key), str) and values[key]:
+                values[key] = str(Path(values[key]).expanduser().resolve())
     if os.environ.get("CITYSCAPES_DATASET"):
         os.environ["CITYSCAPES_DATASET"] = str(Path(os.environ["CITYSCAPES_DATASET"]).expanduser().resolve())
