@@ -216,7 +216,7 @@ def run_report(
             raise CitysegError(f"--set {key}.{next(iter(values))}: notebook {stem} is not run (--only "
                                f"{' '.join(x[:2] for x in selected)}); add {stem[:2]} to --only or drop the --set")
     params, configs = check(profile, retrain, overrides, selected)  # one line and nothing run, on any problem
-    _absolute_roots(params)  # the kernels run in notebooks/: a relative root would point there
+    _absolute_paths(params)  # the kernels run in notebooks/: a relative path would point there
     check_earlier_results(profile, selected)  # --only: what the notebooks read from those not run
     log = (lambda msg: print(f"report[{profile}]: {msg}", flush=True)) if verbose else (lambda msg: None)
     out_dir = reports_dir() / profile
@@ -270,7 +270,7 @@ def run_report(
     return html
 
 
-def _absolute_roots(params: dict[str, dict]) -> None:
+def _absolute_paths(params: dict[str, dict]) -> None:
     """Make ``data_root`` and ``weights`` parameters and ``$CITYSCAPES_DATASET`` absolute, as this
     process reads them (the checks passed here): the notebooks' kernels start in ``notebooks/``."""
     for values in params.values():
