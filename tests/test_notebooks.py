@@ -296,6 +296,28 @@ def test_failing_notebook_names_notebook_and_cell_and_keeps_partial_copy(tmp_pat
     assert any(o.get("output_type") == "error" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
+def test_the_kernel_process_writes_its_own_stderr_to_a_log_not_the_terminal(tmp_path, capfd):
+    """What a kernel process writes to its standard error itself (ipykernel's traceback after a
+    Ctrl-C, native libraries, a crash) goes to ``EXECUTED.kernel.log``; a cell's own output stays in
+    the notebook; a kernel that dies is one line naming that log."""
+    source = tmp_path / "nb.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os, sys\nos.write(2, b'native stderr of the kernel process\\n')\nprint('cell output', file=sys.stderr)")]),
+        str(source))
+    out = tmp_path / "executed" / "nb.ipynb"
+    report_runner.run_notebook(source, out, {}, cwd=tmp_path)
+    terminal = capfd.readouterr()
+    assert "native stderr" not in terminal.out + terminal.err
+    assert "native stderr of the kernel process" in out.with_suffix(".kernel.log").read_text()
+    cell = nbformat.read(str(out), as_version=4).cells[0]
+    assert any("cell output" in o.get("text", "") for o in cell.outputs)
+
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os\nos._exit(3)")]),
+                   str(source))
+    with pytest.raises(CitysegError, match=r"could not run: .*the kernel's log: .*nb\.kernel\.log$"):
+        report_runner.run_notebook(source, out, {}, cwd=tmp_path)
+
+
 def test_unknown_profile_and_notebook_are_one_line_errors():
     with pytest.raises(CitysegError, match="unknown profile 'nope'"):
         report_runner.run_report("nope", verbose=False)

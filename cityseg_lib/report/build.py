@@ -129,7 +129,8 @@ def run_notebook(source: Path, output: Path, parameters: dict, cwd: Path | None 
     ``echo``: a prefix to print the notebook's progress lines with (nothing when empty). A cell
     that raises becomes one :class:`CitysegError` naming the notebook, the cell (its index in the
     executed copy, which counts papermill's injected-parameters cell) and the error; the partly
-    executed copy is kept at ``output``.
+    executed copy is kept at ``output``. The kernel process's own standard error goes to
+    ``output`` with the suffix ``.kernel.log`` (see :func:`kernel_manager_class`).
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -140,7 +141,7 @@ def run_notebook(source: Path, output: Path, parameters: dict, cwd: Path | None 
         pm.execute_notebook(
             str(source), str(output), parameters=parameters, kernel_name=KERNEL, cwd=str(cwd or source.parent),
             progress_bar=False, log_output=False, report_mode=False, stdout_file=_Progress(echo, bool(echo)),
-            kernel_manager_class=kernel_manager_class(),
+            kernel_manager_class=kernel_manager_class(output.with_suffix(".kernel.log")),
         )
     except PapermillExecutionError as err:
         raise CitysegError(
@@ -150,7 +151,8 @@ def run_notebook(source: Path, output: Path, parameters: dict, cwd: Path | None 
     except Exception as err:  # the kernel died, or papermill could not start it
         if isinstance(err, CitysegError):
             raise
-        raise CitysegError(f"notebook {source.name} could not run: {_error_line(err)}; partial copy: {output}") from None
+        raise CitysegError(f"notebook {source.name} could not run: {_error_line(err)}; partial copy: {output}; "
+                           f"the kernel's log: {output.with_suffix('.kernel.log')}") from None
     return time.perf_counter() - t0
 
 

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 __all__ = ["kernel_manager_class"]
 
 
-def kernel_manager_class():
+def kernel_manager_class(stderr_log: Path | None = None):
     """The kernel manager of the notebooks: the kernel on local IPC sockets instead of TCP (nothing
     listens on a port, and ipykernel no longer warns "Kernel is running over TCP without
     encryption" on every start), and no interrupt before the shutdown request of a finished
-    notebook (jupyter_client sends one, and the kernel logs "KeyboardInterrupt caught in kernel")."""
+    notebook (jupyter_client sends one, and the kernel logs "KeyboardInterrupt caught in kernel").
+
+    ``stderr_log``: a file that takes the kernel process's own standard error (this build's, as the
+    executed copy is). A cell's output reaches the notebook through Jupyter's messages either way;
+    what the process writes itself (ipykernel's log, native libraries' messages, a crash's trace)
+    would otherwise land on the terminal of ``cityseg report`` in the middle of its progress lines, e.g. ipykernel's
+    "ZMQError: Socket operation on non-socket" traceback after a Ctrl-C.
+    """
     from jupyter_client.manager import AsyncKernelManager
     from traitlets import default
 
@@ -30,6 +38,13 @@ def kernel_manager_class():
 
             os.makedirs(jupyter_runtime_dir(), exist_ok=True)
             return os.path.join(jupyter_runtime_dir(), f"cityseg-{uuid.uuid4().hex[:12]}-ipc")
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+            if stderr_log is None:
+                return await super()._async_launch_kernel(kernel_cmd, **kw)
+            stderr_log.parent.mkdir(parents=True, exist_ok=True)
+            with open(stderr_log, "wb") as log:  # the kernel keeps a descriptor of its own
+                await super()._async_launch_kernel(kernel_cmd, **kw, stderr=log)
 
         async def _async_interrupt_kernel(self) -> None:
             if not self.shutting_down:  # a cell timeout still interrupts
