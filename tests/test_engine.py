@@ -298,3 +298,42 @@ def test_side_by_side_step_timing_steps_every_model_in_turn():
     assert set(times) == {"fcn", "unet"} and all(t.shape == (3,) and (t > 0).all() for t in times.values())
     with pytest.raises(CitysegError, match="rounds=1"):
         interleaved_step_seconds(cfgs, rounds=1)
+
+
+def test_cuda_without_an_index_resolves_to_this_ranks_gpu(monkeypatch):
+    """``device=cuda`` names this rank's GPU with its index (``torch.cuda.set_device`` and DDP's
+    ``device_ids`` refuse an index-less device): LOCAL_RANK under torchrun, else the current one."""
+    from cityseg_lib.train.setup import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 2)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert resolve_device("cuda") == torch.device("cuda", 2)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert resolve_device("cuda") == torch.device("cuda", 3) == resolve_device("auto")
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(CitysegError, match="this machine has 4 CUDA device"):
+        resolve_device("cuda:4")
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux's resident-set high-water mark")
+def test_a_runs_peak_memory_is_its_own_not_the_processs(demo_root, tmp_path):
+    """A notebook kernel or Ray worker trains many runs in one process: a run's recorded peak is
+    the process's largest resident set during that run, not since the process began."""
+    import resource
+
+    def rss_mb() -> float:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+    big = bytearray(1536 * 2**20)
+    big[::4096] = b"x" * len(big[::4096])  # touch every page: resident
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 > rss_mb() - 1 > 1536
+    del big
+    before = rss_mb()
+    run = engine.fit(load_config(None, _overrides(demo_root, tmp_path, "mem", epochs=1)))
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["peak_memory_scope"] == "run"
+    assert before - 64 < summary["peak_memory_mb"] < before + 768  # a tiny run; the freed 1.5 GiB is not in it
+    assert runstore.run_record(run)["peak_memory_scope"] == "run"

@@ -1019,3 +1019,19 @@ def test_repeated_seeds_are_judged_like_the_main_runs():
     for rec in ctx.main.values():
         rec["best_epoch"] = 4
     assert discussion.training_length(ctx).startswith("Of the repeated seeds, U-Net seed 1 (6.7%) still lowered")
+
+
+def test_the_peak_memory_note_says_what_the_runs_measured():
+    """Runs that counted their own peak (this version) are described so; runs whose record is the
+    process's since it began (older runs, or a system without the reset) keep the upper-bound words."""
+    from cityseg_lib.report import architecture_section
+
+    older = architecture_section.model_table_note(context())
+    assert "maximum resident set size, which includes the Python interpreter, the data cache and earlier runs " \
+           "in the same process; it is an upper bound" in older
+    ctx = context()
+    for rec in ctx.runs.records.values():
+        rec["peak_memory_scope"] = "run"
+    note = architecture_section.model_table_note(ctx)
+    assert "largest resident set size during the run, which includes the Python interpreter and the data cache; " \
+           "it is an upper bound" in note and "earlier runs" not in note

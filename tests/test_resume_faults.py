@@ -216,6 +216,19 @@ def test_resume_with_another_thread_count_on_cpu_is_refused(demo_root, tmp_path,
     assert runstore.load_summary(run)["epochs"] == 2
 
 
+def test_resume_on_another_device_type_is_refused(demo_root, tmp_path, one_torch_thread):
+    """A run begun on a GPU (bf16 autocast, channels_last) does not go on in fp32 on the CPU, nor the
+    reverse: one run would mix two arithmetics. Refused in one line, before the folder changes."""
+    run = engine.fit(_cfg(demo_root, tmp_path, epochs=1, device="cpu"))
+    state = load_checkpoint(run / "last.pt")
+    state["execution"]["device"] = "cuda"  # as a run begun on a GPU records it
+    torch.save(state, run / "last.pt")
+    with pytest.raises(runstore.ResumeRefused, match=r"last.pt: cannot resume on cpu: this run trained on cuda .*"
+                                                     r"resume it with device=cuda, or retrain it on cpu"):
+        engine.fit(_cfg(demo_root, tmp_path, epochs=2, device="cpu"), resume=True)
+    assert runstore.load_summary(run)["epochs"] == 1  # refused before anything moved
+
+
 def test_the_cli_resumes_a_run_on_the_thread_count_it_trained_with(demo_root, tmp_path, one_torch_thread,
                                                                    monkeypatch, capsys):
     """A notebook's run (1 thread) extended from a shell (torch's default: every core) is resumed on

@@ -62,9 +62,14 @@ def model_table(ctx: ReportContext) -> pd.DataFrame:
 def model_table_note(ctx: ReportContext) -> str:
     dev = devices(ctx)
     cpu = dev.startswith("CPU")
-    mem = ("Peak memory on the CPU is the process's maximum resident set size, which includes the Python "
-           "interpreter, the data cache and earlier runs of the same notebook; it is an upper bound, not the "
-           "model's own footprint." if cpu else "Peak memory is the largest CUDA allocation during training.")
+    per_run = all(ctx.main[label].get("peak_memory_scope") == "run" for label in ctx.untuned)
+    mem = (("Peak memory on the CPU is the training process's largest resident set size during the run, which "
+            "includes the Python interpreter and the data cache; it is an upper bound, not the model's own "
+            "footprint." if per_run else
+            "Peak memory on the CPU is the process's maximum resident set size, which includes the Python "
+            "interpreter, the data cache and earlier runs in the same process; it is an upper bound, not the "
+            "model's own footprint.") if cpu else
+           "Peak memory is the largest CUDA allocation during the run (training and its evaluations).")
     threads = ctx.baseline.cpu_threads
     on = f"{dev}, {threads} torch thread{'s' if threads != 1 else ''}" if cpu and threads else dev
     sbs = side_by_side(ctx)

@@ -208,7 +208,7 @@ def run_record(run: str | os.PathLike, label: str | None = None) -> dict:
         "miou_full_res": full.get("miou", math.nan), "pixel_accuracy_full_res": full.get("pixel_accuracy", math.nan),
         "train_images": s.get("train_images"), "val_images": s.get("val_images"),
         "train_images_per_s": s.get("train_images_per_s"), "peak_memory_mb": s.get("peak_memory_mb"),
-        "train_time_s": s.get("train_time_s"), "device": s.get("device"),
+        "peak_memory_scope": s.get("peak_memory_scope", "process"), "train_time_s": s.get("train_time_s"), "device": s.get("device"),
         "commit": env.get("commit"), "device_name": env.get("device"), "cpu_count": env.get("cpu_count"),
     }
 

@@ -16,8 +16,9 @@ def init_distributed(device: torch.device) -> bool:
     """Join the process group torchrun describes (``WORLD_SIZE > 1``); True when distributed."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return dist.is_initialized()
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend)
+    if device.type == "cuda":  # this rank's GPU before NCCL starts, which otherwise guesses it
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return True
 
 

@@ -95,7 +95,24 @@ def build_model_for(cfg: TrainConfig, init_weights: bool = True) -> nn.Module:
 # ----------------------------------------------------------------------------- fit
 
 
+def _reset_peak_memory(device: torch.device) -> str:
+    """Start this run's peak-memory count; returns its scope, ``run`` or ``process``. A notebook
+    kernel, a Ray worker or a sweep trains many runs in one process, whose own peak only grows:
+    CUDA resets its allocator's counter, Linux the process's resident-set high-water mark
+    (``/proc/self/clear_refs``, value 5); elsewhere the count stays the process's since it began."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return "run"
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return "run"
+    except OSError:
+        return "process"
+
+
 def _peak_memory_mb(device: torch.device) -> float:
+    """The largest CUDA allocation, or the process's largest resident set, since :func:`_reset_peak_memory`."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
@@ -143,6 +160,7 @@ def fit(cfg: TrainConfig, resume: bool = False, log=None) -> Path:
 def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, resume: bool, log,
          tb: tblog.RunLog) -> None:
     configure_cuda(device)
+    memory_scope = _reset_peak_memory(device)
     last_path, best_path = runstore.checkpoint_path(out, "last"), runstore.checkpoint_path(out, "best")
     progress = progress_enabled(cfg.progress)
     use_cuda = device.type == "cuda"
@@ -264,7 +282,8 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
             "train_images": len(train_ds), "val_images": len(val_ds),
             "train_images_per_s": float(np.median(rates)) if rates else math.nan,
             "train_time_s": float(sum(h["epoch_time_s"] for h in history)), "wall_time_s": time.perf_counter() - t_run,
-            "peak_memory_mb": _peak_memory_mb(device), "device": str(device), "world_size": D.world_size(),
+            "peak_memory_mb": _peak_memory_mb(device), "peak_memory_scope": memory_scope, "device": str(device),
+            "world_size": D.world_size(),
         })
 
 

@@ -93,9 +93,11 @@ def train_one_epoch(
     bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    stats = torch.tensor([total.item(), float(seen)], dtype=torch.float64)
+    # on the training device: NCCL, the CUDA process group, has no CPU tensors to reduce
+    stats = torch.stack([total, total.new_tensor(float(seen))])
     D.all_reduce_sum(stats)
-    return {"loss": stats[0].item() / max(stats[1].item(), 1), "images": int(stats[1].item()), "seconds": time.perf_counter() - start}
+    loss_sum, images = stats.tolist()
+    return {"loss": loss_sum / max(images, 1), "images": int(images), "seconds": time.perf_counter() - start}
 
 
 @torch.no_grad()

@@ -45,6 +45,11 @@ def check_execution(saved: dict | None, now: dict, where: Path) -> None:
         raise runstore.ResumeRefused(
             f"{where}: cannot resume on {now['world_size']} process(es): this run trained on {saved['world_size']} "
             f"(DDP batches differ); resume it with torchrun --nproc-per-node {saved['world_size']}")
+    if saved.get("device", now["device"]) != now["device"]:
+        raise runstore.ResumeRefused(
+            f"{where}: cannot resume on {now['device']}: this run trained on {saved['device']} (the arithmetic "
+            f"differs: bf16 autocast and channels_last apply on CUDA only); resume it with device={saved['device']}, "
+            f"or retrain it on {now['device']} (--retrain keeps the earlier run in .replaced/)")
     if saved.get("device") == now["device"] == "cpu" and saved.get("threads") != now["threads"]:
         raise runstore.ResumeRefused(
             f"{where}: cannot resume with {now['threads']} torch threads: this run trained with {saved['threads']} "

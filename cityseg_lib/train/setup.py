@@ -27,7 +27,9 @@ class DeviceUnavailable(CitysegError):
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` -> the local CUDA device when present (per torchrun rank), else CPU."""
+    """``auto`` -> the local CUDA device when present (per torchrun rank), else CPU. A CUDA device
+    always comes back with its index: ``cuda`` means this rank's GPU (``LOCAL_RANK`` under torchrun,
+    else the current device), as ``torch.cuda.set_device`` and DDP's ``device_ids`` need one."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
@@ -38,7 +40,10 @@ def resolve_device(name: str) -> torch.device:
         raise DeviceUnavailable(f"device {name!r} is not a torch device (use auto, cpu, cuda or cuda:N)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise DeviceUnavailable(f"device {name!r} requested but CUDA is not available on this machine")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+    if dev.type == "cuda" and dev.index is None:
+        local = os.environ.get("LOCAL_RANK")
+        dev = torch.device("cuda", int(local) if local is not None else torch.cuda.current_device())
+    if dev.type == "cuda" and dev.index >= torch.cuda.device_count():
         raise DeviceUnavailable(f"device {name!r} requested but this machine has {torch.cuda.device_count()} "
                                 "CUDA device(s) (cuda:0 ..)")
     return dev
