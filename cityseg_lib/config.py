@@ -101,6 +101,11 @@ class TrainConfig:
         if self.crop_size is not None and any(c > s for c, s in zip(self.crop_size, self.image_size)):
             raise CitysegError(f"crop_size={list(self.crop_size)} must fit in image_size={list(self.image_size)} "
                                "(crops are cut from the image_size sample)")
+        if self.crop_size is not None and tuple(self.crop_size) != tuple(self.image_size) and self.model == "swin2_jnet":
+            # its Swin V2 encoder is built for one input size: crops would be magnified to image_size in
+            # training and the validation images not, two scales
+            raise CitysegError(f"crop_size={list(self.crop_size)} with model swin2_jnet: its encoder takes one input "
+                               f"size, image_size={list(self.image_size)}; leave crop_size unset for this model")
         if isinstance(self.train_subset, float) and not 0.0 < self.train_subset <= 1.0:
             raise CitysegError(f"train_subset={self.train_subset} is out of range (a fraction in (0, 1] or a count >= 1)")
         if isinstance(self.train_subset, int) and self.train_subset < 1:
@@ -153,11 +158,11 @@ PATH_KEYS = ("data_root", "runs_dir", "cache_dir")
 
 
 def absolute_paths(cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with its relative paths (``data_root``, ``runs_dir``, ``cache_dir``) made absolute
-    against this process's working directory: what a run handed to another process must carry (a
-    Ray worker resolves paths against its own directory, the one ``ray start`` ran in). None of them
-    is part of a run's identity, so its folder is unchanged (the Swin ``weights`` option is: it is
-    left as given)."""
+    """``cfg`` with its relative paths (``data_root``, ``runs_dir``, ``cache_dir`` and a Swin
+    ``weights`` file) made absolute against this process's working directory: what a run handed to
+    another process must carry (a Ray worker resolves paths against its own directory, the one ``ray
+    start`` ran in). None of them changes the run's folder: the first three are not part of a run's
+    identity, and a weights file enters it by its content."""
     from dataclasses import replace
     from pathlib import Path
 
@@ -165,4 +170,7 @@ def absolute_paths(cfg: TrainConfig) -> TrainConfig:
         return str(Path(value).expanduser().resolve()) if value and not Path(value).is_absolute() else value
 
     changes = {k: absolute(getattr(cfg, k)) for k in PATH_KEYS if absolute(getattr(cfg, k)) != getattr(cfg, k)}
+    weights = cfg.model_options.get("weights")
+    if isinstance(weights, str) and absolute(weights) != weights:
+        changes["model_options"] = {**cfg.model_options, "weights": absolute(weights)}
     return replace(cfg, **changes) if changes else cfg

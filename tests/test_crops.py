@@ -96,6 +96,11 @@ def test_config_checks_crop_keys():
         load_config(None, ["crop_size=[0, 8]"])
     with pytest.raises(CitysegError, match="crop_class_balance"):
         load_config(None, ["crop_class_balance=1.5"])
+    # the Swin V2 encoder is built for one input size: crops would be magnified to it, validation not
+    with pytest.raises(CitysegError, match=r"crop_size=\[16, 32\] with model swin2_jnet: its encoder takes one "
+                                           r"input size, image_size=\[32, 64\]; leave crop_size unset"):
+        load_config(None, ["model=swin2_jnet", "image_size=[32, 64]", "crop_size=[16, 32]"])
+    assert load_config(None, ["model=swin2_jnet", "image_size=[32, 64]", "crop_size=[32, 64]"]).crop_size == (32, 64)
 
 
 def _cfg(demo_root, runs, name, **extra):

@@ -391,20 +391,38 @@ def test_notebooks_run_side_by_side_only_where_they_do_not_read_each_other():
 @pytest.mark.slow
 def test_the_gpu_check_runs_reduced_on_cpu_without_ray_onnx_or_papermill(tmp_path):
     """benchmarks/gpu_check.sh in its CPU mode (tiny sizes), with Ray, ONNX, papermill and nbformat
-    unimportable as on the GPU machine: every step ends well and writes its table."""
+    unimportable as on the GPU machine: every step ends well, within its limit, and writes its table and
+    JSON; the ddp step trains through fit's DDP path in its one-rank group (gloo here, NCCL on a GPU)."""
+    import re
+
     blocked = tmp_path / "blocked"
     for name in ("ray", "onnx", "onnxruntime", "onnxscript", "papermill", "nbformat"):
         (blocked / name).mkdir(parents=True)
         (blocked / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed here')\n")
-    env = {**os.environ, "GPU_CHECK_REDUCED": "1", "PYTHON": sys.executable, "PYTHONPATH": str(blocked)}
+    env = {**os.environ, "GPU_CHECK_REDUCED": "1", "PYTHON": sys.executable, "PYTHONPATH": str(blocked),
+           "OMP_NUM_THREADS": "1"}
     out = tmp_path / "out"
     done = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(out)], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     summary = (out / "summary.txt").read_text().splitlines()
-    assert [line.split(":")[0] for line in summary] == ["data", "fit", "bench_train", "gpu", "fullres"]
+    assert [line.split(":")[0] for line in summary] == ["data", "fit", "ddp", "bench_train", "gpu", "fullres"]
     assert all(": exit 0 in" in line for line in summary)
-    assert "full-res mIoU %" in (out / "fit.txt").read_text() and (out / "train.json").is_file()
+    took = [re.search(r"exit 0 in (\d+) s of (\d+) ->", line).groups() for line in summary]
+    assert all(int(seconds) <= int(limit) for seconds, limit in took), summary
+    assert "gloo, 1 rank" in summary[2] and "x fp32 eager" in summary[3] and "img/s" in summary[4]
+    fit = json.loads((out / "fit.json").read_text())
+    assert "full-res mIoU %" in (out / "fit.txt").read_text() and list(fit) == ["simple_fcn", "unet", "swin2_jnet"]
+    assert all(0 <= r["val_miou_full_res"] <= 1 for r in fit.values())
+    ddp = json.loads((out / "ddp.json").read_text())
+    assert ddp["error"] is None and ddp["backend"] == "gloo" and ddp["world_size"] == 1 and ddp["epochs_run"] == 1
+    assert ddp["ddp_wrapped"] == 1 and ddp["all_reduce_calls"] >= 2 and 0 <= ddp["val_miou"] <= 1
+    train = json.loads((out / "train.json").read_text())
+    assert train["status"]["finished"] and set(train["results"]["simple_fcn"]["variants"]) == {
+        "fp32 eager", "bf16 + channels_last"}
+    gpu = json.loads((out / "gpu.json").read_text())
+    assert gpu["status"] == {"finished": True, "done": ["simple_fcn"], "pending": []}
+    assert gpu["results"]["models"]["simple_fcn"]["eval_compiled"] is False
     assert "32 GPUs" in (out / "gpu.txt").read_text() and "notebooks read as JSON" in (out / "gpu.txt").read_text()
     fullres = json.loads((out / "fullres.json").read_text())["results"]
     assert fullres["ratio"] > 0 and fullres["differing_pixels"] == 0 and fullres["pixels"] == 2 * 64 * 128
@@ -447,6 +465,12 @@ def test_a_ray_job_carries_absolute_paths_and_its_run_folder_is_unchanged(demo_r
     assert (sent.data_root, sent.runs_dir, sent.cache_dir) == (str(demo_root.resolve()), str(tmp_path / "runs"),
                                                                str(tmp_path / "cache"))
     assert flag is True and runstore.run_dir(sent) == runstore.run_dir(cfg)
+    # a Swin weights file too: it enters the run's identity by its content, so the folder is the same
+    (tmp_path / "w.pth").write_bytes(b"weights")
+    swin = _cfg(Path("data"), Path("runs"), model="swin2_jnet", image_size=[48, 96],
+                model_options={"pretrained": True, "weights": "w.pth"})
+    (sent, _), = [_absolute((swin, True))]
+    assert sent.model_options["weights"] == str(tmp_path / "w.pth") and runstore.run_dir(sent) == runstore.run_dir(swin)
     monkeypatch.setenv("CITYSCAPES_DATASET", "data")
     monkeypatch.setenv("CITYSEG_EXECUTOR", "ray")
     env = forwarded_env()

@@ -14,6 +14,7 @@ import timm  # noqa: E402
 import torch  # noqa: E402
 
 from cityseg_lib.errors import CitysegError  # noqa: E402
+from cityseg_lib.models.timm_weights import WeightsUnavailable  # noqa: E402
 from cityseg_lib.data.labels import NUM_CLASSES  # noqa: E402
 from cityseg_lib.models import (  # noqa: E402
     DEMO_ENCODER,
@@ -256,6 +257,14 @@ def test_unloadable_weights_file_names_the_path(tmp_path):
     torch.save(wider.state_dict(), path)
     with pytest.raises(CitysegError, match=f"weights file {path} does not load.*size mismatch"):
         _tiny("swin2_jnet", pretrained=True, weights=str(path))
+    # a deeper model of the same family (a swinv2_small file for swinv2_tiny) holds every tensor and more
+    deeper = timm.create_model(DEMO_ENCODER, pretrained=False, img_size=SIZE, **{**TINY_SWIN, "depths": (1, 1, 3, 1)})
+    torch.save(deeper.state_dict(), path)
+    with pytest.raises(WeightsUnavailable, match=f"weights file {path} does not load.*holds \\d+ tensors the encoder "
+                                                 "does not have \\(layers.2.blocks.1.*a checkpoint of a larger model"):
+        _tiny("swin2_jnet", pretrained=True, weights=str(path))
+    with pytest.raises(WeightsUnavailable, match=f"weights file {tmp_path} is a folder; name the checkpoint file"):
+        _tiny("swin2_jnet", pretrained=True, weights=str(tmp_path))
 
 
 def test_pretrained_offline_fails_fast_with_both_ways_out(tmp_path, monkeypatch):

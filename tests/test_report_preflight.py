@@ -124,6 +124,27 @@ def test_pretrained_weights_file_missing(report, tmp_path):
     _failed(report("--set", "04.pretrained=true", "--set", f"04.weights={missing}"), str(missing), "unreadable")
 
 
+def test_a_weights_file_of_another_model_is_refused_before_any_notebook_and_a_fitting_one_passes(report, tmp_path):
+    """The check builds notebook 04's model with the file, as the notebook will: a checkpoint of
+    another model fails here, not after notebooks 01-03 trained."""
+    import timm
+    import torch
+    import yaml
+
+    from cityseg_lib.paths import source_root
+
+    kwargs = yaml.safe_load((source_root() / "params" / "smoke" / "04_swin2_jnet.yaml").read_text())["encoder_kwargs"]
+    other = tmp_path / "resnet.pth"
+    torch.save(timm.create_model("resnet18", pretrained=False).state_dict(), other)
+    _failed(report("--set", "04.pretrained=true", "--set", f"04.weights={other}"), "04_swin2_jnet", str(other),
+            "does not load into encoder 'swinv2_tiny_window8_256'", "tensors missing")
+    fitting = tmp_path / "model.pth"
+    torch.save(timm.create_model("swinv2_tiny_window8_256", pretrained=False, **kwargs).state_dict(), fitting)
+    params, configs = preflight.check("smoke", overrides={"04": {"pretrained": True, "weights": str(fitting)}},
+                                      selected=["04_swin2_jnet"])
+    assert {c.model_options.get("weights") for c in configs["04_swin2_jnet"]} == {str(fitting)}
+
+
 def test_dataset_root_missing_or_without_the_layout(report, tmp_path, monkeypatch):
     monkeypatch.setenv("CITYSCAPES_DATASET", str(tmp_path / "nowhere"))
     _failed(report(), "CITYSCAPES_DATASET", "does not exist")
@@ -149,7 +170,7 @@ def test_the_checks_pass_on_the_committed_profiles(tmp_path, monkeypatch, demo_r
         # 05's cross-entropy runs are 03's U-Net seeds, reused
         assert [c.name for c in configs["05_loss_comparison"][:3]] == ["unet", "unet_seed1", "unet_seed2"]
     monkeypatch.setenv("CITYSCAPES_DATASET", str(demo_root))
-    monkeypatch.setattr("cityseg_lib.report.preflight._cached", lambda repo, filename: True)
+    monkeypatch.setattr("cityseg_lib.report.weights_check._cached", lambda repo, filename: True)
     params, configs = preflight.check("full")
     assert params["04_swin2_jnet"]["pretrained"] is True
     sizes = {c.name: c.image_size for cs in configs.values() for c in cs}

@@ -188,3 +188,48 @@ def test_the_report_pairs_training_size_and_full_resolution_matrices_by_frame(tm
     old.mkdir()
     runstore.write_per_image(old, ["a"], mats(1), full_res=True)
     assert StoredRuns().scoring_pair(str(old)) is None
+
+
+def _swin_weights(path: Path, seed: int) -> dict:
+    """A tiny Swin V2 classification checkpoint at ``path`` (as the hub's) and the model options
+    whose encoder it fits."""
+    import timm
+    import torch
+
+    kwargs = {"embed_dim": 16, "depths": [1, 1, 1, 1], "num_heads": [1, 2, 2, 4], "window_size": 4}
+    torch.manual_seed(seed)
+    torch.save(timm.create_model("swinv2_tiny_window8_256", pretrained=False, img_size=(48, 96), **kwargs).state_dict(),
+               path)
+    return {"encoder": "swinv2_tiny_window8_256", "pretrained": True, "weights": str(path), "encoder_kwargs": kwargs}
+
+
+def test_a_weights_file_enters_the_identity_by_its_content_not_its_path(demo_root, tmp_path, monkeypatch):
+    """The same checkpoint moved, copied or named relatively is the same run (reused, resumed);
+    another checkpoint saved over the same path is another run, not the old one reused."""
+    (tmp_path / "w").mkdir()
+    options = _swin_weights(tmp_path / "w" / "model.pth", seed=1)
+    swin = dict(model="swin2_jnet", image_size=[48, 96], num_workers=0, full_res_eval=False)
+    run = runstore.train_or_load(_cfg(demo_root, tmp_path, epochs=1, model_options=options, **swin), verbose=False)
+    import hashlib
+    import json
+
+    digest = "sha256:" + hashlib.sha256((tmp_path / "w" / "model.pth").read_bytes()).hexdigest()
+    assert json.loads((run / "identity.json").read_text())["computed"]["model_options"]["weights"] == digest
+    assert runstore.load_config(run).model_options["weights"] == options["weights"]  # the path, for people
+    shutil.copy(tmp_path / "w" / "model.pth", tmp_path / "copy.pth")
+    monkeypatch.chdir(tmp_path)
+    _no_training(monkeypatch)
+    for path in ("copy.pth", "w/../w/model.pth", str(tmp_path / "copy.pth")):
+        cfg = _cfg(demo_root, tmp_path, epochs=1, model_options={**options, "weights": path}, **swin)
+        assert runstore.run_dir(cfg) == run and runstore.train_or_load(cfg, verbose=False) == run
+    monkeypatch.undo()
+    # resumed (extended) through another path to the same content: the saved path is not compared
+    longer = _cfg(demo_root, tmp_path, epochs=2, model_options={**options, "weights": str(tmp_path / "copy.pth")},
+                  **swin)
+    assert engine.fit(longer, resume=True) == run and runstore.load_summary(run)["epochs_run"] == 2
+    # other weights saved over the same path: another computation
+    _swin_weights(tmp_path / "w" / "model.pth", seed=2)
+    assert runstore.run_dir(_cfg(demo_root, tmp_path, epochs=1, model_options=options, **swin)) != run
+    with pytest.raises(CitysegError, match=f"weights file {tmp_path / 'gone.pth'} does not exist"):
+        runstore.run_dir(_cfg(demo_root, tmp_path, model_options={**options, "weights": str(tmp_path / "gone.pth")},
+                              **swin))

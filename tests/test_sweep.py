@@ -301,6 +301,20 @@ def test_a_trial_that_cannot_resume_with_these_settings_stops_the_sweep(monkeypa
         S.run_trial(TrainConfig())
 
 
+def test_a_trial_without_its_pretrained_weights_stops_the_sweep(monkeypatch):
+    """No download, no such file, a file of another model: the settings' or the place's fault, the
+    same for every trial; raised (one line), not recorded as failed trials the halving would drop."""
+    from cityseg_lib.config import TrainConfig
+    from cityseg_lib.models.timm_weights import WeightsUnavailable
+
+    def unavailable(cfg, resume=False, log=None):
+        raise WeightsUnavailable("swin2_jnet: cannot get pretrained weights for encoder 'swinv2_tiny_window8_256'")
+
+    monkeypatch.setattr("cityseg_lib.train.engine.fit", unavailable)
+    with pytest.raises(WeightsUnavailable, match="cannot get pretrained weights"):
+        S.run_trial(TrainConfig())
+
+
 def test_a_trial_on_a_device_the_worker_lacks_stops_the_sweep_and_old_such_failures_run_again(monkeypatch, tmp_path):
     """A device the machine lacks is the settings' fault (devices is volatile: the same sweep folder):
     raised, not recorded; such failures recorded by an older version are not kept on resume."""

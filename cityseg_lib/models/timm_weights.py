@@ -1,11 +1,13 @@
 """A timm ``features_only`` encoder with the weights asked for: a local checkpoint file, timm's
 download (Hugging Face hub or URL, through their caches), or random weights.
 
-Getting weights fails with one :class:`CitysegError` that names the ways out (a local file, network
-access, ``pretrained: false``). A checkpoint of another model is refused too: timm loads
-non-strictly whenever it drops the classifier (always for ``features_only``), so the missing
-tensors it logs are collected and checked. timm is imported here when an encoder is built, not
-with the package: a process that builds no Swin does not pay the seconds its import takes.
+Getting weights fails with one :class:`WeightsUnavailable` line that names the ways out (a local
+file, network access, ``pretrained: false``). A checkpoint of another model is refused too: timm
+loads non-strictly whenever it drops the classifier (always for ``features_only``), so the missing
+and unexpected tensors it logs are collected and checked (a larger model of the same family, e.g.
+a ``swinv2_small`` file for ``swinv2_tiny``, has every tensor the encoder needs, and more). timm is
+imported here when an encoder is built, not with the package: a process that builds no Swin does
+not pay the seconds its import takes.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from torch import nn
 
 from cityseg_lib.errors import CitysegError, one_line
 
-__all__ = ["create_encoder"]
+__all__ = ["create_encoder", "WeightsUnavailable"]
+
+class WeightsUnavailable(CitysegError):
+    """The pretrained weights asked for cannot be had here (no such file, a file that does not load,
+    no download): the settings' or the place's fault, not a property of a run (a sweep stops on it
+    instead of recording its trials as failed for good, see ``sweep.run_trial``)."""
+
 
 _NETWORK_MODULES = ("huggingface_hub", "requests", "urllib3", "httpx", "http", "urllib", "socket")
 
@@ -30,59 +38,77 @@ def _is_download_error(err: BaseException) -> bool:
     return isinstance(err, OSError) or type(err).__module__.split(".")[0] in _NETWORK_MODULES
 
 
+#: checkpoint tensors a ``features_only`` encoder has no place for, by design: the classifier and the
+#: final norm after the last stage, and the size-bound buffers some layouts save (rebuilt for img_size)
+_DROPPED = re.compile(r"^(head|norm|fc_norm)\.|(^|\.)(relative_position_index|relative_coords_table|attn_mask)$")
+
+
 @contextmanager
-def _missing_keys_report() -> Iterator[list[str]]:
-    """Collect the parameter names timm reports missing while it loads pretrained weights.
+def _load_report() -> Iterator[dict[str, list[str]]]:
+    """Collect the tensor names timm reports missing or unexpected while it loads pretrained weights.
 
     timm loads non-strictly whenever it drops the classifier (always for ``features_only``), so a
-    checkpoint of another model would load nothing without an error; its only trace is the
-    "Missing keys (a, b) discovered ..." INFO record of ``timm.models._builder``.
+    checkpoint of another model would load without an error; its only traces are the "Missing keys
+    (a, b) discovered ..." INFO and "Unexpected keys (c) found ..." WARNING records of
+    ``timm.models._builder`` (kept from the terminal here: what they mean is raised instead).
     """
-    missing: list[str] = []
+    found: dict[str, list[str]] = {"missing": [], "unexpected": []}
 
     class _Handler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            match = re.match(r"Missing keys \((.*)\) discovered", record.getMessage())
+            match = re.match(r"(Missing|Unexpected) keys \((.*)\) (discovered|found)", record.getMessage())
             if match:
-                missing.extend(k.strip() for k in match.group(1).split(","))
+                found[match.group(1).lower()].extend(k.strip() for k in match.group(2).split(","))
 
     logger = logging.getLogger("timm.models._builder")
-    handler, old_level = _Handler(logging.INFO), logger.level
+    handler, old_level, old_propagate = _Handler(logging.INFO), logger.level, logger.propagate
     logger.addHandler(handler)
+    logger.propagate = False  # timm's load records are this check's, not the user's log (e.g. a Ray worker's)
     if not logger.isEnabledFor(logging.INFO):
         logger.setLevel(logging.INFO)
     try:
-        yield missing
+        yield found
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+
+def _listed(keys: list[str]) -> str:
+    return f"{', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''}"
 
 
 def _load_local(name: str, kwargs: dict[str, Any], path: Path, who: str) -> nn.Module:
     """The encoder with weights from a local checkpoint of the timm model ``name``."""
     import timm
     from timm.models import get_pretrained_cfg
+    if path.is_dir():
+        raise WeightsUnavailable(f"{who}: weights file {path} is a folder; name the checkpoint file in it "
+                                 "(e.g. model.safetensors)")
     if not path.is_file():
-        raise CitysegError(f"{who}: weights file {path} does not exist")
+        raise WeightsUnavailable(f"{who}: weights file {path} does not exist")
     try:
-        with _missing_keys_report() as missing:
+        with _load_report() as found:
             model = timm.create_model(
                 name, pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), features_only=True, **kwargs
             )
     except TypeError:
         raise
     except Exception as err:  # unreadable file, or tensors of the wrong shapes
-        raise CitysegError(f"{who}: weights file {path} does not load into encoder {name!r}: {one_line(err)}") from err
+        raise WeightsUnavailable(f"{who}: weights file {path} does not load into encoder {name!r}: "
+                                 f"{one_line(err)}") from err
     cfg = get_pretrained_cfg(name)
     heads = cfg.classifier if cfg is not None and cfg.classifier else "head"
     heads = (heads,) if isinstance(heads, str) else tuple(heads)
-    missing = [k for k in missing if not k.startswith(tuple(f"{h}." for h in heads))]  # the head is dropped anyway
+    missing = [k for k in found["missing"] if not k.startswith(tuple(f"{h}." for h in heads))]  # dropped anyway
+    unexpected = [k for k in found["unexpected"] if not _DROPPED.search(k)]
     if missing:
-        more = ", ..." if len(missing) > 3 else ""
-        raise CitysegError(
-            f"{who}: weights file {path} does not load into encoder {name!r}: "
-            f"{len(missing)} tensors missing ({', '.join(missing[:3])}{more})"
-        )
+        raise WeightsUnavailable(f"{who}: weights file {path} does not load into encoder {name!r}: "
+                           f"{len(missing)} tensors missing ({_listed(missing)})")
+    if unexpected:
+        raise WeightsUnavailable(f"{who}: weights file {path} does not load into encoder {name!r}: it holds "
+                           f"{len(unexpected)} tensors the encoder does not have ({_listed(unexpected)}): "
+                           "a checkpoint of a larger model?")
     return model
 
 
@@ -92,7 +118,7 @@ def _download(name: str, kwargs: dict[str, Any], who: str) -> nn.Module:
     from timm.models import get_pretrained_cfg
     cfg = get_pretrained_cfg(name)
     if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
-        raise CitysegError(
+        raise WeightsUnavailable(
             f"{who}: timm knows no pretrained weights for encoder {name!r}; "
             "set weights: PATH to a local checkpoint, or pretrained: false"
         )
@@ -102,7 +128,7 @@ def _download(name: str, kwargs: dict[str, Any], who: str) -> nn.Module:
         if not _is_download_error(err):
             raise
         source = f"https://huggingface.co/{cfg.hf_hub_id}" if cfg.hf_hub_id else cfg.url
-        raise CitysegError(
+        raise WeightsUnavailable(
             f"{who}: cannot get pretrained weights for encoder {name!r} ({type(err).__name__}); "
             f"either set weights: PATH to a local copy of the checkpoint ({source}), or get internet "
             "access (with HF_HUB_OFFLINE unset or 0) or a populated Hugging Face cache (HF_HOME); "

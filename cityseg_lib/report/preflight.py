@@ -5,8 +5,9 @@
   SweepConfigs they become with the same functions the notebooks call (:mod:`.experiments`);
 * the dataset root (exists, official layout with fine train and val splits; directory listings
   only), or the profile's demo-data settings when the data is generated;
-* the pretrained Swin weights of every run that asks for them: a readable local ``weights`` file,
-  or the Hugging Face hub (its cache with ``HF_HUB_OFFLINE=1``, else a reachable hub).
+* the pretrained Swin weights of every run that asks for them: a local ``weights`` file that loads
+  into the run's encoder, or the Hugging Face hub (its cache with ``HF_HUB_OFFLINE=1``, else a
+  reachable hub).
 
 A training run that would fail on a bad value hours into the build fails here instead.
 """
@@ -19,11 +20,11 @@ from pathlib import Path
 
 from cityseg_lib.config import TrainConfig
 from cityseg_lib.errors import CitysegError
+from cityseg_lib.report.weights_check import check_weights
 
 __all__ = ["NULLABLE", "check", "study_configs", "check_report", "check_values", "check_data_root", "check_weights",
            "notebook_defaults", "check_run_lengths"]
 
-_HF_ENV = "HF_HUB_OFFLINE"
 _GENERATED = "<generated>"  # the data root of the configs checked before the build generates the data
 
 
@@ -89,64 +90,6 @@ def check_data_root(root: Path, where: str) -> None:
     for split in ("train", "val"):
         if not find_samples(root, split, "fine"):
             raise CitysegError(f"{where}: dataset root {root} has no fine-labelled {split} frames")
-
-
-def check_weights(cfg: TrainConfig, where: str) -> None:
-    """A Swin2-JNet run with ``pretrained`` needs a readable ``weights`` file or the hub (or its cache)."""
-    from cityseg_lib.models.registry import model_options
-
-    if cfg.model != "swin2_jnet":
-        return
-    options = {**model_options("swin2_jnet"), **cfg.model_options}
-    if not options.get("pretrained"):
-        return
-    weights = options.get("weights")
-    if weights:
-        path = Path(weights).expanduser()
-        if not path.is_file() or not os.access(path, os.R_OK):
-            raise CitysegError(f"{where}: weights file {path} is missing or unreadable (model_options.weights of "
-                               f"run {cfg.name})")
-        return
-    encoder = options["encoder"]
-    repo, filename = _hub_file(encoder)
-    ways = (f"set weights: /path/to/{filename} (a local copy of https://huggingface.co/{repo}) in the params file, "
-            f"or allow the download with {_HF_ENV}=0")
-    if os.environ.get(_HF_ENV, "").lower() in ("1", "true", "yes", "on"):
-        if not _cached(repo, filename):
-            raise CitysegError(f"{where}: run {cfg.name} needs the pretrained weights of {encoder}, but {_HF_ENV}=1 "
-                               f"and they are not in the Hugging Face cache: {ways}")
-        return
-    if not _cached(repo, filename) and not _reachable(repo, filename):
-        raise CitysegError(f"{where}: run {cfg.name} needs the pretrained weights of {encoder}, and the Hugging Face "
-                           f"hub is not reachable: {ways.replace(f', or allow the download with {_HF_ENV}=0', '')}"
-                           ", or get internet access")
-
-
-def _hub_file(encoder: str) -> tuple[str, str]:
-    from timm.models import get_pretrained_cfg
-
-    cfg = get_pretrained_cfg(encoder)
-    if cfg is None or not cfg.hf_hub_id:
-        raise CitysegError(f"timm knows no Hugging Face weights for encoder {encoder!r}; set weights: PATH to a local "
-                           "checkpoint, or pretrained: false")
-    return cfg.hf_hub_id.split("@")[0], "model.safetensors"
-
-
-def _cached(repo: str, filename: str) -> bool:
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo, filename)
-    return isinstance(found, str) and Path(found).is_file()
-
-
-def _reachable(repo: str, filename: str) -> bool:
-    try:
-        from huggingface_hub import get_hf_file_metadata, hf_hub_url
-
-        get_hf_file_metadata(hf_hub_url(repo, filename), timeout=10)
-        return True
-    except Exception:  # offline, DNS, proxy, HTTP error: all mean "cannot download now"
-        return False
 
 
 def _data_root(profile: str, params: dict[str, dict]) -> str:

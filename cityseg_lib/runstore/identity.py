@@ -1,5 +1,5 @@
-"""A run's identity: the config keys that decide what it computes, the dataset's content
-fingerprint, and the folder name ``NAME-HASH`` they give."""
+"""A run's identity: the config keys that decide what it computes (a Swin weights file by its
+content digest), the dataset's content fingerprint, and the folder name ``NAME-HASH`` they give."""
 
 from __future__ import annotations
 
@@ -27,9 +27,47 @@ class ResumeRefused(CitysegError):
     on it instead of recording the trial as failed)."""
 
 
+_WEIGHTS_DIGESTS: dict[tuple, str] = {}
+
+
+def weights_digest(path: str | os.PathLike) -> str:
+    """``sha256:HEX`` of a weights file's content, cached per process on (path, inode, size, mtime):
+    a checkpoint of hundreds of MB is read once. A missing file is one line naming it."""
+    from cityseg_lib.models.timm_weights import WeightsUnavailable
+
+    path = Path(path).expanduser().resolve()
+    try:
+        st = path.stat()
+    except OSError:
+        raise WeightsUnavailable(f"weights file {path} does not exist (model_options.weights)") from None
+    if not path.is_file():
+        raise WeightsUnavailable(f"weights file {path} is a folder; name the checkpoint file in it "
+                                 "(e.g. model.safetensors) (model_options.weights)")
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _WEIGHTS_DIGESTS:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 24):
+                digest.update(chunk)
+        _WEIGHTS_DIGESTS[key] = f"sha256:{digest.hexdigest()}"
+    return _WEIGHTS_DIGESTS[key]
+
+
+def identify_weights(model_options: dict) -> dict:
+    """``model_options`` with a ``weights`` file named by its content (:func:`weights_digest`), not its
+    path: the same checkpoint moved, copied or named relatively is the same run, and another file
+    saved over the same path is another run (as the dataset enters by its content fingerprint)."""
+    if not model_options.get("weights"):
+        return model_options
+    return {**model_options, "weights": weights_digest(model_options["weights"])}
+
+
 def computed_config(cfg: TrainConfig) -> dict:
-    """The config keys that decide what ``cfg`` computes (everything but :data:`EXECUTION_KEYS`)."""
-    return {k: v for k, v in config_to_dict(cfg).items() if k not in EXECUTION_KEYS}
+    """The config keys that decide what ``cfg`` computes (everything but :data:`EXECUTION_KEYS`),
+    a weights file by its content (:func:`identify_weights`)."""
+    values = {k: v for k, v in config_to_dict(cfg).items() if k not in EXECUTION_KEYS}
+    values["model_options"] = identify_weights(values["model_options"])
+    return values
 
 
 def dataset_fingerprint(cfg: TrainConfig) -> dict:
@@ -79,12 +117,18 @@ def find_runs(cfg: TrainConfig) -> list[Path]:
     return sorted(found, key=lambda p: (p / "config.yaml").stat().st_mtime, reverse=True)
 
 
+def _any_path(model_options: dict) -> dict:
+    return {**model_options, "weights": bool(model_options.get("weights"))}
+
+
 def check_same_computation(saved: dict, cfg: TrainConfig, where: str | os.PathLike) -> None:
     """Refuse (one line naming the key) when ``saved`` (a config dict) computes something else."""
     now = config_to_dict(cfg)
     for key in sorted(set(saved) | set(now)):
         if key in EXECUTION_KEYS:
             continue
+        if key == "model_options" and isinstance(saved.get(key), dict) and _any_path(saved[key]) == _any_path(now[key]):
+            continue  # the weights file's path may differ: the run folder was found by the file's content
         if key not in now:
             raise CitysegError(f"{where}: incompatible run: it has config key {key!r} this version does not know")
         if saved.get(key) != now[key]:

@@ -42,6 +42,8 @@ def sweep_id(cfg: SweepConfig) -> str:
 
     values = {k: v for k, v in config_to_dict(cfg).items() if k not in VOLATILE_SWEEP and k != "name"}
     values["base"] = {k: v for k, v in cfg.base.items() if k not in runstore.EXECUTION_KEYS}
+    if isinstance(values["base"].get("model_options"), dict):  # a weights file by its content
+        values["base"]["model_options"] = runstore.identity.identify_weights(values["base"]["model_options"])
     values["dataset"] = runstore.identity.dataset_fingerprint(base_train_config(cfg))["digest"]
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
@@ -113,17 +115,19 @@ def run_trial(trial_cfg: TrainConfig) -> dict:
 
     Except :class:`runstore.ResumeRefused` (a trial begun with another ``cpu_threads``),
     :class:`~cityseg_lib.train.setup.DeviceUnavailable` (``devices`` names a device the worker lacks) and
-    :class:`~cityseg_lib.data.layout.DataUnavailable` (the worker does not find the dataset):
-    raised, so the sweep stops with its one line instead of recording, for good, a failure of the
-    settings (both are volatile: a resume with the right ones must train the trial).
+    :class:`~cityseg_lib.data.layout.DataUnavailable` (the worker does not find the dataset) and
+    :class:`~cityseg_lib.models.timm_weights.WeightsUnavailable` (no download, no such file, a file
+    that does not load): raised, so the sweep stops with its one line instead of recording, for
+    good, a failure of the settings (volatile: a resume with the right ones must train the trial).
     """
     from cityseg_lib.data.layout import DataUnavailable
+    from cityseg_lib.models.timm_weights import WeightsUnavailable
     from cityseg_lib.train.engine import fit
     from cityseg_lib.train.setup import DeviceUnavailable
 
     try:
         fit(trial_cfg, resume=True)
-    except (runstore.ResumeRefused, DeviceUnavailable, DataUnavailable):  # the settings' or place's fault
+    except (runstore.ResumeRefused, DeviceUnavailable, DataUnavailable, WeightsUnavailable):  # settings' or place's
         raise
     except CitysegError as e:
         subset = trial_cfg.train_subset if isinstance(trial_cfg.train_subset, int) else 0
