@@ -346,3 +346,23 @@ def test_compile_inductor_simple_fcn():
     x = torch.randn(1, 3, *SIZE)
     with torch.no_grad():
         torch.testing.assert_close(torch.compile(model, fullgraph=True)(x), model(x))
+
+
+def test_a_pretrained_encoder_must_expect_the_pipelines_normalisation(tmp_path):
+    """The data pipeline normalises with ImageNet's mean and std, as every timm Swin V2 expects; an
+    encoder pretrained on other statistics (CLIP) would see shifted colours: refused before building."""
+    from cityseg_lib.models import check_model
+
+    with pytest.raises(CitysegError, match=r"encoder 'vit_base_patch16_clip_224.openai' was pretrained on inputs "
+                                           r"normalised with mean \(0.4814"):
+        check_model("swin2_jnet", {"encoder": "vit_base_patch16_clip_224.openai", "pretrained": True})
+    check_model("swin2_jnet", {"encoder": "vit_base_patch16_clip_224.openai", "pretrained": False})
+    check_model("swin2_jnet", {"encoder": "swinv2_base_window12to24_192to384", "pretrained": True})
+
+
+def test_a_pickled_object_for_weights_says_what_it_is_not_what_torch_advises(tmp_path):
+    path = tmp_path / "model.pth"
+    torch.save(_timm_tiny_swin(), path)  # a whole pickled module, not a state dict
+    with pytest.raises(WeightsUnavailable, match="not a checkpoint of tensors alone") as info:
+        _tiny("swin2_jnet", pretrained=True, weights=str(path))
+    assert "weights_only=False" not in str(info.value)

@@ -130,6 +130,25 @@ class _JDecoder(nn.Module):
 # ----------------------------------------------------------------------------- the model
 
 
+def _check_normalisation(encoder: str) -> None:
+    """A pretrained encoder must expect the inputs the data pipeline gives: ImageNet's mean and std
+    (every Swin V2 of timm does; CLIP or Inception encoders do not, and would see shifted colours)."""
+    import math
+
+    from timm.models import get_pretrained_cfg
+
+    from cityseg_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
+    cfg = get_pretrained_cfg(encoder)
+    if cfg is None or cfg.mean is None or cfg.std is None:
+        return
+    expected, given = (*cfg.mean, *cfg.std), (*IMAGENET_MEAN, *IMAGENET_STD)
+    if not all(math.isclose(a, b, abs_tol=1e-4) for a, b in zip(expected, given)):
+        raise CitysegError(f"{_NAME}: encoder {encoder!r} was pretrained on inputs normalised with mean {cfg.mean} "
+                           f"and std {cfg.std}; the data pipeline gives ImageNet's {IMAGENET_MEAN} / {IMAGENET_STD}: "
+                           "choose an ImageNet-normalised encoder (e.g. a swinv2_*), or pretrained: false")
+
+
 def check_swin2_jnet(options: dict, input_size: tuple[int, int] | None = None) -> dict[str, Any]:
     """The Swin2-JNet's option values, without building the encoder: a timm model name, booleans,
     ``weights`` only with ``pretrained``, the dropout rate, ``encoder_kwargs`` (returned as timm
@@ -146,6 +165,8 @@ def check_swin2_jnet(options: dict, input_size: tuple[int, int] | None = None) -
             raise CitysegError(f"{_NAME}: option {key}={options[key]!r} must be true or false")
     if weights and not pretrained:
         raise CitysegError(f"{_NAME}: weights={weights!r} with pretrained=false; drop one of the two")
+    if pretrained:
+        _check_normalisation(encoder)
     check_probability(_NAME, "dropout", options["dropout"])
     channels = options["decoder_channels"]
     if channels is not None:

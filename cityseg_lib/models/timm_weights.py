@@ -95,8 +95,11 @@ def _load_local(name: str, kwargs: dict[str, Any], path: Path, who: str) -> nn.M
     except TypeError:
         raise
     except Exception as err:  # unreadable file, or tensors of the wrong shapes
-        raise WeightsUnavailable(f"{who}: weights file {path} does not load into encoder {name!r}: "
-                                 f"{one_line(err)}") from err
+        why = one_line(err)
+        if "weights_only" in why:  # torch's advice (weights_only=False) is not the user's to take here
+            why = ("not a checkpoint of tensors alone (torch.load with weights_only=True refuses it; "
+                   "a safetensors file must be named *.safetensors)")
+        raise WeightsUnavailable(f"{who}: weights file {path} does not load into encoder {name!r}: {why}") from err
     cfg = get_pretrained_cfg(name)
     heads = cfg.classifier if cfg is not None and cfg.classifier else "head"
     heads = (heads,) if isinstance(heads, str) else tuple(heads)
