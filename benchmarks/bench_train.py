@@ -29,7 +29,13 @@ images/s: CUDA, over all timed steps (one sync at the end); CPU, from the median
 Peak memory: ``torch.cuda.max_memory_allocated`` over the timed steps on CUDA; on CPU the
 peak resident memory over the whole step loop, as growth over the process before the model was
 built (weights, gradients, optimiser state, activations, workspace). Writes
-``reports/benchmarks/train.json``.
+``reports/benchmarks/train.json`` (``--out``) after every variant, atomically, with ``status``
+saying what is done and what is pending: a run killed by an outer time limit keeps every finished
+measurement. Models run in the order given (cheapest first by default, so the cold
+``torch.compile`` of Swin V2, the longest, comes last and cannot starve the others) and each
+model's variants one after the other, so each ratio is measured side by side in one run;
+``--total-timeout`` caps the whole run (a variant gets what is left, and is recorded as timed out
+rather than killed with the run), ``--variants`` picks variants (the GPU check runs two).
 """
 
 from __future__ import annotations
@@ -217,6 +223,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="rounds over all variants, interleaved; each variant reports its median round "
                              "(CPU: 3 or more, where other processes make single runs vary)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per (model, variant) subprocess")
+    parser.add_argument("--total-timeout", type=float, default=None,
+                        help="seconds for the whole run: a variant gets at most what is left (recorded as timed out, "
+                             "and later ones as not started), so an outer time limit (gpu_check.sh) never kills the "
+                             "run mid-variant")
+    parser.add_argument("--variants", nargs="+", default=None, metavar="NAME",
+                        help=f"only these variants; 'target': the target's two, '{BASELINE}' and '{OPTIMISED}' "
+                             "(what the GPU check runs; on CPU it needs --compile)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default reports/benchmarks/train.json)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -242,45 +255,117 @@ def main(argv: list[str] | None = None) -> int:
         variants.update(VARIANTS["cpu_all"])
     if not cuda and args.compile:
         variants.update(VARIANTS["cpu_compile"])
+    if args.variants == ["target"]:
+        args.variants = [BASELINE, OPTIMISED]
+    if args.variants:  # only these, in the table's order
+        unknown = [v for v in args.variants if v not in variants]
+        if unknown:
+            parser.error(f"--variants {unknown}: not among this device's variants {list(variants)} "
+                         "(on CPU, --compile and --all-variants add some)")
+        variants = {k: v for k, v in variants.items() if k in args.variants}
     env = provenance()
     print(f"{env['device']}, {size[0]}x{size[1]}, batch {batch}, {warmup} warm-up + {steps} timed steps, "
           f"{torch.get_num_threads()} threads", flush=True)
 
-    results: dict[str, dict] = {}
-    for name in args.models:
-        if name in args.options:
-            options = args.options[name]
-        elif cuda:  # the full profile's models (params/full), random weights
-            from gpu import full_profile_settings
+    # model by model; a model's variants interleaved over the rounds, so drifting load hits them all alike
+    plan = [(name, variant) for name in args.models for _ in range(args.repeats) for variant in variants]
+    deadline = time.monotonic() + args.total_timeout if args.total_timeout else None
+    settings = {"device": str(device), "size_hw": list(size), "batch_size": batch, "warmup_steps": warmup,
+                "timed_steps": steps, "repeats": args.repeats, "time_budget_s": budget or None,
+                "variants": {k: dict(zip(("bf16", "channels_last", "compile", "tf32", "fused_optimizer"), v))
+                             for k, v in variants.items()},
+                "per_variant_timeout_s": args.timeout, "total_timeout_s": args.total_timeout,
+                "optimizer": "AdamW(lr=1e-4, weight_decay=1e-4)", "loss": "cross_entropy",
+                "data": "one synthetic batch on the device (loader excluded)", "torch_threads": torch.get_num_threads()}
 
-            options = full_profile_settings(name)["model_options"]
+    results: dict[str, dict] = {}
+    runs: dict[str, dict[str, list[dict]]] = {}
+    done: list[str] = []
+
+    def report(final: bool):
+        """Write the JSON of what is measured so far (after every variant: a run killed by a time limit
+        keeps every finished measurement); the table and the target verdict too when ``final``."""
+        for name, by_variant in runs.items():
+            results[name]["variants"] = {v: _median_run(rs) for v, rs in by_variant.items()}
+        speedups = {}
+        for name, res in results.items():
+            base = res["variants"].get(BASELINE, {}).get("images_per_s")
+            opt = res["variants"].get(OPTIMISED, {}).get("images_per_s")
+            if base and opt:
+                speedups[name] = opt / base
+        complete = len(done) == len(plan)
+        if cuda:
+            met = (bool(speedups) and len(speedups) == len(args.models)
+                   and all(v >= TARGET_SPEEDUP for v in speedups.values())) if complete else None
+            target = {"text": f"on CUDA, '{OPTIMISED}' >= {TARGET_SPEEDUP:.0f}x the images/s of '{BASELINE}' for every "
+                              "model", "value": TARGET_SPEEDUP, "measured": speedups, "met": met}
         else:
-            options = MODEL_CONFIGS["cpu"][name]
-        results[name] = {"options": options, "variants": {}}
-        runs: dict[str, list[dict]] = {}
-        for rep in range(args.repeats):  # interleaved: every variant once per round, so drifting load hits all
-            for i, (variant, (bf16, cl, comp, tf32, fused)) in enumerate(variants.items()):
-                # compiled variants get at least 2 warm-up steps: the first compiles, the second shows any recompile
-                spec = dict(model=name, options=options, device=str(device), size=size, batch=batch,
-                            warmup=max(warmup, 2) if comp else warmup,
-                            steps=steps, budget=budget, threads=threads, bf16=bf16, channels_last=cl, compile=comp,
-                            tf32=tf32, fused=fused, count_flops=i == 0 and rep == 0)
-                t = time.perf_counter()
-                r = run_isolated(__file__, spec, args.timeout)
-                runs.setdefault(variant, []).append(r)
-                if "error" in r:
-                    print(f"  {name:<11} {variant:<31} FAILED: {r['error']}", flush=True)
-                    continue
-                if r.get("flops"):
-                    results[name]["flops_per_image"] = r["flops"]
-                    results[name]["params"] = r["params"]
-                print(f"  {name:<11} {variant:<31} {r['images_per_s']:8.2f} img/s  {r['peak_memory_mb']:8.0f} MiB  "
-                      f"({time.perf_counter() - t:.0f} s incl. start-up)", flush=True)
-        for variant, rs in runs.items():
-            results[name]["variants"][variant] = _median_run(rs)
+            met = None
+            target = {"text": f"CUDA only ('{OPTIMISED}' >= {TARGET_SPEEDUP:.0f}x '{BASELINE}'); on CPU the benchmark "
+                              "reports what the options change, without a target", "value": TARGET_SPEEDUP,
+                      "measured": speedups or None, "met": None}
+        status = {"finished": final, "done": list(done), "pending": [f"{n}: {v}" for n, v in plan[len(done):]]}
+        path = write_report("train", benchmark="training step: images/s and peak memory per model and speed option",
+                            settings={**settings, "load_average_end": list(os.getloadavg())}, results=results,
+                            target=target, out=args.out, env=env, status=status)
+        return path, speedups, met
+
+    for i, (name, variant) in enumerate(plan):
+        bf16, cl, comp, tf32, fused = variants[variant]
+        if name not in results:
+            if name in args.options:
+                options = args.options[name]
+            elif cuda:  # the full profile's models (params/full), random weights
+                from gpu import full_profile_settings
+
+                options = full_profile_settings(name)["model_options"]
+            else:
+                options = MODEL_CONFIGS["cpu"][name]
+            results[name] = {"options": options, "variants": {}}
+            runs[name] = {}
+        options = results[name]["options"]
+        first = not any(runs[name].values())  # the model's first variant also counts the FLOPs
+        # compiled variants get at least 2 warm-up steps: the first compiles, the second shows any recompile
+        spec = dict(model=name, options=options, device=str(device), size=size, batch=batch,
+                    warmup=max(warmup, 2) if comp else warmup,
+                    steps=steps, budget=budget, threads=threads, bf16=bf16, channels_last=cl, compile=comp,
+                    tf32=tf32, fused=fused, count_flops=first)
+        timeout, why = args.timeout, f"--timeout {args.timeout:.0f} s"
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left < min(timeout, 5.0):
+                spent = f"the run's --total-timeout of {args.total_timeout:.0f} s was spent"
+                r = {"error": f"not started: {spent}"}
+                runs[name].setdefault(variant, []).append(r)
+                done.append(f"{name}: {variant}")
+                print(f"  {name:<11} {variant:<31} SKIPPED: {spent}", flush=True)
+                report(False)
+                continue
+            if left < timeout:
+                timeout, why = left, f"what was left of --total-timeout {args.total_timeout:.0f} s"
+        t = time.perf_counter()
+        r = run_isolated(__file__, spec, timeout)
+        if "error" in r and r["error"].startswith("timed out"):
+            r["error"] = f"timed out after {timeout:.0f} s ({why})"
+        runs[name].setdefault(variant, []).append(r)
+        done.append(f"{name}: {variant}")
+        if "error" in r:
+            print(f"  {name:<11} {variant:<31} FAILED: {r['error']}", flush=True)
+        else:
+            if r.get("flops"):
+                results[name]["flops_per_image"] = r["flops"]
+                results[name]["params"] = r["params"]
+            base = _median_run(runs[name][BASELINE]).get("images_per_s") if BASELINE in runs[name] else None
+            rel = f"  {r['images_per_s'] / base:5.2f}x {BASELINE}" if base and variant != BASELINE else ""
+            print(f"  {name:<11} {variant:<31} {r['images_per_s']:8.2f} img/s  {r['peak_memory_mb']:8.0f} MiB  "
+                  f"({time.perf_counter() - t:.0f} s incl. start-up"
+                  + (f", first step {r['first_step_s']:.1f} s" if r.get("first_step_s") and comp else "") + ")" + rel,
+                  flush=True)
+        report(False)
 
     # table and target
-    rows, speedups = [], {}
+    path, speedups, met = report(True)
+    rows = []
     for name, res in results.items():
         base = res["variants"].get(BASELINE, {}).get("images_per_s")
         gflop = res.get("flops_per_image", {}).get("train", math.nan) / 1e9
@@ -291,15 +376,14 @@ def main(argv: list[str] | None = None) -> int:
             rel = r["images_per_s"] / base if base else None
             rows.append([name, variant, r["images_per_s"], r["step_ms"], r["peak_memory_mb"], rel,
                          f"{gflop * r['images_per_s']:.1f}" if gflop == gflop else "-"])
-        opt = res["variants"].get(OPTIMISED, {}).get("images_per_s")
-        if base and opt:
-            speedups[name] = opt / base
     mem = "peak MiB (cuda alloc)" if cuda else "peak MiB (RSS growth)"
     print()
     print(format_table(["model", "variant", "images/s", "ms/step", mem, "x fp32 eager", "GFLOP/s"], rows))
     print()
     for name, res in results.items():
-        f = res.get("flops_per_image", {})
+        f = res.get("flops_per_image")
+        if not f:  # no variant of it ran
+            continue
         print(f"{name}: options {json.dumps(res['options'])}, {res.get('params', 0) / 1e6:.2f} M params, "
               f"{f.get('forward', math.nan) / 1e9:.2f} GFLOP forward / {f.get('train', math.nan) / 1e9:.2f} GFLOP "
               f"training step per image at {size[0]}x{size[1]}")
@@ -308,24 +392,8 @@ def main(argv: list[str] | None = None) -> int:
     if load[0] > (os.cpu_count() or 1) + 0.5:
         print(f"load average {load[0]:.1f} on {os.cpu_count()} CPUs: other processes were competing, expect noise")
     if cuda:
-        met = bool(speedups) and len(speedups) == len(results) and all(v >= TARGET_SPEEDUP for v in speedups.values())
-        target = {"text": f"on CUDA, '{OPTIMISED}' >= {TARGET_SPEEDUP:.0f}x the images/s of '{BASELINE}' for every model",
-                  "value": TARGET_SPEEDUP, "measured": speedups, "met": met}
         print("speedup optimised / fp32 eager: " + ", ".join(f"{k} {v:.2f}x" for k, v in speedups.items())
-              + f" (target >= {TARGET_SPEEDUP:.0f}x: {'met' if met else 'MISSED'})")
-    else:
-        met = None
-        target = {"text": f"CUDA only ('{OPTIMISED}' >= {TARGET_SPEEDUP:.0f}x '{BASELINE}'); on CPU the benchmark "
-                          "reports what the options change, without a target", "value": TARGET_SPEEDUP,
-                  "measured": None, "met": None}
-    settings = {"device": str(device), "size_hw": list(size), "batch_size": batch, "warmup_steps": warmup,
-                "timed_steps": steps, "repeats": args.repeats, "time_budget_s": budget or None, "variants": {k: dict(zip(("bf16", "channels_last", "compile", "tf32", "fused_optimizer"), v))
-                                                   for k, v in variants.items()},
-                "optimizer": "AdamW(lr=1e-4, weight_decay=1e-4)", "loss": "cross_entropy",
-                "data": "one synthetic batch on the device (loader excluded)", "torch_threads": torch.get_num_threads(),
-                "load_average_end": list(load)}
-    path = write_report("train", benchmark="training step: images/s and peak memory per model and speed option",
-                        settings=settings, results=results, target=target, out=args.out, env=env)
+              + f" (target >= {TARGET_SPEEDUP:.0f}x for every model: {'met' if met else 'MISSED'})")
     print(f"wrote {path}")
     return 0 if met in (None, True) else 2
 

@@ -100,14 +100,19 @@ def _clean(value):
 
 
 def write_report(name: str, *, benchmark: str, settings: dict, results, target: dict, out: Path | None = None,
-                 env: dict | None = None) -> Path:
-    """Write ``reports/benchmarks/<name>.json``; ``target`` holds at least ``text`` and ``met``."""
+                 env: dict | None = None, status: dict | None = None) -> Path:
+    """Write ``reports/benchmarks/<name>.json`` atomically (a temporary file, then ``os.replace``: a
+    reader, or a kill mid-write, never sees half a file); ``target`` holds at least ``text`` and
+    ``met``. ``status`` (e.g. ``{"complete": False, "done": [...], "pending": [...]}``) is stored as
+    the report's ``status`` by the benchmarks that write their report after every measurement, so a
+    run killed by a time limit leaves what it finished, marked as incomplete."""
     env = env or provenance()
     report = {
         "benchmark": benchmark,
         "device": env["device"],
         "date": env["date"],
         "commit": env["commit"],
+        **({"status": status} if status is not None else {}),
         "settings": settings,
         "results": results,
         "target": target,

@@ -17,9 +17,16 @@ autotuning, worker start) are excluded. Then:
    step up to a ``torch.cuda.synchronize``. With that sync the GPU has nothing queued while the
    host waits, so ``sum(wait) / sum(total)`` is the fraction of step time spent waiting for data
    (an upper bound of what asynchronous execution leaves exposed);
-3. evaluation batches (no_grad forward + argmax) for the validation cost.
+3. evaluation batches (no_grad forward + argmax) for the validation cost, timed on the **eager**
+   model (same bf16 autocast and memory format): the compiled one would compile a second time here,
+   as Dynamo guards on the module's training flag and on grad mode (tens of seconds per model for
+   the full-size models, a minute or more for Swin V2, more than the measurement itself), and
+   ``fit`` scores its best checkpoint (the final evaluation) with the eager model anyway. Where
+   compilation speeds up the forward pass, the eval rate, and so the validation share of the
+   projection, errs on the slow side. ``--eval-compiled`` times the compiled model instead.
 
-Peak memory is ``torch.cuda.max_memory_allocated`` over 1 and 2. The projected wall time of the
+Training FLOPs are counted on a copy of the model built on the ``meta`` device (the same shapes, so
+the same count; no device time or memory). Peak memory is ``torch.cuda.max_memory_allocated`` over 1 and 2. The projected wall time of the
 full-profile study on Cityscapes (2,975 train / 500 val images) counts the runs the notebooks do
 in the full profile (02-05, the two halving sweeps planned by ``cityseg_lib.sweep.plan_rungs``,
 the tuned winners) and prices each epoch at the measured rates: see :func:`project`.
@@ -36,7 +43,10 @@ it with the FLOP floor on any machine, measuring nothing.
 
 Without CUDA the script runs in ``--reduced`` mode (256x256, batch 2, small models, few steps,
 fp32 eager as ``fit`` on CPU) so every code path but the CUDA calls runs; its numbers are not a
-GPU report. Writes ``reports/benchmarks/gpu.json``.
+GPU report. Writes ``reports/benchmarks/gpu.json`` (``--out``) first with the FLOP floor, then again
+after every model (atomically; ``status`` says which models are done and pending) with the
+projection over the models measured so far, and prints each model's table row as it is measured:
+a run killed by an outer time limit (``gpu_check.sh``) keeps every finished model.
 """
 
 from __future__ import annotations
@@ -458,7 +468,10 @@ def measure_model(name: str, options: dict, ds, args, device: torch.device) -> d
         model = model.to(memory_format=torch.channels_last)
     params = sum(p.numel() for p in model.parameters())
     criterion = build_loss("cross_entropy")
-    flops = training_flops(model, size, device)  # eager, batch 1; dtype-independent
+    with torch.device("meta"):  # the same shapes, so the same count, without device time or memory
+        meta_model = build_model(name, **options)
+    flops = training_flops(meta_model, size, "meta")  # batch 1; dtype- and format-independent
+    del meta_model
     optimizer = make_optimizer("adamw", model.parameters(), lr=1e-4, weight_decay=1e-4)
     step_model = torch.compile(model) if args.compile else model
 
@@ -508,7 +521,9 @@ def measure_model(name: str, options: dict, ds, args, device: torch.device) -> d
     final_loss = float(loss.item())
     peak = peak_cuda_mb(device) if cuda else rss.peak_mb
 
-    # evaluation forward (for the projection): synthetic batch, no_grad, same autocast/format
+    # evaluation forward (for the projection): synthetic batch, no_grad, same autocast/format; the eager
+    # model unless --eval-compiled (the compiled one would recompile: Dynamo guards on training and grad mode)
+    eval_model = step_model if args.eval_compiled else model
     model.eval()
     x = torch.randn(batch, 3, *size, device=device)
     if args.channels_last:
@@ -519,7 +534,7 @@ def measure_model(name: str, options: dict, ds, args, device: torch.device) -> d
             sync(device)
             t = time.perf_counter()
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-                step_model(x).float().argmax(1)
+                eval_model(x).float().argmax(1)
             sync(device)
             if i >= args.eval_warmup:
                 eval_s.append(time.perf_counter() - t)
@@ -545,10 +560,11 @@ def measure_model(name: str, options: dict, ds, args, device: torch.device) -> d
         "achieved_tflops": achieved,
         "mfu": achieved / args.peak if args.peak else None,
         "eval_images_per_s": batch * len(eval_s) / sum(eval_s),
+        "eval_compiled": bool(args.compile and args.eval_compiled),
         "warmup_s": warmup_s,
         "final_loss": final_loss,
     }
-    del model, step_model, optimizer, x
+    del model, step_model, eval_model, optimizer, x
     gc.collect()
     if args.compile:
         torch._dynamo.reset()
@@ -618,6 +634,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, help="untimed steps (default 15; reduced 1)")
     parser.add_argument("--steps", type=int, help="timed steps (default 40; reduced 3)")
     parser.add_argument("--eval-steps", type=int, help="timed evaluation batches (default 10; reduced 2)")
+    parser.add_argument("--eval-warmup", type=int, default=None,
+                        help="untimed evaluation batches first (default 3; reduced 1)")
+    parser.add_argument("--eval-compiled", action="store_true",
+                        help="time evaluation on the compiled model (compiles it a second time, for eval mode "
+                             "under no_grad) instead of the eager one")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers (default min(cpus, 8), as fit)")
     parser.add_argument("--frames", type=int, default=None, help="generated 2048x1024 frames (default 48, shared with bench_data)")
     parser.add_argument("--data-root", type=Path, default=None, help="a Cityscapes root to read instead of generated frames")
@@ -649,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
     args.warmup = args.warmup if args.warmup is not None else (1 if reduced else 15)
     args.steps = args.steps or (3 if reduced else 40)
     args.eval_steps = args.eval_steps or (2 if reduced else 10)
-    args.eval_warmup = 1 if reduced else 5
+    args.eval_warmup = args.eval_warmup if args.eval_warmup is not None else (1 if reduced else 3)
     args.workers = args.workers if args.workers is not None else min(os.cpu_count() or 1, 8 if cuda else 2)
     frames = args.frames or 48
     threads = args.threads if args.threads is not None else (0 if cuda else 1)
@@ -687,60 +708,79 @@ def main(argv: list[str] | None = None) -> int:
           f"amp={args.amp} channels_last={args.channels_last} compile={args.compile}, peak {args.peak} TFLOP/s "
           f"({peak_label}), {args.warmup} warm-up + {args.steps} timed steps", flush=True)
 
-    results = {}
-    for name in args.models:
-        t = time.perf_counter()
-        r = results[name] = measure_model(name, options[name], ds, args, device)
-        print(f"  {name}: {r['images_per_s']:.2f} img/s, data wait {100 * r['data_wait_fraction']:.1f}%, "
-              f"peak {r['peak_memory_mb']:.0f} MiB ({time.perf_counter() - t:.0f} s)", flush=True)
-
-    rows = [[n, r["batch_size"], r["images_per_s"], r["step_only_images_per_s"], r["peak_memory_mb"] / 1024,
-             r["train_gflop_per_image"], r["achieved_tflops"], None if r["mfu"] is None else 100 * r["mfu"],
-             100 * r["data_wait_fraction"], r["eval_images_per_s"], r["warmup_s"]] for n, r in results.items()]
-    print()
-    print(format_table(["model", "batch", "img/s", "img/s step only", "peak GiB", "GFLOP/img (train)",
-                        "TFLOP/s", "MFU %", "data wait %", "eval img/s", "warm-up s"], rows))
-
+    # GPU-free first: the study's plan and its FLOP floor (in the JSON before any model is measured)
     plan, plan_source = plan_from_study(CITYSCAPES_TRAIN)
     if args.epochs:
         plan = [{**p, "epochs": args.epochs} for p in plan]
-    proj_rows, total_s = project(plan, results, CITYSCAPES_TRAIN, CITYSCAPES_VAL)
-    print(f"\nprojected full-profile study on Cityscapes ({CITYSCAPES_TRAIN} train / {CITYSCAPES_VAL} val; "
-          f"plan: {plan_source}):")
-    print(format_table(["part", "model", "runs", "epochs", "train images/epoch", "time"],
-                       [[p["part"], p["model"], p["runs"], p["epochs"], f"{p.get('train_images_per_epoch', 0):.0f}",
-                         _fmt_hours(p["hours"])] for p in proj_rows]))
-    by_model = {}
-    for p in proj_rows:
-        if p["hours"] is not None:
-            by_model[p["model"]] = by_model.get(p["model"], 0.0) + p["hours"]
-    print("by model: " + ", ".join(f"{m} {_fmt_hours(h)}" for m, h in by_model.items()))
-    missing = sorted({p["model"] for p in proj_rows if p["hours"] is None})
-    print(f"total {_fmt_hours(total_s / 3600)}" + (f" (models not measured, left out: {', '.join(missing)})" if missing else "")
-          + (" -- REDUCED mode on CPU: not a projection of a GPU run" if reduced else ""))
-    measured_scale_out = scale_out(plan, [None if p["hours"] is None else 3600 * p["hours"] for p in proj_rows])
-    print(_scale_out_line("on N GPUs (one run per GPU, --executor ray; sweep rungs wait for each other)",
-                          measured_scale_out) + (" -- REDUCED: CPU rates" if reduced else ""))
-
     ref_peak, ref_label = (args.peak, peak_label) if args.peak else (989.4, "H100 SXM, assumed")
     floor = floor_report(plan, args.models, ref_peak, ref_label, args.assume_mfu)
 
     settings = {"reduced": reduced, "device": str(device), "size_hw": list(args.size), "batch_size": args.batch_for,
                 "amp_bf16": args.amp, "channels_last": args.channels_last, "compile": args.compile,
-                "warmup_steps": args.warmup, "timed_steps": args.steps, "eval_steps": args.eval_steps,
-                "num_workers": args.workers, "pin_memory": cuda,
+                "eval_compiled": bool(args.compile and args.eval_compiled),
+                "warmup_steps": args.warmup, "timed_steps": args.steps, "eval_warmup": args.eval_warmup,
+                "eval_steps": args.eval_steps, "num_workers": args.workers, "pin_memory": cuda,
                 "torch_threads": torch.get_num_threads(), "data_root": str(root), "frames": len(ds),
                 "peak_bf16_tflops": args.peak, "peak_source": peak_label, "full_profile": profile,
                 "projection": {"epochs_override": args.epochs, "train_images": CITYSCAPES_TRAIN, "val_images": CITYSCAPES_VAL,
                                "plan_source": plan_source}}
-    target = {"text": "report only: run end to end on an H100/H200 (no numeric target)",
-              "met": None if reduced else True,
-              "note": "reduced CPU run: the GPU run is still owed" if reduced else "GPU run done"}
-    path = write_report("gpu", benchmark="GPU report: images/s, memory, MFU, data wait, projected study time",
-                        settings=settings, results={"models": results, "projection": proj_rows, "projected_hours_by_model": by_model,
-                                                    **floor, "scale_out_measured": measured_scale_out,
-                                                    "projected_total_hours": total_s / 3600},
-                        target=target, out=args.out, env=env)
+    results: dict[str, dict] = {}
+
+    def report(finished: bool) -> tuple[Path, list[dict], dict, float, dict]:
+        """Write the JSON: the models measured so far and the projection over them (after every model,
+        so a run killed by a time limit keeps what it finished)."""
+        proj_rows, total_s = project(plan, results, CITYSCAPES_TRAIN, CITYSCAPES_VAL)
+        by_model: dict[str, float] = {}
+        for p in proj_rows:
+            if p["hours"] is not None:
+                by_model[p["model"]] = by_model.get(p["model"], 0.0) + p["hours"]
+        measured_scale_out = scale_out(plan, [None if p["hours"] is None else 3600 * p["hours"] for p in proj_rows])
+        target = {"text": "report only: run end to end on an H100/H200 (no numeric target)",
+                  "met": None if reduced or not finished else True,
+                  "note": ("reduced CPU run: the GPU run is still owed" if reduced else
+                           "GPU run done" if finished else "GPU run incomplete: see status")}
+        status = {"finished": finished, "done": list(results), "pending": [m for m in args.models if m not in results]}
+        path = write_report("gpu", benchmark="GPU report: images/s, memory, MFU, data wait, projected study time",
+                            settings=settings, results={"models": results, "projection": proj_rows,
+                                                        "projected_hours_by_model": by_model, **floor,
+                                                        "scale_out_measured": measured_scale_out,
+                                                        "projected_total_hours": total_s / 3600},
+                            target=target, out=args.out, env=env, status=status)
+        return path, proj_rows, by_model, total_s, measured_scale_out
+
+    headers = ["model".ljust(max(map(len, args.models))), "batch", "img/s", "img/s step only", "peak GiB", "GFLOP/img (train)", "TFLOP/s", "MFU %",
+               "data wait %", "eval img/s", "warm-up s"]
+
+    def row(n: str, r: dict) -> list:
+        return [n, r["batch_size"], r["images_per_s"], r["step_only_images_per_s"], r["peak_memory_mb"] / 1024,
+                r["train_gflop_per_image"], r["achieved_tflops"], None if r["mfu"] is None else 100 * r["mfu"],
+                100 * r["data_wait_fraction"], r["eval_images_per_s"], r["warmup_s"]]
+
+    report(False)
+    print()
+    print(format_table(headers, []))  # the header; each model's row follows as it is measured
+    for name in args.models:
+        t = time.perf_counter()
+        results[name] = measure_model(name, options[name], ds, args, device)
+        print(format_table(headers, [row(name, results[name])]).splitlines()[-1] + f"  ({time.perf_counter() - t:.0f} s)",
+              flush=True)
+        _, _, by_model, _, _ = report(False)
+        print(f"  {name}: {_fmt_hours(by_model.get(name))} of the projected study on one GPU", flush=True)
+
+    path, proj_rows, by_model, total_s, measured_scale_out = report(True)
+    print()
+    print(format_table(headers, [row(n, r) for n, r in results.items()]))
+    print(f"\nprojected full-profile study on Cityscapes ({CITYSCAPES_TRAIN} train / {CITYSCAPES_VAL} val; "
+          f"plan: {plan_source}):")
+    print(format_table(["part", "model", "runs", "epochs", "train images/epoch", "time"],
+                       [[p["part"], p["model"], p["runs"], p["epochs"], f"{p.get('train_images_per_epoch', 0):.0f}",
+                         _fmt_hours(p["hours"])] for p in proj_rows]))
+    print("by model: " + ", ".join(f"{m} {_fmt_hours(h)}" for m, h in by_model.items()))
+    missing = sorted({p["model"] for p in proj_rows if p["hours"] is None})
+    print(f"total {_fmt_hours(total_s / 3600)}" + (f" (models not measured, left out: {', '.join(missing)})" if missing else "")
+          + (" -- REDUCED mode on CPU: not a projection of a GPU run" if reduced else ""))
+    print(_scale_out_line("on N GPUs (one run per GPU, --executor ray; sweep rungs wait for each other)",
+                          measured_scale_out) + (" -- REDUCED: CPU rates" if reduced else ""))
     print(f"wrote {path}")
     return 0
 
