@@ -141,13 +141,19 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(demo_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_on_gloo(demo_root, tmp_path):
+def test_ddp_two_processes_on_gloo(demo_root, tmp_path, monkeypatch):
     torchrun = BIN / "torchrun"
     cmd = [str(torchrun), "--nproc-per-node", "2", "--master-port", "29517", "-m", "cityseg_lib.cli", "train",
            *_overrides(demo_root, tmp_path, "ddp", batch_size=1)]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
+    # batch_size is per process: two processes train another batch, in a folder of their own
+    single_folder = _dir(demo_root, tmp_path, "ddp", batch_size=1)
+    assert not single_folder.exists()
+    monkeypatch.setenv("WORLD_SIZE", "2")
     ddp = _dir(demo_root, tmp_path, "ddp", batch_size=1)
+    monkeypatch.delenv("WORLD_SIZE")
+    assert ddp != single_folder and runstore.load_identity(ddp)["computed"]["world_size"] == 2
     summary = json.loads((ddp / "summary.json").read_text())
     assert summary["world_size"] == 2
     # the all-reduced confusion matrix counts every validation pixel exactly once

@@ -15,9 +15,10 @@ from cityseg_lib.strict import config_to_dict
 #: TrainConfig keys that do not change what a run computes: where and how fast it runs, what it
 #: is called, where its files go, and how many epochs (a larger number extends the same run).
 #: The one list used by reuse, resume and the sweep. ``num_workers`` is one: augmentation draws
-#: from a generator of (seed, epoch, sample), not from a worker's. What does change results but
-#: is no config key (torch threads on CPU, the DDP world size) is recorded in ``last.pt``, and a
-#: resume with other values is refused (:class:`ResumeRefused`).
+#: from a generator of (seed, epoch, sample), not from a worker's. What changes results in
+#: round-off but is no config key (torch threads on CPU, the device type) is recorded in
+#: ``last.pt``, and a resume with other values is refused (:class:`ResumeRefused`); a DDP world
+#: size above 1 changes the batch (``batch_size`` is per process) and enters the identity.
 EXECUTION_KEYS = frozenset({"name", "profile", "runs_dir", "data_root", "cache", "cache_dir", "num_workers",
                             "progress", "compile", "device", "epochs"})
 
@@ -67,7 +68,19 @@ def computed_config(cfg: TrainConfig) -> dict:
     a weights file by its content (:func:`identify_weights`)."""
     values = {k: v for k, v in config_to_dict(cfg).items() if k not in EXECUTION_KEYS}
     values["model_options"] = identify_weights(values["model_options"])
+    world = _world_size()
+    if world > 1:  # under torchrun: batch_size is per process, so N processes train another batch
+        values["world_size"] = world
     return values
+
+
+def _world_size() -> int:
+    """The DDP world size torchrun announces (``WORLD_SIZE``), read from the environment: the run
+    folder is named before the process group starts (``cityseg train`` vets it first)."""
+    try:
+        return max(int(os.environ.get("WORLD_SIZE", "1") or 1), 1)
+    except ValueError:
+        raise CitysegError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not a process count") from None
 
 
 def dataset_fingerprint(cfg: TrainConfig) -> dict:
