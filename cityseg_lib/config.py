@@ -1,7 +1,9 @@
 """The training config: one typed, strict dataclass whose every key is checked where it is built.
 
-Defaults follow the reference report; params YAML and ``key=value`` overrides are merged over
-them strictly (:mod:`cityseg_lib.strict`: unknown keys, wrong types and out-of-range values are
+Defaults follow the reference report where it gives a value (768x768, AdamW, StepLR every 10
+epochs, 20 epochs); lr, weight decay and gamma, which it leaves to its sweep, are values of its
+Table 1 grid, and the batch of 8 (it gives none) a choice. Params YAML and ``key=value``
+overrides are merged over them strictly (:mod:`cityseg_lib.strict`: unknown keys, wrong types and out-of-range values are
 one-line errors naming the key, value and allowed range). The resolved config is written next to
 every run by :mod:`cityseg_lib.runstore`.
 """
@@ -36,7 +38,7 @@ def check_device(value, key: str = "device") -> str:
 
 @dataclass
 class TrainConfig:
-    """Everything that defines one training run. Defaults follow the reference report."""
+    """Everything that defines one training run. Defaults: the reference report's settings (module docstring)."""
 
     # --- run ---
     name: str = "run"  # run folder: RUNS_DIR/PROFILE/NAME
