@@ -3,7 +3,9 @@
     python benchmarks/gpu.py [--models ...] [--size 768 768] [--batch N] [--peak-tflops T] [--reduced] [--plan-only]
 
 For each model (options, size and batch from ``params/full``), the path ``fit`` takes on CUDA
-(bf16 autocast, channels_last, and ``torch.compile`` unless ``--no-compile``) is fed by a real
+(bf16 autocast, channels_last, and ``torch.compile`` where the full profile trains compiled:
+``compile`` in ``params/full/train.yaml``, else TrainConfig's default, off; ``--compile`` forces it,
+and ``bench_train.py`` measures what compiling gains) is fed by a real
 ``DataLoader`` over the preprocessed cache (``$CITYSEG_CACHE``, else ``data/bench/cache``) of
 generated 2048x1024 frames (``data/bench/``; or ``--data-root`` for real Cityscapes) with ``fit``'s
 settings (shuffled, ``min(cpus, 8)`` workers, pinned memory). Warm-up steps (compilation, cudnn
@@ -74,7 +76,7 @@ from cityseg_lib.train.engine import resolve_device, to_device
 from cityseg_lib.train.optimizers import make_optimizer
 from cityseg_lib.train.losses import build_loss
 from cityseg_lib.models import build_model
-from cityseg_lib.paths import project_root
+from cityseg_lib.paths import source_root
 
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s from the vendors' data sheets, matched
 # in order against torch.cuda.get_device_name() (so "H100 PCIe" before "H100", "A100" before "A10").
@@ -130,12 +132,18 @@ MAIN_NOTEBOOK = {"simple_fcn": "02_baseline_fcn", "unet": "03_unet", "swin2_jnet
 
 
 def _full_dir() -> Path:
-    return project_root() / "params" / "full"
+    # the source tree's: $CITYSEG_HOME moves outputs, not params/ (the plan had lost its sweeps there)
+    return source_root() / "params" / "full"
 
 
 def _params(name: str) -> dict | None:
     path = _full_dir() / f"{name}.yaml"
     return load_yaml(path) if path.is_file() else None
+
+
+def _full_profile_compiles() -> bool:
+    """Whether the full profile's runs train compiled (``compile`` in its train.yaml, else the default)."""
+    return bool((_params("train") or {}).get("compile", TrainConfig().compile))
 
 
 def full_profile_settings(model: str) -> dict:
@@ -149,10 +157,15 @@ def full_profile_settings(model: str) -> dict:
     if p is None:
         return {"batch_size": defaults.batch_size, "image_size": list(defaults.image_size),
                 "model_options": dict(FULL_OPTIONS[model]), "source": "TrainConfig and model defaults (no params/full)"}
-    if model == "swin2_jnet":
-        options = {"encoder": p.get("encoder"), "pretrained": False, "dropout": float(p.get("dropout", 0.0))}
-        if p.get("encoder_kwargs"):
-            options["encoder_kwargs"] = dict(p["encoder_kwargs"])
+    if model == "swin2_jnet":  # the notebook's parameters with params/full over them, as papermill runs it
+        from cityseg_lib.report.preflight import notebook_defaults
+
+        with _notebook_tools():
+            q = {**notebook_defaults(source_root() / "notebooks" / f"{MAIN_NOTEBOOK[model]}.ipynb"), **p}
+        options = {"encoder": q.get("encoder"), "pretrained": False, "dropout": float(q.get("dropout", 0.0)),
+                   "batchnorm": q.get("batchnorm")}
+        if q.get("encoder_kwargs"):
+            options["encoder_kwargs"] = dict(q["encoder_kwargs"])
         options = {k: v for k, v in options.items() if v is not None}
     else:
         options = dict(p.get("model_options") or {})
@@ -420,7 +433,23 @@ def full_size_flops(models: list[str]) -> dict[str, dict]:
             options.setdefault("img_size", size)
         with torch.device("meta"):
             model = build_model(name, **options)
-        out[name] = {**training_flops(model, size, "meta"), "size_hw": list(size)}
+        out[name] = {**training_flops(model, size, "meta"), "size_hw": list(size),
+                     "params": sum(t.numel() for t in model.parameters())}
+    return out
+
+
+#: bytes a finished run keeps per model parameter: last.pt (fp32 weights and AdamW's two moments,
+#: 12) and best.pt (fp32 weights, 4); no code deletes a run's files, so they add up over the study
+CHECKPOINT_BYTES_PER_PARAM = 16
+
+
+def checkpoint_disk(plan: list[dict], models: dict[str, dict]) -> dict[str, float]:
+    """GB of checkpoints the study leaves, per model: runs x parameters x :data:`CHECKPOINT_BYTES_PER_PARAM`."""
+    out: dict[str, float] = {}
+    for e in plan:
+        if e["model"] in models:
+            out[e["model"]] = out.get(e["model"], 0.0) + e["runs"] * models[e["model"]]["params"] * \
+                CHECKPOINT_BYTES_PER_PARAM / 1e9
     return out
 
 
@@ -610,6 +639,11 @@ def plan_only(args) -> int:
                         for p in plan]))
     floor_report(plan, args.models, args.peak_tflops or 989.4,
                  "--peak-tflops" if args.peak_tflops else "H100 SXM, assumed", args.assume_mfu)
+    disk = checkpoint_disk(plan, full_size_flops(sorted({p["model"] for p in plan})))
+    print(f"disk: the runs' checkpoints come to about {sum(disk.values()):.0f} GB ("
+          + ", ".join(f"{m} {gb:.0f} GB" for m, gb in sorted(disk.items()))
+          + f"; {CHECKPOINT_BYTES_PER_PARAM} bytes per parameter per run: last.pt with AdamW's state, and best.pt), "
+          "besides the dataset (~11 GB) and the preprocessed image cache (runs/, data/ and $CITYSEG_CACHE)")
     return 0
 
 
@@ -644,7 +678,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-root", type=Path, default=None, help="a Cityscapes root to read instead of generated frames")
     parser.add_argument("--peak-tflops", type=float, default=None, help="dense bf16 peak of the device, overriding the table")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="torch.compile (default on for CUDA, off for reduced)")
+                        help="torch.compile (default: as the full profile trains, params/full/train.yaml's "
+                             "compile, else TrainConfig's default, off; never for reduced)")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                         help="bf16 autocast (default on for CUDA, off on CPU as in fit)")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
@@ -664,7 +699,8 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
     reduced = args.reduced or not cuda
-    args.compile = cuda and not reduced if args.compile is None else args.compile
+    if args.compile is None:  # measure what the study will run, so that its projection holds
+        args.compile = cuda and not reduced and _full_profile_compiles()
     args.amp = cuda if args.amp is None else args.amp
     args.channels_last = cuda if args.channels_last is None else args.channels_last
     args.warmup = args.warmup if args.warmup is not None else (1 if reduced else 15)

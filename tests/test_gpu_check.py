@@ -166,3 +166,34 @@ def test_gpu_report_times_evaluation_without_compiling_again(gpu_module, demo_ro
     counter.clear()
     gpu_module.main(_gpu_args(demo_root, tmp_path / "b.json", "simple_fcn") + ["--compile", "--eval-compiled"])
     assert counter.frame_count > train_only
+
+
+def test_the_study_plan_reads_the_source_params_under_cityseg_home_and_prices_the_checkpoints(tmp_path):
+    """`gpu.py --plan-only` under $CITYSEG_HOME (which moves outputs, not params/) still plans both sweeps
+    (it had dropped them: 23 runs), and its disk line is runs x parameters x 16 bytes per model."""
+    import re
+
+    import torch
+
+    from cityseg_lib.models import build_model
+
+    env = {**os.environ, "CITYSEG_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("CITYSCAPES_DATASET", None)
+    done = subprocess.run([sys.executable, str(BENCH / "gpu.py"), "--plan-only"], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "06 sweep unet: rung 0, 36 trials" in out and "06 sweep swin2_jnet: tuned winner" in out
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()
+            if re.match(r"\|\s*0[2-6] ", line)]
+    runs = {m: sum(int(r[2]) for r in rows if r[1] == m) for m in ("simple_fcn", "unet", "swin2_jnet")}
+    assert sum(runs.values()) == int(re.search(r"\): (\d+) runs", out).group(1)) > 150
+    with torch.device("meta"):
+        params = {"unet": sum(p.numel() for p in build_model("unet").parameters()),
+                  "swin2_jnet": sum(p.numel() for p in build_model(
+                      "swin2_jnet", encoder="swinv2_base_window12to24_192to384", pretrained=False,
+                      img_size=(768, 768)).parameters())}
+    disk = re.search(r"come to about (\d+) GB \(simple_fcn \d+ GB, swin2_jnet (\d+) GB, unet (\d+) GB", out)
+    assert disk, out[-800:]
+    swin, unet = (round(runs[m] * params[m] * 16 / 1e9) for m in ("swin2_jnet", "unet"))
+    assert (int(disk.group(2)), int(disk.group(3))) == (swin, unet) and abs(int(disk.group(1)) - swin - unet) <= 1
