@@ -265,6 +265,16 @@ def test_unloadable_weights_file_names_the_path(tmp_path):
         _tiny("swin2_jnet", pretrained=True, weights=str(path))
     with pytest.raises(WeightsUnavailable, match=f"weights file {tmp_path} is a folder; name the checkpoint file"):
         _tiny("swin2_jnet", pretrained=True, weights=str(tmp_path))
+    # names under a wrapper's prefix (a Lightning checkpoint's "model."): the line says what it holds
+    torch.save({f"model.{k}": v for k, v in _timm_tiny_swin().state_dict().items()}, path)
+    with pytest.raises(WeightsUnavailable, match=r"tensors missing .*none of its names matches \(its first: "
+                                                 r"'model\.[a-z_.0-9]+'\): another model, or a prefix\?"):
+        _tiny("swin2_jnet", pretrained=True, weights=str(path))
+    # a full-size checkpoint for an encoder that encoder_kwargs shrink
+    torch.save(timm.create_model(DEMO_ENCODER, pretrained=False, img_size=SIZE).state_dict(), path)
+    with pytest.raises(WeightsUnavailable, match=r"encoder_kwargs \{.*\} change the architecture the checkpoint "
+                                                 r"was made for \(timm's 'swinv2_tiny_window8_256'\): .*size mismatch"):
+        _tiny("swin2_jnet", pretrained=True, weights=str(path))
 
 
 def test_pretrained_offline_fails_fast_with_both_ways_out(tmp_path, monkeypatch):

@@ -266,7 +266,12 @@ def test_relative_data_roots_reach_the_kernels_absolute(tmp_path, monkeypatch, d
         params, env = seen["01_data_exploration"]
         absolute = str((tmp_path / "data").resolve())
         assert env == absolute and params.get("data_root", absolute) == absolute
-    (tmp_path / "w.safetensors").write_bytes(b"")  # the checks only ask for a readable file
+    import timm
+    from safetensors.torch import save_file
+
+    kwargs = yaml.safe_load((ROOT / "params" / "smoke" / "04_swin2_jnet.yaml").read_text())["encoder_kwargs"]
+    encoder = timm.create_model("swinv2_tiny_window8_256", pretrained=False, **kwargs)  # the checks load the file
+    save_file({k: v.contiguous() for k, v in encoder.state_dict().items()}, str(tmp_path / "w.safetensors"))
     with pytest.raises(CitysegError, match="stop here"):
         report_runner.run_report("smoke", only=["04"], overrides={"04": {"pretrained": True, "weights": "w.safetensors"}},
                                  pdf=False, verbose=False)

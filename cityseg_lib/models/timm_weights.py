@@ -99,6 +99,9 @@ def _load_local(name: str, kwargs: dict[str, Any], path: Path, who: str) -> nn.M
         if "weights_only" in why:  # torch's advice (weights_only=False) is not the user's to take here
             why = ("not a checkpoint of tensors alone (torch.load with weights_only=True refuses it; "
                    "a safetensors file must be named *.safetensors)")
+        elif "size mismatch" in why and kwargs:
+            why = (f"encoder_kwargs {kwargs} change the architecture the checkpoint was made for (timm's {name!r}): "
+                   f"{one_line(err, 160)}")
         raise WeightsUnavailable(f"{who}: weights file {path} does not load into encoder {name!r}: {why}") from err
     cfg = get_pretrained_cfg(name)
     heads = cfg.classifier if cfg is not None and cfg.classifier else "head"
@@ -106,12 +109,16 @@ def _load_local(name: str, kwargs: dict[str, Any], path: Path, who: str) -> nn.M
     missing = [k for k in found["missing"] if not k.startswith(tuple(f"{h}." for h in heads))]  # dropped anyway
     unexpected = [k for k in found["unexpected"] if not _DROPPED.search(k)]
     if missing:
+        hint = ""
+        if len(missing) >= sum(1 for _ in model.parameters()):  # nothing matched: names under a wrapper's prefix?
+            first = next(iter(found["unexpected"]), None)
+            hint = f"; none of its names matches (its first: {first!r}): another model, or a prefix?" if first else ""
         raise WeightsUnavailable(f"{who}: weights file {path} does not load into encoder {name!r}: "
-                           f"{len(missing)} tensors missing ({_listed(missing)})")
+                                 f"{len(missing)} tensors missing ({_listed(missing)}){hint}")
     if unexpected:
         raise WeightsUnavailable(f"{who}: weights file {path} does not load into encoder {name!r}: it holds "
-                           f"{len(unexpected)} tensors the encoder does not have ({_listed(unexpected)}): "
-                           "a checkpoint of a larger model?")
+                                 f"{len(unexpected)} tensors the encoder does not have ({_listed(unexpected)}): "
+                                 "a checkpoint of a larger model?")
     return model
 
 
