@@ -264,8 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cityseg_lib import interrupt
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    interrupt.install()
     try:
         return args.func(args)
     except CitysegError as e:
@@ -275,9 +278,12 @@ def main(argv: list[str] | None = None) -> int:
         where = e.filename or ""
         print(f"cityseg {args.command}: error: {where}{': ' if where else ''}{e.strerror or e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"cityseg {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except BaseException as e:  # Ctrl-C, SIGTERM, or what an interrupted write raised after them
+        stopped = interrupt.outcome(e)
+        if stopped is None:
+            raise
+        print(f"cityseg {args.command}: {stopped[0]}", file=sys.stderr)
+        return stopped[1]
 
 
 if __name__ == "__main__":

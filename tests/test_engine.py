@@ -343,3 +343,56 @@ def test_a_runs_peak_memory_is_its_own_not_the_processs(demo_root, tmp_path):
     assert summary["peak_memory_scope"] == "run"
     assert before - 64 < summary["peak_memory_mb"] < before + 768  # a tiny run; the freed 1.5 GiB is not in it
     assert runstore.run_record(run)["peak_memory_scope"] == "run"
+
+
+def test_sigterm_stops_training_with_one_line_and_143_and_the_run_resumes(demo_root, tmp_path):
+    """SIGTERM (kill, a scheduler's time limit) stops `cityseg train` as Ctrl-C does: one line, the
+    shell's exit code 143, no traceback, even when it lands inside a checkpoint write; the run
+    then resumes to the end."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = _dir(demo_root, tmp_path, "term", image_size="[64, 128]", epochs=12, batch_size=1, step_size=10)
+    proc = subprocess.Popen(_train_cmd(demo_root, tmp_path, "term"), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while _epochs_done(run) < 1 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and err.strip() == "cityseg train: terminated", err[-2000:]
+    done = subprocess.run(_train_cmd(demo_root, tmp_path, "term", "--resume"), env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert runstore.load_summary(run)["epochs_run"] == 12
+
+
+def test_an_error_raised_while_an_interrupt_unwinds_is_the_interrupt():
+    """torch.save interrupted mid-write raises its own RuntimeError ("unexpected pos") from the
+    KeyboardInterrupt: that is still Ctrl-C (or SIGTERM), not a crash with a traceback."""
+    from cityseg_lib import interrupt
+
+    try:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 114264576 vs 114264464")
+    except RuntimeError as err:
+        assert interrupt.outcome(err) == ("interrupted", 130)
+    assert interrupt.outcome(RuntimeError("a bug")) is None
+
+
+def test_ray_init_keeps_this_processs_sigterm_handler(monkeypatch):
+    """Ray's native SIGTERM handler printed a stack dump and aborted the driver (exit -6)."""
+    from cityseg_lib.execute import ray_executor
+
+    def handler(signum, frame):
+        pass
+
+    class FakeRay:
+        def init(self, **kwargs):  # as ray.init installs its own
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        ray_executor._init(FakeRay(), address="x")
+        assert signal.getsignal(signal.SIGTERM) is handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)

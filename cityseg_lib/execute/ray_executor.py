@@ -115,7 +115,7 @@ def connect(num_cpus: int | None = None) -> str:
     if address:
         probe(address)
         try:
-            ray.init(address=address, **quiet)
+            _init(ray, address=address, **quiet)
         except Exception as err:  # refused (token), unreachable, version mismatch: Ray's own words
             raise CitysegError(f"executor ray: cannot join the cluster at RAY_ADDRESS={address}: "
                                f"{_first_line(err)}") from None
@@ -125,8 +125,8 @@ def connect(num_cpus: int | None = None) -> str:
         try:
             # no workers started ahead of the first task: at start-up they would compete for the CPU
             # with the agent the raylet is waiting for, and each imports torch on its first task anyway
-            ray.init(include_dashboard=False, num_cpus=num_cpus, **quiet,
-                     _system_config={"enable_worker_prestart": False, "prestart_worker_first_driver": False})
+            _init(ray, include_dashboard=False, num_cpus=num_cpus, **quiet,
+                  _system_config={"enable_worker_prestart": False, "prestart_worker_first_driver": False})
             break
         except Exception as err:
             ray.shutdown()
@@ -137,6 +137,18 @@ def connect(num_cpus: int | None = None) -> str:
             raise CitysegError(f"executor ray: the embedded Ray cluster did not start ({_first_line(err)}); "
                                "its logs are in /tmp/ray/session_latest/logs") from None
     return ray.get_runtime_context().gcs_address
+
+
+def _init(ray, **kwargs) -> None:
+    """``ray.init``, keeping this process's SIGTERM handler: Ray's own (native) prints a stack dump and
+    aborts, where ``cityseg`` stops as after Ctrl-C (one line, exit 143; ``ray.shutdown`` at exit)."""
+    import signal
+    import threading
+
+    handler = signal.getsignal(signal.SIGTERM)
+    ray.init(**kwargs)
+    if handler is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
 
 
 def _children() -> set[int]:
