@@ -61,6 +61,29 @@ def test_valid_tiny_dataset_checks(tiny, capsys):
     assert "train" in capsys.readouterr().out
 
 
+def test_coarse_labels_without_their_images_are_listed_not_an_error(tiny, capsys):
+    """gtCoarse.zip holds train_extra's labels, whose images are a 44 GB download of their own: a
+    root with the labels alone checks (notebook 01's overview too), naming what is not used."""
+    from cityseg_lib.data.statistics import dataset_overview
+
+    for split in ("train", "train_extra"):
+        (tiny / "gtCoarse" / split / "aa").mkdir(parents=True)
+    for i in range(3):
+        key = f"aa_{i:06d}_000019"
+        label = np.full((H, W), 7, dtype=np.uint8)
+        Image.fromarray(label).save(tiny / "gtCoarse" / "train" / "aa" / f"{key}_gtCoarse_labelIds.png")
+        Image.fromarray(label).save(tiny / "gtCoarse" / "train_extra" / "aa" / f"{key}_gtCoarse_labelIds.png")
+    summary = check_dataset(tiny, workers=1)
+    assert summary["annotations"]["gtCoarse"]["splits"] == ["train"]
+    assert summary["annotations"]["gtCoarse"]["without_images"] == ["train_extra"]
+    assert dataset_overview(tiny)["coarse_counts"] == {"train": 3}
+    assert main(["check-data", "--root", str(tiny)]) == 0
+    assert "labels without images (not used): train_extra (its images: leftImg8bit_trainextra.zip)" in \
+        capsys.readouterr().out
+    with pytest.raises(CitysegError, match="train_extra images are their own download, leftImg8bit_trainextra.zip"):
+        find_samples(tiny, "train_extra", "coarse")
+
+
 def _one_line_error(code, err, *fragments):
     assert code == 2
     assert err.count("\n") == 1 and "Traceback" not in err, err

@@ -70,11 +70,17 @@ def check_dataset(root: str | os.PathLike, fast: bool = False, workers: int | No
     summary: dict = {"root": str(root), "splits": {}, "annotations": {}, "image_sizes": {}, "class_pixels": None}
     jobs: list[tuple[str, Sample]] = []
     for annotation, ann_dir in ANNOTATIONS.items():
-        present = [s for s in SPLITS[annotation] if (root / ann_dir / s).is_dir()]
-        if not present:
+        with_labels = [s for s in SPLITS[annotation] if (root / ann_dir / s).is_dir()]
+        # gtCoarse.zip holds train_extra's labels, whose images are a download of their own
+        # (leftImg8bit_trainextra.zip, 44 GB): labels without images are listed, not an error
+        present = [s for s in with_labels if (root / "leftImg8bit" / s).is_dir()]
+        if not with_labels:
             continue
-        kinds = sorted({p.name.split(f"_{ann_dir}_")[-1] for p in (root / ann_dir / present[0]).glob(f"*/*_{ann_dir}_*")})
+        kinds = sorted({p.name.split(f"_{ann_dir}_")[-1]
+                        for p in (root / ann_dir / with_labels[0]).glob(f"*/*_{ann_dir}_*")})
         summary["annotations"][ann_dir] = {"splits": present, "files": kinds}
+        if len(present) < len(with_labels):
+            summary["annotations"][ann_dir]["without_images"] = [s for s in with_labels if s not in present]
         for split in present:
             labelled = not (annotation == "fine" and split == "test")
             samples = find_samples(root, split, annotation, labels=True) if labelled else find_samples(root, split, labels=False)
@@ -125,6 +131,9 @@ def format_summary(summary: dict) -> str:
         lines.append(f"  {split:<12} {info['images']:>6} images  ({len(info['cities'])} cities: {cities})")
     for ann, info in summary["annotations"].items():
         lines.append(f"  {ann:<12} splits {', '.join(info['splits'])}; files {', '.join(info['files'])}")
+        if info.get("without_images"):
+            lines.append(f"  {'':<12} labels without images (not used): {', '.join(info['without_images'])}"
+                         + (" (its images: leftImg8bit_trainextra.zip)" if "train_extra" in info["without_images"] else ""))
     sizes = ", ".join(f"{s} ({n})" for s, n in summary["image_sizes"].items())
     lines.append(f"  image sizes  {sizes}")
     if summary.get("class_pixels"):

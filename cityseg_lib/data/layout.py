@@ -106,6 +106,9 @@ def find_samples(
         raise DataUnavailable(f"dataset root {root} does not exist; {_layout_hint(root)}")
     img_dir = root / "leftImg8bit" / split
     if not img_dir.is_dir():
+        if split == "train_extra":
+            raise DataUnavailable(f"missing split folder {img_dir}: the train_extra images are their own download, "
+                                  f"leftImg8bit_trainextra.zip from {CITYSCAPES_URL}")
         raise DataUnavailable(f"missing split folder {img_dir}; {_layout_hint(root)}")
     images = _files_by_key(img_dir, _IMG_SUFFIX)
     if not labels:

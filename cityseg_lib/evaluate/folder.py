@@ -9,8 +9,8 @@ Layout: ground truth ``GT_ROOT/gtFine/SPLIT/CITY/CITY_SSSSSS_FFFFFF_gtFine_label
 the prediction for it is the one PNG anywhere under ``PRED_DIR`` whose name starts with
 ``CITY_SSSSSS_FFFFFF`` (the official ``fnmatch`` pattern ``{city}_{seq}_{frame}*.png``).
 Prediction values are labelIds; void labels (0-6, 9, 10, 14-16, 18, 29, 30) count as
-misses, as in the official script, and so does any value above 33 (where the official
-script crashes). Ground truth holding a value above 33 is an error, as there.
+misses, as in the official script. A value above 33, in a prediction or the ground truth, is
+an error naming the file, as there (the official script stops on an unknown id).
 """
 
 from __future__ import annotations
