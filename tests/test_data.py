@@ -76,6 +76,7 @@ def test_coarse_labels_without_their_images_are_listed_not_an_error(tiny, capsys
     summary = check_dataset(tiny, workers=1)
     assert summary["annotations"]["gtCoarse"]["splits"] == ["train"]
     assert summary["annotations"]["gtCoarse"]["without_images"] == ["train_extra"]
+    assert summary["image_sizes"] == {f"{W}x{H}": 5}  # images, each once: the coarse pairs reuse them
     assert dataset_overview(tiny)["coarse_counts"] == {"train": 3}
     assert main(["check-data", "--root", str(tiny)]) == 0
     assert "labels without images (not used): train_extra (its images: leftImg8bit_trainextra.zip)" in \

@@ -107,8 +107,8 @@ def check_dataset(root: str | os.PathLike, fast: bool = False, workers: int | No
             results = list(pool.map(fn, [s for _, s in todo], decode, chunksize=4))
     else:
         results = [fn(s, d) for (_, s), d in zip(todo, decode)]
-    for (tag, _), (size, counts) in zip(todo, results):
-        sizes[f"{size[0]}x{size[1]}"] += 1
+    for (tag, _), first, (size, counts) in zip(todo, decode, results):
+        sizes[f"{size[0]}x{size[1]}"] += first  # images, each once (coarse pairs reuse the fine ones)
         if counts is not None:
             class_pixels[0 if tag.startswith("gtFine") else 1] += counts
     summary["image_sizes"] = dict(sizes)
