@@ -1,7 +1,9 @@
 """A dataset's identity by content: what it holds, not where it lies.
 
 A digest of the sorted relative paths and byte sizes of a split's images and labels. Moving or
-copying the dataset keeps it; regenerating it differently, or editing a label, changes it. Reads
+copying the dataset keeps it; regenerating it differently, adding or removing a frame, or an edit
+that changes a file's size changes it (an edit of the same byte size does not: contents are not
+read). Reads
 directory entries and file sizes only (cheap even for the 5,000 frames of Cityscapes), and is
 cached per process, keyed also on the split and city folders' inodes and modification times: a
 dataset regenerated, or a frame added or removed, while the process runs is fingerprinted again

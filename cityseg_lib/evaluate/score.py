@@ -130,6 +130,6 @@ def format_scores(result: dict, run: str | os.PathLike) -> str:
         lines.append(f"  {name:<15} {100 * iou:6.2f}" if iou == iou else f"  {name:<15} {'absent':>6}")
     ci = result.get("miou_ci")
     ci = f"95% CI {100 * ci[0]:.2f}-{100 * ci[1]:.2f} over the {result['images']} images; " if ci else ""
-    lines.append(f"  {'mIoU':<15} {100 * result['miou']:6.2f}   ({ci}mean over classes present)   "
-                 f"pixel acc {100 * result['pixel_accuracy']:.2f}")
+    lines.append(f"  {'mIoU':<15} {100 * result['miou']:6.2f}   ({ci}mean over classes in the ground truth or "
+                 f"predicted)   pixel acc {100 * result['pixel_accuracy']:.2f}")
     return "\n".join(lines)
