@@ -210,3 +210,21 @@ def test_every_architecture_runs_three_seeds_and_05_reuses_03s_cross_entropy_run
         for key, cfg in zip(group, losses["cross_entropy"]):
             assert cfg.name == unet[key].name and computed_config(cfg) == computed_config(unet[key])
         assert all(c.name.startswith("loss_dice_seed") for c in losses["dice"])
+
+
+def test_a_second_build_of_a_profile_is_refused_at_once_naming_the_first(report, tmp_path):
+    """Two builds of one profile would train the same runs and write the same results files."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "home" / "reports" / "smoke"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom cityseg_lib.lock import folder_lock\n"
+         f"with folder_lock({str(folder)!r}, 'cityseg report'):\n    print('held', flush=True)\n    time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        _failed(report(), str(folder), "another cityseg report is using this folder", f"pid {holder.pid}")
+    finally:
+        holder.kill()
+        holder.wait()

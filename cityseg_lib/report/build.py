@@ -202,7 +202,19 @@ def run_report(
         executor: where the notebooks' runs train, ``local`` or ``ray`` (None: ``$CITYSEG_EXECUTOR``,
             else local); the notebooks see it as ``$CITYSEG_EXECUTOR``. With ``ray`` one cluster
             serves every notebook and independent notebooks (02-04, then 05-06) run at once.
+
+    One build of a profile at a time (``reports/PROFILE/.lock``): two would train the same runs
+    and write the same results files; the second is refused at once, naming the first.
     """
+    from cityseg_lib.lock import folder_lock
+
+    params_dir(profile)  # an unknown profile is one line, before any folder is made
+    with folder_lock(reports_dir() / profile, "cityseg report"):
+        return _run_report(profile, retrain, only, overrides, pdf, verbose, executor)
+
+
+def _run_report(profile: str, retrain: bool, only, overrides: dict[str, dict] | None, pdf: bool, verbose: bool,
+                executor: str | None) -> Path:
     from cityseg_lib.data.source import ensure_data
     from cityseg_lib.report.notebook_results import results_dir
 
