@@ -396,3 +396,32 @@ def test_ray_init_keeps_this_processs_sigterm_handler(monkeypatch):
         assert signal.getsignal(signal.SIGTERM) is handler
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_an_interrupt_that_left_a_half_built_progress_bar_does_not_break_later_epoch_lines(monkeypatch, capsys):
+    """tqdm registers a bar in __new__, before __init__ gives it a display: the notebook stop button
+    pressed in between left a bar on which every later tqdm.write failed, until a kernel restart."""
+    import warnings
+
+    from tqdm.notebook import tqdm as notebook_tqdm
+
+    from cityseg_lib.train import loop
+
+    monkeypatch.setattr(loop, "tqdm", notebook_tqdm)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        half_built = notebook_tqdm.__new__(notebook_tqdm)  # registered in __new__
+    import sys
+
+    half_built.start_t, half_built.fp = 0.0, sys.stdout  # std __init__ done; its display (container) never made
+    try:
+        with pytest.raises(AttributeError):
+            notebook_tqdm.write("what tqdm.write does with it")
+        loop.write_above_bars("epoch 2/3: ...")
+        loop.write_above_bars("epoch 3/3: ...")
+        out = capsys.readouterr().out
+        assert "epoch 2/3: ..." in out and "epoch 3/3: ..." in out
+        assert half_built not in getattr(notebook_tqdm, "_instances", set())
+    finally:
+        getattr(notebook_tqdm, "_instances", set()).discard(half_built)
+        half_built.disable = True  # its __del__ closes it: nothing to close

@@ -23,7 +23,6 @@ import torch
 from contextlib import nullcontext
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from cityseg_lib import runstore
 from cityseg_lib.config import TrainConfig
@@ -40,7 +39,7 @@ from cityseg_lib.train import tblog
 from cityseg_lib.train.checkpoint import load_checkpoint, save_checkpoint
 from cityseg_lib.train.losses import build_loss
 from cityseg_lib.train.optimizers import OPTIMIZERS, build_optimizer
-from cityseg_lib.train.loop import evaluate, evaluate_full_res, to_device, train_one_epoch
+from cityseg_lib.train.loop import evaluate, evaluate_full_res, to_device, train_one_epoch, write_above_bars
 from cityseg_lib.train.setup import configure_cuda, num_workers, progress_enabled, resolve_device, seed_all, seed_epoch
 
 __all__ = ["OPTIMIZERS", "build_datasets", "full_val_dataset", "build_model_for", "build_optimizer", "fit", "load_run",
@@ -251,7 +250,7 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
             if log is not None:
                 log(line)
             elif progress:
-                tqdm.write(line)
+                write_above_bars(line)
         D.barrier()
 
     # final evaluation of the best checkpoint, at the training size and at full resolution

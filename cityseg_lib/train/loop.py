@@ -25,7 +25,7 @@ from cityseg_lib.train import distributed as D
 from cityseg_lib.train.metrics import ConfusionMatrix, SegScores, predict_full_res
 from cityseg_lib.train.setup import autocast as _autocast
 
-__all__ = ["to_device", "train_one_epoch", "evaluate", "evaluate_full_res"]
+__all__ = ["to_device", "train_one_epoch", "evaluate", "evaluate_full_res", "write_above_bars"]
 
 
 def to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device, channels_last: bool = False):
@@ -40,6 +40,19 @@ def to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device, c
     if channels_last:
         images = images.contiguous(memory_format=torch.channels_last)
     return images, masks.to(device, non_blocking=True).long()
+
+
+def write_above_bars(line: str) -> None:
+    """Print ``line`` above the live progress bars (``tqdm.write``). tqdm registers a bar in
+    ``__new__``, before ``__init__`` gives it a display: a notebook's stop button pressed in between
+    leaves a half-built bar registered, on which every later ``tqdm.write`` fails ("'tqdm' object has
+    no attribute 'container'"), so one interrupt broke training in that kernel until a restart.
+    Such bars are forgotten and the line printed (no bar is live between epochs)."""
+    try:
+        tqdm.write(line)
+    except AttributeError:
+        getattr(tqdm, "_instances", set()).clear()
+        print(line, flush=True)
 
 
 # ----------------------------------------------------------------------------- one epoch
@@ -70,27 +83,29 @@ def train_one_epoch(
     start = time.perf_counter()
     # "unet epoch 3/20:  45%|####     | 9/20 [00:05<00:06, 1.8step/s, loss=0.8123]" (00:06: epoch ETA)
     bar = tqdm(total=n_batches, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=not progress)
-    for step, (images, masks, _) in enumerate(loader):
-        if step == n_batches:
-            break
-        images, masks = to_device(images, masks, device, channels_last)
-        # forward / backward
-        with _autocast(device, amp):
-            logits = model(images)
-        loss = criterion(logits.float(), masks)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        # log (a host sync every few steps only)
-        total += loss.detach() * images.shape[0]
-        seen += images.shape[0]
-        if step % 10 == 9 or step == n_batches - 1:
-            running = total.item() / seen
-            if not math.isfinite(running):
-                raise CitysegError(f"non-finite training loss ({running}) at step {step + 1}")
-            bar.set_postfix(loss=f"{running:.4f}")
-        bar.update()
-    bar.close()
+    try:
+        for step, (images, masks, _) in enumerate(loader):
+            if step == n_batches:
+                break
+            images, masks = to_device(images, masks, device, channels_last)
+            # forward / backward
+            with _autocast(device, amp):
+                logits = model(images)
+            loss = criterion(logits.float(), masks)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            # log (a host sync every few steps only)
+            total += loss.detach() * images.shape[0]
+            seen += images.shape[0]
+            if step % 10 == 9 or step == n_batches - 1:
+                running = total.item() / seen
+                if not math.isfinite(running):
+                    raise CitysegError(f"non-finite training loss ({running}) at step {step + 1}")
+                bar.set_postfix(loss=f"{running:.4f}")
+            bar.update()
+    finally:  # an interrupt (a notebook's stop button) leaves no bar behind
+        bar.close()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     # on the training device: NCCL, the CUDA process group, has no CPU tensors to reduce
