@@ -78,12 +78,16 @@ def test_data_regenerated_in_this_process_is_fingerprinted_afresh(tmp_path):
         runstore.run_dir(_cfg(root, tmp_path, train_subset=7))
 
 
-def test_a_larger_epochs_extends_the_run_exactly(demo_root, tmp_path):
+def test_a_larger_epochs_extends_the_run_exactly(demo_root, tmp_path, capsys):
     straight = runstore.train_or_load(_cfg(demo_root, tmp_path / "s", epochs=3), verbose=False)
     run = runstore.train_or_load(_cfg(demo_root, tmp_path / "e", epochs=2), verbose=False)
     assert runstore.load_summary(run)["epochs_run"] == 2
-    extended = runstore.train_or_load(_cfg(demo_root, tmp_path / "e", epochs=3), verbose=False)
+    capsys.readouterr()
+    extended = runstore.train_or_load(_cfg(demo_root, tmp_path / "e", epochs=3))
     assert extended == run and runstore.load_summary(run)["epochs_run"] == 3
+    said = capsys.readouterr().out.splitlines()  # what a notebook cell shows: it went on, not from the start
+    assert said[0] == f"r: resuming {runstore.files.relative(run)} after epoch 2 of 3", said
+    assert said[-1].startswith("r: trained 1 epoch (epochs 3-3) in "), said
     skip = ["epoch_time_s", "train_images_per_s"]
     a, b = runstore.load_metrics(straight).drop(columns=skip), runstore.load_metrics(run).drop(columns=skip)
     assert a.equals(b)  # StepLR continued: the same as training 3 epochs from the start

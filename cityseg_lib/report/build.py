@@ -42,7 +42,7 @@ NOTEBOOKS = ("01_data_exploration", "02_baseline_fcn", "03_unet", "04_swin2_jnet
 REPORT_NOTEBOOK = NOTEBOOKS[-1]
 KERNEL = "python3"
 #: Lines of a notebook's output echoed to the terminal while it runs: the run store's and the sweep's progress.
-_PROGRESS = re.compile(r"^\S+: (reusing the finished run|trained \d+ epochs|retrain requested)|^winner |^wrote ")
+_PROGRESS = re.compile(r"^\S+: (reusing the finished run|resuming |trained \d+ epochs?|retrain requested)|^winner |^wrote ")
 
 
 def notebook_paths() -> dict[str, Path]:
@@ -206,22 +206,9 @@ def run_report(
     One build of a profile at a time (``reports/PROFILE/.lock``): two would train the same runs
     and write the same results files; the second is refused at once, naming the first.
     """
-    from cityseg_lib.lock import folder_lock
-
-    params_dir(profile)  # an unknown profile is one line, before any folder is made
-    with folder_lock(reports_dir() / profile, "cityseg report"):
-        return _run_report(profile, retrain, only, overrides, pdf, verbose, executor)
-
-
-def _run_report(profile: str, retrain: bool, only, overrides: dict[str, dict] | None, pdf: bool, verbose: bool,
-                executor: str | None) -> Path:
-    from cityseg_lib.data.source import ensure_data
-    from cityseg_lib.report.notebook_results import results_dir
-
-    from cityseg_lib.report.preflight import check, check_run_lengths
-
     from cityseg_lib.execute import use_executor
-    from cityseg_lib.execute.notebooks import in_threads, shared_cluster, waves
+    from cityseg_lib.lock import folder_lock
+    from cityseg_lib.report.preflight import check
 
     kind = use_executor(executor)
     selected = _select(only)
@@ -232,6 +219,18 @@ def _run_report(profile: str, retrain: bool, only, overrides: dict[str, dict] | 
     params, configs = check(profile, retrain, overrides, selected)  # one line and nothing run, on any problem
     _absolute_paths(params)  # the kernels run in notebooks/: a relative path would point there
     check_earlier_results(profile, selected)  # --only: what the notebooks read from those not run
+    with folder_lock(reports_dir() / profile, "cityseg report"):  # checked: now the folder may be made
+        return _build(profile, params, configs, selected, kind, retrain, pdf, verbose)
+
+
+def _build(profile: str, params: dict[str, dict], configs: dict, selected: list[str], kind: str, retrain: bool,
+           pdf: bool, verbose: bool) -> Path:
+    """The data, the notebooks and the rendering of a checked build (:func:`run_report`)."""
+    from cityseg_lib.data.source import ensure_data
+    from cityseg_lib.execute.notebooks import in_threads, shared_cluster, waves
+    from cityseg_lib.report.notebook_results import results_dir
+    from cityseg_lib.report.preflight import check_run_lengths
+
     log = (lambda msg: print(f"report[{profile}]: {msg}", flush=True)) if verbose else (lambda msg: None)
     out_dir = reports_dir() / profile
     timings_path = results_dir(profile) / "timings.json"

@@ -136,11 +136,16 @@ def train_or_load(cfg: TrainConfig, retrain: bool = False, verbose: bool = True)
         if verbose:
             print(f"{cfg.name}: reusing the finished run {relative(out)}")
         return out
+    start = _epochs_done(out) if state == "resume" else 0  # an interrupted (or shorter) run goes on
+    if verbose and start:
+        print(f"{cfg.name}: resuming {relative(out)} after epoch {start} of {cfg.epochs}")
     t0 = time.perf_counter()
     fit(cfg, resume=True)
     if verbose:
         s = load_summary(out)
-        print(f"{cfg.name}: trained {s['epochs_run']} epochs in {time.perf_counter() - t0:.0f} s; "
+        which = f" (epochs {start + 1}-{s['epochs_run']})" if start else ""
+        n = s["epochs_run"] - start
+        print(f"{cfg.name}: trained {n} epoch{'s' if n != 1 else ''}{which} in {time.perf_counter() - t0:.0f} s; "
               f"best epoch {s['best_epoch']}, val mIoU {100 * s['val']['miou']:.1f}%")
     return out
 
