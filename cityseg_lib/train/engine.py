@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import time
 from pathlib import Path
 
@@ -40,7 +39,8 @@ from cityseg_lib.train.checkpoint import load_checkpoint, save_checkpoint
 from cityseg_lib.train.losses import build_loss
 from cityseg_lib.train.optimizers import OPTIMIZERS, build_optimizer
 from cityseg_lib.train.loop import evaluate, evaluate_full_res, to_device, train_one_epoch, write_above_bars
-from cityseg_lib.train.setup import configure_cuda, num_workers, progress_enabled, resolve_device, seed_all, seed_epoch
+from cityseg_lib.train.setup import (configure_cuda, num_workers, peak_memory_mb, progress_enabled, reset_peak_memory,
+                                     resolve_device, seed_all, seed_epoch)
 
 __all__ = ["OPTIMIZERS", "build_datasets", "full_val_dataset", "build_model_for", "build_optimizer", "fit", "load_run",
            "resolve_device", "to_device", "train_one_epoch", "evaluate", "evaluate_full_res"]
@@ -94,29 +94,6 @@ def build_model_for(cfg: TrainConfig, init_weights: bool = True) -> nn.Module:
 # ----------------------------------------------------------------------------- fit
 
 
-def _reset_peak_memory(device: torch.device) -> str:
-    """Start this run's peak-memory count; returns its scope, ``run`` or ``process``. A notebook
-    kernel, a Ray worker or a sweep trains many runs in one process, whose own peak only grows:
-    CUDA resets its allocator's counter, Linux the process's resident-set high-water mark
-    (``/proc/self/clear_refs``, value 5); elsewhere the count stays the process's since it began."""
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        return "run"
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return "run"
-    except OSError:
-        return "process"
-
-
-def _peak_memory_mb(device: torch.device) -> float:
-    """The largest CUDA allocation, or the process's largest resident set, since :func:`_reset_peak_memory`."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
 def _loaders(cfg: TrainConfig, train_ds, val_ds, workers: int, use_cuda: bool, distributed: bool):
     gen = torch.Generator()
     if distributed:
@@ -159,7 +136,7 @@ def fit(cfg: TrainConfig, resume: bool = False, log=None) -> Path:
 def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, resume: bool, log,
          tb: tblog.RunLog) -> None:
     configure_cuda(device)
-    memory_scope = _reset_peak_memory(device)
+    memory_scope = reset_peak_memory(device)
     last_path, best_path = runstore.checkpoint_path(out, "last"), runstore.checkpoint_path(out, "best")
     progress = progress_enabled(cfg.progress)
     use_cuda = device.type == "cuda"
@@ -281,7 +258,7 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
             "train_images": len(train_ds), "val_images": len(val_ds),
             "train_images_per_s": float(np.median(rates)) if rates else math.nan,
             "train_time_s": float(sum(h["epoch_time_s"] for h in history)), "wall_time_s": time.perf_counter() - t_run,
-            "peak_memory_mb": _peak_memory_mb(device), "peak_memory_scope": memory_scope, "device": str(device),
+            "peak_memory_mb": peak_memory_mb(device), "peak_memory_scope": memory_scope, "device": str(device),
             "world_size": D.world_size(),
         })
 

@@ -1,4 +1,5 @@
-"""What a training or evaluation process sets up before the loop: device, seeds, threads, autocast.
+"""What a training or evaluation process sets up before the loop: device, seeds, threads, autocast,
+and the count of its peak memory.
 
 Randomness is re-seeded from ``(seed, epoch, rank)`` at the start of every epoch, so a resumed
 run repeats the interrupted epoch bit for bit.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import sys
 from contextlib import nullcontext
 
@@ -18,7 +20,8 @@ from cityseg_lib.errors import CitysegError
 from cityseg_lib.train import distributed as D
 
 __all__ = ["DeviceUnavailable", "resolve_device", "configure_cuda", "seed_epoch", "seed_all", "set_cpu_threads",
-           "autocast", "num_workers", "interactive", "progress_enabled"]
+           "autocast", "num_workers", "interactive", "progress_enabled", "reset_peak_memory",
+           "peak_memory_mb"]
 
 
 class DeviceUnavailable(CitysegError):
@@ -135,3 +138,26 @@ def progress_enabled(requested: bool | str) -> bool:
     if not D.is_main():
         return False
     return interactive() if requested == "auto" else bool(requested)
+
+
+def reset_peak_memory(device: torch.device) -> str:
+    """Start this run's peak-memory count; returns its scope, ``run`` or ``process``. A notebook
+    kernel, a Ray worker or a sweep trains many runs in one process, whose own peak only grows:
+    CUDA resets its allocator's counter, Linux the process's resident-set high-water mark
+    (``/proc/self/clear_refs``, value 5); elsewhere the count stays the process's since it began."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+        return "run"
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return "run"
+    except OSError:
+        return "process"
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """The largest CUDA allocation, or the process's largest resident set, since :func:`reset_peak_memory`."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
