@@ -217,6 +217,19 @@ def test_compare_groups_pools_seeds_and_checks_agreement():
     assert "of 6 seed pairs agree" in verdict(uneven, "U-Net", "SimpleFCN")
 
 
+def test_one_image_never_resolves_a_difference():
+    """With one validation image every resample is that image: the interval has zero width whatever the
+    runs' noise, so even a clear gap on that image is no finding; two images can resolve one."""
+    good, bad = _perfect(1), _all_wrong(1)
+    d = paired_difference(good, bad, n_boot=200)
+    assert d.low == d.high == d.difference == 1.0 and d.excludes_zero and not d.resolved
+    assert verdict(d, "A", "B") == ("A vs B: 100.0 mIoU points (95% CI 100.0 to 100.0); the difference is "
+                                    "unresolved at this validation size.")
+    assert not compare_groups([good], [bad], n_boot=200).resolved
+    assert not compare_groups([good, good], [bad, bad], n_boot=200).resolved  # the seeds agree; one image still
+    assert paired_difference(_perfect(2), _all_wrong(2), n_boot=200).resolved
+
+
 def test_compare_groups_matches_a_single_run_with_the_run_of_its_seed():
     """A variant run once against 3 seeds: the difference and its interval are the variant's against the
     seed it was trained with; every seed of the other side still has to lie on the same side of it."""

@@ -233,7 +233,8 @@ def paired_difference(per_image_a: ArrayLike, per_image_b: ArrayLike, n_boot: in
                       seed: int = 0, metric: str = "miou", method: str = "expanded") -> Difference:
     """Score(a) - score(b) with a paired bootstrap: both runs resampled with the same indices.
 
-    Both inputs are ``(N, C, C+1)`` over the same N images in the same order.
+    Both inputs are ``(N, C, C+1)`` over the same N images in the same order. One image is never
+    resolved: every resample is that image, so the interval's zero width measures nothing.
     """
     a, b = _as_per_image(per_image_a, "per_image_a"), _as_per_image(per_image_b, "per_image_b")
     if a.shape != b.shape:
@@ -243,7 +244,7 @@ def paired_difference(per_image_a: ArrayLike, per_image_b: ArrayLike, n_boot: in
     va, vb = _score_total(a, metric), _score_total(b, metric)
     low, high = interval_of_samples(diffs, len(a), level, method)
     d = va - vb  # resolved: the interval excludes zero on d's side (few images can shift it past a tiny d)
-    resolved = bool((low > 0 and d > 0) or (high < 0 and d < 0))
+    resolved = len(a) > 1 and bool((low > 0 and d > 0) or (high < 0 and d < 0))
     return Difference(a=va, b=vb, difference=d, low=low, high=high, resolved=resolved,
                       n_images=len(a), n_boot=n_boot, level=level, metric=metric, method=method)
 
