@@ -362,6 +362,30 @@ def test_an_architecture_difference_whose_seeds_disagree_is_unresolved():
     assert headline_json.headline(ctx)["comparisons"]["unet_vs_simple_fcn"]["resolved"] is False
 
 
+def test_seeds_are_paired_by_seed_not_by_their_place_in_each_notebooks_list():
+    """Each notebook lists its own seeds, main seed first: SimpleFCN's main run may be seed 1 while
+    U-Net's is seed 0. U-Net beats SimpleFCN by 5 hits with every seed; paired by place in the lists,
+    seed 0 would meet seed 1 and the seeds would seem to disagree. With other seeds on the two sides,
+    no run has a partner: every U-Net seed is set against every SimpleFCN seed."""
+    def relabel(ctx: ReportContext, seeds: dict[str, int]) -> ReportContext:
+        for run, seed in seeds.items():
+            ctx.runs.records[run]["seed"] = seed
+        return ctx
+
+    # SimpleFCN's list: its main run (seed 1, 65 hits), then seed 0 (55) and seed 2 (75)
+    ctx = relabel(context(arch_seeds={"unet": [60, 70, 80], "fcn": [65, 55, 75]}),
+                  {"simple_fcn": 1, "simple_fcn_seed1": 0})
+    c = evidence.comparison(ctx, "unet_vs_simple_fcn")
+    assert c.resolved and c.diff.seeds_agree and all(d > 0 for d in c.diff.seed_differences)
+    assert c.sentence().startswith("U-Net beats SimpleFCN by") and "3 of 3 seeds agree" in c.sentence()
+    # SimpleFCN trained with seeds 0, 3 and 4: U-Net's seed 2 (80) against its seed 4 (85) is behind
+    ctx = relabel(context(arch_seeds={"unet": [60, 70, 80], "fcn": [55, 65, 85]}),
+                  {"simple_fcn_seed1": 3, "simple_fcn_seed2": 4})
+    c = evidence.comparison(ctx, "unet_vs_simple_fcn")
+    assert len(c.diff.seed_differences) == 9 and c.diff.seeds_agree is False and not c.resolved
+    assert "the seed pairs disagree (5 of 9 agree in sign)" in c.sentence()
+
+
 def test_a_variant_run_once_is_compared_with_its_own_seed_and_must_beat_every_seed():
     """The main U-Net's seeds score 70 / 74 / 66 and every variant ran once with seed 0: its difference
     is taken against seed 0 (70), the run that shares its initial weights and image order. A variant

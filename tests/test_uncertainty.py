@@ -215,6 +215,10 @@ def test_compare_groups_pools_seeds_and_checks_agreement():
     uneven = compare_groups(group_a, group_b[:2], n_boot=200)
     assert len(uneven.seed_differences) == 6 and (uneven.n_seeds_a, uneven.n_seeds_b) == (3, 2)
     assert "of 6 seed pairs agree" in verdict(uneven, "U-Net", "SimpleFCN")
+    # as many runs, but not of the same seeds: no run has a partner, so every a_i meets every b_j
+    crossed = compare_groups(group_a, group_b, n_boot=200, paired_seeds=False)
+    assert len(crossed.seed_differences) == 9 and (crossed.n_seeds_a, crossed.n_seeds_b) == (3, 3)
+    assert "of 9 seed pairs agree" in verdict(crossed, "U-Net", "SimpleFCN")
 
 
 def test_one_image_never_resolves_a_difference():

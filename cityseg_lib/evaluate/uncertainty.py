@@ -29,8 +29,7 @@ from cityseg_lib.evaluate.intervals import METHODS, interval_of_samples
 __all__ = [
     "Interval", "Difference", "miou_from_matrix", "pixel_accuracy_from_matrix", "miou_of_resamples",
     "scores_of_resamples", "resample_indices", "bootstrap_ci", "class_iou_intervals", "paired_difference",
-    "seed_spread",
-    "compare_groups", "METHODS",
+    "seed_spread", "compare_groups", "METHODS",
 ]
 
 METRICS = ("miou", "pixel_accuracy")
@@ -57,7 +56,7 @@ class Difference:
     """``a - b`` with the paired-bootstrap interval of the difference (fractions, not points).
 
     ``seed_differences`` holds per-seed differences ``a_i - b_i`` (or every ``a_i - b_j`` when
-    the groups have different seed counts); ``seeds_agree`` is None when fewer than 2 were
+    the groups hold different seeds or counts); ``seeds_agree`` is None when fewer than 2 were
     compared. ``resolved``: the interval excludes zero, on the side of ``difference``, and the seeds
     (if assessed) agree.
     """
@@ -259,12 +258,14 @@ def seed_spread(values: Sequence[float]) -> dict[str, float]:
 
 def compare_groups(group_a: Sequence[ArrayLike], group_b: Sequence[ArrayLike], n_boot: int = 2000,
                    level: float = 0.95, seed: int = 0, metric: str = "miou", method: str = "expanded",
-                   matched: tuple[int, int] | None = None, matched_seed: int | None = None) -> Difference:
+                   matched: tuple[int, int] | None = None, matched_seed: int | None = None,
+                   paired_seeds: bool = True) -> Difference:
     """Compare two configurations, each a list of ``(N, C, C+1)`` runs (one per seed, same images).
 
-    Pooled: paired bootstrap of the matrices summed over seeds per image. Per seed: seed i of a
-    minus seed i of b when the counts match, else every a_i minus every b_j. ``resolved`` needs
-    the interval to exclude zero and, with >= 2 such differences, all to share its sign.
+    Pooled: paired bootstrap of the matrices summed over seeds per image. Per seed: run i of a minus
+    run i of b when the counts match and ``paired_seeds`` (run i of both groups has the same seed), else
+    every a_i minus every b_j. ``resolved`` needs the interval to exclude zero and, with >= 2 such
+    differences, all to share its sign.
 
     ``matched=(i, j)``, for a configuration that ran once against one with several seeds: the
     difference and its interval are those of ``a_i - b_j`` alone, the two runs of the same seed
@@ -279,18 +280,14 @@ def compare_groups(group_a: Sequence[ArrayLike], group_b: Sequence[ArrayLike], n
         raise ValueError("each group needs at least one run")
     if len(shapes := {r.shape for r in runs_a + runs_b}) != 1:
         raise ValueError(f"all runs must cover the same images and classes, got shapes {sorted(shapes)}")
-    if matched is not None:
-        i, j = matched
-        if not (0 <= i < len(runs_a) and 0 <= j < len(runs_b)):
-            raise ValueError(f"matched={matched} is outside groups of {len(runs_a)} and {len(runs_b)} runs")
-        first = paired_difference(runs_a[i], runs_b[j], n_boot=n_boot, level=level, seed=seed, metric=metric,
-                                  method=method)
-    else:
-        first = paired_difference(sum(runs_a), sum(runs_b), n_boot=n_boot, level=level, seed=seed, metric=metric,
-                                  method=method)
+    if matched is not None and not (0 <= matched[0] < len(runs_a) and 0 <= matched[1] < len(runs_b)):
+        raise ValueError(f"matched={matched} is outside groups of {len(runs_a)} and {len(runs_b)} runs")
+    pair = (runs_a[matched[0]], runs_b[matched[1]]) if matched is not None else (sum(runs_a), sum(runs_b))
+    first = paired_difference(*pair, n_boot=n_boot, level=level, seed=seed, metric=metric, method=method)
     pooled = replace(first, matched_seed=matched_seed if matched is not None else None)
     score_a, score_b = [_score_total(r, metric) for r in runs_a], [_score_total(r, metric) for r in runs_b]
-    pairs = zip(score_a, score_b) if len(score_a) == len(score_b) else itertools.product(score_a, score_b)
+    same = paired_seeds and len(score_a) == len(score_b)
+    pairs = zip(score_a, score_b) if same else itertools.product(score_a, score_b)
     per_seed = tuple(x - y for x, y in pairs)
     out = replace(pooled, seed_differences=per_seed, n_seeds_a=len(runs_a), n_seeds_b=len(runs_b),
                   spread_a=seed_spread(score_a), spread_b=seed_spread(score_b))

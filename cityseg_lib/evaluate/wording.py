@@ -51,7 +51,8 @@ def verdict(diff: Difference, name_a: str, name_b: str, metric: str = "mIoU") ->
 def _verdict(diff: Difference, name_a: str, name_b: str, metric: str) -> str:
     unit = f"{metric} points" if metric else "points"
     ci = _level(diff.level)
-    pairs = "seeds" if diff.n_seeds_a == diff.n_seeds_b else "seed pairs"
+    # seed i against seed i ("seeds"), or every run of one side against every run of the other
+    pairs = "seeds" if len(diff.seed_differences) == diff.n_seeds_a == diff.n_seeds_b else "seed pairs"
     agree = f"{diff.n_seeds_agreeing} of {len(diff.seed_differences)}"
     seeds = f"; {agree} {pairs} agree" if diff.seeds_agree is not None else ""
     if diff.matched_seed is not None:  # a single run against the run of its own seed (compare_groups)

@@ -124,18 +124,31 @@ def _matched(ctx: ReportContext, runs_a: list[str], runs_b: list[str]) -> tuple[
     return ((0, j) if len(runs_a) == 1 else (j, 0)), int(seed)
 
 
+def _by_seed(ctx: ReportContext, runs_a: list[str], runs_b: list[str]) -> tuple[list[str], bool]:
+    """``runs_b`` in the order of ``runs_a``'s seeds, and whether run i of both lists has the same
+    seed (:func:`compare_groups`' ``paired_seeds``): each notebook lists its own seeds (main seed first),
+    so position i of two configurations need not be one seed; with other seeds on the two sides (or a
+    run without a seed) no run has a partner, and every run of one side is set against every other."""
+    seeds_a, seeds_b = ([ctx.record(r).get("seed") for r in runs] for runs in (runs_a, runs_b))
+    if None in seeds_a + seeds_b or len(set(seeds_a)) != len(seeds_a) or sorted(seeds_a) != sorted(seeds_b):
+        return runs_b, False
+    return [runs_b[seeds_b.index(s)] for s in seeds_a], True
+
+
 def compare(ctx: ReportContext, runs_a: list[str], runs_b: list[str]) -> Difference | None:
     """Paired difference of two configurations (one run per seed each); None when not comparable.
-    A configuration that ran once is compared with the other's run of the same seed (:func:`_matched`)."""
+    A configuration that ran once is compared with the other's run of the same seed (:func:`_matched`);
+    repeated ones, seed by seed (:func:`_by_seed`)."""
     def make():
+        match = _matched(ctx, runs_a, runs_b)
+        ordered, paired = (runs_b, True) if match else _by_seed(ctx, runs_a, runs_b)
         a = [ctx.runs.per_image(r) for r in runs_a]
-        b = [ctx.runs.per_image(r) for r in runs_b]
+        b = [ctx.runs.per_image(r) for r in ordered]
         if not a or not b or any(m is None for m in a + b):
             return None
-        match = _matched(ctx, runs_a, runs_b)
         try:
             return compare_groups(a, b, n_boot=ctx.n_boot, matched=match[0] if match else None,
-                                  matched_seed=match[1] if match else None)
+                                  matched_seed=match[1] if match else None, paired_seeds=paired)
         except ValueError:  # different validation images (max_val_images differs): not paired
             return None
 
