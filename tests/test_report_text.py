@@ -627,6 +627,12 @@ def test_table_cells_carry_the_same_interval_as_the_text():
     assert evidence.interval_text(ctx, "unet") == cell.replace(" (", "% (95% CI ")
     table = training_section.augmentation_table(ctx)
     assert table["val mIoU full res % [95% CI]"].iloc[0] == cell
+    # a model that learnt almost nothing: 0.04% in the sentence is 0.04 in Table 10, not 0.0
+    low = context(fcn=[1, 1] + [0] * (N_IMAGES - 2))
+    text, cell = evidence.interval_text(low, "simple_fcn"), cells.interval_cell(low, "simple_fcn")
+    assert text.startswith("0.04% (95% CI ") and text == cell.replace(" (", "% (95% CI ")
+    table = results_section.results_table(low)
+    assert table[table["model"] == "SimpleFCN"].iloc[0]["val mIoU full res, official % [95% CI]"] == cell
 
 
 def _timed(fcn: list[float], unet: list[float], swin: list[float], large: list[float] | None = None) -> ReportContext:

@@ -16,7 +16,9 @@ __all__ = ["interval_cell", "train_size_cell", "difference_cell", "finding_cell"
 
 
 def _cell(iv: Interval) -> str:
-    return f"{100 * iv.value:.1f} ({100 * iv.low:.1f}-{100 * iv.high:.1f})"
+    """``"31.2 (28.0-34.5)"``, each number as the prose prints it (:func:`fixed_point`: a score of 0.04%
+    reads 0.04 in the table as in the sentence, not 0.0)."""
+    return f"{fixed_point(100 * iv.value)} ({fixed_point(100 * iv.low)}-{fixed_point(100 * iv.high)})"
 
 
 def interval_cell(ctx: ReportContext, run: str) -> str:
