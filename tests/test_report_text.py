@@ -141,6 +141,21 @@ def test_loss_text_resolved_cross_entropy_best_agrees_with_reference():
     assert loss_section.loss_ranking(ctx)[0] == "cross_entropy"
 
 
+def test_loss_text_of_one_seed_claims_no_seed_agreement_or_spread():
+    """Notebook 05 may train each loss once (seeds=[0]): nothing was pooled over seeds, no spread measured,
+    and no seed agreed with another; with two seeds the same words claim all three."""
+    one = loss_section.loss_text(context(losses={"cross_entropy": [90], "iou": [50], "dice": [50]}))
+    assert "Paired on the same validation images: Cross-entropy beats IoU (soft Jaccard) by" in one
+    assert "one run each, so the spread between seeds is not measured" in one and "pooled over seeds" not in one
+    assert "every seed agreeing" not in one and one.endswith(
+        "here beyond the noise of the validation images and with one run of each loss (the seed noise is not in "
+        "these intervals).")
+    two = loss_section.loss_text(context(losses={"cross_entropy": [90, 91], "iou": [50, 51], "dice": [50, 52]}))
+    assert "so that a difference can be compared with the spread between seeds" in two
+    assert "Paired on the same validation images and pooled over seeds: " in two
+    assert two.endswith("here beyond the noise of the validation images and with every seed agreeing.")
+
+
 def test_loss_text_resolved_other_loss_best_contradicts_reference():
     ctx = context(losses={"cross_entropy": [60, 61], "dice": [80, 81]})
     text = loss_section.loss_text(ctx)

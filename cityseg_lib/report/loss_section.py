@@ -90,16 +90,19 @@ def loss_text(ctx: ReportContext) -> str:
     n = len(described)
     number = _NUMBER.get(n, str(n))
     every = f"All {number} ignore" if n > 2 else "Both ignore" if n == 2 else "It ignores"
+    seeds = s[first]["seeds"]  # one run of each loss: no spread between seeds to compare a difference with
+    why = ("so that a difference can be compared with the spread between seeds" if len(seeds) > 1 else
+           "one run each, so the spread between seeds is not measured")
     parts = [
         f"{number.capitalize()} training loss{'es were' if n > 1 else ' was'} compared on the U-Net: "
         f"{join(described)}. {every} the void label.",
-        f"Each loss was trained with {len(s[first]['seeds'])} seed{'s' if len(s[first]['seeds']) > 1 else ''} ({join([str(x) for x in s[first]['seeds']])}; "
-        f"{cfg.epochs} epochs, otherwise the main U-Net of notebook 03), so that a difference can be compared with "
-        f"the spread between seeds. Mean full-resolution validation mIoU over seeds, best first: {order}.",
+        f"Each loss was trained with {len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({join([str(x) for x in seeds])}; "
+        f"{cfg.epochs} epochs, otherwise the main U-Net of notebook 03), {why}. Mean full-resolution validation mIoU "
+        f"over seeds, best first: {order}.",
     ]
     comps = finding(ctx, "loss")
     if comps:
-        parts.append("Paired on the same validation images and pooled over seeds: "
+        parts.append(f"Paired on the same validation images{' and pooled over seeds' if len(seeds) > 1 else ''}: "
                      + " ".join(c.sentence() for c in comps))
     parts.append(loss_reference(ctx))
     return "\n\n".join(parts)
@@ -115,9 +118,11 @@ def loss_reference(ctx: ReportContext) -> str:
     if better:
         return (f"Unlike the reference study, where cross-entropy was best, {join(better)} "
                 f"beat{'s' if len(better) == 1 else ''} it here beyond the sampling noise.")
-    if len(beaten) == len(comps):
+    if len(beaten) == len(comps):  # resolved: the seeds agreed wherever there were two or more to compare
+        seeds = ("with every seed agreeing" if all(c.diff.seeds_agree for c in comps) else
+                 "with one run of each loss (the seed noise is not in these intervals)")
         return (f"This agrees with the reference study: cross-entropy beat {join(beaten)}, here beyond the noise of "
-                "the validation images and with every seed agreeing.")
+                f"the validation images and {seeds}.")
     rest = len(comps) - len(beaten)
     if beaten:
         return (f"Cross-entropy beat {join(beaten)} beyond the noise; the other "
