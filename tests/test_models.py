@@ -149,6 +149,36 @@ def test_swin_input_of_another_size_is_resized():
     torch.testing.assert_close(model(x), expected)
 
 
+
+class _FirstChannel(torch.nn.Module):
+    """Stands in for a decoder block or the head: passes channel 0 (the up-sampled deeper path) on."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1]
+
+
+@pytest.mark.parametrize("height", [208, 210], ids=["208: 6.5 deepest rows", "210: not a multiple of 4"])
+def test_swin_upsampling_keeps_features_on_their_pixels(height):
+    """Geometry of the decoder's and the head's up-sampling, with the real encoder's feature sizes:
+    every feature holds the image row of its cell's centre (stride r, cell i: r*i + (r-1)/2); with
+    the blocks passing the up-sampled path through, the logits must hold each pixel's own row away
+    from the top/bottom (where bilinear clamps). Swin pads an odd grid at the bottom (208 rows: the
+    deepest 7 rows cover 224), so stretching 7 rows onto 13 would put the deepest feature up to
+    16 px below where it belongs; its patch grid drops the last 210 % 4 rows."""
+    model = _tiny("swin2_jnet", img_size=(height, 32)).eval()
+    with torch.no_grad():
+        shapes = [f.shape[-2:] for f in model.encoder(torch.zeros(1, 3, height, 32))]
+    assert [s[0] for s in shapes] == [height // 4, 26, 13, 7]
+    rows = [(torch.arange(h) * r + (r - 1) / 2).view(1, 1, h, 1).expand(1, 1, h, w)
+            for (h, w), r in zip(shapes, model.encoder.reductions)]
+    model.encoder.forward = lambda x: rows
+    model.decoder.blocks = torch.nn.ModuleList(_FirstChannel() for _ in model.decoder.blocks)
+    model.head = _FirstChannel()
+    out = model(torch.zeros(1, 3, height, 32))[0, 0, :, 0]
+    assert out.shape == (height,)
+    interior = slice(48, 160)  # clear of the clamped borders of every stride
+    torch.testing.assert_close(out[interior], torch.arange(height, dtype=torch.float32)[interior])
+
 # ----------------------------------------------------------------------------- encoder contracts
 
 
