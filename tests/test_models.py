@@ -87,6 +87,26 @@ def test_bad_option_values(name, options, match):
         _tiny(name, **options)
 
 
+@pytest.mark.parametrize(
+    "options, size, match",
+    [
+        (dict(decoder_channels=[8, 8]), SIZE, r"decoder_channels=\[8, 8\] must list 4 widths, one per encoder stage"),
+        (dict(encoder_kwargs=dict(TINY_SWIN, embed_dimm=24)), SIZE,
+         r"encoder 'swinv2_tiny_window8_256' rejects its arguments .*'embed_dimm'.*unexpected keyword"),
+        (dict(img_size=None), (2, 2), r"encoder 'swinv2_tiny_window8_256' cannot be built for \[2, 2\] images"),
+    ],
+    ids=["stage count", "encoder_kwargs typo", "smaller than a patch"],
+)
+def test_swin_options_timm_refuses_are_refused_where_the_config_enters(options, size, match):
+    """check_model (run before a run folder or the data exists) finds what only timm can say: the
+    number of stages, arguments the encoder rejects, a size it cannot build for; one line each."""
+    from cityseg_lib.models import check_model
+
+    with pytest.raises(CitysegError, match=match) as info:
+        check_model("swin2_jnet", {**TINY["swin2_jnet"], **options}, size)
+    assert "\n" not in str(info.value)
+    check_model("swin2_jnet", TINY["swin2_jnet"], SIZE)  # the good options pass
+
 def test_yaml_style_options():
     """Params files give lists: img_size, depths and num_heads arrive as YAML lists."""
     opts = dict(TINY["swin2_jnet"], img_size=list(SIZE), decoder_channels=[8, 8, 8, 8],

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cityseg_lib.errors import CitysegError
+from cityseg_lib.errors import CitysegError, one_line
 from cityseg_lib.data.labels import NUM_CLASSES
 from cityseg_lib.models.registry import check_int, check_probability, check_size, register_model
 from cityseg_lib.models.timm_weights import create_encoder
@@ -173,10 +173,38 @@ def _check_normalisation(encoder: str) -> None:
                            "choose an ImageNet-normalised encoder (e.g. a swinv2_*), or pretrained: false")
 
 
+#: (encoder, encoder_kwargs, img_size) -> number of feature stages, see :func:`_encoder_stages`
+_STAGES: dict[str, int] = {}
+
+
+def _encoder_stages(encoder: str, kwargs: dict[str, Any], img_size: tuple[int, int] | None) -> int:
+    """Feature stages of the encoder, from a build on the meta device (shapes only, no weights: 0.06 s
+    for the demo's tiny Swin, 0.4 s for the base one; cached), so that arguments timm rejects and a
+    size it cannot build for are refused where a config enters, not after its data and run folder."""
+    key = repr((encoder, sorted(kwargs.items()), img_size))
+    if key not in _STAGES:
+        import timm
+
+        size = {} if img_size is None else {"img_size": img_size}
+        try:
+            with torch.device("meta"):
+                model = timm.create_model(encoder, pretrained=False, features_only=True, **kwargs, **size)
+        except TypeError as err:  # timm passes unknown keyword arguments on to the model class
+            raise CitysegError(f"{_NAME}: encoder {encoder!r} rejects its arguments {sorted(kwargs)}: "
+                               f"{one_line(err)}") from err
+        except Exception as err:  # e.g. an input smaller than a patch
+            where = f" for {list(img_size)} images" if img_size else ""
+            raise CitysegError(f"{_NAME}: encoder {encoder!r} cannot be built{where} (encoder_kwargs {kwargs}): "
+                               f"{one_line(err)}") from err
+        _STAGES[key] = len(model.feature_info.channels())
+    return _STAGES[key]
+
+
 def check_swin2_jnet(options: dict, input_size: tuple[int, int] | None = None) -> dict[str, Any]:
-    """The Swin2-JNet's option values, without building the encoder: a timm model name, booleans,
-    ``weights`` only with ``pretrained``, the dropout rate, ``encoder_kwargs`` (returned as timm
-    takes them), sizes and widths. Any input size works (resized to the encoder's)."""
+    """The Swin2-JNet's option values, without weights: a timm model name, booleans, ``weights`` only
+    with ``pretrained``, the dropout rate, ``encoder_kwargs`` (returned as timm takes them), sizes and
+    widths, one per encoder stage (counted on a meta-device build for ``img_size``, else the input
+    size). Any input size the encoder builds for works (others are resized to it)."""
     import timm
 
     encoder, pretrained, weights = options["encoder"], options["pretrained"], options["weights"]
@@ -198,7 +226,13 @@ def check_swin2_jnet(options: dict, input_size: tuple[int, int] | None = None) -
             raise CitysegError(f"{_NAME}: option decoder_channels={channels!r} must list one width per encoder stage")
         for c in channels:
             check_int(_NAME, "decoder_channels", c)
-    return _check_encoder_kwargs(options["encoder_kwargs"])
+    kwargs = _check_encoder_kwargs(options["encoder_kwargs"])
+    size = options["img_size"] if options["img_size"] is not None else input_size
+    stages = _encoder_stages(encoder, kwargs, None if size is None else check_size(_NAME, "img_size", size))
+    if channels is not None and len(channels) != stages:
+        raise CitysegError(f"{_NAME}: option decoder_channels={channels!r} must list {stages} widths, one per "
+                           "encoder stage")
+    return kwargs
 
 
 @register_model(_NAME, check=check_swin2_jnet)
@@ -246,14 +280,8 @@ class Swin2JNet(nn.Module):
 
         self.encoder = TimmEncoder(encoder, img_size, pretrained, weights, **kwargs)
         self.img_size = self.encoder.img_size
-        if decoder_channels is None:
-            decoder_channels = tuple(max(c // 2, 1) for c in self.encoder.out_channels)
-        elif not isinstance(decoder_channels, (list, tuple)) or len(decoder_channels) != len(self.encoder.out_channels):
-            raise CitysegError(
-                f"{_NAME}: option decoder_channels={decoder_channels!r} must list "
-                f"{len(self.encoder.out_channels)} widths, one per encoder stage"
-            )
-        decoder_channels = tuple(check_int(_NAME, "decoder_channels", c) for c in decoder_channels)
+        # a given list was checked above (one width per stage); None: half of each stage's channels
+        decoder_channels = tuple(decoder_channels or (max(c // 2, 1) for c in self.encoder.out_channels))
         self.decoder = _JDecoder(self.encoder.out_channels, decoder_channels, dropout, batchnorm,
                                  self.encoder.reductions)
         self.head = nn.Conv2d(self.decoder.out_channels, num_classes, 1)
