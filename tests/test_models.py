@@ -87,6 +87,26 @@ def test_bad_option_values(name, options, match):
         _tiny(name, **options)
 
 
+@pytest.mark.parametrize(
+    "options, size, match",
+    [
+        (dict(decoder_channels=[8, 8]), SIZE, r"decoder_channels=\[8, 8\] must list 4 widths, one per encoder stage"),
+        (dict(encoder_kwargs=dict(TINY_SWIN, embed_dimm=24)), SIZE,
+         r"encoder 'swinv2_tiny_window8_256' rejects its arguments .*'embed_dimm'.*unexpected keyword"),
+        (dict(img_size=None), (2, 2), r"encoder 'swinv2_tiny_window8_256' cannot be built for \[2, 2\] images"),
+    ],
+    ids=["stage count", "encoder_kwargs typo", "smaller than a patch"],
+)
+def test_swin_options_timm_refuses_are_refused_where_the_config_enters(options, size, match):
+    """check_model (run before a run folder or the data exists) finds what only timm can say: the
+    number of stages, arguments the encoder rejects, a size it cannot build for; one line each."""
+    from cityseg_lib.models import check_model
+
+    with pytest.raises(CitysegError, match=match) as info:
+        check_model("swin2_jnet", {**TINY["swin2_jnet"], **options}, size)
+    assert "\n" not in str(info.value)
+    check_model("swin2_jnet", TINY["swin2_jnet"], SIZE)  # the good options pass
+
 def test_yaml_style_options():
     """Params files give lists: img_size, depths and num_heads arrive as YAML lists."""
     opts = dict(TINY["swin2_jnet"], img_size=list(SIZE), decoder_channels=[8, 8, 8, 8],
@@ -148,6 +168,36 @@ def test_swin_input_of_another_size_is_resized():
     expected = torch.nn.functional.interpolate(stride4, size=(48, 80), mode="bilinear", align_corners=False)
     torch.testing.assert_close(model(x), expected)
 
+
+
+class _FirstChannel(torch.nn.Module):
+    """Stands in for a decoder block or the head: passes channel 0 (the up-sampled deeper path) on."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :1]
+
+
+@pytest.mark.parametrize("height", [208, 210], ids=["208: 6.5 deepest rows", "210: not a multiple of 4"])
+def test_swin_upsampling_keeps_features_on_their_pixels(height):
+    """Geometry of the decoder's and the head's up-sampling, with the real encoder's feature sizes:
+    every feature holds the image row of its cell's centre (stride r, cell i: r*i + (r-1)/2); with
+    the blocks passing the up-sampled path through, the logits must hold each pixel's own row away
+    from the top/bottom (where bilinear clamps). Swin pads an odd grid at the bottom (208 rows: the
+    deepest 7 rows cover 224), so stretching 7 rows onto 13 would put the deepest feature up to
+    16 px below where it belongs; its patch grid drops the last 210 % 4 rows."""
+    model = _tiny("swin2_jnet", img_size=(height, 32)).eval()
+    with torch.no_grad():
+        shapes = [f.shape[-2:] for f in model.encoder(torch.zeros(1, 3, height, 32))]
+    assert [s[0] for s in shapes] == [height // 4, 26, 13, 7]
+    rows = [(torch.arange(h) * r + (r - 1) / 2).view(1, 1, h, 1).expand(1, 1, h, w)
+            for (h, w), r in zip(shapes, model.encoder.reductions)]
+    model.encoder.forward = lambda x: rows
+    model.decoder.blocks = torch.nn.ModuleList(_FirstChannel() for _ in model.decoder.blocks)
+    model.head = _FirstChannel()
+    out = model(torch.zeros(1, 3, height, 32))[0, 0, :, 0]
+    assert out.shape == (height,)
+    interior = slice(48, 160)  # clear of the clamped borders of every stride
+    torch.testing.assert_close(out[interior], torch.arange(height, dtype=torch.float32)[interior])
 
 # ----------------------------------------------------------------------------- encoder contracts
 

@@ -6,7 +6,7 @@ name           options (defaults)
 simple_fcn     base_width=64
 unet           base_width=64, depth=4, dropout=0.0
 swin2_jnet     encoder="swinv2_base_window12to24_192to384", img_size=None, pretrained=True,
-               weights=None, dropout=0.0, encoder_kwargs=None, decoder_channels=None
+               weights=None, dropout=0.0, batchnorm=True, encoder_kwargs=None, decoder_channels=None
 =============  ===========================================================================
 
 Every model is a plain ``nn.Module``, encoder -> decoder -> head, mapping images

@@ -129,8 +129,8 @@ def check_model(name: str, options: Mapping[str, Any], input_size: tuple[int, in
     """What :func:`build_model` refuses before building: an unknown model name (listing the valid
     ones), an option the model does not take (listing its options), an option value out of range,
     and (with ``input_size``, the ``(H, W)`` the model will be trained on) an input the model cannot
-    take. Cheap: nothing is built, so a config can be checked where it enters, before any folder or
-    data is touched."""
+    take. Cheap: no weights are made or loaded (a Swin encoder is built on the meta device, shapes
+    only), so a config can be checked where it enters, before any folder or data is touched."""
     valid = model_options(name)
     for key in options:
         if key not in valid:

@@ -3,11 +3,17 @@
 Section 2.3 of the reference report. The encoder is ``timm.create_model(encoder, features_only=True,
 img_size=...)``: four stages at strides 4/8/16/32, returned NHWC by Swin and permuted here to NCHW.
 The decoder has one block per encoder stage, deepest first; each block bilinearly up-samples the
-deeper block's output to its stage's size, concatenates the stage's feature (the skip connection)
+deeper block's output by the stride ratio (2), concatenates the stage's feature (the skip connection)
 and applies (3x3 conv, BatchNorm, ReLU) x 2 and Dropout. A 1x1 classifier at stride 4 and a bilinear
-up-sampling to the input size give the logits (classifying before up-sampling equals the reverse
+up-sampling by 4 give the logits at the input size (classifying before up-sampling equals the reverse
 order, both being linear, with 19 instead of ``decoder_channels[0]`` full-size channels). All widths
-come from the encoder's ``feature_info``.
+and strides come from the encoder's ``feature_info``.
+
+Sizes that are not multiples of 32: every grid starts at the top-left pixel, Swin's patch merging pads
+an odd grid at the bottom/right (48 rows: 12, 6, 3, then 2 rows that cover 64) and its patch
+embedding drops the last ``H % 4`` rows. So each up-sampling is by exactly the stride ratio, then
+cropped (or edge-padded) to the finer grid: stretching 2 rows onto 3 instead would shift the deepest
+feature by up to 8 pixels of a 48-pixel image.
 
 Swin V2 fixes its input size at creation (patch grid, attention windows and masks), so the model is
 built for ``img_size``. **Inputs of another size are resized** (bilinear) to ``img_size`` and the
@@ -30,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cityseg_lib.errors import CitysegError
+from cityseg_lib.errors import CitysegError, one_line
 from cityseg_lib.data.labels import NUM_CLASSES
 from cityseg_lib.models.registry import check_int, check_probability, check_size, register_model
 from cityseg_lib.models.timm_weights import create_encoder
@@ -60,6 +66,21 @@ def _check_encoder_kwargs(value: Any) -> dict[str, Any]:
             raise CitysegError(f"{_NAME}: encoder_kwargs may not set {key!r}; use the model option instead")
     # YAML gives lists; timm expects tuples for depths, num_heads, window sizes
     return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+
+
+def _upsample(x: torch.Tensor, factor: int, size: torch.Size | tuple[int, int]) -> torch.Tensor:
+    """``x (N, C, h, w)`` on a grid ``factor`` times coarser than ``size``, both anchored at the top-left
+    pixel -> ``(N, C, *size)``: bilinear by exactly ``factor``, then the rows/columns past ``size`` cropped
+    (a padded grid) or the missing ones edge-padded (a grid that dropped a remainder). Equals
+    ``F.interpolate(x, size)`` when ``size == factor * (h, w)``."""
+    h, w = x.shape[-2:]
+    x = F.interpolate(x, size=(h * factor, w * factor), mode="bilinear", align_corners=False)
+    pad_h, pad_w = size[0] - h * factor, size[1] - w * factor
+    if pad_h < 0 or pad_w < 0:
+        x = x[..., : size[0], : size[1]]
+    if pad_h > 0 or pad_w > 0:
+        x = F.pad(x, (0, max(pad_w, 0), 0, max(pad_h, 0)), mode="replicate")
+    return x
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -105,24 +126,27 @@ class TimmEncoder(nn.Module):
 class _JDecoder(nn.Module):
     """Features ``(N, C_i, H/r_i, W/r_i)`` shallow to deep -> ``(N, D_0, H/r_0, W/r_0)``.
 
-    Block ``i`` (deepest first) takes ``cat(up(previous block), feature_i)`` to ``D_i`` channels.
+    Block ``i`` (deepest first) takes ``cat(up(previous block), feature_i)`` to ``D_i`` channels;
+    ``up`` is by the stride ratio ``r_{i+1} / r_i`` (``reductions``, default 2), see :func:`_upsample`.
     """
 
     def __init__(self, encoder_channels: tuple[int, ...], channels: tuple[int, ...], dropout: float,
-                 batchnorm: bool = True) -> None:
+                 batchnorm: bool = True, reductions: tuple[int, ...] | None = None) -> None:
         super().__init__()
         deeper = (*channels[1:], 0)  # channels arriving from the deeper block; none for the deepest
         blocks = [DoubleConv(cin + cskip, cout, dropout, batchnorm)
                   for cskip, cin, cout in zip(encoder_channels, deeper, channels)]
         self.blocks = nn.ModuleList(blocks[::-1])
         self.out_channels = channels[0]
+        reductions = reductions or tuple(2**i for i in range(len(channels)))
+        # ratio of each stage's stride to the next shallower one's, deepest first
+        self.factors = tuple(max(deep // shallow, 1) for shallow, deep in zip(reductions[:-1], reductions[1:]))[::-1]
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         x = None
-        for block, skip in zip(self.blocks, features[::-1]):
+        for i, (block, skip) in enumerate(zip(self.blocks, features[::-1])):
             if x is not None:
-                x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-                skip = torch.cat([x, skip], dim=1)
+                skip = torch.cat([_upsample(x, self.factors[i - 1], skip.shape[-2:]), skip], dim=1)
             x = block(skip)
         return x
 
@@ -149,10 +173,38 @@ def _check_normalisation(encoder: str) -> None:
                            "choose an ImageNet-normalised encoder (e.g. a swinv2_*), or pretrained: false")
 
 
+#: (encoder, encoder_kwargs, img_size) -> number of feature stages, see :func:`_encoder_stages`
+_STAGES: dict[str, int] = {}
+
+
+def _encoder_stages(encoder: str, kwargs: dict[str, Any], img_size: tuple[int, int] | None) -> int:
+    """Feature stages of the encoder, from a build on the meta device (shapes only, no weights: 0.06 s
+    for the demo's tiny Swin, 0.4 s for the base one; cached), so that arguments timm rejects and a
+    size it cannot build for are refused where a config enters, not after its data and run folder."""
+    key = repr((encoder, sorted(kwargs.items()), img_size))
+    if key not in _STAGES:
+        import timm
+
+        size = {} if img_size is None else {"img_size": img_size}
+        try:
+            with torch.device("meta"):
+                model = timm.create_model(encoder, pretrained=False, features_only=True, **kwargs, **size)
+        except TypeError as err:  # timm passes unknown keyword arguments on to the model class
+            raise CitysegError(f"{_NAME}: encoder {encoder!r} rejects its arguments {sorted(kwargs)}: "
+                               f"{one_line(err)}") from err
+        except Exception as err:  # e.g. an input smaller than a patch
+            where = f" for {list(img_size)} images" if img_size else ""
+            raise CitysegError(f"{_NAME}: encoder {encoder!r} cannot be built{where} (encoder_kwargs {kwargs}): "
+                               f"{one_line(err)}") from err
+        _STAGES[key] = len(model.feature_info.channels())
+    return _STAGES[key]
+
+
 def check_swin2_jnet(options: dict, input_size: tuple[int, int] | None = None) -> dict[str, Any]:
-    """The Swin2-JNet's option values, without building the encoder: a timm model name, booleans,
-    ``weights`` only with ``pretrained``, the dropout rate, ``encoder_kwargs`` (returned as timm
-    takes them), sizes and widths. Any input size works (resized to the encoder's)."""
+    """The Swin2-JNet's option values, without weights: a timm model name, booleans, ``weights`` only
+    with ``pretrained``, the dropout rate, ``encoder_kwargs`` (returned as timm takes them), sizes and
+    widths, one per encoder stage (counted on a meta-device build for ``img_size``, else the input
+    size). Any input size the encoder builds for works (others are resized to it)."""
     import timm
 
     encoder, pretrained, weights = options["encoder"], options["pretrained"], options["weights"]
@@ -174,7 +226,13 @@ def check_swin2_jnet(options: dict, input_size: tuple[int, int] | None = None) -
             raise CitysegError(f"{_NAME}: option decoder_channels={channels!r} must list one width per encoder stage")
         for c in channels:
             check_int(_NAME, "decoder_channels", c)
-    return _check_encoder_kwargs(options["encoder_kwargs"])
+    kwargs = _check_encoder_kwargs(options["encoder_kwargs"])
+    size = options["img_size"] if options["img_size"] is not None else input_size
+    stages = _encoder_stages(encoder, kwargs, None if size is None else check_size(_NAME, "img_size", size))
+    if channels is not None and len(channels) != stages:
+        raise CitysegError(f"{_NAME}: option decoder_channels={channels!r} must list {stages} widths, one per "
+                           "encoder stage")
+    return kwargs
 
 
 @register_model(_NAME, check=check_swin2_jnet)
@@ -222,20 +280,18 @@ class Swin2JNet(nn.Module):
 
         self.encoder = TimmEncoder(encoder, img_size, pretrained, weights, **kwargs)
         self.img_size = self.encoder.img_size
-        if decoder_channels is None:
-            decoder_channels = tuple(max(c // 2, 1) for c in self.encoder.out_channels)
-        elif not isinstance(decoder_channels, (list, tuple)) or len(decoder_channels) != len(self.encoder.out_channels):
-            raise CitysegError(
-                f"{_NAME}: option decoder_channels={decoder_channels!r} must list "
-                f"{len(self.encoder.out_channels)} widths, one per encoder stage"
-            )
-        decoder_channels = tuple(check_int(_NAME, "decoder_channels", c) for c in decoder_channels)
-        self.decoder = _JDecoder(self.encoder.out_channels, decoder_channels, dropout, batchnorm)
+        # a given list was checked above (one width per stage); None: half of each stage's channels
+        decoder_channels = tuple(decoder_channels or (max(c // 2, 1) for c in self.encoder.out_channels))
+        self.decoder = _JDecoder(self.encoder.out_channels, decoder_channels, dropout, batchnorm,
+                                 self.encoder.reductions)
         self.head = nn.Conv2d(self.decoder.out_channels, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         size = x.shape[-2:]
         if self.img_size is not None and tuple(size) != self.img_size:  # see the module docstring
             x = F.interpolate(x, size=self.img_size, mode="bilinear", align_corners=False)
-        logits = self.head(self.decoder(self.encoder(x)))
+        logits = self.head(self.decoder(self.encoder(x)))  # at stride r_0 of x
+        stride, (gh, gw) = self.encoder.reductions[0], logits.shape[-2:]
+        if (gh * stride, gw * stride) != tuple(x.shape[-2:]):  # the patch grid dropped a remainder
+            logits = _upsample(logits, stride, x.shape[-2:])
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)

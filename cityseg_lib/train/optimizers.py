@@ -1,7 +1,10 @@
 """Optimisers by name (Section 3.3 of the reference compares AdamW, Adam and Adamax).
 
 Decoupled weight decay for AdamW, L2 added to the gradient for Adam and Adamax, as torch defines
-them. Each is built with the fastest implementation torch has for it: the fused kernel (one kernel
+them, on every parameter: biases, BatchNorm and LayerNorm weights and Swin V2's ``logit_scale``
+included: one parameter group, as the reference's plain optimisers (timm's training script exempts
+the 1-D ones; AdamW shrinks each weight by lr x decay = 1e-7 per step at the reference's 1e-3 and
+1e-4). Each is built with the fastest implementation torch has for it: the fused kernel (one kernel
 updates every parameter tensor, on CPU and CUDA) for AdamW and Adam, the multi-tensor ``foreach``
 path for Adamax, which has no fused kernel. The update is the per-parameter loop's (after one step
 the weights agree to float32 round-off); on a CPU core the fused AdamW step of the demo U-Net (0.5 M
