@@ -148,6 +148,31 @@ def test_a_kill_between_last_pt_and_metrics_csv_loses_no_row(demo_root, tmp_path
     assert list(metrics["val_loss"]) == [h["val_loss"] for h in load_checkpoint(run / "last.pt")["history"]]
 
 
+def test_a_resumed_and_extended_run_times_its_whole_wall_time(demo_root, tmp_path, monkeypatch):
+    """summary.json's wall_time_s covers every epoch of the run, not only the last process's."""
+    import time
+
+    slow, real = 0.25, engine.train_one_epoch  # every kept epoch takes at least `slow` seconds of wall time
+
+    def slow_epoch(*args, **kwargs):
+        time.sleep(slow)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_one_epoch", slow_epoch)
+    t0 = time.perf_counter()
+    with monkeypatch.context() as m:
+        _kill_at(m, engine, "train_one_epoch", 3)  # epochs 1-2 saved, killed in epoch 3
+        with pytest.raises(_Killed):
+            engine.fit(_cfg(demo_root, tmp_path, epochs=3), resume=True)
+    run = engine.fit(_cfg(demo_root, tmp_path, epochs=3), resume=True)  # trains epoch 3 only
+    engine.fit(_cfg(demo_root, tmp_path, epochs=5), resume=True)  # epochs 4-5
+    elapsed = time.perf_counter() - t0
+    three, five = runstore.read_json(run / "history" / "3_epochs" / "summary.json"), runstore.load_summary(run)
+    assert 3 * slow <= three["wall_time_s"] < five["wall_time_s"], (three["wall_time_s"], five["wall_time_s"])
+    assert 5 * slow <= five["wall_time_s"] < elapsed
+    assert five["wall_time_s"] > five["train_time_s"]  # it holds validation too
+
+
 def test_a_checkpoint_write_killed_before_its_rename_leaves_no_temporary_file_behind(demo_root, tmp_path):
     cfg = _cfg(demo_root, tmp_path, epochs=1)
     run = runstore.run_dir(cfg)

@@ -28,7 +28,8 @@ from cityseg_lib.train import distributed as D
 from cityseg_lib.train.checkpoint import load_checkpoint, save_checkpoint
 from cityseg_lib.train.setup import resolve_device
 
-__all__ = ["execution", "check_execution", "adopt_threads", "restore", "best_state", "repair_best", "check_best"]
+__all__ = ["execution", "check_execution", "adopt_threads", "restore", "wall_time_done", "best_state", "repair_best",
+           "check_best"]
 
 
 def execution(workers: int, device: torch.device) -> dict:
@@ -90,6 +91,15 @@ def restore(last_path: Path, cfg: TrainConfig, model, optimizer, scheduler, now:
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"]["torch"])
     return state
+
+
+def wall_time_done(state: dict) -> float:
+    """Wall-clock seconds of the epochs ``last.pt``'s ``state`` holds, from the start of training to
+    the end of its last epoch, summed over the processes that trained them: a resumed or extended
+    run adds its own, so its ``summary.json`` times the whole run as an uninterrupted one does (the
+    lost part of a killed epoch and each process's start-up not counted). A ``last.pt`` of an older
+    version did not record it: the epochs' training time then, which leaves out their validation."""
+    return float(state.get("wall_time_s", sum(h["epoch_time_s"] for h in state["history"])))
 
 
 def best_state(weights: dict, epoch: int, val_loss: float, cfg: TrainConfig) -> dict:
