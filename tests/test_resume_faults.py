@@ -173,6 +173,18 @@ def test_a_resumed_and_extended_run_times_its_whole_wall_time(demo_root, tmp_pat
     assert five["wall_time_s"] > five["train_time_s"]  # it holds validation too
 
 
+def test_the_cli_says_after_which_epoch_it_resumes(demo_root, tmp_path, monkeypatch, capsys):
+    args = [*_cli_args(demo_root, tmp_path, epochs=3), "--resume"]
+    with monkeypatch.context() as m:
+        _kill_at(m, engine, "train_one_epoch", 3)  # epochs 1-2 saved, killed in epoch 3
+        with pytest.raises(_Killed):
+            main(["train", *args])
+    run = runstore.run_dir(_cfg(demo_root, tmp_path, epochs=3))
+    assert capsys.readouterr().out.startswith(f"training {run}\n")
+    assert main(["train", *args]) == 0
+    assert capsys.readouterr().out.startswith(f"resuming {run} after epoch 2 of 3\nepoch 3/3: ")
+
+
 def test_a_checkpoint_write_killed_before_its_rename_leaves_no_temporary_file_behind(demo_root, tmp_path):
     cfg = _cfg(demo_root, tmp_path, epochs=1)
     run = runstore.run_dir(cfg)

@@ -209,7 +209,9 @@ def test_two_cli_trainings_with_the_same_name_keep_both_runs(demo_root, tmp_path
     assert "epoch 1/1: train loss" in out and "run finished:" in out
     # --resume with a larger epochs extends; with a changed computed key it is refused (exit 2)
     assert main(["train", *args, "lr=0.01", "epochs=2", "--resume"]) == 0
-    assert runstore.load_summary(runstore.run_dir(load_config(None, [*args, "lr=0.01"])))["epochs_run"] == 2
+    run = runstore.run_dir(load_config(None, [*args, "lr=0.01"]))
+    assert runstore.load_summary(run)["epochs_run"] == 2
+    assert f"extending {run} from 1 to 2 epochs\nepoch 2/2: " in capsys.readouterr().out
     capsys.readouterr()
     assert main(["train", *args[:-1], "batch_size=3", "lr=0.01", "--resume"]) == 2
     err = capsys.readouterr().err

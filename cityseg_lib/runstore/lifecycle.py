@@ -115,6 +115,16 @@ def prepare(cfg: TrainConfig, resume: bool, retrain: bool = False, new_ok: bool 
     return out, "new"
 
 
+def start_line(run: Path, cfg: TrainConfig, state: str) -> str:
+    """What ``cityseg train`` says before it trains ``run`` (``state``: :func:`prepare`'s): that it
+    trains it, resumes it after the epochs ``metrics.csv`` holds, or extends the finished run."""
+    if state == "resume" and (run / "summary.json").is_file():
+        done = read_json(run / "summary.json").get("epochs")
+        return f"extending {run} from {done} to {cfg.epochs} epochs"
+    done = _epochs_done(run) if state == "resume" else 0
+    return f"resuming {run} after epoch {done} of {cfg.epochs}" if done else f"training {run}"
+
+
 def _check_idle(run: Path) -> None:
     """Refuse, naming it, a process that is training ``run`` now (it holds the run's lock), rather
     than advise ``--resume`` (refused in turn by the lock) or announce a training that will not
