@@ -173,6 +173,22 @@ def test_a_resumed_and_extended_run_times_its_whole_wall_time(demo_root, tmp_pat
     assert five["wall_time_s"] > five["train_time_s"]  # it holds validation too
 
 
+def test_a_run_resumed_for_its_final_evaluation_keeps_its_training_peak_memory(demo_root, tmp_path, monkeypatch):
+    """Killed after its last epoch (a time limit during the long full-resolution evaluation), the run
+    is resumed by a process that only evaluates and peaks lower: summary.json keeps the training peak."""
+    cfg = _cfg(demo_root, tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(engine, "peak_memory_mb", lambda device: 500.0)  # the training process's peak
+        _kill_at(m, runstore, "write_summary", 1)
+        with pytest.raises(_Killed):
+            engine.fit(cfg, resume=True)
+    monkeypatch.setattr(engine, "peak_memory_mb", lambda device: 100.0)  # the evaluating process's
+    run = engine.fit(cfg, resume=True)
+    assert runstore.load_summary(run)["peak_memory_mb"] == 500.0
+    engine.fit(_cfg(demo_root, tmp_path, epochs=3), resume=True)  # an extension: the largest of all
+    assert runstore.load_summary(run)["peak_memory_mb"] == 500.0
+
+
 def test_the_cli_says_after_which_epoch_it_resumes(demo_root, tmp_path, monkeypatch, capsys):
     args = [*_cli_args(demo_root, tmp_path, epochs=3), "--resume"]
     with monkeypatch.context() as m:
