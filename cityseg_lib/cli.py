@@ -59,13 +59,14 @@ def _cmd_train(a) -> int:
     from cityseg_lib.train.engine import fit
     from cityseg_lib.train.resume import adopt_threads
 
+    say = print if os.environ.get("RANK", "0") == "0" else (lambda line: None)  # torchrun: rank 0 speaks
     if state == "finished":
-        print(f"{out}: finished already ({cfg.epochs} epochs); --retrain trains it again, a larger epochs= "
-              "with --resume extends it")
+        say(f"{out}: finished already ({cfg.epochs} epochs); --retrain trains it again, a larger epochs= "
+            "with --resume extends it")
         return 0
-    print(f"{'resuming' if state == 'resume' else 'training'} {out}")
+    say(runstore.start_line(out, cfg, state))
     if threads := adopt_threads(out, cfg.device) if state == "resume" else None:  # a notebook's run: 1 thread
-        print(f"  on {threads} torch thread(s), as it trained (CPU results depend on the count)")
+        say(f"  on {threads} torch thread(s), as it trained (CPU results depend on the count)")
     # prepare has vetted the folder (and moved a retrained run aside) once, here; the job always
     # resumes, so a Ray retry of a worker that died continues from last.pt instead of being refused
     for _ in executor.run(fit, [(out, (cfg, True, print))], threads=threads or 0):  # local: here; ray: a task
@@ -73,7 +74,7 @@ def _cmd_train(a) -> int:
     shutdown()  # under torchrun: every rank leaves the process group before exiting
     s = runstore.load_summary(out)
     full = s.get("val_full_res")
-    print(f"run finished: {out}  (best epoch {s['best_epoch']}, val mIoU {100 * s['val']['miou']:.1f}%"
+    say(f"run finished: {out}  (best epoch {s['best_epoch']}, val mIoU {100 * s['val']['miou']:.1f}%"
           + (f", full resolution {100 * full['miou']:.1f}%" if full else "") + ")")
     return 0
 

@@ -147,6 +147,10 @@ def test_ddp_two_processes_on_gloo(demo_root, tmp_path, monkeypatch):
            *_overrides(demo_root, tmp_path, "ddp", batch_size=1)]
     out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
+    # rank 0 alone says what the run does: one start line, one per epoch, one end line
+    said = out.stdout.splitlines()
+    assert [line.split()[0] for line in said if not line.startswith("epoch ")] == ["training", "best", "run"], said
+    assert sum(line.startswith("epoch ") for line in said) == 2, said
     # batch_size is per process: two processes train another batch, in a folder of their own
     single_folder = _dir(demo_root, tmp_path, "ddp", batch_size=1)
     assert not single_folder.exists()

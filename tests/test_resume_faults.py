@@ -148,6 +148,59 @@ def test_a_kill_between_last_pt_and_metrics_csv_loses_no_row(demo_root, tmp_path
     assert list(metrics["val_loss"]) == [h["val_loss"] for h in load_checkpoint(run / "last.pt")["history"]]
 
 
+def test_a_resumed_and_extended_run_times_its_whole_wall_time(demo_root, tmp_path, monkeypatch):
+    """summary.json's wall_time_s covers every epoch of the run, not only the last process's."""
+    import time
+
+    slow, real = 0.25, engine.train_one_epoch  # every kept epoch takes at least `slow` seconds of wall time
+
+    def slow_epoch(*args, **kwargs):
+        time.sleep(slow)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_one_epoch", slow_epoch)
+    t0 = time.perf_counter()
+    with monkeypatch.context() as m:
+        _kill_at(m, engine, "train_one_epoch", 3)  # epochs 1-2 saved, killed in epoch 3
+        with pytest.raises(_Killed):
+            engine.fit(_cfg(demo_root, tmp_path, epochs=3), resume=True)
+    run = engine.fit(_cfg(demo_root, tmp_path, epochs=3), resume=True)  # trains epoch 3 only
+    engine.fit(_cfg(demo_root, tmp_path, epochs=5), resume=True)  # epochs 4-5
+    elapsed = time.perf_counter() - t0
+    three, five = runstore.read_json(run / "history" / "3_epochs" / "summary.json"), runstore.load_summary(run)
+    assert 3 * slow <= three["wall_time_s"] < five["wall_time_s"], (three["wall_time_s"], five["wall_time_s"])
+    assert 5 * slow <= five["wall_time_s"] < elapsed
+    assert five["wall_time_s"] > five["train_time_s"]  # it holds validation too
+
+
+def test_a_run_resumed_for_its_final_evaluation_keeps_its_training_peak_memory(demo_root, tmp_path, monkeypatch):
+    """Killed after its last epoch (a time limit during the long full-resolution evaluation), the run
+    is resumed by a process that only evaluates and peaks lower: summary.json keeps the training peak."""
+    cfg = _cfg(demo_root, tmp_path)
+    with monkeypatch.context() as m:
+        m.setattr(engine, "peak_memory_mb", lambda device: 500.0)  # the training process's peak
+        _kill_at(m, runstore, "write_summary", 1)
+        with pytest.raises(_Killed):
+            engine.fit(cfg, resume=True)
+    monkeypatch.setattr(engine, "peak_memory_mb", lambda device: 100.0)  # the evaluating process's
+    run = engine.fit(cfg, resume=True)
+    assert runstore.load_summary(run)["peak_memory_mb"] == 500.0
+    engine.fit(_cfg(demo_root, tmp_path, epochs=3), resume=True)  # an extension: the largest of all
+    assert runstore.load_summary(run)["peak_memory_mb"] == 500.0
+
+
+def test_the_cli_says_after_which_epoch_it_resumes(demo_root, tmp_path, monkeypatch, capsys):
+    args = [*_cli_args(demo_root, tmp_path, epochs=3), "--resume"]
+    with monkeypatch.context() as m:
+        _kill_at(m, engine, "train_one_epoch", 3)  # epochs 1-2 saved, killed in epoch 3
+        with pytest.raises(_Killed):
+            main(["train", *args])
+    run = runstore.run_dir(_cfg(demo_root, tmp_path, epochs=3))
+    assert capsys.readouterr().out.startswith(f"training {run}\n")
+    assert main(["train", *args]) == 0
+    assert capsys.readouterr().out.startswith(f"resuming {run} after epoch 2 of 3\nepoch 3/3: ")
+
+
 def test_a_checkpoint_write_killed_before_its_rename_leaves_no_temporary_file_behind(demo_root, tmp_path):
     cfg = _cfg(demo_root, tmp_path, epochs=1)
     run = runstore.run_dir(cfg)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -155,6 +156,45 @@ def test_a_second_process_on_a_run_is_refused_and_a_dead_holders_lock_is_taken_o
     assert engine.fit(cfg, resume=True) == run and (run / "summary.json").is_file()
 
 
+def test_a_run_being_trained_is_named_busy_not_advised_resume(demo_root, tmp_path, capsys):
+    """While another process trains a run, a second start is told so (pid), not "pass --resume"
+    (which the lock then refuses too) nor "resuming ..." before the refusal."""
+    from cityseg_lib.cli import main
+
+    args = ["name=r", "profile=test", f"runs_dir={tmp_path}", f"data_root={demo_root}", "image_size=[32, 64]",
+            "model=simple_fcn", "model_options={base_width: 4}", "batch_size=2", "lr=0.01", "step_size=1",
+            "gamma=0.5", "progress=false"]
+    assert main(["train", *args, "epochs=1"]) == 0
+    run, longer = runstore.run_dir(_cfg(demo_root, tmp_path, epochs=1)), _cfg(demo_root, tmp_path, epochs=2)
+    assert runstore.prepare(longer, resume=True) == (run, "resume")
+    capsys.readouterr()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        busy = rf"another run is using this folder: pid {holder.pid} on "
+        for resume in (False, True):
+            with pytest.raises(CitysegError, match=busy):
+                runstore.prepare(longer, resume=resume)
+        assert main(["train", *args, "epochs=2", "--resume"]) == 2
+        out, err = capsys.readouterr()
+        assert "resuming" not in out and re.search(busy, err)
+        assert runstore.prepare(_cfg(demo_root, tmp_path, epochs=1), resume=False) == (run, "finished")  # reuse: no lock
+        new = runstore.run_dir(_cfg(demo_root, tmp_path, name="new"))
+        new.mkdir()  # a run that another process has just begun (its folder only)
+        blocker = subprocess.Popen([sys.executable, "-c", _HOLD, str(new)], stdout=subprocess.PIPE, text=True)
+        try:
+            assert blocker.stdout.readline().strip() == "held"
+            with pytest.raises(CitysegError, match=rf"another run is using this folder: pid {blocker.pid} on "):
+                runstore.prepare(_cfg(demo_root, tmp_path, name="new"), resume=False)
+        finally:
+            blocker.kill()
+            blocker.wait()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert runstore.prepare(longer, resume=True) == (run, "resume")  # the holder is gone
+
+
 def test_two_cli_trainings_with_the_same_name_keep_both_runs(demo_root, tmp_path, capsys):
     from cityseg_lib.cli import main
 
@@ -169,7 +209,9 @@ def test_two_cli_trainings_with_the_same_name_keep_both_runs(demo_root, tmp_path
     assert "epoch 1/1: train loss" in out and "run finished:" in out
     # --resume with a larger epochs extends; with a changed computed key it is refused (exit 2)
     assert main(["train", *args, "lr=0.01", "epochs=2", "--resume"]) == 0
-    assert runstore.load_summary(runstore.run_dir(load_config(None, [*args, "lr=0.01"])))["epochs_run"] == 2
+    run = runstore.run_dir(load_config(None, [*args, "lr=0.01"]))
+    assert runstore.load_summary(run)["epochs_run"] == 2
+    assert f"extending {run} from 1 to 2 epochs\nepoch 2/2: " in capsys.readouterr().out
     capsys.readouterr()
     assert main(["train", *args[:-1], "batch_size=3", "lr=0.01", "--resume"]) == 2
     err = capsys.readouterr().err

@@ -100,16 +100,39 @@ def prepare(cfg: TrainConfig, resume: bool, retrain: bool = False, new_ok: bool 
     if (out / "config.yaml").is_file():
         if is_finished(out, cfg):
             return out, "finished"
+        _check_idle(out)
         if not resume:
             raise CitysegError(f"{out} already holds this run ({_progress_text(out, cfg)}); pass --resume "
                                "(resume=True) to continue it")
         return out, "resume"
+    if out.is_dir():
+        _check_idle(out)  # a process that began this run a moment ago (no config.yaml yet)
     if resume and not new_ok:
         others = find_runs(cfg)
         if others:
             check_same_computation(load_yaml(others[0] / "config.yaml"), cfg, others[0])
             raise CitysegError(f"{others[0]}: cannot resume: the dataset differs from that run's")
     return out, "new"
+
+
+def start_line(run: Path, cfg: TrainConfig, state: str) -> str:
+    """What ``cityseg train`` says before it trains ``run`` (``state``: :func:`prepare`'s): that it
+    trains it, resumes it after the epochs ``metrics.csv`` holds, or extends the finished run."""
+    if state == "resume" and (run / "summary.json").is_file():
+        done = read_json(run / "summary.json").get("epochs")
+        return f"extending {run} from {done} to {cfg.epochs} epochs"
+    done = _epochs_done(run) if state == "resume" else 0
+    return f"resuming {run} after epoch {done} of {cfg.epochs}" if done else f"training {run}"
+
+
+def _check_idle(run: Path) -> None:
+    """Refuse, naming it, a process that is training ``run`` now (it holds the run's lock), rather
+    than advise ``--resume`` (refused in turn by the lock) or announce a training that will not
+    start. Under torchrun every rank prepares at once: rank 0 alone looks (two looks at one
+    moment would refuse each other), the other ranks meet the lock, if any, in ``fit``."""
+    if os.environ.get("RANK", "0") == "0":
+        with folder_lock(run):
+            pass
 
 
 def _epochs_done(run: Path) -> int:

@@ -113,7 +113,8 @@ def fit(cfg: TrainConfig, resume: bool = False, log=None) -> Path:
     Writes ``config.yaml``, ``identity.json``, ``environment.json``, ``metrics.csv`` (a row per
     epoch), ``last.pt`` (every epoch), ``best.pt`` (lowest val loss) and, at the end,
     ``summary.json`` and the per-image confusion matrices of the kept checkpoint; TensorBoard
-    event files in ``RUN/tb/`` (:mod:`cityseg_lib.train.tblog`).
+    event files in ``RUN/tb/`` (:mod:`cityseg_lib.train.tblog`). ``summary.json``'s ``wall_time_s`` and
+    ``peak_memory_mb`` are the run's, over every process that trained it (:func:`.resume.carried`).
     ``resume=True`` continues from ``last.pt`` (or starts when there is none), and extends a
     finished run when ``cfg.epochs`` is larger; without it, a folder that holds this run is an
     error, so nothing is overwritten by accident (:func:`runstore.fit_state`, read under the
@@ -160,11 +161,12 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
 
     start_epoch, best_loss, best_epoch, bad_epochs, history = 0, math.inf, -1, 0, []
+    wall_before, peak_before = 0.0, 0.0  # what the earlier processes of this run measured
     run_env = R.execution(workers, device)
     if resuming:  # refused here, before anything in the folder changed, when it cannot continue as asked
         saved = R.restore(last_path, cfg, model, optimizer, scheduler, run_env)
         start_epoch, best_loss, best_epoch = saved["epoch"], saved["best_val_loss"], saved["best_epoch"]
-        bad_epochs, history = saved["bad_epochs"], saved["history"]
+        bad_epochs, history, (wall_before, peak_before) = saved["bad_epochs"], saved["history"], R.carried(saved)
     raw_model = model
     if distributed:
         model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if use_cuda else None)
@@ -216,7 +218,8 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
                 "model": weights, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "epoch": epoch + 1, "best_val_loss": best_loss, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
                 "history": history, "rng": {"torch": torch.get_rng_state()}, "config": config_to_dict(cfg),
-                "execution": run_env,
+                "execution": run_env, "wall_time_s": wall_before + time.perf_counter() - t_run,
+                "peak_memory_mb": max(peak_before, peak_memory_mb(device)),
             })
             if is_best:
                 save_checkpoint(best_path, R.best_state(weights, epoch + 1, val_loss, cfg))
@@ -257,8 +260,8 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
             "confusion_matrix_full_res": full_cm.mat.cpu().tolist() if full is not None else None,
             "train_images": len(train_ds), "val_images": len(val_ds),
             "train_images_per_s": float(np.median(rates)) if rates else math.nan,
-            "train_time_s": float(sum(h["epoch_time_s"] for h in history)), "wall_time_s": time.perf_counter() - t_run,
-            "peak_memory_mb": peak_memory_mb(device), "peak_memory_scope": memory_scope, "device": str(device),
+            "train_time_s": float(sum(h["epoch_time_s"] for h in history)), "wall_time_s": wall_before + time.perf_counter() - t_run,
+            "peak_memory_mb": max(peak_before, peak_memory_mb(device)), "peak_memory_scope": memory_scope, "device": str(device),
             "world_size": D.world_size(),
         })
 

@@ -28,7 +28,8 @@ from cityseg_lib.train import distributed as D
 from cityseg_lib.train.checkpoint import load_checkpoint, save_checkpoint
 from cityseg_lib.train.setup import resolve_device
 
-__all__ = ["execution", "check_execution", "adopt_threads", "restore", "best_state", "repair_best", "check_best"]
+__all__ = ["execution", "check_execution", "adopt_threads", "restore", "carried", "best_state", "repair_best",
+           "check_best"]
 
 
 def execution(workers: int, device: torch.device) -> dict:
@@ -90,6 +91,18 @@ def restore(last_path: Path, cfg: TrainConfig, model, optimizer, scheduler, now:
     scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(state["rng"]["torch"])
     return state
+
+
+def carried(state: dict) -> tuple[float, float]:
+    """What the processes that trained the epochs of ``last.pt``'s ``state`` measured, which a resumed
+    or extended run carries on so that its ``summary.json`` covers the whole run as an uninterrupted
+    one's does: ``(wall_time_s, peak_memory_mb)``, their wall-clock seconds from the start of training
+    to the end of its last epoch (summed; the lost part of a killed epoch and each process's start-up
+    not counted) and the largest of their peaks (a process that only redoes the final evaluation
+    peaks lower than training). A ``last.pt`` of an older version recorded neither: the epochs'
+    training time (their validation left out) and 0."""
+    return (float(state.get("wall_time_s", sum(h["epoch_time_s"] for h in state["history"]))),
+            float(state.get("peak_memory_mb", 0.0)))
 
 
 def best_state(weights: dict, epoch: int, val_loss: float, cfg: TrainConfig) -> dict:
