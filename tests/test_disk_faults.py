@@ -1,0 +1,155 @@
+"""The file system as users have it: a disk that fills up mid-run, a read-only folder, a very long
+path. A write that fails is one line naming the file and the cause (CLI: exit 2, no traceback),
+leaves the previous file whole and no temporary file, and the same command goes on once there is
+room again.
+
+A full disk is simulated without root: :func:`full_disk` makes every file opened for writing below
+a folder raise ``ENOSPC`` once a given number of bytes went into it, as a real one does (through
+``open``, ``Path.open`` and ``os.fdopen``; torch, numpy and PIL write through those objects).
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from cityseg_lib import runstore
+from cityseg_lib.cli import main
+from cityseg_lib.config import load_config
+from cityseg_lib.train import engine
+from cityseg_lib.train.checkpoint import load_checkpoint
+
+TIME_COLUMNS = ["epoch_time_s", "train_images_per_s"]
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="full_disk names descriptors via /proc")
+
+
+class _Filling:
+    """A file whose writes fail with ENOSPC once the shared ``room`` (bytes) is used up."""
+
+    def __init__(self, f, room: list[int]) -> None:
+        self._f, self._room = f, room
+
+    def write(self, data) -> int:
+        n = data.nbytes if isinstance(data, memoryview) else len(data)
+        if n > self._room[0]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self._room[0] -= n
+        return self._f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def __iter__(self):
+        return iter(self._f)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._f.close()
+
+
+def full_disk(monkeypatch, folder: Path, room: int = 0) -> list[int]:
+    """From now on files opened for writing below ``folder`` take ``room`` more bytes in all, then
+    every write raises ``OSError(ENOSPC)``; returns the room left (a one-item list)."""
+    folder, left, real_open = Path(folder).resolve(), [room], io.open
+
+    def where(file) -> Path | None:
+        try:
+            return Path(os.readlink(f"/proc/self/fd/{file}") if isinstance(file, int) else file).resolve()
+        except (OSError, TypeError):
+            return None
+
+    def filling_open(file, mode="r", *args, **kwargs):
+        f = real_open(file, mode, *args, **kwargs)
+        p = where(file)
+        if any(c in mode for c in "wax+") and p is not None and folder in (p, *p.parents):
+            return _Filling(f, left)
+        return f
+
+    monkeypatch.setattr(io, "open", filling_open)
+    monkeypatch.setattr(builtins, "open", filling_open)
+    return left
+
+
+def _values(root, runs, **extra) -> dict:
+    return {"name": "r", "profile": "test", "runs_dir": str(runs), "data_root": str(root), "image_size": [32, 64],
+            "model": "simple_fcn", "model_options": {"base_width": 4}, "epochs": 2, "batch_size": 2, "lr": 0.01,
+            "step_size": 1, "gamma": 0.5, "progress": False, "full_res_eval": False, "num_workers": 0, **extra}
+
+
+def _train_args(root, runs, **extra) -> list[str]:
+    return [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in _values(root, runs, **extra).items()]
+
+
+def _one_line_error(capsys, *needles: str) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+    return err
+
+
+def test_the_fault_injector_fills_the_disk_for_every_writer(tmp_path, monkeypatch):
+    """What the tests below rely on: text, numpy, torch (into a file object, as the package saves)
+    and os.fdopen writes all hit the full disk, and only below the folder."""
+    import numpy as np
+    from PIL import Image
+
+    full_disk(monkeypatch, tmp_path, room=10)
+    (tmp_path / "ok.txt").write_text("0123456789")
+    for name, write in {"text": lambda: (tmp_path / "a.txt").write_text("x"),
+                        "numpy": lambda: np.save(tmp_path / "a.npy", np.zeros(4)),
+                        "PIL": lambda: Image.new("L", (4, 4)).save(tmp_path / "a.png"),
+                        "torch": lambda: torch.save({"w": torch.zeros(4)}, open(tmp_path / "a.pt", "wb")),
+                        "fdopen": lambda: os.fdopen(os.open(tmp_path / "b", os.O_CREAT | os.O_WRONLY), "wb").write(b"x"),
+                        }.items():
+        with pytest.raises((OSError, RuntimeError)):
+            write()
+            pytest.fail(f"{name}: wrote on a full disk")
+    (tmp_path.parent / "elsewhere.txt").write_text("other disks are not full")
+
+
+# ----------------------------------------------------------------------------- training runs
+
+
+@pytest.mark.parametrize("room", [0, 20_000], ids=["at-its-start", "halfway"])
+def test_a_full_disk_at_a_checkpoint_is_one_line_keeps_the_last_one_and_resumes_exactly(demo_root, tmp_path,
+                                                                                       monkeypatch, capsys, room):
+    """The disk fills while epoch 2's last.pt is written (at its first byte: an OSError without a
+    path; halfway: torch's "unexpected pos" RuntimeError, a traceback): one line naming last.pt and
+    the cause, epoch 1's last.pt whole, no temporary file, and ``--resume`` after space is freed
+    ends as the uninterrupted run."""
+    straight = engine.fit(load_config(None, _values(demo_root, tmp_path / "straight")))
+    runs = tmp_path / "runs"
+    real_save, calls = engine.save_checkpoint, [0]
+
+    def save_then_fill(path, state):
+        calls[0] += 1
+        if calls[0] == 3:  # epoch 1: last.pt, best.pt; epoch 2: last.pt on a full disk
+            full_disk(m, runs, room)
+        return real_save(path, state)
+
+    with monkeypatch.context() as m:
+        m.setattr(engine, "save_checkpoint", save_then_fill)
+        assert main(["train", *_train_args(demo_root, runs)]) == 2
+    run = next((runs / "test").iterdir())
+    _one_line_error(capsys, f"{run / 'last.pt'}: No space left on device")
+    assert load_checkpoint(run / "last.pt")["epoch"] == 1
+    assert not list(run.glob(".*.tmp")) and not (run / "summary.json").exists()
+
+    assert main(["train", *_train_args(demo_root, runs), "--resume"]) == 0  # the space is back
+    assert runstore.load_metrics(run).drop(columns=TIME_COLUMNS).equals(
+        runstore.load_metrics(straight).drop(columns=TIME_COLUMNS))
+    for name in ("last.pt", "best.pt"):
+        a, b = load_checkpoint(run / name)["model"], load_checkpoint(straight / name)["model"]
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
