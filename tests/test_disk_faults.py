@@ -153,3 +153,35 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_keeps_the_last_one_and_resumes_
         a, b = load_checkpoint(run / name)["model"], load_checkpoint(straight / name)["model"]
         assert all(torch.equal(a[k], b[k]) for k in a), name
 
+
+# ----------------------------------------------------------------------------- the sample cache
+
+
+def test_a_full_cache_disk_serves_the_pngs_and_keeps_no_partial_entry(demo_root, tmp_path, monkeypatch):
+    """The cache is a speed-up: a failed entry write leaves no file and a warning, and later samples
+    are served without trying again; the entries written before the disk filled stay valid."""
+    import numpy as np
+
+    from cityseg_lib.data.dataset import CityscapesSegmentation, preprocess_sample
+
+    ds = CityscapesSegmentation(demo_root, "train", size=(32, 64), cache_dir=tmp_path / "cache")
+    full_disk(monkeypatch, tmp_path / "cache", room=32 * 64 * 4 + 200)  # one entry, then full (halfway the next)
+    with pytest.warns(RuntimeWarning, match=f"{ds.cache.dir}: cannot write to the sample cache"):
+        arrays = [ds.load_array(i) for i in range(3)]
+    monkeypatch.undo()
+    assert all(np.array_equal(a, preprocess_sample(s, (32, 64))) for a, s in zip(arrays, ds.samples))
+    assert [p.name for p in ds.cache.dir.iterdir()] == [ds.cache.path_for(ds.samples[0]).name]
+    assert np.array_equal(np.load(ds.cache.path_for(ds.samples[0])), arrays[0])
+
+
+def test_training_goes_on_when_the_cache_disk_is_full(demo_root, tmp_path, monkeypatch, capsys):
+    """In a DataLoader worker the cache's failed write was a traceback through the CLI (torch
+    re-raises a worker's OSError with the worker's traceback as its message), in the main process
+    numpy's "8192 requested and 3968 written", naming no file."""
+    for workers in (0, 1):
+        cache = tmp_path / f"cache{workers}"
+        full_disk(monkeypatch, cache, room=20_000)
+        assert main(["train", *_train_args(demo_root, tmp_path / f"runs{workers}", epochs=1, num_workers=workers,
+                                           cache_dir=str(cache))]) == 0, capsys.readouterr().err
+        monkeypatch.undo()
+        assert not list(cache.rglob("*.tmp"))
