@@ -185,3 +185,16 @@ def test_training_goes_on_when_the_cache_disk_is_full(demo_root, tmp_path, monke
                                            cache_dir=str(cache))]) == 0, capsys.readouterr().err
         monkeypatch.undo()
         assert not list(cache.rglob("*.tmp"))
+
+
+def test_a_run_started_on_a_full_disk_names_the_file_it_could_not_write(demo_root, tmp_path, monkeypatch, capsys):
+    """The first write of a new run is its lock's holder line (``os.pwrite``), which names no file."""
+    from cityseg_lib import lock
+
+    def no_room(fd, data, offset):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(lock.os, "pwrite", no_room)
+    assert main(["train", *_train_args(demo_root, tmp_path)]) == 2
+    (run,) = (tmp_path / "test").iterdir()
+    _one_line_error(capsys, f"{run / '.lock'}: No space left on device")
