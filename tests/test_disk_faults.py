@@ -198,3 +198,30 @@ def test_a_run_started_on_a_full_disk_names_the_file_it_could_not_write(demo_roo
     assert main(["train", *_train_args(demo_root, tmp_path)]) == 2
     (run,) = (tmp_path / "test").iterdir()
     _one_line_error(capsys, f"{run / '.lock'}: No space left on device")
+
+
+# ----------------------------------------------------------------------------- the demo dataset
+
+
+def test_demo_data_on_a_full_disk_names_the_file_keeps_no_partial_png_and_is_redone(tmp_path, monkeypatch, capsys):
+    """The generator's failed PNG write named no file ("No space left on device"); PIL removes the
+    file it could not finish, and the same command with room replaces the partial dataset."""
+    from PIL import Image
+
+    out = tmp_path / "demo"
+    args = ["make-demo-data", str(out), "--train", "3", "--val", "1", "--test", "0", "--size", "64x32", "--workers", "1"]
+    full_disk(monkeypatch, out, room=6_000)
+    assert main(args) == 2
+    monkeypatch.undo()
+    err = _one_line_error(capsys, "No space left on device")
+    failed = Path(err.split("error: ", 1)[1].rsplit(": No space", 1)[0])
+    assert failed.suffix == ".png" and out in failed.parents and not failed.exists()
+    for png in out.rglob("*.png"):  # every file left is whole
+        with Image.open(png) as im:
+            im.load()
+    assert main(args) == 0
+    straight = tmp_path / "straight"
+    assert main([args[0], str(straight), *args[2:]]) == 0
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(straight) for p in straight.rglob("*") if p.is_file())
+    assert all((out / f).read_bytes() == (straight / f).read_bytes() for f in files)
