@@ -110,7 +110,8 @@ def test_the_fault_injector_fills_the_disk_for_every_writer(tmp_path, monkeypatc
                         "numpy": lambda: np.save(tmp_path / "a.npy", np.zeros(4)),
                         "PIL": lambda: Image.new("L", (4, 4)).save(tmp_path / "a.png"),
                         "torch": lambda: torch.save({"w": torch.zeros(4)}, open(tmp_path / "a.pt", "wb")),
-                        "fdopen": lambda: os.fdopen(os.open(tmp_path / "b", os.O_CREAT | os.O_WRONLY), "wb").write(b"x"),
+                        "fdopen": lambda: os.fdopen(os.open(tmp_path / "b", os.O_CREAT | os.O_WRONLY), "wb")
+                        .write(b"x"),
                         }.items():
         with pytest.raises((OSError, RuntimeError)):
             write()
@@ -209,7 +210,8 @@ def test_demo_data_on_a_full_disk_names_the_file_keeps_no_partial_png_and_is_red
     from PIL import Image
 
     out = tmp_path / "demo"
-    args = ["make-demo-data", str(out), "--train", "3", "--val", "1", "--test", "0", "--size", "64x32", "--workers", "1"]
+    args = ["make-demo-data", str(out), "--train", "3", "--val", "1", "--test", "0", "--size", "64x32",
+            "--workers", "1"]
     full_disk(monkeypatch, out, room=6_000)
     assert main(args) == 2
     monkeypatch.undo()
@@ -225,3 +227,57 @@ def test_demo_data_on_a_full_disk_names_the_file_keeps_no_partial_png_and_is_red
     files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(straight) for p in straight.rglob("*") if p.is_file())
     assert all((out / f).read_bytes() == (straight / f).read_bytes() for f in files)
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def test_a_full_disk_while_rendering_keeps_the_earlier_report_html(tmp_path, monkeypatch):
+    """report.html was written in place: a full disk left it empty (the earlier build's lost)."""
+    import nbformat
+
+    from cityseg_lib.report.render import render_html
+
+    executed = tmp_path / "07_report.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Results")]), str(executed))
+    html = tmp_path / "out" / "report.html"
+    html.parent.mkdir()
+    html.write_text("<html>the earlier build</html>")
+    full_disk(monkeypatch, html.parent, room=100)
+    with pytest.raises(OSError) as caught:
+        render_html(executed, html, "test")
+    assert caught.value.filename == str(html) and caught.value.errno == errno.ENOSPC
+    assert html.read_text() == "<html>the earlier build</html>"
+    assert [p.name for p in html.parent.iterdir()] == [html.name]
+
+
+_FAKE_CHROMIUM = """#!/bin/sh
+for arg in "$@"; do case "$arg" in --print-to-pdf=*) out="${arg#--print-to-pdf=}";; esac; done
+printf '%%PDF-1.4\\n1 0 obj << /Type /Catalog >> endobj\\n' > "$out"
+[ "$CITYSEG_TEST_FULL" = 1 ] && exit 0  # a full disk: Chromium stops writing and exits 0
+printf 'trailer << /Root 1 0 R >>\\n%%%%EOF\\n' >> "$out"
+"""
+
+
+def test_a_pdf_printed_onto_a_full_disk_is_refused_and_the_earlier_one_kept(tmp_path, monkeypatch):
+    """Chromium on a full disk writes the PDF's first bytes and exits 0: the earlier report.pdf was
+    deleted before printing and the truncated one was accepted as the report (measured with
+    Chromium on a full tmpfs: 4096 of 11908 bytes, no %%EOF)."""
+    from cityseg_lib.errors import CitysegError
+    from cityseg_lib.report.render import render_pdf
+
+    chromium = tmp_path / "chromium"
+    chromium.write_text(_FAKE_CHROMIUM)
+    chromium.chmod(0o755)
+    monkeypatch.setenv("CITYSEG_CHROMIUM", str(chromium))
+    html, pdf = tmp_path / "report.html", tmp_path / "report.pdf"
+    html.write_text("<html></html>")
+    pdf.write_bytes(b"%PDF-1.4 the earlier build %%EOF\n")
+    monkeypatch.setenv("CITYSEG_TEST_FULL", "1")
+    with pytest.raises(CitysegError, match=r"\(it wrote \d+ bytes and exited 0: is the disk full\?\); .* unchanged"):
+        render_pdf(html, pdf)
+    assert pdf.read_bytes() == b"%PDF-1.4 the earlier build %%EOF\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chromium", "report.html", "report.pdf"]
+    monkeypatch.setenv("CITYSEG_TEST_FULL", "0")
+    assert render_pdf(html, pdf) == pdf and pdf.read_bytes().rstrip().endswith(b"%%EOF")
+    assert b"earlier" not in pdf.read_bytes() and len(list(tmp_path.iterdir())) == 3
