@@ -281,3 +281,35 @@ def test_a_pdf_printed_onto_a_full_disk_is_refused_and_the_earlier_one_kept(tmp_
     monkeypatch.setenv("CITYSEG_TEST_FULL", "0")
     assert render_pdf(html, pdf) == pdf and pdf.read_bytes().rstrip().endswith(b"%%EOF")
     assert b"earlier" not in pdf.read_bytes() and len(list(tmp_path.iterdir())) == 3
+
+
+# ----------------------------------------------------------------------------- long and unusual paths
+
+
+@pytest.mark.parametrize("deep", ["runtime", "runtime and temporary folders"])
+def test_a_notebook_runs_under_a_deep_home_and_into_a_folder_with_spaces_and_accents(tmp_path, monkeypatch, deep):
+    """The kernels talk over Unix sockets in Jupyter's runtime folder (``~/.local/share/jupyter/
+    runtime``); a socket's path holds at most 107 bytes, so under a $HOME of ~52 characters or more
+    no notebook started ("ZMQError: File name too long"): the sockets then go to the temporary
+    folder, or with that deep too, the kernel listens on TCP on loopback."""
+    import tempfile
+
+    import nbformat
+
+    from cityseg_lib.report.build import run_notebook
+    from cityseg_lib.report.kernel import kernel_manager_class
+
+    runtime = tmp_path / ("deep-" * 16) / "runtime"
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
+    if deep != "runtime":
+        (tmp_path / ("deep-" * 16) / "tmp").mkdir(parents=True)
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / ("deep-" * 16) / "tmp"))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1", metadata={"tags": ["parameters"]}),
+                                         nbformat.v4.new_code_cell("print(x * 2)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    source = tmp_path / "nb.ipynb"
+    nbformat.write(nb, str(source))
+    output = tmp_path / "réports ü" / "executed 07" / "nb.ipynb"
+    run_notebook(source, output, {"x": 21}, cwd=tmp_path)
+    assert nbformat.read(str(output), as_version=4).cells[-1].outputs[0]["text"] == "42\n"
+    assert kernel_manager_class()().transport == ("ipc" if deep == "runtime" else "tcp")
