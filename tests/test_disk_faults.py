@@ -80,6 +80,33 @@ def full_disk(monkeypatch, folder: Path, room: int = 0) -> list[int]:
     return left
 
 
+def read_only(monkeypatch, folder: Path) -> None:
+    """From now on ``folder`` is on a read-only file system: opening a file below it for writing
+    (``os.open``, as tempfile does, or ``open``) raises ``OSError(EROFS)`` naming it."""
+    folder, real_os_open, real_open = Path(folder).resolve(), os.open, io.open
+    writing = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+    def refuse(path) -> None:
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    def below(path) -> bool:
+        return not isinstance(path, int) and folder in (p := Path(path).resolve(), *p.parents)
+
+    def os_open(path, flags, *args, **kwargs):
+        if flags & writing and below(path):
+            refuse(path)
+        return real_os_open(path, flags, *args, **kwargs)
+
+    def py_open(file, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wax+") and below(file):
+            refuse(file)
+        return real_open(file, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", os_open)
+    monkeypatch.setattr(io, "open", py_open)
+    monkeypatch.setattr(builtins, "open", py_open)
+
+
 def _values(root, runs, **extra) -> dict:
     return {"name": "r", "profile": "test", "runs_dir": str(runs), "data_root": str(root), "image_size": [32, 64],
             "model": "simple_fcn", "model_options": {"base_width": 4}, "epochs": 2, "batch_size": 2, "lr": 0.01,
@@ -313,3 +340,19 @@ def test_a_notebook_runs_under_a_deep_home_and_into_a_folder_with_spaces_and_acc
     run_notebook(source, output, {"x": 21}, cwd=tmp_path)
     assert nbformat.read(str(output), as_version=4).cells[-1].outputs[0]["text"] == "42\n"
     assert kernel_manager_class()().transport == ("ipc" if deep == "runtime" else "tcp")
+
+
+# ----------------------------------------------------------------------------- read-only folders
+
+
+def test_evaluating_a_read_only_run_is_refused_before_the_evaluation(demo_root, tmp_path, monkeypatch, capsys):
+    """A finished run on a read-only mount: ``evaluate`` scored every frame (minutes at full
+    resolution) and then failed writing eval_val.json, without showing the scores."""
+    from cityseg_lib.evaluate import score
+
+    run = engine.fit(load_config(None, _values(demo_root, tmp_path, epochs=1)))
+    monkeypatch.setattr(score, "evaluate_full_res", lambda *a, **k: pytest.fail("evaluated before the check"))
+    read_only(monkeypatch, run)
+    assert main(["evaluate", "--run", str(run), "--full-res"]) == 2
+    _one_line_error(capsys, f"{run}: cannot write", "Read-only file system")
+    assert not list(run.glob("eval_*"))
