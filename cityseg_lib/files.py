@@ -37,24 +37,50 @@ def _umask() -> int:
 _FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 0600
 
 
+def _naming(path: Path, err: BaseException) -> OSError | None:
+    """The file-system error behind ``err`` (a full disk, a read-only or vanished folder) as an
+    :class:`OSError` naming ``path``, the file being written; None when ``err`` is no such error.
+
+    A failed ``write`` names no file, and the temporary file's name means nothing to the user;
+    ``torch.save`` reports a failed write as a ``RuntimeError`` ("unexpected pos ...") whose context
+    is the ``OSError``. The CLI prints ``PATH: CAUSE`` (exit 2); the type stays an OSError (not a
+    :class:`CitysegError`), so a sweep stops on it rather than recording the trial as failed.
+    """
+    cause = err
+    while isinstance(cause, Exception) and not isinstance(cause, OSError):
+        cause = cause.__context__
+    if not isinstance(cause, OSError):
+        return None
+    return OSError(cause.errno, cause.strerror or str(cause), str(path))  # ENOSPC's message, EACCES a PermissionError
+
+
 def _temp_beside(path: Path, write: Callable[[BinaryIO], Any]) -> str:
-    """A temporary file beside ``path`` holding what ``write(f)`` wrote, on disk (fsync); its name."""
+    """A temporary file beside ``path`` holding what ``write(f)`` wrote, on disk (fsync); its name.
+    A write that fails leaves no temporary file and raises an :class:`OSError` naming ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _naming(path, e) from e
     try:
         os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        named = _naming(path, e)
+        if named is None:
+            raise
+        raise named from e
     return tmp
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> None:
-    """Call ``write(f)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    """Call ``write(f)`` on a temporary file beside ``path``, then rename it over ``path``. On any
+    failure ``path`` is as it was and no temporary file is left; a file-system error (a full disk...)
+    is an :class:`OSError` naming ``path``."""
     tmp = _temp_beside(Path(path), write)
     try:
         os.replace(tmp, path)

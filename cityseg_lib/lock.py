@@ -66,8 +66,11 @@ def folder_lock(folder: str | os.PathLike, what: str = "run") -> Iterator[None]:
             raise CitysegError(f"{folder}: another {what} is using this folder: {_describe(lock_holder(folder))}") from None
         info = {"pid": os.getpid(), "host": socket.gethostname(), "argv": sys.argv[:8],
                 "since": time.strftime("%Y-%m-%d %H:%M:%S")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError as e:  # a full disk: name the file (a failed write names none)
+            raise OSError(e.errno, e.strerror, str(path)) from None
         _HELD.add(folder)
         try:
             yield

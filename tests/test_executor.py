@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -312,6 +313,10 @@ def _count_then_fail(path: str) -> None:
     raise CitysegError("bad value (a user error, not retried)")
 
 
+def _fill_the_disk(path: str) -> None:
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+
+
 def _die_on_first_attempt(path: str) -> int:
     marker = Path(path)
     if not marker.exists():
@@ -331,6 +336,12 @@ def test_a_user_error_is_not_retried_and_a_dead_worker_is(ray_local, tmp_path):
     assert attempts.read_text().count("attempt") == 1
     ((key, first_pid),) = ex.run(_die_on_first_attempt, [("y", (str(tmp_path / "pid"),))], threads=1)
     assert key == "y" and first_pid != os.getpid()  # the second attempt, in a new worker, returned
+    # a full disk in a worker: its OSError naming the file, which the CLI prints as one line (not
+    # Ray's traceback of the task, in colour, as the error's text)
+    with pytest.raises(OSError) as caught:
+        list(ex.run(_fill_the_disk, [("z", (str(tmp_path / "last.pt"),))], threads=1))
+    assert caught.value.filename == str(tmp_path / "last.pt") and caught.value.errno == errno.ENOSPC
+    assert "\n" not in str(caught.value)
 
 
 @pytest.mark.slow

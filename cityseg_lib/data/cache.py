@@ -7,7 +7,9 @@ changed image, label or size gets a fresh entry, and a stale one is never read.
 
 Writes go to a temporary file in the same folder and are published with :func:`os.replace`, which
 is atomic: concurrent DataLoader workers or processes building the same entry race harmlessly,
-and a crash leaves at most a ``*.tmp`` file that is never trusted.
+and a crash leaves at most a ``*.tmp`` file that is never trusted. A write that fails (a full
+disk, a read-only cache folder) leaves no file, warns once, and the cache stops writing: it is
+a speed-up, so the sample is served from the PNGs and training goes on.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +44,7 @@ class SampleCache:
         self.size = (int(size[0]), int(size[1]))
         self.dir = Path(cache_dir) / f"v{CACHE_VERSION}_{self.size[0]}x{self.size[1]}"
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.writable = True  # False after a failed write: the rest are not tried (each would fail)
 
     def path_for(self, sample: Sample) -> Path:
         key = f"{CACHE_VERSION}|{_stamp(sample.image)}|{_stamp(sample.label)}|{self.size}"
@@ -57,7 +61,14 @@ class SampleCache:
         except (FileNotFoundError, ValueError, OSError, EOFError):
             pass
         arr = np.ascontiguousarray(build(sample), dtype=np.uint8)
-        self._write(path, arr)
+        if self.writable:
+            try:
+                self._write(path, arr)
+            except OSError as e:  # numpy's short write has no errno, only a message
+                self.writable = False
+                warnings.warn(f"{self.dir}: cannot write to the sample cache ({e.strerror or e}); "
+                              "reading the PNGs instead (free space, or set cache_dir / CITYSEG_CACHE elsewhere)",
+                              RuntimeWarning, stacklevel=2)
         return arr
 
     def _write(self, path: Path, arr: np.ndarray) -> None:

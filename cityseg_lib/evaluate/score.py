@@ -9,6 +9,7 @@ through the run store, with the per-image matrices for bootstrap intervals.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -64,6 +65,17 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _check_writable(run: Path) -> None:
+    """Refuse, before the evaluation (minutes at full resolution), a run folder that cannot take its
+    ``eval_*.json`` (a read-only copy or mount of finished runs): one line, not an error at the end."""
+    try:
+        with tempfile.TemporaryFile(dir=run):
+            pass
+    except OSError as e:
+        raise CitysegError(f"{run}: cannot write the evaluation's eval_*.json there ({e.strerror or e}); "
+                           "evaluate a writable copy of the run") from None
+
+
 def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool = False, device: str = "auto",
                  batch_size: int | None = None, data_root: str | os.PathLike | None = None, mode=None,
                  images: int = 0) -> dict:
@@ -87,6 +99,7 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool 
     dev = resolve_device(device)
     run = runstore.resolve(run_dir)
     cfg, model = load_run(run, device=str(dev), data_root=data_root)
+    _check_writable(run)
     root = resolve_data_root(cfg.data_root)
     cache = (Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()) if cfg.cache else None
     ds = CityscapesSegmentation(root, split, cfg.image_size, "fine", cache_dir=cache)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable, Hashable, Iterable, Iterator
@@ -142,7 +143,6 @@ def connect(num_cpus: int | None = None) -> str:
 def _init(ray, **kwargs) -> None:
     """``ray.init``, keeping this process's SIGTERM handler: Ray's own (native) prints a stack dump and
     aborts, where ``cityseg`` stops as after Ctrl-C (one line, exit 143; ``ray.shutdown`` at exit)."""
-    import signal
     import threading
 
     handler = signal.getsignal(signal.SIGTERM)
@@ -165,8 +165,6 @@ def _children() -> set[int]:
 
 
 def _end(pids: set[int]) -> None:
-    import signal
-
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -286,12 +284,14 @@ class RayExecutor(Executor):
 
     @staticmethod
     def _get(ray, ref, key) -> tuple[Any, str]:
-        """The task's value; its CitysegError as one line; a worker that died too often, said so."""
+        """The task's value; its CitysegError or OSError naming a file (full disk) as one line; dead workers said so."""
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as err:
             if isinstance(err.cause, CitysegError):
                 raise CitysegError(str(err.cause)) from None
+            if isinstance(err.cause, OSError) and err.cause.filename:
+                raise err.cause from None
             raise
         except (ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError,
                 ray.exceptions.OutOfMemoryError) as err:

@@ -8,6 +8,31 @@ from pathlib import Path
 __all__ = ["kernel_manager_class"]
 
 
+#: Bytes of a Unix socket's path: 108 with the closing NUL on Linux, 104 on macOS; jupyter adds "-N".
+_SOCKET_PATH_MAX = 100
+
+
+def _ipc_base() -> str | None:
+    """Where a kernel's IPC sockets go (``BASE-1`` ... ``BASE-5``): the Jupyter runtime folder, else,
+    when that path is too long for a socket (a deep ``$HOME``: zmq's "File name too long", and no
+    notebook could start), the temporary folder; None when both are too long (then TCP on loopback).
+
+    Sockets of their own for every kernel: kernels started at once (--executor ray) would otherwise
+    race for the same "kernel-ipc-N" names and read each other's messages."""
+    import tempfile
+    import uuid
+
+    from jupyter_core.paths import jupyter_runtime_dir
+
+    name = f"cityseg-{uuid.uuid4().hex[:12]}-ipc"
+    for folder in (jupyter_runtime_dir(), tempfile.gettempdir()):
+        base = os.path.join(folder, name)
+        if len(os.fsencode(base)) + 2 <= _SOCKET_PATH_MAX:
+            os.makedirs(folder, exist_ok=True)
+            return base
+    return None
+
+
 def kernel_manager_class(stderr_log: Path | None = None):
     """The kernel manager of the notebooks: the kernel on local IPC sockets instead of TCP (nothing
     listens on a port, and ipykernel no longer warns "Kernel is running over TCP without
@@ -26,18 +51,16 @@ def kernel_manager_class(stderr_log: Path | None = None):
     class QuietKernelManager(AsyncKernelManager):
         @default("transport")
         def _transport_default(self) -> str:
-            return "ipc"
+            return "ipc" if self._ipc_base() else "tcp"
 
         @default("ip")
         def _ip_default(self) -> str:
-            # sockets of their own for every kernel: kernels started at once (--executor ray) would
-            # otherwise race for the same "kernel-ipc-N" names and read each other's messages
-            import uuid
+            return self._ipc_base() or "127.0.0.1"
 
-            from jupyter_core.paths import jupyter_runtime_dir
-
-            os.makedirs(jupyter_runtime_dir(), exist_ok=True)
-            return os.path.join(jupyter_runtime_dir(), f"cityseg-{uuid.uuid4().hex[:12]}-ipc")
+        def _ipc_base(self) -> str | None:
+            if not hasattr(self, "_cityseg_ipc"):
+                self._cityseg_ipc = _ipc_base()
+            return self._cityseg_ipc
 
         async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
             if stderr_log is None:

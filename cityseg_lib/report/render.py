@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from cityseg_lib.errors import CitysegError
+from cityseg_lib.files import atomic_write_text
 
 __all__ = ["render_html", "render_pdf", "find_chromium"]
 
@@ -84,8 +85,7 @@ def render_html(executed: Path, html_path: Path, title: str) -> Path:
     exporter.log.setLevel(logging.ERROR)  # alt texts are added below, from the figure captions
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": title}})
     body = _caption_alt_texts(body).replace("</head>", _EXTRA_CSS + "</head>", 1)
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    html_path.write_text(body, encoding="utf-8")
+    atomic_write_text(html_path, body)  # a full disk leaves the earlier build's report.html whole
     return html_path
 
 
@@ -101,24 +101,46 @@ def find_chromium() -> str | None:
     return None
 
 
+def _complete_pdf(path: Path) -> bool:
+    """Whether ``path`` is a whole PDF: ``%PDF-`` at its start, ``%%EOF`` at its end. On a full disk
+    Chromium stops writing without a word and exits 0, leaving the first pages' bytes only."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(5)
+            f.seek(max(f.seek(0, os.SEEK_END) - 64, 0))
+            return head == b"%PDF-" and f.read().rstrip().endswith(b"%%EOF")
+    except OSError:
+        return False
+
+
 def render_pdf(html_path: Path, pdf_path: Path, timeout: int = 180) -> Path | None:
-    """Print the HTML to PDF with headless Chromium; None (and a hint on what to install) without it."""
+    """Print the HTML to PDF with headless Chromium; None (and a hint on what to install) without it.
+
+    Chromium prints to a temporary file beside ``pdf_path``, renamed over it once it is a whole PDF,
+    so a failed print (a full disk) leaves the earlier build's ``report.pdf`` as it was."""
     chromium = find_chromium()
     if chromium is None:
         print(f"report: {_PDF_HELP}; wrote the HTML only")
         return None
-    with tempfile.TemporaryDirectory(prefix="cityseg-chromium-") as profile_dir:
-        cmd = [
-            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile_dir}",
-            f"--print-to-pdf={pdf_path}", "--no-pdf-header-footer", html_path.resolve().as_uri(),
-        ]
-        pdf_path.unlink(missing_ok=True)
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise CitysegError(f"{chromium} did not print {html_path} to PDF within {timeout} s") from None
-    if not pdf_path.is_file() or pdf_path.stat().st_size == 0:
-        tail = " ".join((proc.stderr or "").split()[-30:])
-        raise CitysegError(f"{chromium} failed to print {html_path} to PDF (exit {proc.returncode}): {tail}")
+    pdf_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = pdf_path.with_name(f".{pdf_path.name}.{os.getpid()}.tmp.pdf")  # made by Chromium: its usual mode
+    try:
+        with tempfile.TemporaryDirectory(prefix="cityseg-chromium-") as profile_dir:
+            cmd = [
+                chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile_dir}",
+                f"--print-to-pdf={tmp}", "--no-pdf-header-footer", html_path.resolve().as_uri(),
+            ]
+            try:
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise CitysegError(f"{chromium} did not print {html_path} to PDF within {timeout} s") from None
+        if not _complete_pdf(tmp):
+            size = tmp.stat().st_size if tmp.is_file() else 0
+            why = (f"it wrote {size} bytes and exited 0: is the disk full?" if proc.returncode == 0
+                   else f"exit {proc.returncode}: {' '.join((proc.stderr or '').split()[-30:])}")
+            raise CitysegError(f"{chromium} failed to print {html_path} to PDF ({why}); {pdf_path} is unchanged")
+        os.replace(tmp, pdf_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return pdf_path

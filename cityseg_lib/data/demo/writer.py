@@ -14,6 +14,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from cityseg_lib.errors import CitysegError
+from cityseg_lib.files import atomic_write_text
 from cityseg_lib.data.labels import LABEL_ID_COLORS
 from cityseg_lib.data.demo.canvas import EGO
 from cityseg_lib.data.demo.scene import SPLIT_CODE, render_frame
@@ -56,14 +57,23 @@ def _coarsen(inst: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 _PALETTE = LABEL_ID_COLORS.tobytes()  # 256 RGB entries
 
 
+def _save(image: Image.Image, path: Path) -> None:
+    """``image`` as the PNG ``path``. PIL removes a file it could not finish; a failed write (a full
+    disk) names no file, so the error is given ``path``."""
+    try:
+        image.save(path, **_PNG)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror or str(e), str(path)) from None
+
+
 def _save_labels(folder: Path, stem: str, inst: np.ndarray) -> None:
     """Write ``stem_{labelIds,color,instanceIds}.png`` from instanceIds like the official files."""
     labels = np.where(inst >= 1000, inst // 1000, inst).astype(np.uint8)
-    Image.fromarray(labels).save(folder / f"{stem}_labelIds.png", **_PNG)
+    _save(Image.fromarray(labels), folder / f"{stem}_labelIds.png")
     color = Image.fromarray(labels)
     color.putpalette(_PALETTE)
-    color.convert("RGBA").save(folder / f"{stem}_color.png", **_PNG)
-    Image.fromarray(inst.astype(np.uint16)).save(folder / f"{stem}_instanceIds.png", **_PNG)
+    _save(color.convert("RGBA"), folder / f"{stem}_color.png")
+    _save(Image.fromarray(inst.astype(np.uint16)), folder / f"{stem}_instanceIds.png")
 
 
 def _write_frames(root: str, jobs: list[tuple[str, int]], size: tuple[int, int], seed: int, coarse: bool) -> int:
@@ -72,7 +82,7 @@ def _write_frames(root: str, jobs: list[tuple[str, int]], size: tuple[int, int],
         fr = render_frame(split, index, size=size, seed=seed)
         img_dir = Path(root, "leftImg8bit", split, fr.city)
         img_dir.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(fr.image).save(img_dir / f"{fr.key}_leftImg8bit.png", **_PNG)
+        _save(Image.fromarray(fr.image), img_dir / f"{fr.key}_leftImg8bit.png")
         if split != "train_extra":
             fine = fr.instance_ids
             if split == "test":  # like the real test set: nothing but the ego vehicle is labelled
@@ -165,7 +175,7 @@ def make_demo_dataset(out: str | os.PathLike, *, train: int = 24, val: int = 8, 
     root = Path(out)
     _prepare_root(root)
     # README first: it marks the folder as a demo dataset, so an interrupted run can be redone
-    (root / "README.txt").write_text(_readme(counts, size, seed, coarse), encoding="utf-8")
+    atomic_write_text(root / "README.txt", _readme(counts, size, seed, coarse))
     jobs = [(split, i) for split, n in counts.items() for i in range(n)]
     with tqdm(total=len(jobs), disable=not progress, desc="demo data", unit="frame") as bar:
         if workers == 1 or len(jobs) <= 1:
