@@ -65,6 +65,8 @@ def _cmd_train(a) -> int:
             "with --resume extends it")
         return 0
     say(runstore.start_line(out, cfg, state))
+    if state == "new" and (line := runstore.earlier_runs_note(cfg, out)):
+        say(line)
     if threads := adopt_threads(out, cfg.device) if state == "resume" else None:  # a notebook's run: 1 thread
         say(f"  on {threads} torch thread(s), as it trained (CPU results depend on the count)")
     # prepare has vetted the folder (and moved a retrained run aside) once, here; the job always

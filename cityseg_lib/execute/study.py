@@ -24,11 +24,11 @@ def train_one(cfg: TrainConfig, retrain: bool = False, capture: bool = False) ->
     before it submits.
     """
     if not capture:
-        runstore.train_or_load(cfg, retrain=retrain)
+        runstore.train_or_load(cfg, retrain=retrain, note=False)  # train_all said it before submitting
         return ""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        runstore.train_or_load(cfg, retrain=retrain)
+        runstore.train_or_load(cfg, retrain=retrain, note=False)
     return out.getvalue()
 
 
@@ -61,6 +61,9 @@ def train_all(cfgs: Iterable[TrainConfig], executor: str | Executor | None = Non
     if retrain:
         for cfg in todo.values():
             runstore.prepare(cfg, resume=True, retrain=True, new_ok=True)  # the run moves to .replaced/, said so
+    for folder, cfg in todo.items():  # a new run beside others of its name says why, before any training
+        if not (folder / "config.yaml").is_file() and (line := runstore.earlier_runs_note(cfg, folder)):
+            print(line)
     if todo:
         ex = get_executor(executor, log=print)
         remote = ex.kind != "local"

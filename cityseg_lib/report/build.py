@@ -41,8 +41,10 @@ NOTEBOOKS = ("01_data_exploration", "02_baseline_fcn", "03_unet", "04_swin2_jnet
              "06_halving_sweep", "07_report")
 REPORT_NOTEBOOK = NOTEBOOKS[-1]
 KERNEL = "python3"
-#: Lines of a notebook's output echoed to the terminal while it runs: the run store's and the sweep's progress.
-_PROGRESS = re.compile(r"^\S+: (reusing the finished run|resuming |trained \d+ epochs?|retrain requested)|^winner |^wrote ")
+#: Lines of a notebook's output echoed to the terminal while it runs: the run store's and the sweep's
+#: progress, and why a run is new beside an earlier one of its name (after an upgrade: why a study trains again).
+_PROGRESS = re.compile(r"^\S+: (reusing the finished run|resuming |trained \d+ epochs?|retrain requested|a new run )"
+                       r"|^rung \d+: \d+ trial\(s\) start beside|^winner |^wrote ")
 
 
 def notebook_paths() -> dict[str, Path]:

@@ -19,28 +19,32 @@ extension and the explicit retrain) and :mod:`.history` (an extended run's earli
 
 A run is identified by what it computes: ``HASH`` is a short digest of every config key except
 :data:`EXECUTION_KEYS` (where it runs, its name, how many epochs) plus the dataset's content
-fingerprint (its split file lists and sizes, not its path). A changed computed key therefore
-makes a *new* folder beside the old one; moving the dataset or the checkout changes nothing; a
+fingerprint (its split file lists and sizes, not its path); a key added by a later version enters
+it only at a value other than the earlier behaviour (:data:`ADDED_KEYS`), so an upgrade moves no
+run. A changed computed key therefore makes a *new* folder beside the old one, and says which
+(:func:`earlier_runs_note`); moving the dataset or the checkout changes nothing; a
 larger ``epochs`` extends the finished run from ``last.pt`` (StepLR continues its schedule, so
 the result equals a run trained that long from the start). Nothing here deletes a run: an
 explicit ``retrain=True`` moves it whole to ``.replaced/`` beside the runs and says where. Notebooks, report, sweep and CLI read run files
 only through this module.
 """
 
-from cityseg_lib.runstore.identity import (EXECUTION_KEYS, ResumeRefused, check_same_computation, computed_config,
-                                           dataset_fingerprint, find_runs, run_dir, run_id, runs_root)
+from cityseg_lib.runstore.identity import (ADDED_KEYS, EXECUTION_KEYS, ResumeRefused, check_same_computation,
+                                           computed_config, dataset_fingerprint, find_runs, run_dir, run_id, runs_root)
 from cityseg_lib.runstore.files import (METRIC_FIELDS, checkpoint_path, last_epoch_gain, load_config, load_environment,
                                         load_identity, load_metrics, load_per_image, load_summary, model_stats, read_json,
                                         relative, remove_partial_checkpoints, resolve, run_record, tensorboard_dir,
                                         write_json, write_metrics, write_per_image, write_run_info, write_summary)
 from cityseg_lib.runstore.history import HISTORY_DIR, mark_unfinished
-from cityseg_lib.runstore.lifecycle import fit_state, is_finished, longer_run, prepare, start_line, train_or_load
+from cityseg_lib.runstore.lifecycle import (earlier_runs_note, fit_state, identity_change, is_finished, longer_run,
+                                            prepare, start_line, train_or_load)
 
 __all__ = [
-    "EXECUTION_KEYS", "METRIC_FIELDS", "HISTORY_DIR", "ResumeRefused", "computed_config", "dataset_fingerprint",
+    "ADDED_KEYS", "EXECUTION_KEYS", "METRIC_FIELDS", "HISTORY_DIR", "ResumeRefused", "computed_config",
+    "dataset_fingerprint",
     "run_id", "run_dir",
     "runs_root", "find_runs", "checkpoint_path", "tensorboard_dir", "is_finished", "fit_state", "longer_run",
-    "mark_unfinished", "check_same_computation", "prepare",
+    "mark_unfinished", "check_same_computation", "prepare", "identity_change", "earlier_runs_note",
     "start_line", "train_or_load", "write_run_info", "write_metrics", "write_summary", "write_per_image",
     "last_epoch_gain", "load_config", "load_environment", "load_identity", "load_summary", "load_metrics", "load_per_image",
     "run_record", "remove_partial_checkpoints",

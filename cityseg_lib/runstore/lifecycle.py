@@ -5,6 +5,7 @@ extension moves the shorter run's results to ``RUN/history/``, :mod:`.history`).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from cityseg_lib.config import TrainConfig
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.files import atomic_write_text, set_aside
 from cityseg_lib.lock import folder_lock
+from cityseg_lib.runstore import identity
 from cityseg_lib.runstore.files import load_config, load_summary, read_json, relative
 from cityseg_lib.runstore.identity import check_same_computation, find_runs, run_dir
 from cityseg_lib.strict import load_yaml
@@ -111,7 +113,8 @@ def prepare(cfg: TrainConfig, resume: bool, retrain: bool = False, new_ok: bool 
         others = find_runs(cfg)
         if others:
             check_same_computation(load_yaml(others[0] / "config.yaml"), cfg, others[0])
-            raise CitysegError(f"{others[0]}: cannot resume: the dataset differs from that run's")
+            raise CitysegError(f"{others[0]}: cannot resume: that run computes something else "
+                               f"({identity_change(others[0], cfg)})")
     return out, "new"
 
 
@@ -135,6 +138,63 @@ def _check_idle(run: Path) -> None:
             pass
 
 
+def identity_change(run: Path, cfg: TrainConfig) -> str:
+    """What makes ``cfg`` another computation than ``run``, in words, from the identity that run
+    recorded (``identity.json``): the computed keys that differ (``model_options.weights``: a key
+    of a dict by name; a key that run does not record came with a later version) and the dataset's
+    content. An older version's identity of the same keys and data reads as such."""
+    try:
+        saved = json.loads((run / "identity.json").read_text())
+        old, old_data = _flat(saved["computed"]), saved["dataset"]["digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return f"its {relative(run / 'identity.json')} is missing or unreadable"
+    now = _flat(json.loads(json.dumps(identity.computed_config(cfg))))
+    earlier = {**identity.ADDED_KEYS, "world_size": 1}  # the value a key absent from an identity stands for
+    parts = []
+    for key in sorted(set(old) | set(now)):
+        before, after = old.get(key, earlier.get(key, _UNSET)), now.get(key, earlier.get(key, _UNSET))
+        option = "." in key  # model_options.KEY: an option set on one side only
+        if before is _UNSET:
+            parts.append(f"{key}={_short(after)}, " + ("unset there" if option else "a key added since that run"))
+        elif after is _UNSET:
+            parts.append(f"{key}={_short(before)} there, " + ("unset now" if option else "a key this version lacks"))
+        elif before != after:
+            parts.append(f"{key} {_short(before)} there, {_short(after)} now")
+    if old_data != identity.dataset_fingerprint(cfg)["digest"]:
+        parts.append("the dataset's content")
+    return "; ".join(parts) or "the same keys and data, identified by an older version"
+
+
+_UNSET = object()
+
+
+def _flat(computed: dict) -> dict:
+    """``model_options`` (a dict key) as ``model_options.KEY`` entries, so a change names its option."""
+    out = {k: v for k, v in computed.items() if not isinstance(v, dict)}
+    for key, value in computed.items():
+        if isinstance(value, dict):
+            out.update({f"{key}.{k}": v for k, v in value.items()})
+    return out
+
+
+def _short(value) -> str:
+    """``repr(value)``, a long one (a weights digest) cut to 40 characters."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:36] + "..." + ("'" if isinstance(value, str) else "")
+
+
+def earlier_runs_note(cfg: TrainConfig, out: Path) -> str | None:
+    """One line for a *new* run ``out`` beside runs of the same name (None when there are none):
+    the newest of them and what it computes differently (:func:`identity_change`), kept as it is.
+    After an upgrade this is the line that says why a study is trained again."""
+    others = [p for p in find_runs(cfg) if p != out]
+    if not others:
+        return None
+    more = f" (and {len(others) - 1} more of this name)" if len(others) > 1 else ""
+    return (f"{cfg.name}: a new run {relative(out)}; the earlier run {relative(others[0])}{more} computes something "
+            f"else ({identity_change(others[0], cfg)}) and is kept")
+
+
 def _epochs_done(run: Path) -> int:
     metrics = run / "metrics.csv"
     return max(len(metrics.read_text().splitlines()) - 1, 0) if metrics.is_file() else 0
@@ -144,10 +204,11 @@ def _progress_text(run: Path, cfg: TrainConfig) -> str:
     return f"{_epochs_done(run)} of {cfg.epochs} epochs done"
 
 
-def train_or_load(cfg: TrainConfig, retrain: bool = False, verbose: bool = True) -> Path:
+def train_or_load(cfg: TrainConfig, retrain: bool = False, verbose: bool = True, note: bool = True) -> Path:
     """The finished run of ``cfg``: reused when it exists, else trained (or resumed, or extended).
 
-    Returns the run folder. Other runs of the same name are never touched.
+    Returns the run folder. Other runs of the same name are never touched; a new run beside them
+    says so first (:func:`earlier_runs_note`; ``note=False``: the caller said it).
     """
     import time
 
@@ -159,6 +220,8 @@ def train_or_load(cfg: TrainConfig, retrain: bool = False, verbose: bool = True)
         if verbose:
             print(f"{cfg.name}: reusing the finished run {relative(out)}")
         return out
+    if verbose and note and state == "new" and (line := earlier_runs_note(cfg, out)):
+        print(line)
     start = _epochs_done(out) if state == "resume" else 0  # an interrupted (or shorter) run goes on
     if verbose and start:
         print(f"{cfg.name}: resuming {relative(out)} after epoch {start} of {cfg.epochs}")

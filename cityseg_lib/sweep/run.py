@@ -107,8 +107,10 @@ def run_sweep(cfg: SweepConfig, dry_run: bool = False, log: Callable[[str], None
 
 
 def _pending_trials(sweep: _Sweep, rung: Rung, alive: list[int]) -> list[tuple[tuple[int, int], TrainConfig]]:
-    """Record the trials of ``rung`` that an earlier run finished; return the others."""
-    jobs = []
+    """Record the trials of ``rung`` that an earlier run finished; return the others (saying when
+    new trial runs start beside earlier ones of theirs that compute something else: an upgrade
+    that changed the trials' identity)."""
+    jobs, notes = [], []
     for idx in alive:
         key, cand = (rung.index, idx), sweep.candidates[idx]
         sweep.configs[key] = trial_config(sweep.cfg, cand, rung, sweep.n_train)
@@ -119,6 +121,11 @@ def _pending_trials(sweep: _Sweep, rung: Rung, alive: list[int]) -> list[tuple[t
             sweep.record(key, sweep.failed_before[(rung.index, cand.id)])
         else:
             jobs.append((key, sweep.configs[key]))
+            if not (run / "config.yaml").is_file() and (note := runstore.earlier_runs_note(sweep.configs[key], run)):
+                notes.append(note)
+    if notes:
+        sweep.log(f"rung {rung.index}: {len(notes)} trial(s) start beside earlier runs of theirs that are kept; "
+                  f"the first: {notes[0]}")
     if len(jobs) < len(alive):
         sweep.log(f"rung {rung.index}: {len(alive) - len(jobs)} of {len(alive)} trials already finished")
     return jobs
