@@ -175,3 +175,43 @@ def test_a_sweep_whose_trials_changed_identity_says_so_and_keeps_them(tmp_path, 
     assert _PROGRESS.match(line)  # notebook 06's line reaches cityseg report's terminal
     assert f"the earlier run {runstore.relative(old)} computes something else (crop_class_balance=0.0" in line
     assert (out / "winner.json").is_file()
+
+
+_SWIN = {"model": "swin2_jnet", "model_options": {"encoder": "swinv2_tiny_window8_256", "pretrained": False,
+                                                   "encoder_kwargs": {"embed_dim": 24, "depths": [1, 1, 1, 1],
+                                                                      "num_heads": [1, 2, 3, 4]}}}
+
+
+def test_a_model_revision_enters_the_identity_only_where_it_computes_something_else(monkeypatch):
+    """Swin2-JNet's decoder changed (revision 2, 2026-12-05) only at sizes 32 does not divide: the
+    demo's 48x96 runs get a new identity, 64x96 (and the full profile's 768x768) keep theirs, and
+    models without revisions are untouched (the pinned hash above)."""
+    monkeypatch.setattr(identity, "dataset_fingerprint", lambda cfg: {"digest": "0123456789abcdef", "images": {}})
+    odd, even = (load_config(None, {"name": "s", "image_size": size, "lr": 0.01, **_SWIN}) for size in ([48, 96], [64, 96]))
+    assert identity.computed_config(odd)["model_revision"] == 2
+    assert "model_revision" not in identity.computed_config(even)
+    unet = load_config(None, {"name": "u", "image_size": [48, 96], "model": "unet", "lr": 0.01})
+    assert "model_revision" not in identity.computed_config(unet)
+
+
+def test_weights_of_an_earlier_model_revision_are_not_scored_by_this_one(demo_root, tmp_path, capsys):
+    """A Swin2-JNet run trained at 48x96 before revision 2 (its identity.json records none) holds
+    weights the new decoder would use differently: evaluate, predict and export refuse it in one
+    line, a rebuild trains a new run beside it (the line names model_revision) and keeps it."""
+    from cityseg_lib.cli import main
+    from cityseg_lib.execute import train_all
+    from cityseg_lib.train.engine import load_run
+
+    cfg = _cfg(demo_root, tmp_path, name="s", image_size=[48, 96], **_SWIN)
+    run = runstore.train_or_load(cfg, verbose=False)
+    assert load_run(run)[0].model == "swin2_jnet"  # this version's own run loads
+    old = _as_before(run, keys=("model_revision",))
+    before = _files(old)
+    capsys.readouterr()
+    assert main(["evaluate", "--run", str(old)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "trained by revision 1 of the swin2_jnet model, and this version builds revision 2" in err
+    (new,) = train_all([cfg], executor="local")
+    note = [line for line in capsys.readouterr().out.splitlines() if "computes something else" in line]
+    assert new != old and _files(old) == before
+    assert note and "(model_revision 1 there, 2 now) and is kept" in note[0]

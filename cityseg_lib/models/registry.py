@@ -24,6 +24,7 @@ __all__ = [
     "model_names",
     "model_options",
     "check_model",
+    "model_revision",
     "check_int",
     "check_probability",
     "check_size",
@@ -34,6 +35,8 @@ M = TypeVar("M", bound=Callable[..., nn.Module])
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 #: name -> ``check(options, input_size)``: the model's cheap value checks (nothing built)
 _CHECKS: dict[str, Callable[[dict, "tuple[int, int] | None"], None]] = {}
+#: name -> ``revision(options, input_size)``: which revision of the model's computation a config has
+_REVISIONS: dict[str, Callable[[dict, "tuple[int, int] | None"], "int | None"]] = {}
 
 
 # ----------------------------------------------------------------------------- option checks
@@ -69,7 +72,8 @@ def check_size(model: str, key: str, value: Any) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- registry
 
 
-def register_model(name: str, check: Callable[[dict, "tuple[int, int] | None"], None] | None = None
+def register_model(name: str, check: Callable[[dict, "tuple[int, int] | None"], None] | None = None,
+                   revision: Callable[[dict, "tuple[int, int] | None"], "int | None"] | None = None
                    ) -> Callable[[M], M]:
     """Class (or function) decorator: make ``build_model(name, ...)`` build it.
 
@@ -77,7 +81,9 @@ def register_model(name: str, check: Callable[[dict, "tuple[int, int] | None"], 
     signature is the list of valid options. ``check(options, input_size)``, when given, refuses bad
     option values (every option present, defaults filled in) and an input size the model cannot
     take (None: not known), cheaply: :func:`check_model` runs it where a config enters, before any
-    folder, data or weights are touched.
+    folder, data or weights are touched. ``revision(options, input_size)``, when given, names the
+    revision of the model's computation where a later version of its code computes something else
+    than an earlier one (None where they agree): it enters a run's identity (:func:`model_revision`).
     """
 
     def decorator(builder: M) -> M:
@@ -86,6 +92,8 @@ def register_model(name: str, check: Callable[[dict, "tuple[int, int] | None"], 
         _REGISTRY[name] = builder
         if check is not None:
             _CHECKS[name] = check
+        if revision is not None:
+            _REVISIONS[name] = revision
         return builder
 
     return decorator
@@ -139,3 +147,14 @@ def check_model(name: str, options: Mapping[str, Any], input_size: tuple[int, in
             )
     if name in _CHECKS:
         _CHECKS[name]({**valid, **options}, None if input_size is None else tuple(input_size))
+
+
+def model_revision(name: str, options: Mapping[str, Any], input_size: tuple[int, int] | None) -> int | None:
+    """The revision of model ``name``'s computation for ``options`` at ``input_size`` (the training
+    size), or None where it computes what it always did. A run's identity records it, so that a fix
+    to a model's arithmetic trains a new run beside the runs of the old one (reported as such) and a
+    checkpoint of the old one is never scored by the new code (:func:`check_model` first)."""
+    check_model(name, options, input_size)
+    if name not in _REVISIONS:
+        return None
+    return _REVISIONS[name]({**model_options(name), **options}, None if input_size is None else tuple(input_size))

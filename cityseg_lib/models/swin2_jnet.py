@@ -36,9 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cityseg_lib.errors import CitysegError, one_line
 from cityseg_lib.data.labels import NUM_CLASSES
-from cityseg_lib.models.registry import check_int, check_probability, check_size, register_model
+from cityseg_lib.models.registry import check_size, register_model
+from cityseg_lib.models.swin2_jnet_options import check_swin2_jnet, swin2_jnet_revision
 from cityseg_lib.models.timm_weights import create_encoder
 from cityseg_lib.models.unet import DoubleConv
 
@@ -49,25 +49,6 @@ DEFAULT_ENCODER = "swinv2_base_window12to24_192to384"
 DEMO_ENCODER = "swinv2_tiny_window8_256"
 
 _NAME = "swin2_jnet"
-#: encoder_kwargs this module sets itself.
-_RESERVED_KWARGS = ("features_only", "pretrained", "pretrained_cfg_overlay", "img_size")
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def _check_encoder_kwargs(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise CitysegError(f"{_NAME}: option encoder_kwargs={value!r} must be a mapping of timm.create_model arguments")
-    for key in value:
-        if key in _RESERVED_KWARGS:
-            raise CitysegError(f"{_NAME}: encoder_kwargs may not set {key!r}; use the model option instead")
-    # YAML gives lists; timm expects tuples for depths, num_heads, window sizes
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
-
-
 def _upsample(x: torch.Tensor, factor: int, size: torch.Size | tuple[int, int]) -> torch.Tensor:
     """``x (N, C, h, w)`` on a grid ``factor`` times coarser than ``size``, both anchored at the top-left
     pixel -> ``(N, C, *size)``: bilinear by exactly ``factor``, then the rows/columns past ``size`` cropped
@@ -154,88 +135,7 @@ class _JDecoder(nn.Module):
 # ----------------------------------------------------------------------------- the model
 
 
-def _check_normalisation(encoder: str) -> None:
-    """A pretrained encoder must expect the inputs the data pipeline gives: ImageNet's mean and std
-    (every Swin V2 of timm does; CLIP or Inception encoders do not, and would see shifted colours)."""
-    import math
-
-    from timm.models import get_pretrained_cfg
-
-    from cityseg_lib.data.transforms import IMAGENET_MEAN, IMAGENET_STD
-
-    cfg = get_pretrained_cfg(encoder)
-    if cfg is None or cfg.mean is None or cfg.std is None:
-        return
-    expected, given = (*cfg.mean, *cfg.std), (*IMAGENET_MEAN, *IMAGENET_STD)
-    if not all(math.isclose(a, b, abs_tol=1e-4) for a, b in zip(expected, given)):
-        raise CitysegError(f"{_NAME}: encoder {encoder!r} was pretrained on inputs normalised with mean {cfg.mean} "
-                           f"and std {cfg.std}; the data pipeline gives ImageNet's {IMAGENET_MEAN} / {IMAGENET_STD}: "
-                           "choose an ImageNet-normalised encoder (e.g. a swinv2_*), or pretrained: false")
-
-
-#: (encoder, encoder_kwargs, img_size) -> number of feature stages, see :func:`_encoder_stages`
-_STAGES: dict[str, int] = {}
-
-
-def _encoder_stages(encoder: str, kwargs: dict[str, Any], img_size: tuple[int, int] | None) -> int:
-    """Feature stages of the encoder, from a build on the meta device (shapes only, no weights: 0.06 s
-    for the demo's tiny Swin, 0.4 s for the base one; cached), so that arguments timm rejects and a
-    size it cannot build for are refused where a config enters, not after its data and run folder."""
-    key = repr((encoder, sorted(kwargs.items()), img_size))
-    if key not in _STAGES:
-        import timm
-
-        size = {} if img_size is None else {"img_size": img_size}
-        try:
-            with torch.device("meta"):
-                model = timm.create_model(encoder, pretrained=False, features_only=True, **kwargs, **size)
-        except TypeError as err:  # timm passes unknown keyword arguments on to the model class
-            raise CitysegError(f"{_NAME}: encoder {encoder!r} rejects its arguments {sorted(kwargs)}: "
-                               f"{one_line(err)}") from err
-        except Exception as err:  # e.g. an input smaller than a patch
-            where = f" for {list(img_size)} images" if img_size else ""
-            raise CitysegError(f"{_NAME}: encoder {encoder!r} cannot be built{where} (encoder_kwargs {kwargs}): "
-                               f"{one_line(err)}") from err
-        _STAGES[key] = len(model.feature_info.channels())
-    return _STAGES[key]
-
-
-def check_swin2_jnet(options: dict, input_size: tuple[int, int] | None = None) -> dict[str, Any]:
-    """The Swin2-JNet's option values, without weights: a timm model name, booleans, ``weights`` only
-    with ``pretrained``, the dropout rate, ``encoder_kwargs`` (returned as timm takes them), sizes and
-    widths, one per encoder stage (counted on a meta-device build for ``img_size``, else the input
-    size). Any input size the encoder builds for works (others are resized to it)."""
-    import timm
-
-    encoder, pretrained, weights = options["encoder"], options["pretrained"], options["weights"]
-    if not isinstance(encoder, str) or not timm.is_model(encoder):
-        raise CitysegError(f"{_NAME}: encoder {encoder!r} is not a timm model name (see timm.list_models('swinv2*'))")
-    if options["img_size"] is not None:
-        check_size(_NAME, "img_size", options["img_size"])
-    for key in ("pretrained", "batchnorm"):
-        if not isinstance(options[key], bool):
-            raise CitysegError(f"{_NAME}: option {key}={options[key]!r} must be true or false")
-    if weights and not pretrained:
-        raise CitysegError(f"{_NAME}: weights={weights!r} with pretrained=false; drop one of the two")
-    if pretrained:
-        _check_normalisation(encoder)
-    check_probability(_NAME, "dropout", options["dropout"])
-    channels = options["decoder_channels"]
-    if channels is not None:
-        if not isinstance(channels, (list, tuple)):
-            raise CitysegError(f"{_NAME}: option decoder_channels={channels!r} must list one width per encoder stage")
-        for c in channels:
-            check_int(_NAME, "decoder_channels", c)
-    kwargs = _check_encoder_kwargs(options["encoder_kwargs"])
-    size = options["img_size"] if options["img_size"] is not None else input_size
-    stages = _encoder_stages(encoder, kwargs, None if size is None else check_size(_NAME, "img_size", size))
-    if channels is not None and len(channels) != stages:
-        raise CitysegError(f"{_NAME}: option decoder_channels={channels!r} must list {stages} widths, one per "
-                           "encoder stage")
-    return kwargs
-
-
-@register_model(_NAME, check=check_swin2_jnet)
+@register_model(_NAME, check=check_swin2_jnet, revision=swin2_jnet_revision)
 class Swin2JNet(nn.Module):
     """Swin V2 encoder + J-shaped decoder with skip connections, BatchNorm and Dropout.
 

@@ -36,15 +36,15 @@ from cityseg_lib.runstore.files import (METRIC_FIELDS, checkpoint_path, last_epo
                                         relative, remove_partial_checkpoints, resolve, run_record, tensorboard_dir,
                                         write_json, write_metrics, write_per_image, write_run_info, write_summary)
 from cityseg_lib.runstore.history import HISTORY_DIR, mark_unfinished
-from cityseg_lib.runstore.lifecycle import (earlier_runs_note, fit_state, identity_change, is_finished, longer_run,
-                                            prepare, start_line, train_or_load)
+from cityseg_lib.runstore.lifecycle import (check_revision, earlier_runs_note, fit_state, identity_change, is_finished,
+                                            longer_run, prepare, start_line, train_or_load)
 
 __all__ = [
     "ADDED_KEYS", "EXECUTION_KEYS", "METRIC_FIELDS", "HISTORY_DIR", "ResumeRefused", "computed_config",
     "dataset_fingerprint",
     "run_id", "run_dir",
     "runs_root", "find_runs", "checkpoint_path", "tensorboard_dir", "is_finished", "fit_state", "longer_run",
-    "mark_unfinished", "check_same_computation", "prepare", "identity_change", "earlier_runs_note",
+    "mark_unfinished", "check_same_computation", "prepare", "identity_change", "earlier_runs_note", "check_revision",
     "start_line", "train_or_load", "write_run_info", "write_metrics", "write_summary", "write_per_image",
     "last_epoch_gain", "load_config", "load_environment", "load_identity", "load_summary", "load_metrics", "load_per_image",
     "run_record", "remove_partial_checkpoints",

@@ -80,10 +80,20 @@ def computed_config(cfg: TrainConfig) -> dict:
     values = {k: v for k, v in config_to_dict(cfg).items()
               if k not in EXECUTION_KEYS and not (k in ADDED_KEYS and v == ADDED_KEYS[k])}
     values["model_options"] = identify_weights(values["model_options"])
+    if revision := training_revision(cfg):  # a model whose arithmetic a later version changed
+        values["model_revision"] = revision
     world = _world_size()
     if world > 1:  # under torchrun: batch_size is per process, so N processes train another batch
         values["world_size"] = world
     return values
+
+
+def training_revision(cfg: TrainConfig) -> int | None:
+    """The revision of ``cfg``'s model computation at its training size (None: what it always was,
+    the case of every run trained before model revisions existed), :func:`~cityseg_lib.models.model_revision`."""
+    from cityseg_lib.models import model_revision
+
+    return model_revision(cfg.model, cfg.model_options, cfg.crop_size or cfg.image_size)
 
 
 def _world_size() -> int:

@@ -27,6 +27,22 @@ def longer_run(run: str | os.PathLike, done: int, asked: int) -> CitysegError:
                         "choose another name, or retrain to replace it")
 
 
+def check_revision(run: str | os.PathLike, cfg: TrainConfig) -> None:
+    """Refuse to load ``run``'s weights into a model whose computation this version changed since
+    the run trained (its ``identity.json`` records another ``model_revision``, absent = 1): the
+    weights would be scored, exported or predicted with by another function than the one they learnt."""
+    from cityseg_lib.runstore.files import load_identity
+
+    saved = load_identity(run).get("computed")
+    if not isinstance(saved, dict):  # no identity recorded: nothing to compare with
+        return
+    before, now = saved.get("model_revision", 1), identity.training_revision(cfg) or 1
+    if before != now:
+        raise CitysegError(f"{relative(run)}: trained by revision {before} of the {cfg.model} model, and this version "
+                           f"builds revision {now} at its size (see cityseg_lib/models): its weights would be used by "
+                           "another computation; train it again with this version (a new run beside it, this one is kept)")
+
+
 def is_finished(run: str | os.PathLike, cfg: TrainConfig) -> bool:
     """True when ``run`` holds a finished run of ``cfg``'s length; an error when it is longer.
 
@@ -149,7 +165,7 @@ def identity_change(run: Path, cfg: TrainConfig) -> str:
     except (OSError, ValueError, KeyError, TypeError):
         return f"its {relative(run / 'identity.json')} is missing or unreadable"
     now = _flat(json.loads(json.dumps(identity.computed_config(cfg))))
-    earlier = {**identity.ADDED_KEYS, "world_size": 1}  # the value a key absent from an identity stands for
+    earlier = {**identity.ADDED_KEYS, "world_size": 1, "model_revision": 1}  # the value a key absent from an identity stands for
     parts = []
     for key in sorted(set(old) | set(now)):
         before, after = old.get(key, earlier.get(key, _UNSET)), now.get(key, earlier.get(key, _UNSET))

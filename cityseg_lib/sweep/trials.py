@@ -44,7 +44,10 @@ def sweep_id(cfg: SweepConfig) -> str:
     values["base"] = {k: v for k, v in cfg.base.items() if k not in runstore.EXECUTION_KEYS}
     if isinstance(values["base"].get("model_options"), dict):  # a weights file by its content
         values["base"]["model_options"] = runstore.identity.identify_weights(values["base"]["model_options"])
-    values["dataset"] = runstore.identity.dataset_fingerprint(base_train_config(cfg))["digest"]
+    base = base_train_config(cfg)
+    values["dataset"] = runstore.identity.dataset_fingerprint(base)["digest"]
+    if revision := runstore.identity.training_revision(base):  # the trials' model computes what it did before
+        values["model_revision"] = revision
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

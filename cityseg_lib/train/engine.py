@@ -273,6 +273,7 @@ def load_run(run_dir: str | os.PathLike, checkpoint: str = "best", device: str =
     ``data_root`` replaces the dataset location stored in the run (``--root``).
     """
     cfg = runstore.load_config(run_dir, data_root=data_root)
+    runstore.check_revision(runstore.resolve(run_dir), cfg)  # weights of an earlier model revision
     path = runstore.checkpoint_path(runstore.resolve(run_dir), checkpoint.removesuffix(".pt"))
     state = load_checkpoint(path, map_location=device)
     model = build_model_for(cfg, init_weights=False)
