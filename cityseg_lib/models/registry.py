@@ -153,8 +153,8 @@ def model_revision(name: str, options: Mapping[str, Any], input_size: tuple[int,
     """The revision of model ``name``'s computation for ``options`` at ``input_size`` (the training
     size), or None where it computes what it always did. A run's identity records it, so that a fix
     to a model's arithmetic trains a new run beside the runs of the old one (reported as such) and a
-    checkpoint of the old one is never scored by the new code (:func:`check_model` first)."""
-    check_model(name, options, input_size)
+    checkpoint of the old one is never scored by the new code. Options are :func:`check_model`'s to
+    judge (a config's identity may be asked for before its model is checked)."""
     if name not in _REVISIONS:
         return None
     return _REVISIONS[name]({**model_options(name), **options}, None if input_size is None else tuple(input_size))
