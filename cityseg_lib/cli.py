@@ -111,11 +111,12 @@ def _cmd_predict(a) -> int:
     if a.engine == "onnxruntime":
         from cityseg_lib.evaluate.deploy import predict_images_onnx
 
-        files = predict_images_onnx(a.run, a.onnx, a.input, a.out, fmt=a.format)
+        files = predict_images_onnx(a.run, a.onnx, a.input, a.out, fmt=a.format, resume=a.resume)
     else:
         from cityseg_lib.evaluate.predict import predict_images
 
-        files = predict_images(a.run, a.input, a.out, fmt=a.format, device=a.device, mode=inference_mode(a))
+        files = predict_images(a.run, a.input, a.out, fmt=a.format, device=a.device, mode=inference_mode(a),
+                               resume=a.resume)
     print(f"wrote {len(files)} file(s) to {a.out}")
     return 0
 
@@ -233,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--engine", default="torch", choices=["torch", "onnxruntime"])
     s.add_argument("--onnx", default=None, help="exported model for --engine onnxruntime (default RUN/model.onnx)")
+    s.add_argument("--resume", action="store_true", help="keep an interrupted predict's outputs in --out, write the rest")
     _mode_arguments(s)
     s.set_defaults(func=_cmd_predict)
 

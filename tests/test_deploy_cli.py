@@ -119,3 +119,41 @@ def test_inference_cost_sentence_follows_the_paired_ratio():
     assert text.startswith("Per image, slide took 30.0x (95% CI 30.0-30.0x over the images) as long as the whole-image")
     assert "whole + flip was not measurably slower than the whole-image forward" in text
     assert "whole + flip took" not in text
+
+
+def test_an_interrupted_predict_resumes_into_its_own_folder_only(tiny_run, demo_root, tmp_path, capsys, monkeypatch):
+    """A predict stopped after its first output (Ctrl-C, a full disk, a scheduler's limit) blocked every
+    re-run into the same --out ('exists already'); --resume keeps what it wrote and writes the rest,
+    byte for byte what one uninterrupted predict writes, and only for the same run, format and mode."""
+    import cityseg_lib.evaluate.predict as P
+
+    val = str(demo_root / "leftImg8bit/val")
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    assert main(["predict", "--run", str(tiny_run), "--input", val, "--out", str(whole), "--format", "color"]) == 0
+    real, calls = P.write_new, []
+
+    def stop_after_first(path, write):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(path)
+        return real(path, write)
+
+    monkeypatch.setattr(P, "write_new", stop_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        P.predict_images(tiny_run, val, part, fmt="color", progress=False)
+    monkeypatch.setattr(P, "write_new", real)
+    args = ["predict", "--run", str(tiny_run), "--input", val, "--out", str(part)]
+    capsys.readouterr()
+    assert main([*args, "--format", "color"]) == 2  # without --resume: refused, and it says how to go on
+    assert "exists already; refusing to overwrite it (choose another --out, or --resume" in capsys.readouterr().err
+    assert main([*args, "--format", "overlay", "--resume"]) == 2  # another format: not the same predictions
+    assert "holds predictions of another setting (format 'color'" in capsys.readouterr().err
+    assert main([*args, "--format", "color", "--resume"]) == 0
+    assert "wrote 2 file(s)" in capsys.readouterr().out
+    files = sorted(p.relative_to(whole) for p in whole.rglob("*.png"))
+    assert len(files) == 3 and files == sorted(p.relative_to(part) for p in part.rglob("*.png"))
+    assert all((whole / f).read_bytes() == (part / f).read_bytes() for f in files)
+    # a folder of outputs nobody recorded (an older version's, or the user's own) is not resumed into
+    (part / P.ORIGIN_FILE).unlink()
+    assert main([*args, "--format", "color", "--resume"]) == 2
+    assert "no .cityseg-predict.json says what wrote its files" in capsys.readouterr().err

@@ -24,7 +24,7 @@ from cityseg_lib.data.labels import train_ids_to_color, train_ids_to_label_ids
 from cityseg_lib.data.transforms import normalize
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.evaluate.export import INPUT_NAME, OUTPUT_NAME, check_onnx, export_onnx, onnx_session
-from cityseg_lib.evaluate.predict import plan_outputs
+from cityseg_lib.evaluate.predict import check_origin, plan_outputs, predict_origin, write_origin
 from cityseg_lib.files import write_new
 from cityseg_lib.paths import default_cache_dir, resolve_data_root
 from cityseg_lib.train.engine import load_run
@@ -61,13 +61,17 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, data_root: str | 
 
 
 def predict_images_onnx(run: str | os.PathLike, onnx_path: str | os.PathLike | None, inputs: str | os.PathLike,
-                        out_dir: str | os.PathLike, fmt: str = "labelIds", alpha: float = 0.5) -> list[Path]:
+                        out_dir: str | os.PathLike, fmt: str = "labelIds", alpha: float = 0.5,
+                        resume: bool = False) -> list[Path]:
     """``predict`` with an exported model on onnxruntime (CPU): the same outputs, the same rules
-    (never over an existing file, the input tree mirrored). ``onnx_path`` None = ``RUN/model.onnx``."""
-    pairs = plan_outputs(inputs, out_dir, fmt)
-    cfg = runstore.load_config(run)
+    (never over an existing file, the input tree mirrored, ``resume``). ``onnx_path`` None = ``RUN/model.onnx``."""
     path = Path(onnx_path) if onnx_path else runstore.resolve(run) / "model.onnx"
+    origin = predict_origin(run, fmt, "onnxruntime", onnx=path, alpha=alpha)
+    check_origin(out_dir, origin, resume)
+    pairs = plan_outputs(inputs, out_dir, fmt, resume)
+    cfg = runstore.load_config(run)
     session = onnx_session(path)
+    write_origin(out_dir, origin)
     written = []
     for f, target in pairs:
         rgb = read_image(f)

@@ -9,6 +9,7 @@ output folder, and skips its own output folder when that lies inside the input.
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -25,13 +26,13 @@ from cityseg_lib.data.labels import train_ids_to_color, train_ids_to_label_ids
 from cityseg_lib.data.transforms import normalize
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.evaluate.modes import InferenceMode
-from cityseg_lib.files import write_new
+from cityseg_lib.files import atomic_write_text, write_new
 from cityseg_lib.paths import default_cache_dir
 from cityseg_lib.train.engine import load_run
 from cityseg_lib.train.metrics import predict_full_res
 from cityseg_lib.train.setup import resolve_device
 
-__all__ = ["PREDICT_FORMATS", "plan_outputs", "predict_images", "predict_frames"]
+__all__ = ["PREDICT_FORMATS", "ORIGIN_FILE", "check_origin", "write_origin", "predict_origin", "plan_outputs", "predict_images", "predict_frames"]
 
 PREDICT_FORMATS = ("labelIds", "color", "overlay")
 _SUFFIX = {"labelIds": "", "color": "_color", "overlay": "_overlay"}
@@ -42,13 +43,58 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def plan_outputs(inputs: str | os.PathLike, out_dir: str | os.PathLike, fmt: str) -> list[tuple[Path, Path]]:
+#: What wrote the predictions in an output folder (run, format, engine, mode), for ``--resume``.
+ORIGIN_FILE = ".cityseg-predict.json"
+
+
+def check_origin(out_dir: str | os.PathLike, origin: dict, resume: bool) -> None:
+    """Refuse an ``out_dir`` whose predictions another run, format, engine or mode wrote (its
+    :data:`ORIGIN_FILE`), and a ``resume`` into a folder without that record: the outputs kept by a
+    resumed predict must be those the rest would have been."""
+    path = Path(out_dir).expanduser().resolve() / ORIGIN_FILE
+    try:
+        saved = json.loads(path.read_text())
+    except FileNotFoundError:
+        if resume and path.parent.is_dir() and any(path.parent.iterdir()):
+            raise CitysegError(f"--out {path.parent}: --resume, but no {ORIGIN_FILE} says what wrote its files; "
+                               "choose another --out") from None
+        return
+    except (OSError, ValueError) as err:
+        raise CitysegError(f"{path}: unreadable ({type(err).__name__}); choose another --out") from None
+    if saved != origin:
+        other = ", ".join(f"{k} {saved.get(k)!r}" for k in origin if saved.get(k) != origin[k])
+        raise CitysegError(f"--out {path.parent}: holds predictions of another setting ({other}, its {ORIGIN_FILE}); "
+                           "choose another --out")
+
+
+def write_origin(out_dir: str | os.PathLike, origin: dict) -> None:
+    """Record ``origin`` in ``out_dir`` before its first output (kept as it is when it is there)."""
+    path = Path(out_dir).expanduser().resolve() / ORIGIN_FILE
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(origin, indent=2, sort_keys=True) + "\n")
+
+
+def predict_origin(run: str | os.PathLike, fmt: str, engine: str, mode=None, onnx=None, alpha: float = 0.5) -> dict:
+    """What makes a folder's predictions: the run (its folder and identity), the format (an overlay's
+    ``alpha``), the engine (an ONNX file by path) and the inference mode."""
+    folder = runstore.resolve(run)
+    return {"run": str(folder), "run_id": runstore.load_identity(folder).get("run_id"), "checkpoint": "best",
+            "format": fmt, "alpha": alpha if fmt == "overlay" else None, "engine": engine,
+            "onnx": str(Path(onnx).expanduser().resolve()) if onnx else None,
+            "mode": None if mode is None or mode == InferenceMode() else repr(mode)}
+
+
+def plan_outputs(inputs: str | os.PathLike, out_dir: str | os.PathLike, fmt: str,
+                 resume: bool = False) -> list[tuple[Path, Path]]:
     """``(input image, output file)`` pairs, checked before any work is done.
 
     A folder input is mirrored under ``out_dir`` (``a/x.png`` -> ``OUT/a/x.png``), so equal file
     names in different subfolders stay apart; images inside ``out_dir`` are skipped (earlier
     outputs are not inputs). An existing output, an output equal to an input, two inputs with one
     output (``a.png`` and ``a.jpg``), or an ``out_dir`` that is a file, is an error naming it.
+    ``resume``: an existing output is kept and its input left out (outputs are written whole, by a
+    rename, so one that exists is complete; :func:`check_origin` vouches for what wrote it).
     """
     if fmt not in PREDICT_FORMATS:
         raise CitysegError(f"format {fmt!r} is not one of {', '.join(PREDICT_FORMATS)}")
@@ -73,8 +119,11 @@ def plan_outputs(inputs: str | os.PathLike, out_dir: str | os.PathLike, fmt: str
                                "rename one, or predict them into different --out folders")
         claimed[target] = f
         if target.exists():
+            if resume and target not in files:
+                continue
             what = "is an input image" if target in files or target == f else "exists already"
-            raise CitysegError(f"{target} {what}; refusing to overwrite it (choose another --out)")
+            raise CitysegError(f"{target} {what}; refusing to overwrite it (choose another --out, or --resume to "
+                               "keep an interrupted predict's outputs and write the rest)")
         _check_readable(f)
         pairs.append((f, target))
     return pairs
@@ -94,18 +143,22 @@ def _check_readable(path: Path) -> None:
 @torch.no_grad()
 def predict_images(run_dir: str | os.PathLike, inputs: str | os.PathLike, out_dir: str | os.PathLike,
                    fmt: str = "labelIds", device: str = "auto", alpha: float = 0.5, progress: bool = True,
-                   mode=None) -> list[Path]:
+                   mode=None, resume: bool = False) -> list[Path]:
     """Segment every image under ``inputs`` with the run's best checkpoint; returns the written files.
 
     The image is resized to the training size, and the logits are up-sampled back to the image's
     own size before the argmax (the official protocol), so outputs match the input resolution;
     ``mode`` (an :class:`cityseg_lib.evaluate.modes.InferenceMode`) selects slide/TTA inference.
     ``labelIds`` keeps the input file name (the test server and ``evaluate-folder`` match on the
-    ``CITY_SEQ_FRAME`` key); ``color`` and ``overlay`` add a suffix.
+    ``CITY_SEQ_FRAME`` key); ``color`` and ``overlay`` add a suffix. ``resume`` writes only the
+    outputs an interrupted predict of the same run, format and mode into ``out_dir`` left missing.
     """
-    pairs = plan_outputs(inputs, out_dir, fmt)  # every check before the model is loaded
+    origin = predict_origin(run_dir, fmt, "torch", mode=mode, alpha=alpha)
+    check_origin(out_dir, origin, resume)
+    pairs = plan_outputs(inputs, out_dir, fmt, resume)  # every check before the model is loaded
     dev = resolve_device(device)
     cfg, model = load_run(run_dir, device=str(dev))
+    write_origin(out_dir, origin)
     written = []
     for f, target in tqdm(pairs, desc="predict", disable=not progress or bool(os.environ.get("CI"))):
         rgb = read_image(f)
