@@ -52,10 +52,12 @@ def check_origin(out_dir: str | os.PathLike, origin: dict, resume: bool) -> None
     :data:`ORIGIN_FILE`), and a ``resume`` into a folder without that record: the outputs kept by a
     resumed predict must be those the rest would have been."""
     path = Path(out_dir).expanduser().resolve() / ORIGIN_FILE
+    if not path.parent.is_dir():  # nothing written there yet (a file: plan_outputs names it)
+        return
     try:
         saved = json.loads(path.read_text())
     except FileNotFoundError:
-        if resume and path.parent.is_dir() and any(path.parent.iterdir()):
+        if resume and any(path.parent.iterdir()):
             raise CitysegError(f"--out {path.parent}: --resume, but no {ORIGIN_FILE} says what wrote its files; "
                                "choose another --out") from None
         return
