@@ -25,7 +25,7 @@ from cityseg_lib.report.weights_check import check_weights
 __all__ = ["NULLABLE", "check", "study_configs", "check_report", "check_values", "check_data_root", "check_weights",
            "notebook_defaults", "check_run_lengths"]
 
-_GENERATED = "<generated>"  # the data root of the configs checked before the build generates the data
+GENERATED = "<generated>"  # the data root of the configs checked before the build generates the data
 
 
 def notebook_defaults(path: Path) -> dict:
@@ -111,7 +111,7 @@ def _data_root(profile: str, params: dict[str, dict]) -> str:
                            "the folder holding leftImg8bit/ and gtFine/")
     if not roots and settings.get("generate"):
         generation_args(profile, settings)  # the build generates the data: its settings, each named in data.yaml
-    return next(iter(roots.values()), "") or _GENERATED
+    return next(iter(roots.values()), "") or GENERATED
 
 
 def _configs(profile: str, params: dict[str, dict], root: str, sources: dict[str, str]) -> dict[str, list[TrainConfig]]:
@@ -221,7 +221,7 @@ def check_run_lengths(configs: dict[str, list[TrainConfig]], root: str | os.Path
 
     for stem in selected:
         for cfg in configs.get(stem, []) if stem[:2] in ("02", "03", "04", "05") else []:
-            out = run_dir(cfg if cfg.data_root not in ("", _GENERATED) else replace(cfg, data_root=str(root)))
+            out = run_dir(cfg if cfg.data_root not in ("", GENERATED) else replace(cfg, data_root=str(root)))
             try:
                 is_finished(out, cfg)
             except CitysegError as err:
