@@ -170,3 +170,30 @@ def test_report_refuses_to_render_from_results_of_mixed_builds_before_any_notebo
         build.run_report("smoke", only=["03", "07"], pdf=False, verbose=False)
     assert ran == ["03_unet", "07_report"]
 
+
+def test_05_rerun_after_03_with_another_length_is_checked_on_03s_result_as_the_notebook_reads_it(home):
+    """After ``--only 03 --set '03.train={epochs: 3}'``, ``--only 05 06 07`` (the command the build
+    names) checks 05's runs as notebook 05 builds them, on the main U-Net of 03's result (3 epochs,
+    its cross-entropy arm that very run), not on the 2 epochs of 03's params: no run-length refusal."""
+    from cityseg_lib.data.source import ensure_data
+    from cityseg_lib.report import preflight
+
+    root = ensure_data("", "smoke")
+    main = replace(preflight.check("smoke", selected=[])[1]["03_unet"][0], data_root=str(root))
+    assert main.epochs == 2
+    save_result("smoke", _unet_result(_finished(replace(main, epochs=3))))
+    selected = ["05_loss_comparison", "06_halving_sweep", "07_report"]
+    configs = preflight.check("smoke", selected=selected)[1]
+    arm = configs["05_loss_comparison"][0]
+    assert (arm.name, arm.epochs) == ("unet", 3)
+    assert {c.epochs for c in configs["05_loss_comparison"]} == {3}
+    preflight.check_run_lengths(configs, root, selected)  # the 3-epoch run is reused, not refused
+    assert preflight.check("smoke", selected=[])[1]["05_loss_comparison"][0].epochs == 2  # a full build: params
+
+
+def _finished(cfg):
+    run = runstore.run_dir(cfg)
+    run.mkdir(parents=True)
+    runstore.write_run_info(run, cfg)
+    _extend(run, cfg.epochs)
+    return runstore.relative(run)
