@@ -14,8 +14,9 @@ For a profile ``P`` (``demo``, ``full`` or ``smoke``)::
 Any failure of the checks is one :class:`CitysegError` line before the first notebook starts.
 Training runs live in ``runs/P/``; a finished run with the same config is reused, so rebuilding
 after editing only ``07_report.ipynb`` costs seconds (``only=["07"]`` skips even the reuse checks);
-``retrain=True`` trains everything again. A failing notebook stops the build with one line naming
-the notebook, the cell and the error; its partly executed copy stays in ``reports/P/executed/``.
+``retrain=True`` trains everything again. Earlier builds' results that no longer fit the runs and data
+(:mod:`.freshness`) are refused before any notebook, naming the notebooks to run again. A failing notebook
+stops the build with one line naming the notebook, the cell and the error; its partial copy stays in executed/.
 """
 
 from __future__ import annotations
@@ -230,6 +231,7 @@ def _build(profile: str, params: dict[str, dict], configs: dict, selected: list[
     """The data, the notebooks and the rendering of a checked build (:func:`run_report`)."""
     from cityseg_lib.data.source import ensure_data
     from cityseg_lib.execute.notebooks import in_threads, shared_cluster, waves
+    from cityseg_lib.report.freshness import check_fresh, planned_mains, render_hint
     from cityseg_lib.report.notebook_results import results_dir
     from cityseg_lib.report.preflight import check_run_lengths
 
@@ -248,6 +250,9 @@ def _build(profile: str, params: dict[str, dict], configs: dict, selected: list[
     log(f"data ready at {root} ({timings['data_s']} s)")
     if not retrain:
         check_run_lengths(configs, root, selected)  # a run an earlier build extended: refused before any notebook
+    earlier = [s[:2] for s in NOTEBOOKS[:-1] if s not in selected]
+    if REPORT_NOTEBOOK in selected:  # results of earlier builds that no longer fit: refused before any notebook
+        check_fresh(profile, earlier, root, planned_mains(configs, root, selected), selected[:-1])
 
     paths = notebook_paths()
     echo = f"report[{profile}]:   " if verbose else ""
@@ -267,8 +272,7 @@ def _build(profile: str, params: dict[str, dict], configs: dict, selected: list[
     executed = out_dir / "executed" / f"{REPORT_NOTEBOOK}.ipynb"
     if REPORT_NOTEBOOK not in selected:  # rendering the earlier 07 would show the earlier results as new
         _write_timings(timings_path, timings)
-        log(f"report not rendered: {REPORT_NOTEBOOK} did not run; `cityseg report --profile {profile} --only 07` "
-            "renders it from these results")
+        log(f"report not rendered: {REPORT_NOTEBOOK} did not run; {render_hint(profile, earlier, root)}")
         return out_dir / "report.html"
     if not executed.is_file():
         raise CitysegError(f"{executed} is missing: run the report notebook (only=None or only=['07'])")

@@ -1,9 +1,9 @@
 """What the report reads (:class:`ReportContext`, :func:`load_context`) and the helpers several sections share.
 
-The context holds the notebooks' typed results (:mod:`.notebook_results`) and a run reader: the
-report asks ``ctx.runs`` for a run's record, metrics, config or per-image matrices and never opens
-a run folder itself. :class:`StoredRuns` reads them through :mod:`cityseg_lib.runstore`;
-:class:`MemoryRuns` holds hand-made ones (tests, or re-rendering numbers from elsewhere).
+The context holds the notebooks' typed results (:mod:`.notebook_results`, refused when they no longer
+fit together: :mod:`.freshness`) and a run reader: the report asks ``ctx.runs`` for a run's record,
+metrics, config or per-image matrices and never opens a run folder itself. :class:`StoredRuns` reads
+them through :mod:`cityseg_lib.runstore`; :class:`MemoryRuns` holds hand-made ones (tests).
 """
 
 from __future__ import annotations
@@ -109,8 +109,7 @@ class StoredRuns:
 
 @dataclass
 class MemoryRuns:
-    """Hand-made runs: ``{run: value}`` per kind (records, summaries, metrics, configs, per_image, stats,
-    scoring pairs)."""
+    """Hand-made runs: ``{run: value}`` per kind (records, summaries, metrics, configs, per_image, ...)."""
 
     records: dict = field(default_factory=dict)
     summaries: dict = field(default_factory=dict)
@@ -241,12 +240,14 @@ class ReportContext:
 def load_context(profile: str) -> ReportContext:
     """The notebooks' typed results of ``profile`` and a reader of their runs; errors name the missing file."""
     from cityseg_lib.provenance import environment_info
+    from cityseg_lib.report.freshness import check_fresh
 
     ctx = ReportContext(profile=profile, data=load_result(profile, "01"), baseline=load_result(profile, "02"),
                         unet=load_result(profile, "03"), swin=load_result(profile, "04"),
                         losses=load_result(profile, "05"), sweep=load_result(profile, "06"),
                         timings=load_timings(profile), env=environment_info())
     _ = ctx.main  # every headline run must exist: fail here, naming it, not in a later section
+    check_fresh(profile, ["01", "02", "03", "04", "05", "06"], ctx.data_root)  # 07 run by hand: results of mixed builds
     return ctx
 
 
@@ -261,8 +262,7 @@ def runs_frame(records: Sequence[dict]) -> pd.DataFrame:
     for r in records:
         rows.append({"run": r["label"], "epochs": r["epochs_run"], "best epoch": r["best_epoch"],
                      "best val loss": round(r["best_val_loss"], 4), "val mIoU (%)": round(100 * r["miou"], 1),
-                     "val mIoU full res (%)": round(100 * r["miou_full_res"], 1),
-                     "pixel acc (%)": round(100 * r["pixel_accuracy"], 1),
+                     "val mIoU full res (%)": round(100 * r["miou_full_res"], 1), "pixel acc (%)": round(100 * r["pixel_accuracy"], 1),
                      "train img/s": round(r["train_images_per_s"] or math.nan, 1),
                      "train time (s)": round(r["train_time_s"] or math.nan)})
     return pd.DataFrame(rows)

@@ -1,7 +1,8 @@
 """The notebooks' hand-off to the report: one declared, typed result per notebook.
 
 Each study notebook ends by writing its result dataclass to ``reports/PROFILE/results/NN.json``
-(``{"type": "UNetResult", "profile", "written", "result": {...}}``); the report loads them back
+(``{"type": "UNetResult", "profile", "written", "result": {...}, "made_from": {...}}``, the last
+what it was made from: :mod:`.freshness`); the report loads them back
 into the same dataclasses (:func:`load_result`), strictly: a missing file, a missing field or a
 value of the wrong type is one line naming the file and the field. Runs are stored relative to
 the runs root (:func:`cityseg_lib.runstore.relative`), so a results file survives moving the
@@ -145,10 +146,13 @@ def save_result(profile: str, result: Any) -> Path:
     nb = _notebook_of(type(result))
     payload = _plain(dataclasses.asdict(result))
     _build(type(result), payload, f"{nb}.json (being written)")  # refuse to write what cannot be read back
+    from cityseg_lib.report.freshness import made_from
+
     path = result_path(profile, nb)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, {"type": type(result).__name__, "profile": profile,
-                             "written": time.strftime("%Y-%m-%d %H:%M:%S"), "result": payload})
+                             "written": time.strftime("%Y-%m-%d %H:%M:%S"), "result": payload,
+                             "made_from": made_from(profile, nb, result)})  # judged by report.freshness
     return path
 
 

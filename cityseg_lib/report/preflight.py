@@ -25,7 +25,7 @@ from cityseg_lib.report.weights_check import check_weights
 __all__ = ["NULLABLE", "check", "study_configs", "check_report", "check_values", "check_data_root", "check_weights",
            "notebook_defaults", "check_run_lengths"]
 
-_GENERATED = "<generated>"  # the data root of the configs checked before the build generates the data
+GENERATED = "<generated>"  # the data root of the configs checked before the build generates the data
 
 
 def notebook_defaults(path: Path) -> dict:
@@ -111,11 +111,15 @@ def _data_root(profile: str, params: dict[str, dict]) -> str:
                            "the folder holding leftImg8bit/ and gtFine/")
     if not roots and settings.get("generate"):
         generation_args(profile, settings)  # the build generates the data: its settings, each named in data.yaml
-    return next(iter(roots.values()), "") or _GENERATED
+    return next(iter(roots.values()), "") or GENERATED
 
 
-def _configs(profile: str, params: dict[str, dict], root: str, sources: dict[str, str]) -> dict[str, list[TrainConfig]]:
-    """The TrainConfigs (and checked sweep configs) of notebooks 02-06, built as the notebooks build them."""
+def _configs(profile: str, params: dict[str, dict], root: str, sources: dict[str, str],
+             read: tuple = ()) -> dict[str, list[TrainConfig]]:
+    """The TrainConfigs (and checked sweep configs) of notebooks 02-06, built as the notebooks build them:
+    05 and 06 on the main run of 03 and 04 as this build makes it, or for the notebooks in ``read``
+    (not run in this build) as their results hand it on (:func:`experiments.main_config`), as 05 and 06
+    read it."""
     from cityseg_lib.report import experiments as ex
 
     def p(stem):
@@ -137,9 +141,17 @@ def _configs(profile: str, params: dict[str, dict], root: str, sources: dict[str
     ):
         if stem in params:
             out[stem] = list(_named(sources[stem], lambda: build(p(stem))).values())
-    if "05_loss_comparison" in params and out.get("03_unet"):
+    def main(stem: str) -> TrainConfig | None:
+        if stem in read:
+            try:
+                return ex.main_config(profile, {"03_unet": "unet", "04_swin2_jnet": "swin2_jnet"}[stem])
+            except CitysegError:
+                pass  # no result yet: --only checks it before any notebook (build.check_earlier_results)
+        return out[stem][0] if out.get(stem) else None
+
+    if "05_loss_comparison" in params and main("03_unet"):
         q = p("05_loss_comparison")
-        runs = _named(sources["05_loss_comparison"], lambda: ex.loss_runs(profile, out["03_unet"][0], root_of("05_loss_comparison"), q["train"],
+        runs = _named(sources["05_loss_comparison"], lambda: ex.loss_runs(profile, main("03_unet"), root_of("05_loss_comparison"), q["train"],
                                                                  q["losses"], q["seeds"]))
         out["05_loss_comparison"] = [c for cs in runs.values() for c in cs]
     if "06_halving_sweep" in params:
@@ -149,7 +161,7 @@ def _configs(profile: str, params: dict[str, dict], root: str, sources: dict[str
         from cityseg_lib.sweep import load_sweep_config
 
         q = p("06_halving_sweep")
-        mains = {cs[0].model: cs[0] for stem, cs in out.items() if cs and stem[:2] in ("02", "03", "04")}
+        mains = {m.model: m for m in (main(stem) for stem in out if stem[:2] in ("02", "03", "04")) if m}
         sweeps = _named(sources["06_halving_sweep"], lambda: ex.sweep_configs(
             profile, root_of("06_halving_sweep"), q["sweep_files"], q["sweep_overrides"], mains))
         out["06_halving_sweep"] = []
@@ -171,13 +183,15 @@ def _named(source: str, build):
 def check_report(profile: str, params: dict[str, dict], defaults: dict[str, dict], sources: dict[str, str],
                  selected: list[str] | None = None) -> dict[str, list[TrainConfig]]:
     """Every check above for the notebooks in ``params`` (``{stem: parameters}``, defaults included);
-    the weights only for the ``selected`` notebooks (all when None). Returns their run configs."""
+    the weights only for the ``selected`` notebooks (all when None); 05 and 06 on the main runs of
+    03's and 04's results when those are not ``selected`` (as the notebooks read them). Returns their run configs."""
     from cityseg_lib.models.registry import check_model
 
     for stem, values in params.items():
         check_values(stem, values, defaults[stem], sources[stem])
     root = _data_root(profile, params)
-    configs = _configs(profile, params, root, sources)
+    configs = _configs(profile, params, root, sources, tuple(s for s in ("03_unet", "04_swin2_jnet")
+                                                            if selected and s not in selected))
     for stem, cfgs in configs.items():
         for cfg in cfgs:
             try:
@@ -221,7 +235,7 @@ def check_run_lengths(configs: dict[str, list[TrainConfig]], root: str | os.Path
 
     for stem in selected:
         for cfg in configs.get(stem, []) if stem[:2] in ("02", "03", "04", "05") else []:
-            out = run_dir(cfg if cfg.data_root not in ("", _GENERATED) else replace(cfg, data_root=str(root)))
+            out = run_dir(cfg if cfg.data_root not in ("", GENERATED) else replace(cfg, data_root=str(root)))
             try:
                 is_finished(out, cfg)
             except CitysegError as err:
