@@ -20,10 +20,13 @@ __all__ = ["main"]
 
 
 def _cmd_make_demo_data(a) -> int:
-    from cityseg_lib.data.demo import make_demo_dataset
+    from cityseg_lib.data.demo import check_demo_args
+    from cityseg_lib.data.source import generate_demo
 
-    root = make_demo_dataset(a.out, train=a.train, val=a.val, test=a.test, train_extra=a.train_extra, size=a.size,
-                             seed=a.seed, coarse=not a.no_coarse, workers=a.workers, progress=not os.environ.get("CI"))
+    args = {"train": a.train, "val": a.val, "test": a.test, "train_extra": a.train_extra, "size": list(a.size),
+            "seed": a.seed, "coarse": not a.no_coarse}
+    check_demo_args(**args)  # before the stamp of the data there goes
+    root = generate_demo(a.out, args, workers=a.workers, progress=not os.environ.get("CI"))
     print(f"wrote synthetic demo dataset to {root}")
     return 0
 

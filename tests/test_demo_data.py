@@ -192,3 +192,23 @@ def test_colour_alone_is_not_enough(modest):
     print(f"val mIoU of per-bin majority classifiers: {scores}")
     assert scores["colour"] < 0.3
     assert scores["colour+row"] > scores["colour"] + 0.04
+
+
+def test_make_demo_data_stamps_the_settings_of_the_frames_it_wrote(tmp_path, capsys):
+    """`cityseg make-demo-data` into a generated folder (a profile's data/P) left the earlier stamp in
+    place: seed 0 claimed over frames of --seed 5, so `make report` trusted the frames as its settings'
+    and the report's provenance named the wrong seed. The stamp now names what is there."""
+    from cityseg_lib.cli import main
+    from cityseg_lib.data.source import generator_settings
+
+    out = tmp_path / "data"
+    common = ["make-demo-data", str(out), "--train", "2", "--val", "1", "--test", "0", "--size", "64x32", "--workers", "1"]
+    assert main([*common, "--seed", "0"]) == 0
+    assert generator_settings(out) == {"train": 2, "val": 1, "test": 0, "train_extra": 0, "size": [64, 32], "seed": 0,
+                                       "coarse": True}
+    first = (out / "leftImg8bit").rglob("*.png").__next__().read_bytes()
+    assert main([*common, "--seed", "5"]) == 0
+    assert generator_settings(out)["seed"] == 5
+    assert (out / "leftImg8bit").rglob("*.png").__next__().read_bytes() != first
+    assert main([*common, "--seed", "-1"]) == 2  # a bad value: one line, and the stamp of the frames kept
+    assert "seed=-1" in capsys.readouterr().err and generator_settings(out)["seed"] == 5

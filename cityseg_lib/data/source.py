@@ -13,7 +13,8 @@ from cityseg_lib.files import atomic_write_json
 from cityseg_lib.paths import params_dir, project_root, resolve_data_root
 from cityseg_lib.strict import load_yaml
 
-__all__ = ["DEMO_STAMP", "data_settings", "generation_args", "is_synthetic", "ensure_data", "generator_settings"]
+__all__ = ["DEMO_STAMP", "data_settings", "generation_args", "is_synthetic", "ensure_data", "generate_demo",
+           "generator_settings"]
 
 #: Marker written into a generated dataset root: its presence means "synthetic demo data".
 DEMO_STAMP = "cityseg_demo_data.json"
@@ -89,16 +90,25 @@ def ensure_data(data_root: str = "", profile: str = "demo", progress: bool = Fal
             pass
     elif root.exists() and any(root.iterdir()) and not is_synthetic(root):
         raise CitysegError(f"{root} exists but was not made by the demo-data generator; move it or set data_root")
+    generate_demo(root, args, workers=os.cpu_count() or 1, progress=progress)
+    return root
+
+
+def generate_demo(root: str | os.PathLike, args: dict, workers: int = 1, progress: bool = False) -> Path:
+    """Generate demo data into ``root`` with ``args`` (:func:`generation_args`' form) and stamp it with
+    them (:data:`DEMO_STAMP`), removing the old stamp first: whoever generates (``make report``'s
+    :func:`ensure_data`, or ``cityseg make-demo-data`` into a profile's folder), the stamp names the
+    settings of the frames that are there (a stale one had said seed 0 over frames of ``--seed 5``)."""
     from cityseg_lib.data.demo import make_demo_dataset
 
-    t0 = time.perf_counter()
-    stamp.unlink(missing_ok=True)
+    root, t0 = Path(root), time.perf_counter()
+    (root / DEMO_STAMP).unlink(missing_ok=True)
     make_demo_dataset(root, train=args["train"], val=args["val"], test=args["test"], train_extra=args["train_extra"],
-                      size=tuple(args["size"]), seed=args["seed"], coarse=args["coarse"],
-                      workers=os.cpu_count() or 1, progress=progress)
+                      size=tuple(args["size"]), seed=args["seed"], coarse=args["coarse"], workers=workers,
+                      progress=progress)
     info = {"settings": args, "generator": "cityseg_lib.data.demo.make_demo_dataset", "synthetic": True,
             "seconds": round(time.perf_counter() - t0, 1)}
-    atomic_write_json(stamp, info)
+    atomic_write_json(root / DEMO_STAMP, info)
     from cityseg_lib.data.fingerprint import clear_cache
     clear_cache()  # frames rewritten in place keep their folders' times: fingerprint the new data afresh
     return root
