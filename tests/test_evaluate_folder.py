@@ -125,7 +125,11 @@ def test_write_json_and_format(dataset: tuple[Path, Path], tmp_path: Path) -> No
     loaded = json.loads(path.read_text())
     assert loaded["num_images"] == len(FRAMES)
     assert loaded["miou"] == pytest.approx(result["miou"])
-    assert loaded["class_iou"]["bus"] is None or isinstance(loaded["class_iou"]["bus"], float)
+    assert loaded["class_iou"] == result["class_iou"]  # floats round-trip exactly
+    # strict JSON: an absent class's NaN IoU is written as null (not NaN, not a number)
+    absent = {**result, "class_iou": {**result["class_iou"], "bus": float("nan")}}
+    text = write_json(absent, tmp_path / "absent.json").read_text()
+    assert json.loads(text)["class_iou"]["bus"] is None, text
     text = format_result(result)
     assert "mIoU" in text and "road" in text and "vehicle" in text
 

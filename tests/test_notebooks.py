@@ -208,7 +208,8 @@ def test_smoke_headline_json_holds_the_tables_numbers(smoke_report):
     for key, c in head["comparisons"].items():
         assert -1 <= c["ci_low"] <= c["ci_high"] <= 1 and -1 <= c["difference"] <= 1, key
         assert isinstance(c["resolved"], bool) and c["verdict"]
-        assert c["resolved"] == (c["ci_low"] > 0 or c["ci_high"] < 0) or c["seeds_agree"] is False
+        # resolved: the interval excludes zero and the seeds (where assessed) agree
+        assert c["resolved"] == ((c["ci_low"] > 0 or c["ci_high"] < 0) and c["seeds_agree"] is not False), key
     assert head["comparisons"]["loss_iou_vs_cross_entropy"]["seeds_a"] == 3
     arch = head["comparisons"]["swin2_jnet_vs_unet"]
     assert (arch["seeds_a"], arch["seeds_b"]) == (3, 3)  # architectures pool their three seeds
