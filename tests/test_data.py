@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -58,7 +59,10 @@ def test_valid_tiny_dataset_checks(tiny, capsys):
     assert summary["image_sizes"] == {f"{W}x{H}": 5}
     assert set(summary["classes_present"]) == {"road", "sidewalk", "building", "vegetation", "sky", "car"}
     assert main(["check-data", "--root", str(tiny)]) == 0
-    assert "train" in capsys.readouterr().out
+    out = capsys.readouterr().out  # the summary's numbers, per split (not just the word "train": a class name too)
+    assert re.search(r"^  train +3 images  \(1 cities: aa 3\)$", out, re.M) and \
+        re.search(r"^  val +2 images  \(1 cities: bb 2\)$", out, re.M), out
+    assert f"image sizes  {W}x{H} (5)" in out and "6/19 present in fine labels" in out, out
 
 
 def test_coarse_labels_without_their_images_are_listed_not_an_error(tiny, capsys):
