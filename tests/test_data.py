@@ -251,7 +251,7 @@ def test_subsets_are_deterministic_and_nested():
     assert subset_indices(100, 25, seed=4) != a
     assert subset_indices(5, None) == list(range(5)) and subset_indices(5, 1.0) == list(range(5))
     for bad in (0, 1.5, -2, "x"):
-        with pytest.raises(CitysegError):
+        with pytest.raises(CitysegError, match=f"^subset (count |fraction )?{re.escape(repr(bad))} must be"):
             subset_indices(10, bad)
 
 

@@ -128,7 +128,8 @@ def test_rerun_replaces_a_demo_dataset_but_refuses_other_folders(tmp_path):
 @pytest.mark.parametrize("kwargs", [dict(train=-1), dict(size=(8, 8)), dict(size=(64,)), dict(workers=0), dict(seed=-1),
                                     dict(train_extra=2, coarse=False)])
 def test_bad_arguments_raise_cityseg_error(tmp_path, kwargs):
-    with pytest.raises(CitysegError):
+    key, value = next(iter(kwargs.items()))  # the error names the argument at fault and its value
+    with pytest.raises(CitysegError, match=f"^{re.escape(f'{key}={value!r}:')}"):
         make_demo_dataset(tmp_path / "x", **{"train": 1, "val": 0, "test": 0, "size": (32, 16), **kwargs})
 
 
