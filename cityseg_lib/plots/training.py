@@ -14,10 +14,12 @@ def learning_curves(metrics: Mapping[str, "pd.DataFrame"], best_epochs: Mapping[
     """Train/val loss and val mIoU per epoch of several runs (``{label: metrics.csv frame}``).
 
     Losses of runs trained with different losses are not comparable across runs; the mIoU is.
-    A marker shows each run's best (lowest val loss) epoch, the checkpoint that is kept.
+    A marker shows each run's best (lowest val loss) epoch, the checkpoint that is kept, when
+    ``best_epochs`` gives it; the mIoU panel's title mentions the star only when one is drawn.
     """
     fig = _figure(11, 3.4)
     ax_loss, ax_miou = fig.subplots(1, 2)
+    starred = False
     for i, (label, df) in enumerate(metrics.items()):
         color = f"C{i}"
         ax_loss.plot(df["epoch"], df["train_loss"], "--", color=color, label=f"{label} train")
@@ -27,13 +29,14 @@ def learning_curves(metrics: Mapping[str, "pd.DataFrame"], best_epochs: Mapping[
             row = df[df["epoch"] == best_epochs[label]]
             if len(row):
                 ax_miou.plot(row["epoch"], 100 * row["val_miou"], "*", ms=12, color=color)
+                starred = True
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("loss")
     ax_loss.set_title("Training (dashed) and validation loss", fontsize=10)
     ax_loss.legend(fontsize=7, ncol=2)
     ax_miou.set_xlabel("epoch")
     ax_miou.set_ylabel("val mIoU (%)")
-    ax_miou.set_title("Validation mIoU (star: kept checkpoint)", fontsize=10)
+    ax_miou.set_title("Validation mIoU" + (" (star: kept checkpoint)" if starred else ""), fontsize=10)
     ax_miou.legend(fontsize=7)
     return fig
 
@@ -79,7 +82,7 @@ def scheduler_comparison(runs: Mapping[str, "pd.DataFrame"]) -> Figure:  # noqa:
     ax.set_title("Training and validation loss, StepLR vs constant learning rate (star: lowest val loss)", fontsize=10)
     ax.legend(fontsize=8)
     ax_lr.set_yscale("log")
-    ax_lr.set_ylabel("lr")
+    ax_lr.set_ylabel("learning rate (log)")
     ax_lr.set_xlabel("epoch")
     return fig
 
