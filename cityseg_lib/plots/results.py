@@ -60,7 +60,8 @@ def per_class_iou_bars(class_iou: Mapping[str, Mapping[str, float]],
                        intervals: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
                        title: str = "Per-class IoU on the validation split (training size)") -> Figure:
     """Per-class IoU of several models: ``{label: {class: iou}}`` (NaN = class absent), with error
-    bars from ``intervals`` ``{label: (low (C,), high (C,))}`` in trainId order when given."""
+    bars from ``intervals`` ``{label: (low (C,), high (C,))}`` in trainId order when given. An
+    absent class is written "n/a" where its bar would stand, so it does not read as an IoU of 0."""
     labels = list(class_iou)
     fig = _figure(11, 3.8)
     ax = fig.subplots()
@@ -73,6 +74,9 @@ def per_class_iou_bars(class_iou: Mapping[str, Mapping[str, float]],
             yerr = np.nan_to_num(np.vstack([values - low, high - values]).clip(min=0))
         ax.bar(positions[i], values, width, label=label, color=f"C{i}", yerr=yerr,
                error_kw={"elinewidth": 0.6, "capsize": 0, "ecolor": "0.25"})
+        # an absent class (NaN) draws no bar, like an IoU of 0: mark it so the two read apart
+        for x in positions[i][np.isnan(values)]:
+            ax.text(x, 1, "n/a", rotation=90, ha="center", va="bottom", fontsize=6, color=f"C{i}")
     ax.set_ylabel("IoU (%)")
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7, ncol=min(len(labels), 4))

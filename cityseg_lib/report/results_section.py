@@ -133,7 +133,7 @@ def fig_per_class(ctx: ReportContext, number: int = 8) -> tuple:
         number, "Per-class IoU on the validation split " + (
             "under the official full-resolution protocol (Table 11), each bar with its 95% bootstrap interval over "
             "the validation images" if full else "at the training size") +
-        " (missing bar: the class never appears in the validation labels nor in the predictions).")
+        " (n/a: the class never appears in the validation labels nor in that model's predictions).")
 
 
 def fig_confusion(ctx: ReportContext, number: int = 9) -> tuple:
