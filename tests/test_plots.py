@@ -52,3 +52,19 @@ def test_per_class_bars_equal_the_values_and_mark_absent_classes_apart_from_zero
     # the road bar's error bar spans exactly its interval
     seg = bars.errorbar.lines[2][0].get_segments()[CLASS_NAMES.index("road")]
     np.testing.assert_allclose(sorted(seg[:, 1]), [30.0, 50.0])
+
+
+def test_brackets_draw_every_finite_trial_and_mark_failed_ones():
+    from matplotlib.figure import Figure
+
+    trials = pd.DataFrame({
+        "rung": [0, 0, 0, 1], "candidate": ["c00", "c01", "c02", "c00"], "subset": [2, 2, 2, 4],
+        "best_val_loss": [1.5, 1.7, math.inf, 1.2], "decision": ["kept", "dropped", "dropped", "winner"]})
+    ax = Figure().subplots()
+    plots.brackets_panel(ax, trials)
+    drawn = {(float(x), float(y)) for ln in ax.get_lines() if ln.get_marker() != "x"
+             for x, y in zip(ln.get_xdata(), ln.get_ydata())}
+    assert drawn == {(0.0, 1.5), (0.0, 1.7), (1.0, 1.2)}
+    failed = [ln for ln in ax.get_lines() if ln.get_marker() == "x"]
+    assert len(failed) == 1 and list(failed[0].get_xdata()) == [0]
+    assert "failed (1)" in [t.get_text() for t in ax.get_legend().get_texts()]

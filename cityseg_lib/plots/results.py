@@ -89,8 +89,8 @@ def brackets_panel(ax, trials) -> None:
 
     ``trials``: :func:`cityseg_lib.sweep.read_trials`'s DataFrame. One line per candidate,
     ending where it was dropped, coloured by the last rung it reached (purple: dropped first;
-    viridis stops at 0.75, before its pale yellow); the winner in red; failed trials (val loss
-    inf) left out.
+    viridis stops at 0.75, before its pale yellow); the winner in red; a failed trial (val loss
+    inf, no point to draw) as a black x on the panel's top edge at its rung, so none vanishes.
     """
     from matplotlib import colormaps
 
@@ -109,12 +109,16 @@ def brackets_panel(ax, trials) -> None:
         if reached == last_rung:
             ax.annotate(cand, (reached, g["best_val_loss"].iloc[-1]), xytext=(4, 0), textcoords="offset points",
                         fontsize=8, va="center")
+    failed = trials[~np.isfinite(trials["best_val_loss"].astype(float))]
+    if len(failed):
+        ax.plot(failed["rung"], [1.0] * len(failed), "x", color="black", ms=8, clip_on=False,
+                transform=ax.get_xaxis_transform(), label=f"failed ({len(failed)})")
     subsets = trials.groupby("rung")["subset"].max()
     ax.set_xticks(list(subsets.index), [f"rung {r}\n{n} img" for r, n in subsets.items()])
     ax.set_xlim(-0.3, last_rung + 0.6)
     ax.set_ylabel("best validation loss")
     ax.set_title(f"halving sweep: {trials.loc[trials['rung'] == 0, 'candidate'].nunique()} candidates", fontsize=10)
-    if winner is not None:
+    if winner is not None or len(failed):
         ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
 

@@ -131,4 +131,4 @@ def fig_brackets(ctx: ReportContext, number: int = 7) -> tuple:
         return None, "*No sweep results were found for this profile.*"
     fig = plots.sweep_brackets({MODEL_LABELS.get(m, m): runstore.resolve(sw["dir"]) for m, sw in sweeps.items()})
     return fig, figure_caption(number, "Successive halving: best validation loss of every trial per rung (lower is "
-                                       "better); a line ends where its candidate was dropped, the winner in red.")
+                                       "better); a line ends where its candidate was dropped, the winner in red, a failed trial an x on the top edge.")
