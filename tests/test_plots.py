@@ -68,3 +68,12 @@ def test_brackets_draw_every_finite_trial_and_mark_failed_ones():
     failed = [ln for ln in ax.get_lines() if ln.get_marker() == "x"]
     assert len(failed) == 1 and list(failed[0].get_xdata()) == [0]
     assert "failed (1)" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_loss_comparison_keeps_every_epoch_of_a_seed_that_ran_longer():
+    short, long = _metrics([0.1, 0.2]), _metrics([0.1, 0.3, 0.4, 0.5])
+    ax = plots.loss_comparison({"ce": [short, long]}).axes[0]
+    thin = [ln for ln in ax.get_lines() if ln.get_linewidth() < 1]
+    assert sorted(len(ln.get_xdata()) for ln in thin) == [2, 4]
+    mean = next(ln for ln in ax.get_lines() if ln.get_label().startswith("ce"))
+    np.testing.assert_allclose(mean.get_ydata(), [10.0, 25.0])

@@ -51,11 +51,13 @@ def loss_comparison(curves: Mapping[str, Sequence["pd.DataFrame"]], metric: str 
     ax = fig.subplots()
     for i, (label, frames) in enumerate(curves.items()):
         color = f"C{i}"
+        # each seed's thin line in full (a seed that stopped early ends early); the mean and band
+        # only over the epochs every seed reached, where they are a mean of all the seeds
         epochs = min(len(df) for df in frames)
         values = np.stack([100 * df[metric].to_numpy()[:epochs] for df in frames])
         x = frames[0]["epoch"].to_numpy()[:epochs]
-        for row in values:
-            ax.plot(x, row, "-", lw=0.6, alpha=0.45, color=color)
+        for df in frames:
+            ax.plot(df["epoch"], 100 * df[metric], "-", lw=0.6, alpha=0.45, color=color)
         ax.plot(x, values.mean(0), "-o", ms=3, lw=2, color=color, label=f"{label} (mean of {len(frames)} seeds)")
         if len(frames) > 1:
             ax.fill_between(x, values.min(0), values.max(0), color=color, alpha=0.15)
