@@ -156,6 +156,20 @@ RECIPES: dict[str, dict] = {
                               model_options={"base_width": 8, "depth": 4}),
     "unet_64_f512_e16_d4_seed1": _r(LOW, UNET, _frames=512, epochs=16, step_size=6, gamma=0.3, seed=1,
                                     model_options={"base_width": 8, "depth": 4}),
+    # --- session 20: masks resized at pixel centres (nearest-exact) against the top-left corners every run used before
+    #     (nearest: each label half a training pixel right of and below its image); the demo's recipe of 2026-12-05
+    "demo_unet_e17_nearest": _r(LOW, UNET, image_size=[48, 96], epochs=17, step_size=5, gamma=0.3,
+                                model_options={"base_width": 8, "depth": 4}, mask_resize="nearest"),
+    "demo_unet_e17": _r(LOW, UNET, image_size=[48, 96], epochs=17, step_size=5, gamma=0.3,
+                        model_options={"base_width": 8, "depth": 4}, mask_resize="nearest-exact"),
+    "demo_fcn_e17_nearest": _r(LOW, FCN, image_size=[48, 96], epochs=17, step_size=5, gamma=0.3,
+                               mask_resize="nearest"),
+    "demo_fcn_e17": _r(LOW, FCN, image_size=[48, 96], epochs=17, step_size=5, gamma=0.3,
+                       mask_resize="nearest-exact"),
+    "unet_64_f512_e32_d4_exact": _r(LOW, UNET, _frames=512, epochs=32, step_size=12, gamma=0.3,
+                                    model_options={"base_width": 8, "depth": 4}, mask_resize="nearest-exact"),
+    "unet_64_f512_e32_w16d4_exact": _r(LOW, UNET, _frames=512, epochs=32, step_size=12, gamma=0.3,
+                                       model_options={"base_width": 16, "depth": 4}, mask_resize="nearest-exact"),
     # --- longer: where does each approach get to?
     "unet_c128_e36": _r(CROP, UNET, epochs=36, step_size=12, gamma=0.3),
     "unet_128_e36": _r(OLD, UNET, image_size=[128, 256], max_val_images=4, epochs=36, step_size=12, gamma=0.3),
@@ -179,7 +193,8 @@ def _config(name: str, runs_dir: str, data_root: str):
     from cityseg_lib.config import TrainConfig
     from cityseg_lib.strict import from_dict
 
-    values = {k: v for k, v in RECIPES[name].items() if not k.startswith("_")}
+    # every recipe before session 20 trained with the masks resized as TrainConfig did then (plain nearest)
+    values = {"mask_resize": "nearest", **{k: v for k, v in RECIPES[name].items() if not k.startswith("_")}}
     frames = RECIPES[name].get("_frames")
     if frames:
         data_root, values["train_subset"] = str(pool_root()), int(frames)

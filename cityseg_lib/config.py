@@ -59,6 +59,7 @@ class TrainConfig:
     crop_scale: tuple[float, float] = (0.5, 1.0)  # RandomResizedCrop area range when augmenting
     crop_size: tuple[int, int] | None = None  # (H, W) random training crop of the image_size sample; None = whole
     crop_class_balance: float = 0.0  # share of crops centred on a pixel of a class drawn uniformly from the sample
+    mask_resize: str = "nearest-exact"  # masks resized at pixel centres, aligned with the image | nearest (before 2026-12-05)
     cache: bool = True  # preprocessed-sample cache (decode each PNG once)
     cache_dir: str = ""  # "" -> $CITYSEG_CACHE or PROJECT/data/cache
     num_workers: int = -1  # DataLoader workers; -1 = min(cpus, 8) on CUDA, 0 on CPU
@@ -92,6 +93,7 @@ class TrainConfig:
         "num_workers": at_least(-1), "epochs": at_least(1), "batch_size": at_least(1), "lr": at_least(0.0, strict=True),
         "weight_decay": at_least(0.0), "step_size": at_least(1), "gamma": between(0.0, 1.0), "patience": at_least(0),
         "max_batches": at_least(0), "annotation": one_of("fine", "coarse"), "augment": one_of(*AUGMENT_NAMES),
+        "mask_resize": one_of("nearest-exact", "nearest"),
         "loss": one_of(*LOSS_NAMES), "optimizer": one_of(*OPTIMIZER_NAMES), "progress": one_of("auto", True, False),
     }
 

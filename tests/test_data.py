@@ -192,6 +192,96 @@ def test_mask_resize_is_nearest_and_image_antialiased(tiny):
     assert set(np.unique(arr[..., 3])) <= {0, 255}
 
 
+def _stripe_pair(width: int = 1024, height: int = 64, left: int = 410, right: int = 570):
+    """A frame whose image is white exactly where its mask is class 1 (columns ``left:right``)."""
+    image = torch.zeros(3, height, width, dtype=torch.uint8)
+    mask = torch.zeros(height, width, dtype=torch.uint8)
+    image[:, :, left:right], mask[:, left:right] = 255, 1
+    return image, mask
+
+
+def test_masks_are_resized_at_pixel_centres_in_register_with_their_image():
+    """The label of a training pixel is the one under its centre, where the bilinear image resize
+    centres its colour: the class-1 columns of the resized mask are the columns whose resized image
+    is mostly white. Plain 'nearest' (top-left corners, every run before 2026-12-05) puts the mask
+    half a training pixel right of its image: 1024 -> 96 columns (10.67 px each), the stripe at
+    410-570 covers the centres of columns 38-52 and the corners of 39-53."""
+    from cityseg_lib.data.transforms import resize_pair
+
+    image, mask = _stripe_pair()
+    for mode in ("nearest-exact", "nearest"):
+        img, msk = resize_pair(image, mask, (6, 96), mode)
+        white = set(torch.nonzero(img[0, 0] > 127).flatten().tolist())
+        labelled = set(torch.nonzero(msk[0] == 1).flatten().tolist())
+        assert white == set(range(38, 53))
+        assert labelled == (white if mode == "nearest-exact" else set(range(39, 54)))
+    # an odd scale (700 -> 77 columns), where the corner rule loses the stripe's first column
+    img, msk = resize_pair(*_stripe_pair(700, 50, 210, 290), (10, 77))
+    assert set(torch.nonzero(msk[0] == 1).flatten().tolist()) == set(torch.nonzero(img[0, 0] > 127).flatten().tolist())
+
+
+def test_augmentation_resizes_masks_at_pixel_centres_and_nearest_is_torchvisions_transform():
+    """The random flip + resized crop (FlipAndCrop) keeps mask and image in register with the
+    default; with mask_resize='nearest' it is, draw for draw, the v2.Compose the runs trained before
+    2026-12-05 used (so they resume exactly)."""
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    from cityseg_lib.data.transforms import train_augmentation
+
+    image, mask = _stripe_pair(512, 256, 200, 280)
+    legacy = v2.Compose([v2.RandomHorizontalFlip(p=0.5), v2.RandomResizedCrop([24, 48], scale=(0.5, 1.0),
+                                                                               antialias=True)])
+    ours, exact = train_augmentation((24, 48), 0.5, (0.5, 1.0), "nearest"), train_augmentation((24, 48), 0.5, (0.5, 1.0))
+    shifted = 0
+    for seed in range(12):
+        torch.manual_seed(seed)
+        want = legacy(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        torch.manual_seed(seed)
+        got = ours(image, mask)
+        assert torch.equal(got[0], want[0]) and torch.equal(got[1], want[1])
+        torch.manual_seed(seed)
+        img, msk = exact(image, mask)
+        assert torch.equal(img, want[0])  # the same window, the same image
+        assert torch.equal(msk == 1, img[0] > 127), seed  # the mask in register with it
+        shifted += not torch.equal(want[1] == 1, want[0][0] > 127)
+    assert shifted  # the legacy mask is off its image for some windows
+
+
+def test_a_run_saved_before_mask_resize_loads_with_the_resize_it_trained_with(tmp_path):
+    """A run folder whose config.yaml predates the key computed with plain nearest: loading it gives
+    that (evaluate's training-size pass, the qualitative grid's truth), not today's default."""
+    import yaml
+
+    from cityseg_lib import runstore
+    from cityseg_lib.config import load_config
+    from cityseg_lib.strict import config_to_dict
+
+    run = tmp_path / "r-00000000"
+    run.mkdir()
+    saved = {k: v for k, v in config_to_dict(load_config(None, {"name": "r"})).items() if k != "mask_resize"}
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert runstore.load_config(run).mask_resize == "nearest"
+    (run / "config.yaml").write_text(yaml.safe_dump({**saved, "mask_resize": "nearest-exact"}))
+    assert runstore.load_config(run).mask_resize == "nearest-exact"
+
+
+def test_each_mask_resize_has_its_own_cache_and_entries_are_readable_by_others(tiny, tmp_path):
+    exact = CityscapesSegmentation(tiny, "train", size=(8, 16), cache_dir=tmp_path / "c")
+    legacy = CityscapesSegmentation(tiny, "train", size=(8, 16), cache_dir=tmp_path / "c", mask_resize="nearest")
+    a, b = exact.load_array(0), legacy.load_array(0)
+    assert exact.cache.dir.name == "v2_8x16" and legacy.cache.dir.name == "v1_8x16"
+    assert np.array_equal(a, preprocess_sample(exact.samples[0], (8, 16)))
+    assert np.array_equal(b, preprocess_sample(exact.samples[0], (8, 16), "nearest"))
+    assert not np.array_equal(a[..., 3], b[..., 3])  # 16 -> 8 rows: centres pick the odd rows, corners the even
+    umask = os.umask(0o022)
+    os.umask(umask)
+    mode = exact.cache.path_for(exact.samples[0]).stat().st_mode & 0o777
+    assert mode == 0o666 & ~umask  # as open() makes it (mkstemp alone: 0600, unreadable in a shared cache)
+    with pytest.raises(CitysegError, match="mask_resize 'bilinear'"):
+        CityscapesSegmentation(tiny, "train", size=(8, 16), mask_resize="bilinear").load_array(0)
+
+
 def test_augment_modes(tiny):
     plain = CityscapesSegmentation(tiny, "train", size=(16, 32))
     replace = CityscapesSegmentation(tiny, "train", size=(16, 32), augment="replace")

@@ -57,14 +57,20 @@ def test_the_identity_of_a_run_is_pinned(monkeypatch):
     test goes to EXECUTION_KEYS (it does not change results) or ADDED_KEYS (with the value that
     computes what earlier runs did): otherwise every finished run of every user is trained again."""
     monkeypatch.setattr(identity, "dataset_fingerprint", lambda cfg: {"digest": "0123456789abcdef", "images": {}})
-    cfg = load_config(None, {"name": "pin", "image_size": [32, 64], "model": "unet", "lr": 0.01, "batch_size": 2,
-                             "model_options": {"base_width": 4, "depth": 2}})
-    assert sorted(identity.computed_config(cfg)) == [
-        "amp", "annotation", "augment", "batch_size", "channels_last", "crop_class_balance", "crop_scale", "crop_size",
-        "full_res_eval", "gamma", "hflip_p", "image_size", "loss", "lr", "max_batches", "max_val_images", "model",
-        "model_options", "optimizer", "patience", "seed", "step_size", "subset_seed", "train_split", "train_subset",
-        "val_split", "weight_decay"]
-    assert identity.run_id(cfg) == "9fddddf2"
+    values = {"name": "pin", "image_size": [32, 64], "model": "unet", "lr": 0.01, "batch_size": 2,
+              "model_options": {"base_width": 4, "depth": 2}}
+    before = load_config(None, {**values, "mask_resize": "nearest"})  # what every run computed until 2026-12-05
+    hashed = ["amp", "annotation", "augment", "batch_size", "channels_last", "crop_class_balance", "crop_scale",
+              "crop_size", "full_res_eval", "gamma", "hflip_p", "image_size", "loss", "lr", "max_batches",
+              "max_val_images", "model", "model_options", "optimizer", "patience", "seed", "step_size", "subset_seed",
+              "train_split", "train_subset", "val_split", "weight_decay"]
+    assert sorted(identity.computed_config(before)) == hashed
+    assert identity.run_id(before) == "9fddddf2"
+    # the default since: masks resized at pixel centres, a new computation with its own identity
+    now = load_config(None, values)
+    assert sorted(identity.computed_config(now)) == sorted([*hashed, "mask_resize"])
+    assert identity.computed_config(now)["mask_resize"] == "nearest-exact"
+    assert identity.run_id(now) == "007efa0b"
 
 
 @dataclasses.dataclass

@@ -3,7 +3,10 @@
 Each sample is stored as one ``(H, W, 4)`` uint8 ``.npy`` file (RGB resized with antialias,
 plus the trainId mask resized with nearest neighbour) -- 4 bytes a pixel, loaded with a single
 read. The file name is a hash of the source files (path, size, mtime) and the target size, so a
-changed image, label or size gets a fresh entry, and a stale one is never read.
+changed image, label or size gets a fresh entry, and a stale one is never read. The folder is
+``v{version}_{H}x{W}``, the version naming the preprocessing: 1 for masks resized with plain
+``nearest`` (every entry made before 2026-12-05, still read by runs trained with it), 2 for
+``nearest-exact`` (:mod:`cityseg_lib.data.transforms`).
 
 Writes go to a temporary file in the same folder and are published with :func:`os.replace`, which
 is atomic: concurrent DataLoader workers or processes building the same entry race harmlessly,
@@ -23,11 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from cityseg_lib.data.layout import Sample
+from cityseg_lib.files import _FILE_MODE
 
-__all__ = ["CACHE_VERSION", "SampleCache"]
+__all__ = ["CACHE_VERSIONS", "SampleCache"]
 
-#: Bump when the preprocessing changes, to invalidate every existing entry.
-CACHE_VERSION = 1
+#: The preprocessing's version for each mask resize mode: a new preprocessing gets a new number,
+#: so no entry of another one is ever read.
+CACHE_VERSIONS = {"nearest": 1, "nearest-exact": 2}
 
 
 def _stamp(path: Path | None) -> str:
@@ -40,14 +45,15 @@ def _stamp(path: Path | None) -> str:
 class SampleCache:
     """A folder of preprocessed samples at one target size ``(H, W)``."""
 
-    def __init__(self, cache_dir: str | os.PathLike, size: tuple[int, int]):
+    def __init__(self, cache_dir: str | os.PathLike, size: tuple[int, int], mask_resize: str = "nearest-exact"):
         self.size = (int(size[0]), int(size[1]))
-        self.dir = Path(cache_dir) / f"v{CACHE_VERSION}_{self.size[0]}x{self.size[1]}"
+        self.version = CACHE_VERSIONS[mask_resize]
+        self.dir = Path(cache_dir) / f"v{self.version}_{self.size[0]}x{self.size[1]}"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.writable = True  # False after a failed write: the rest are not tried (each would fail)
 
     def path_for(self, sample: Sample) -> Path:
-        key = f"{CACHE_VERSION}|{_stamp(sample.image)}|{_stamp(sample.label)}|{self.size}"
+        key = f"{self.version}|{_stamp(sample.image)}|{_stamp(sample.label)}|{self.size}"
         digest = hashlib.sha1(key.encode()).hexdigest()[:16]
         return self.dir / f"{sample.id}_{digest}.npy"
 
@@ -74,6 +80,7 @@ class SampleCache:
     def _write(self, path: Path, arr: np.ndarray) -> None:
         fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=path.stem, suffix=".tmp")
         try:
+            os.fchmod(fd, _FILE_MODE)  # readable as open() would make it (mkstemp: 0600), for a shared cache
             with os.fdopen(fd, "wb") as f:
                 np.save(f, arr, allow_pickle=False)
             os.replace(tmp, path)

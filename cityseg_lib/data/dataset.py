@@ -1,6 +1,7 @@
 """The Cityscapes segmentation dataset: normalised image, trainId mask, sample id.
 
-Samples are resized to the training size once (image bilinear with antialias, mask nearest) and
+Samples are resized to the training size once (image bilinear with antialias, mask nearest
+neighbour at pixel centres, :mod:`cityseg_lib.data.transforms`) and
 kept in a :class:`~cityseg_lib.data.cache.SampleCache`, so later epochs read one small array per
 sample instead of decoding two 2048x1024 PNGs. Augmentation runs after the cache, on the
 resized arrays, drawing from a generator of (seed, epoch, item) once the trainer has called
@@ -33,8 +34,9 @@ from cityseg_lib.data.transforms import AUGMENT_MODES, normalize, random_crop, r
 __all__ = ["CityscapesSegmentation", "preprocess_sample", "subset_indices"]
 
 
-def preprocess_sample(sample: Sample, size: tuple[int, int]) -> np.ndarray:
-    """Decode, validate and resize one frame -> ``(H, W, 4)`` uint8: RGB + trainId mask.
+def preprocess_sample(sample: Sample, size: tuple[int, int], mask_resize: str = "nearest-exact") -> np.ndarray:
+    """Decode, validate and resize one frame -> ``(H, W, 4)`` uint8: RGB + trainId mask (resized
+    with ``mask_resize``, :data:`~cityseg_lib.data.transforms.MASK_RESIZE_MODES`).
 
     Unlabelled samples get an all-``IGNORE_INDEX`` mask.
     """
@@ -50,7 +52,7 @@ def preprocess_sample(sample: Sample, size: tuple[int, int]) -> np.ndarray:
     else:
         mask = np.full(rgb.shape[:2], IGNORE_INDEX, dtype=np.uint8)
     image_t = torch.from_numpy(rgb).permute(2, 0, 1)
-    img, msk = resize_pair(image_t, torch.from_numpy(mask), size)
+    img, msk = resize_pair(image_t, torch.from_numpy(mask), size, mask_resize)
     return torch.cat([img, msk[None]], 0).permute(1, 2, 0).contiguous().numpy()
 
 
@@ -100,6 +102,9 @@ class CityscapesSegmentation(Dataset):
         cache_dir: folder of the preprocessed cache; None decodes the PNGs every time.
         normalize: False returns uint8 items, to be converted on the device
             (:func:`cityseg_lib.data.transforms.normalize` and ``.long()``).
+        mask_resize: how masks are resized to ``size`` and by augmentation: ``nearest-exact`` (each
+            pixel's centre, aligned with the image) or ``nearest`` (the runs trained before
+            2026-12-05), :mod:`cityseg_lib.data.transforms`.
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class CityscapesSegmentation(Dataset):
         subset_seed: int = 0,
         cache_dir: str | os.PathLike | None = None,
         normalize: bool = True,
+        mask_resize: str = "nearest-exact",
     ):
         if augment not in AUGMENT_MODES:
             raise CitysegError(f"augment {augment!r} is not one of {AUGMENT_MODES}")
@@ -127,10 +133,11 @@ class CityscapesSegmentation(Dataset):
         all_samples = find_samples(self.root, split, annotation, labels=labels)
         self.samples = [all_samples[i] for i in subset_indices(len(all_samples), subset, subset_seed)]
         self.augment = augment
-        self._aug = train_augmentation(self.size, hflip_p, crop_scale) if augment != "none" else None
+        self.mask_resize = mask_resize
+        self._aug = train_augmentation(self.size, hflip_p, crop_scale, mask_resize) if augment != "none" else None
         self.crop_size = (int(crop_size[0]), int(crop_size[1])) if crop_size is not None else None
         self.crop_class_balance = float(crop_class_balance)
-        self.cache = SampleCache(cache_dir, self.size) if cache_dir is not None else None
+        self.cache = SampleCache(cache_dir, self.size, mask_resize) if cache_dir is not None else None
         self.normalize = normalize
         self._epoch: tuple[int, int] | None = None  # (seed, epoch) of set_epoch
 
@@ -141,8 +148,8 @@ class CityscapesSegmentation(Dataset):
         """Preprocessed ``(H, W, 4)`` uint8 array of sample ``index`` (no augmentation)."""
         sample = self.samples[index]
         if self.cache is None:
-            return preprocess_sample(sample, self.size)
-        return self.cache.get(sample, lambda s: preprocess_sample(s, self.size))
+            return preprocess_sample(sample, self.size, self.mask_resize)
+        return self.cache.get(sample, lambda s: preprocess_sample(s, self.size, self.mask_resize))
 
     def set_epoch(self, seed: int, epoch: int) -> None:
         """Draw the random transforms of item ``i`` from a generator seeded with ``(seed, epoch, i)``.

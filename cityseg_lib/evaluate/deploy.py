@@ -47,7 +47,7 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, data_root: str | 
     cfg, model = load_run(run, data_root=data_root)
     # the check frames first: a dataset that moved or broke fails before the .onnx file is written
     val = CityscapesSegmentation(resolve_data_root(cfg.data_root), cfg.val_split, cfg.image_size, "fine",
-                                 cache_dir=default_cache_dir())
+                                 cache_dir=default_cache_dir(), mask_resize=cfg.mask_resize)
     if len(val) == 0:
         raise CitysegError(f"{resolve_data_root(cfg.data_root)}: no {cfg.val_split} frames to check the export on")
     picks = np.linspace(0, len(val) - 1, min(n_check, len(val))).round().astype(int)

@@ -197,8 +197,10 @@ def predict_frames(runs: dict[str, str | os.PathLike], data_root: str | os.PathL
     labels = list(runs)
     if not labels:
         raise CitysegError("predict_frames: no runs given")
-    size = tuple(runstore.load_config(runs[labels[0]]).image_size)
-    ds = CityscapesSegmentation(data_root, split, size, "fine", cache_dir=default_cache_dir())
+    first = runstore.load_config(runs[labels[0]])
+    size = tuple(first.image_size)
+    ds = CityscapesSegmentation(data_root, split, size, "fine", cache_dir=default_cache_dir(),
+                                mask_resize=first.mask_resize)
     picks = np.linspace(0, len(ds.samples) - 1, min(n, len(ds.samples))).round().astype(int)
     arrays = [ds.load_array(int(i)) for i in picks]
     out = {"ids": [ds.samples[int(i)].id for i in picks], "images": [a[..., :3] for a in arrays],

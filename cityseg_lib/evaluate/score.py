@@ -102,7 +102,7 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool 
     _check_writable(run)
     root = resolve_data_root(cfg.data_root)
     cache = (Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()) if cfg.cache else None
-    ds = CityscapesSegmentation(root, split, cfg.image_size, "fine", cache_dir=cache)
+    ds = CityscapesSegmentation(root, split, cfg.image_size, "fine", cache_dir=cache, mask_resize=cfg.mask_resize)
     first = ""
     if images and images < len(ds.samples):  # the first frames in the split's (sorted) order
         ds.samples, first = ds.samples[:images], f"_first{images}"

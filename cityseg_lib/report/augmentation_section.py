@@ -56,6 +56,11 @@ def _transform(cfg) -> str:
             f"{cfg.crop_scale[1]:.0%}, resized back)")
 
 
+#: How the report names a run's mask resize (``TrainConfig.mask_resize``).
+_MASK_RESIZE = {"nearest-exact": "at each pixel's centre", "nearest": "at each pixel's top-left corner, half a pixel "
+                "off the image (runs trained before 2026-12-05)"}
+
+
 def _mode_phrases(ctx: ReportContext, runs: dict[str, str]) -> list[str]:
     """What each mode that ran trained on, from its run's config: ``"without augmentation"``..."""
     cfgs = {m: ctx.runs.config(r) for m, r in runs.items()}
@@ -83,7 +88,8 @@ def augmentation_text(ctx: ReportContext) -> str:
     phrases, n = _mode_phrases(ctx, runs), len(runs)
     parts = [
         f"Every image is resized to {size_hw(cfg.image_size)} before training (bilinear for the image, nearest "
-        "neighbour for the mask), and the loss is computed at that size. For the full-resolution scores the "
+        f"neighbour {_MASK_RESIZE[cfg.mask_resize]} for the mask), and the loss is computed at that size. "
+        "For the full-resolution scores the "
         "logits are up-sampled to the label's own size before the arg-max, as the official protocol requires.",
         f"The augmentation experiment trains the U-Net with the same settings in {_NUMBER.get(n, str(n))} modes: "
         f"{join(phrases)}. Table 5 lists the outcome." if n > 1 else

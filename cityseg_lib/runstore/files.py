@@ -112,7 +112,9 @@ def relative(run: str | os.PathLike) -> str:
 
 
 def load_config(run: str | os.PathLike, data_root: str | os.PathLike | None = None) -> TrainConfig:
-    """The resolved config of a run; ``data_root`` replaces the stored one (``--root``)."""
+    """The resolved config of a run; ``data_root`` replaces the stored one (``--root``). A key added
+    to the config after the run was trained (:data:`~cityseg_lib.runstore.identity.ADDED_KEYS`)
+    takes the value that computes what the run computed, not today's default."""
     path = resolve(run) / "config.yaml"
     if not path.is_file():
         from cityseg_lib.paths import runs_dir
@@ -122,6 +124,11 @@ def load_config(run: str | os.PathLike, data_root: str | os.PathLike | None = No
                  else f"{folder.absolute()} nor in {runs_dir() / folder}")
         raise CitysegError(f"{run}: not a run folder (no config.yaml in {where})")
     values = load_yaml(path)
+    from cityseg_lib.runstore.identity import ADDED_KEYS
+
+    for key, earlier in ADDED_KEYS.items():  # a run saved before the key computed with its earlier value
+        if isinstance(values, dict):
+            values.setdefault(key, earlier)
     if data_root:
         values["data_root"] = str(Path(data_root).expanduser().resolve())
     return from_dict(TrainConfig, values, source=str(path))

@@ -30,7 +30,11 @@ EXECUTION_KEYS = frozenset({"name", "profile", "runs_dir", "data_root", "cache",
 #: (tests/test_upgrades.py pins the hashed keys). ``crop_size`` and ``crop_class_balance`` (added
 #: two hours after the run store, 2026-12-01) predate this rule and are hashed at every value:
 #: listing them now would move every run trained since. A DDP world size of 1 is left out the same way.
-ADDED_KEYS: dict[str, object] = {}
+ADDED_KEYS: dict[str, object] = {
+    # 2026-12-05: masks resized at pixel centres (nearest-exact) instead of top-left corners, which put
+    # every training label half a training pixel off its image (cityseg_lib/data/transforms.py)
+    "mask_resize": "nearest",
+}
 
 class ResumeRefused(CitysegError):
     """An unfinished run cannot continue *here* as it started (another torch thread count on CPU,

@@ -34,7 +34,9 @@ def count_train_images(cfg: SweepConfig) -> int:
 
 def sweep_id(cfg: SweepConfig) -> str:
     """Eight hex digits of what the sweep computes: its config (less :data:`VOLATILE_SWEEP` and the
-    base's execution keys) and the dataset's content fingerprint."""
+    base's execution keys), the dataset's content fingerprint, the trials' model revision and any
+    TrainConfig key added since sweeps were first identified (``runstore.ADDED_KEYS``) whose value
+    computes something new: a sweep of earlier trials is never resumed with trials of another kind."""
     import hashlib
     import json
 
@@ -48,6 +50,9 @@ def sweep_id(cfg: SweepConfig) -> str:
     values["dataset"] = runstore.identity.dataset_fingerprint(base)["digest"]
     if revision := runstore.identity.training_revision(base):  # the trials' model computes what it did before
         values["model_revision"] = revision
+    for key, earlier in runstore.ADDED_KEYS.items():  # a key added since (its default computes something new)
+        if key not in values["base"] and getattr(base, key) != earlier:
+            values[key] = getattr(base, key)
     return hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
 
 

@@ -59,10 +59,12 @@ def build_datasets(cfg: TrainConfig) -> tuple[CityscapesSegmentation, Cityscapes
         root, cfg.train_split, cfg.image_size, cfg.annotation, augment=cfg.augment, hflip_p=cfg.hflip_p,
         crop_scale=cfg.crop_scale, crop_size=cfg.crop_size, crop_class_balance=cfg.crop_class_balance,
         subset=cfg.train_subset, subset_seed=cfg.subset_seed, cache_dir=cache, normalize=False,
+        mask_resize=cfg.mask_resize,
     )
     val = CityscapesSegmentation(
         root, cfg.val_split, cfg.image_size, "fine",
         subset=cfg.max_val_images or None, subset_seed=0, cache_dir=cache, normalize=False,
+        mask_resize=cfg.mask_resize,
     )
     return train, val
 
@@ -73,7 +75,8 @@ def full_val_dataset(cfg: TrainConfig, val: CityscapesSegmentation) -> Cityscape
     ``max_val_images`` made ``val`` a per-epoch subset."""
     if not cfg.max_val_images:
         return val
-    return CityscapesSegmentation(val.root, val.split, val.size, "fine", cache_dir=_cache_dir(cfg), normalize=False)
+    return CityscapesSegmentation(val.root, val.split, val.size, "fine", cache_dir=_cache_dir(cfg), normalize=False,
+                                  mask_resize=cfg.mask_resize)
 
 
 def build_model_for(cfg: TrainConfig, init_weights: bool = True) -> nn.Module:
