@@ -14,6 +14,7 @@ import timm  # noqa: E402
 import torch  # noqa: E402
 
 from cityseg_lib.errors import CitysegError  # noqa: E402
+from cityseg_lib.models.swin2_jnet import _fit  # noqa: E402
 from cityseg_lib.models.timm_weights import WeightsUnavailable  # noqa: E402
 from cityseg_lib.data.labels import NUM_CLASSES  # noqa: E402
 from cityseg_lib.models import (  # noqa: E402
@@ -171,33 +172,80 @@ def test_swin_input_of_another_size_is_resized():
 
 
 class _FirstChannel(torch.nn.Module):
-    """Stands in for a decoder block or the head: passes channel 0 (the up-sampled deeper path) on."""
+    """Stands in for the head: passes channel 0 (the decoder's row coordinate) on."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x[:, :1]
 
 
+class _CoordinateAndOne(torch.nn.Module):
+    """Stands in for a decoder block: channel 0 of its input (the up-sampled deeper path, or the
+    deepest feature) and a channel of ones, from which an up-convolution draws its offsets."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x[:, :1], torch.ones_like(x[:, :1])], dim=1)
+
+
+def _exact_upconv(stride: int, factor: int) -> torch.nn.ConvTranspose2d:
+    """A transposed convolution (kernel = stride = ``factor``) taking ``(coordinate, 1)`` at ``stride``
+    to the coordinate of each finer cell's centre: coarse cell ``i``'s centre ``stride*i + (stride-1)/2``
+    plus, on fine row ``factor*i + a``, the offset ``(stride/factor)*(a + 1/2) - stride/2`` (rows only)."""
+    up = torch.nn.ConvTranspose2d(2, 1, factor, stride=factor)
+    with torch.no_grad():
+        up.bias.zero_()
+        up.weight[0, 0] = 1.0
+        offsets = (stride / factor) * (torch.arange(factor) + 0.5) - stride / 2
+        up.weight[1, 0] = offsets.view(factor, 1).expand(factor, factor)
+    return up
+
+
 @pytest.mark.parametrize("height", [208, 210], ids=["208: 6.5 deepest rows", "210: not a multiple of 4"])
 def test_swin_upsampling_keeps_features_on_their_pixels(height):
-    """Geometry of the decoder's and the head's up-sampling, with the real encoder's feature sizes:
-    every feature holds the image row of its cell's centre (stride r, cell i: r*i + (r-1)/2); with
-    the blocks passing the up-sampled path through, the logits must hold each pixel's own row away
-    from the top/bottom (where bilinear clamps). Swin pads an odd grid at the bottom (208 rows: the
-    deepest 7 rows cover 224), so stretching 7 rows onto 13 would put the deepest feature up to
-    16 px below where it belongs; its patch grid drops the last 210 % 4 rows."""
+    """Geometry of the decoder's up-convolutions and the head's up-sampling, with the real encoder's
+    feature sizes: every feature holds the image row of its cell's centre (stride r, cell i:
+    r*i + (r-1)/2). With blocks that pass the up-sampled path on and up-convolutions that place each
+    coarse cell on the two finer cells it covers, the decoder's output must hold the centre of every
+    stride-4 row (an up-convolution's output fitted to its skip by cropping at the bottom, not
+    stretched or cropped elsewhere), and the logits each pixel's own row away from the top/bottom
+    (where the head's bilinear clamps). Swin pads an odd grid at the bottom (208 rows: the deepest 7
+    rows cover 224), so stretching 7 rows onto 13 would put the deepest feature up to 16 px below
+    where it belongs; its patch grid drops the last 210 % 4 rows."""
     model = _tiny("swin2_jnet", img_size=(height, 32)).eval()
+    assert [(u.kernel_size, u.stride) for u in model.decoder.ups] == [((2, 2), (2, 2))] * 3
     with torch.no_grad():
         shapes = [f.shape[-2:] for f in model.encoder(torch.zeros(1, 3, height, 32))]
     assert [s[0] for s in shapes] == [height // 4, 26, 13, 7]
     rows = [(torch.arange(h) * r + (r - 1) / 2).view(1, 1, h, 1).expand(1, 1, h, w)
             for (h, w), r in zip(shapes, model.encoder.reductions)]
     model.encoder.forward = lambda x: rows
-    model.decoder.blocks = torch.nn.ModuleList(_FirstChannel() for _ in model.decoder.blocks)
+    model.decoder.blocks = torch.nn.ModuleList(_CoordinateAndOne() for _ in model.decoder.blocks)
+    model.decoder.ups = torch.nn.ModuleList(_exact_upconv(r, 2) for r in (32, 16, 8))
+    with torch.no_grad():
+        decoded = model.decoder(rows)[0, 0]
+    assert decoded.shape == shapes[0]  # the up-sampled maps cover exactly the skips' grids
+    torch.testing.assert_close(decoded, rows[0][0, 0])  # every stride-4 row, borders included
     model.head = _FirstChannel()
-    out = model(torch.zeros(1, 3, height, 32))[0, 0, :, 0]
+    with torch.no_grad():
+        out = model(torch.zeros(1, 3, height, 32))[0, 0, :, 0]
     assert out.shape == (height,)
-    interior = slice(48, 160)  # clear of the clamped borders of every stride
+    interior = slice(8, height - 8)  # clear of the head's clamped borders
     torch.testing.assert_close(out[interior], torch.arange(height, dtype=torch.float32)[interior])
+
+
+def test_swin_upconv_output_depends_on_the_coarse_cell_it_covers_only():
+    """Fine cell (2i + a, 2j + b) of an up-convolution's output, fitted to a skip grid one row and
+    column short of twice the coarse grid (a padded deeper grid), depends on coarse cell (i, j) alone:
+    no feature moves or spreads to its neighbours' cells (a bilinear up-sampling mixes two of them)."""
+    model = _tiny("swin2_jnet")
+    up = model.decoder.ups[0]
+    x = torch.randn(1, up.in_channels, 4, 3, requires_grad=True)
+    y = _fit(up(x), (7, 5))
+    assert y.shape == (1, up.out_channels, 7, 5)
+    for row, col in [(0, 0), (3, 4), (6, 1), (5, 2)]:
+        (grad,) = torch.autograd.grad(y[0, :, row, col].sum(), x, retain_graph=True)
+        touched = grad.abs().sum(dim=1)[0].nonzero().tolist()
+        assert touched == [[row // 2, col // 2]]
+
 
 # ----------------------------------------------------------------------------- encoder contracts
 
@@ -220,6 +268,9 @@ def test_swin_encoder_follows_feature_info():
     assert model.encoder.nhwc  # timm's Swin returns NHWC; the wrapper permutes to NCHW
     # default decoder widths: half of each stage's channels; the head sees the shallowest
     assert model.decoder.out_channels == 12 and model.head.in_channels == 12
+    # one up-convolution into each shallower block, keeping the deeper block's width (deepest first)
+    assert [(u.in_channels, u.out_channels, u.kernel_size, u.stride) for u in model.decoder.ups] == [
+        (c, c, (2, 2), (2, 2)) for c in (96, 48, 24)]
     wide = _tiny("swin2_jnet", decoder_channels=(16, 16, 32, 32))
     assert wide.head.in_channels == 16
 

@@ -34,13 +34,13 @@ def _cfg(root, runs, name="r", **extra):
     return load_config(None, values)
 
 
-def _as_before(run: Path, keys=LATER) -> Path:
-    """``run`` as a version without ``keys`` wrote it: the keys gone from config.yaml and
-    identity.json, the folder named by the hash of what is left (that version's run_id)."""
+def _as_before(run: Path, keys=LATER, values: dict | None = None) -> Path:
+    """``run`` as a version without ``keys`` (and with the computed ``values``) wrote it: the keys gone
+    from config.yaml and identity.json, the folder named by the hash of what is left (that version's run_id)."""
     saved = yaml.safe_load((run / "config.yaml").read_text())
     (run / "config.yaml").write_text(yaml.safe_dump({k: v for k, v in saved.items() if k not in keys}, sort_keys=False))
     ident = json.loads((run / "identity.json").read_text())
-    ident["computed"] = {k: v for k, v in ident["computed"].items() if k not in keys}
+    ident["computed"] = {**{k: v for k, v in ident["computed"].items() if k not in keys}, **(values or {})}
     old = {"config": ident["computed"], "dataset": ident["dataset"]["digest"]}
     ident["run_id"] = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:8]
     (run / "identity.json").write_text(json.dumps(ident, indent=2))
@@ -189,35 +189,43 @@ _SWIN = {"model": "swin2_jnet", "model_options": {"encoder": "swinv2_tiny_window
 
 
 def test_a_model_revision_enters_the_identity_only_where_it_computes_something_else(monkeypatch):
-    """Swin2-JNet's decoder changed (revision 2, 2026-12-05) only at sizes 32 does not divide: the
-    demo's 48x96 runs get a new identity, 64x96 (and the full profile's 768x768) keep theirs, and
-    models without revisions are untouched (the pinned hash above)."""
+    """Swin2-JNet's decoder changed twice: revision 2 (2026-12-05) only at sizes 32 does not divide,
+    revision 3 (up-convolutions for the bilinear up-sampling) at every size, so the demo's 48x96 runs
+    and 64x96 (like the full profile's 768x768) all get a new identity; models without revisions are
+    untouched (the U-Net's pinned hash above)."""
     monkeypatch.setattr(identity, "dataset_fingerprint", lambda cfg: {"digest": "0123456789abcdef", "images": {}})
     odd, even = (load_config(None, {"name": "s", "image_size": size, "lr": 0.01, **_SWIN}) for size in ([48, 96], [64, 96]))
-    assert identity.computed_config(odd)["model_revision"] == 2
-    assert "model_revision" not in identity.computed_config(even)
+    assert identity.computed_config(odd)["model_revision"] == identity.computed_config(even)["model_revision"] == 3
     unet = load_config(None, {"name": "u", "image_size": [48, 96], "model": "unet", "lr": 0.01})
     assert "model_revision" not in identity.computed_config(unet)
 
 
-def test_weights_of_an_earlier_model_revision_are_not_scored_by_this_one(demo_root, tmp_path, capsys):
-    """A Swin2-JNet run trained at 48x96 before revision 2 (its identity.json records none) holds
-    weights the new decoder would use differently: evaluate, predict and export refuse it in one
+@pytest.mark.parametrize("size, saved", [([48, 96], 2), ([64, 96], None)],
+                         ids=["48x96 of revision 2", "64x96 of revision 1"])
+def test_weights_of_an_earlier_model_revision_are_not_scored_by_this_one(demo_root, tmp_path, capsys, size, saved):
+    """A Swin2-JNet run trained before revision 3: at 48x96 by revision 2 (its identity.json records
+    it), at 64x96 (as the full profile's 768x768) by revision 1 (its identity.json records none). It
+    holds weights of a decoder without up-convolutions: evaluate, predict and export refuse it in one
     line, a rebuild trains a new run beside it (the line names model_revision) and keeps it."""
     from cityseg_lib.cli import main
     from cityseg_lib.execute import train_all
     from cityseg_lib.train.engine import load_run
 
-    cfg = _cfg(demo_root, tmp_path, name="s", image_size=[48, 96], **_SWIN)
+    cfg = _cfg(demo_root, tmp_path, name="s", image_size=size, **_SWIN)
     run = runstore.train_or_load(cfg, verbose=False)
     assert load_run(run)[0].model == "swin2_jnet"  # this version's own run loads
-    old = _as_before(run, keys=("model_revision",))
+    old = _as_before(run, keys=("model_revision",), values=None if saved is None else {"model_revision": saved})
     before = _files(old)
     capsys.readouterr()
-    assert main(["evaluate", "--run", str(old)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "trained by revision 1 of the swin2_jnet model, and this version builds revision 2" in err
+    image = next(demo_root.rglob("*_leftImg8bit.png"))
+    for command in (["evaluate"], ["predict", "--input", str(image), "--out", str(tmp_path / "pred")],
+                    ["export", "--out", str(tmp_path / "model.onnx")]):
+        assert main([*command, "--run", str(old)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, command
+        assert f"trained by revision {saved or 1} of the swin2_jnet model, and this version builds revision 3" in err
+    assert not (tmp_path / "pred").exists() and not (tmp_path / "model.onnx").exists()
     (new,) = train_all([cfg], executor="local")
     note = [line for line in capsys.readouterr().out.splitlines() if "computes something else" in line]
     assert new != old and _files(old) == before
-    assert note and "(model_revision 1 there, 2 now) and is kept" in note[0]
+    assert note and f"(model_revision {saved or 1} there, 3 now) and is kept" in note[0]

@@ -2,18 +2,22 @@
 
 Section 2.3 of the reference report. The encoder is ``timm.create_model(encoder, features_only=True,
 img_size=...)``: four stages at strides 4/8/16/32, returned NHWC by Swin and permuted here to NCHW.
-The decoder has one block per encoder stage, deepest first; each block bilinearly up-samples the
-deeper block's output by the stride ratio (2), concatenates the stage's feature (the skip connection)
-and applies (3x3 conv, BatchNorm, ReLU) x 2 and Dropout. A 1x1 classifier at stride 4 and a bilinear
-up-sampling by 4 give the logits at the input size (classifying before up-sampling equals the reverse
-order, both being linear, with 19 instead of ``decoder_channels[0]`` full-size channels). All widths
-and strides come from the encoder's ``feature_info``.
+The decoder is "a series of upscaling convolutions" with the four features "as skip connections to
+up-convolutions in a similar way to UNet" (the reference): one block per encoder stage, deepest first;
+each up-samples the deeper block's output with a learned transposed convolution (kernel = stride =
+the stride ratio, 2; an up-convolution as the U-Net's), concatenates the stage's feature (the skip
+connection) and applies (3x3 conv, BatchNorm, ReLU) x 2 and Dropout. A 1x1 classifier at stride 4 and
+a bilinear up-sampling by 4 give the logits at the input size (classifying before up-sampling equals
+the reverse order, both being linear, with 19 instead of ``decoder_channels[0]`` full-size channels).
+All widths and strides come from the encoder's ``feature_info``. This is revision 3 of the model's
+computation (:data:`~.swin2_jnet_options.REVISIONS`); up to revision 2 the decoder up-sampled bilinearly.
 
 Sizes that are not multiples of 32: every grid starts at the top-left pixel, Swin's patch merging pads
 an odd grid at the bottom/right (48 rows: 12, 6, 3, then 2 rows that cover 64) and its patch
-embedding drops the last ``H % 4`` rows. So each up-sampling is by exactly the stride ratio, then
-cropped (or edge-padded) to the finer grid: stretching 2 rows onto 3 instead would shift the deepest
-feature by up to 8 pixels of a 48-pixel image.
+embedding drops the last ``H % 4`` rows. So each up-sampling is by exactly the stride ratio (the
+transposed convolution puts coarse cell ``i``'s output on fine cells ``2i, 2i+1``, which it covers),
+then cropped (or edge-padded) to the finer grid: stretching 2 rows onto 3 instead would shift the
+deepest feature by up to 8 pixels of a 48-pixel image.
 
 Swin V2 fixes its input size at creation (patch grid, attention windows and masks), so the model is
 built for ``img_size``. **Inputs of another size are resized** (bilinear) to ``img_size`` and the
@@ -49,19 +53,24 @@ DEFAULT_ENCODER = "swinv2_base_window12to24_192to384"
 DEMO_ENCODER = "swinv2_tiny_window8_256"
 
 _NAME = "swin2_jnet"
-def _upsample(x: torch.Tensor, factor: int, size: torch.Size | tuple[int, int]) -> torch.Tensor:
-    """``x (N, C, h, w)`` on a grid ``factor`` times coarser than ``size``, both anchored at the top-left
-    pixel -> ``(N, C, *size)``: bilinear by exactly ``factor``, then the rows/columns past ``size`` cropped
-    (a padded grid) or the missing ones edge-padded (a grid that dropped a remainder). Equals
-    ``F.interpolate(x, size)`` when ``size == factor * (h, w)``."""
-    h, w = x.shape[-2:]
-    x = F.interpolate(x, size=(h * factor, w * factor), mode="bilinear", align_corners=False)
-    pad_h, pad_w = size[0] - h * factor, size[1] - w * factor
+def _fit(x: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:
+    """``x (N, C, h, w)`` on a grid anchored at the top-left pixel as ``size``'s, with the same cells
+    -> ``(N, C, *size)``: the rows/columns past ``size`` cropped (those of a padded grid), the missing
+    ones edge-padded (those of a grid that dropped a remainder); never stretched."""
+    pad_h, pad_w = size[0] - x.shape[-2], size[1] - x.shape[-1]
     if pad_h < 0 or pad_w < 0:
         x = x[..., : size[0], : size[1]]
     if pad_h > 0 or pad_w > 0:
         x = F.pad(x, (0, max(pad_w, 0), 0, max(pad_h, 0)), mode="replicate")
     return x
+
+
+def _upsample(x: torch.Tensor, factor: int, size: torch.Size | tuple[int, int]) -> torch.Tensor:
+    """``x (N, C, h, w)`` on a grid ``factor`` times coarser than ``size``, both anchored at the top-left
+    pixel -> ``(N, C, *size)``: bilinear by exactly ``factor``, then :func:`_fit`. Equals
+    ``F.interpolate(x, size)`` when ``size == factor * (h, w)``. The head's up-sampling."""
+    h, w = x.shape[-2:]
+    return _fit(F.interpolate(x, size=(h * factor, w * factor), mode="bilinear", align_corners=False), size)
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -107,8 +116,13 @@ class TimmEncoder(nn.Module):
 class _JDecoder(nn.Module):
     """Features ``(N, C_i, H/r_i, W/r_i)`` shallow to deep -> ``(N, D_0, H/r_0, W/r_0)``.
 
-    Block ``i`` (deepest first) takes ``cat(up(previous block), feature_i)`` to ``D_i`` channels;
-    ``up`` is by the stride ratio ``r_{i+1} / r_i`` (``reductions``, default 2), see :func:`_upsample`.
+    Block ``i`` (deepest first) takes ``cat(up_i(previous block), feature_i)`` to ``D_i`` channels.
+    ``up_i`` is a transposed convolution ``D_{i+1} -> D_{i+1}`` channels with kernel = stride = the
+    stride ratio ``r_{i+1} / r_i`` (``reductions``, default 2), its output fitted to feature ``i``'s
+    grid (:func:`_fit`). It keeps ``D_{i+1}`` channels where the U-Net's halves them: the U-Net halves
+    ``2 C_i`` to meet a skip of ``C_i`` channels half and half, and the default widths here
+    (``D_{i+1} = C_{i+1} / 2 = C_i``, Swin doubling its channels per stage) meet the skip half and half
+    already; halving again would pass the deeper path at a third of the concatenation.
     """
 
     def __init__(self, encoder_channels: tuple[int, ...], channels: tuple[int, ...], dropout: float,
@@ -121,14 +135,15 @@ class _JDecoder(nn.Module):
         self.out_channels = channels[0]
         reductions = reductions or tuple(2**i for i in range(len(channels)))
         # ratio of each stage's stride to the next shallower one's, deepest first
-        self.factors = tuple(max(deep // shallow, 1) for shallow, deep in zip(reductions[:-1], reductions[1:]))[::-1]
+        factors = tuple(max(deep // shallow, 1) for shallow, deep in zip(reductions[:-1], reductions[1:]))[::-1]
+        # up-convolution into block i + 1 (deepest first), from the channels of the block before it
+        self.ups = nn.ModuleList(nn.ConvTranspose2d(c, c, f, stride=f) for c, f in zip(channels[:0:-1], factors))
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        x = None
-        for i, (block, skip) in enumerate(zip(self.blocks, features[::-1])):
-            if x is not None:
-                skip = torch.cat([_upsample(x, self.factors[i - 1], skip.shape[-2:]), skip], dim=1)
-            x = block(skip)
+        deepest, *skips = features[::-1]
+        x = self.blocks[0](deepest)
+        for up, block, skip in zip(self.ups, self.blocks[1:], skips):
+            x = block(torch.cat([_fit(up(x), skip.shape[-2:]), skip], dim=1))
         return x
 
 
@@ -137,7 +152,7 @@ class _JDecoder(nn.Module):
 
 @register_model(_NAME, check=check_swin2_jnet, revision=swin2_jnet_revision)
 class Swin2JNet(nn.Module):
-    """Swin V2 encoder + J-shaped decoder with skip connections, BatchNorm and Dropout.
+    """Swin V2 encoder + J-shaped decoder: up-convolutions, skip connections, BatchNorm and Dropout.
 
     Args:
         num_classes: output channels (19 Cityscapes trainIds).
@@ -153,7 +168,8 @@ class Swin2JNet(nn.Module):
         encoder_kwargs: extra ``timm.create_model`` arguments, e.g. a tiny Swin for tests:
             ``dict(embed_dim=24, depths=(1, 1, 1, 1), num_heads=(1, 2, 3, 4))``.
         decoder_channels: output channels of the decoder block at each encoder stage, shallow to
-            deep; None = half the stage's channels.
+            deep (and of the up-convolution that takes a block's output to the next); None = half
+            the stage's channels.
 
     ``forward``: images ``(N, 3, H, W)`` float -> logits ``(N, num_classes, H, W)``.
     """

@@ -49,12 +49,12 @@ def _check_normalisation(encoder: str) -> None:
                            "choose an ImageNet-normalised encoder (e.g. a swinv2_*), or pretrained: false")
 
 
-#: (encoder, encoder_kwargs, img_size) -> (feature stages, stride of the deepest), see :func:`_encoder_stages`
-_STAGES: dict[str, tuple[int, int]] = {}
+#: (encoder, encoder_kwargs, img_size) -> feature stages, see :func:`_encoder_stages`
+_STAGES: dict[str, int] = {}
 
 
-def _encoder_stages(encoder: str, kwargs: dict[str, Any], img_size: tuple[int, int] | None) -> tuple[int, int]:
-    """Feature stages of the encoder and the deepest one's stride, from a build on the meta device (shapes only, no weights: 0.06 s
+def _encoder_stages(encoder: str, kwargs: dict[str, Any], img_size: tuple[int, int] | None) -> int:
+    """Feature stages of the encoder, from a build on the meta device (shapes only, no weights: 0.06 s
     for the demo's tiny Swin, 0.4 s for the base one; cached), so that arguments timm rejects and a
     size it cannot build for are refused where a config enters, not after its data and run folder."""
     key = repr((encoder, sorted(kwargs.items()), img_size))
@@ -72,7 +72,7 @@ def _encoder_stages(encoder: str, kwargs: dict[str, Any], img_size: tuple[int, i
             where = f" for {list(img_size)} images" if img_size else ""
             raise CitysegError(f"{_NAME}: encoder {encoder!r} cannot be built{where} (encoder_kwargs {kwargs}): "
                                f"{one_line(err)}") from err
-        _STAGES[key] = len(model.feature_info.channels()), max(model.feature_info.reduction())
+        _STAGES[key] = len(model.feature_info.channels())
     return _STAGES[key]
 
 
@@ -104,7 +104,7 @@ def check_swin2_jnet(options: dict, input_size: tuple[int, int] | None = None) -
             check_int(_NAME, "decoder_channels", c)
     kwargs = _check_encoder_kwargs(options["encoder_kwargs"])
     size = options["img_size"] if options["img_size"] is not None else input_size
-    stages, _ = _encoder_stages(encoder, kwargs, None if size is None else check_size(_NAME, "img_size", size))
+    stages = _encoder_stages(encoder, kwargs, None if size is None else check_size(_NAME, "img_size", size))
     if channels is not None and len(channels) != stages:
         raise CitysegError(f"{_NAME}: option decoder_channels={channels!r} must list {stages} widths, one per "
                            "encoder stage")
@@ -117,17 +117,17 @@ def check_swin2_jnet(options: dict, input_size: tuple[int, int] | None = None) -
 REVISIONS = {
     2: "each decoder stage up-sampled by its stride ratio and cropped to the finer grid (2026-12-05); "
        "before, stretched onto it, which shifted the deepest features at sizes not a multiple of 32",
+    3: "the decoder up-samples by 2x2 transposed convolutions (up-convolutions) as the reference describes; "
+       "before, bilinear",
 }
 
 
-def swin2_jnet_revision(options: dict, input_size: tuple[int, int] | None) -> int | None:
-    """The revision whose computation a Swin2-JNet of ``options`` (defaults filled) at ``input_size``
-    (the training size) has, or None where every revision computes the same: revision 2 changed only
-    sizes the deepest stage's stride (32 for Swin V2) does not divide, so the full profile's 768x768
-    runs keep their identity, and the demo's 48x96 ones get a new one."""
-    size = options["img_size"] if options["img_size"] is not None else input_size
-    if size is None:
-        return None
-    size = check_size(_NAME, "img_size", size)
-    _, stride = _encoder_stages(options["encoder"], _check_encoder_kwargs(options["encoder_kwargs"]), size)
-    return max(REVISIONS) if size[0] % stride or size[1] % stride else None
+def swin2_jnet_revision(options: dict, input_size: tuple[int, int] | None) -> int:
+    """The revision whose computation a Swin2-JNet of ``options`` at ``input_size`` has: the latest,
+    :data:`REVISIONS`' 3, at every size (its learned up-convolutions replace the bilinear up-sampling
+    of revisions 1 and 2 everywhere), so every Swin2-JNet run trained before it, the full profile's
+    768x768 included, differs from this version's by its identity and is kept beside the new one.
+    (Revision 2 had changed only sizes the deepest stride, 32, does not divide: an earlier run of
+    another size records none, which reads as 1.) Neither the options nor the size matter now;
+    they stay the signature every model's ``revision`` has (:func:`~.registry.register_model`)."""
+    return max(REVISIONS)
