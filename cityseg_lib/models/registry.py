@@ -37,6 +37,8 @@ _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _CHECKS: dict[str, Callable[[dict, "tuple[int, int] | None"], None]] = {}
 #: name -> ``revision(options, input_size)``: which revision of the model's computation a config has
 _REVISIONS: dict[str, Callable[[dict, "tuple[int, int] | None"], "int | None"]] = {}
+#: name -> ``batch_check(options, input_size, smallest_batch)``: what a training batch this small breaks
+_BATCH_CHECKS: dict[str, Callable[[dict, "tuple[int, int] | None", int], None]] = {}
 
 
 # ----------------------------------------------------------------------------- option checks
@@ -73,7 +75,8 @@ def check_size(model: str, key: str, value: Any) -> tuple[int, int]:
 
 
 def register_model(name: str, check: Callable[[dict, "tuple[int, int] | None"], None] | None = None,
-                   revision: Callable[[dict, "tuple[int, int] | None"], "int | None"] | None = None
+                   revision: Callable[[dict, "tuple[int, int] | None"], "int | None"] | None = None,
+                   batch_check: Callable[[dict, "tuple[int, int] | None", int], None] | None = None
                    ) -> Callable[[M], M]:
     """Class (or function) decorator: make ``build_model(name, ...)`` build it.
 
@@ -84,6 +87,9 @@ def register_model(name: str, check: Callable[[dict, "tuple[int, int] | None"], 
     folder, data or weights are touched. ``revision(options, input_size)``, when given, names the
     revision of the model's computation where a later version of its code computes something else
     than an earlier one (None where they agree): it enters a run's identity (:func:`model_revision`).
+    ``batch_check(options, input_size, smallest_batch)``, when given, refuses a training batch of
+    ``smallest_batch`` images the model cannot train on at that input size (BatchNorm needs more
+    than one value per channel in training mode).
     """
 
     def decorator(builder: M) -> M:
@@ -94,6 +100,8 @@ def register_model(name: str, check: Callable[[dict, "tuple[int, int] | None"], 
             _CHECKS[name] = check
         if revision is not None:
             _REVISIONS[name] = revision
+        if batch_check is not None:
+            _BATCH_CHECKS[name] = batch_check
         return builder
 
     return decorator
@@ -133,20 +141,25 @@ def build_model(name: str, num_classes: int = NUM_CLASSES, **options: Any) -> nn
     return _builder(name)(num_classes=num_classes, **options)
 
 
-def check_model(name: str, options: Mapping[str, Any], input_size: tuple[int, int] | None = None) -> None:
+def check_model(name: str, options: Mapping[str, Any], input_size: tuple[int, int] | None = None,
+                smallest_batch: int | None = None) -> None:
     """What :func:`build_model` refuses before building: an unknown model name (listing the valid
     ones), an option the model does not take (listing its options), an option value out of range,
     and (with ``input_size``, the ``(H, W)`` the model will be trained on) an input the model cannot
-    take. Cheap: no weights are made or loaded (a Swin encoder is built on the meta device, shapes
-    only), so a config can be checked where it enters, before any folder or data is touched."""
+    take, and (with ``smallest_batch``, the fewest images a training batch will hold) a batch the
+    model cannot train on at that size. Cheap: no weights are made or loaded (a Swin encoder is
+    built on the meta device, shapes only), so a config can be checked where it enters, before any folder or data is touched."""
     valid = model_options(name)
     for key in options:
         if key not in valid:
             raise CitysegError(
                 f"model {name!r} has no option {key!r}; valid options: {', '.join(sorted(valid)) or '(none)'}"
             )
+    size = None if input_size is None else tuple(input_size)
     if name in _CHECKS:
-        _CHECKS[name]({**valid, **options}, None if input_size is None else tuple(input_size))
+        _CHECKS[name]({**valid, **options}, size)
+    if smallest_batch is not None and name in _BATCH_CHECKS:
+        _BATCH_CHECKS[name]({**valid, **options}, size, smallest_batch)
 
 
 def model_revision(name: str, options: Mapping[str, Any], input_size: tuple[int, int] | None) -> int | None:

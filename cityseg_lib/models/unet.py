@@ -25,7 +25,7 @@ from cityseg_lib.errors import CitysegError
 from cityseg_lib.data.labels import NUM_CLASSES
 from cityseg_lib.models.registry import check_int, check_probability, register_model
 
-__all__ = ["UNet", "DoubleConv"]
+__all__ = ["UNet", "DoubleConv", "check_unet", "check_unet_batch"]
 
 
 def _dropout(p: float) -> nn.Module:
@@ -126,7 +126,22 @@ def check_unet(options: dict, input_size: tuple[int, int] | None = None) -> None
                            "side; lower model_options.depth or raise image_size/crop_size")
 
 
-@register_model("unet", check=check_unet)
+def check_unet_batch(options: dict, input_size: tuple[int, int] | None, smallest_batch: int) -> None:
+    """A training batch of one image whose bottleneck is 1x1 (``input // 2**depth`` on both sides):
+    BatchNorm in training mode normalises over ``N * H * W`` values per channel, and one value has
+    no variance (torch raises "Expected more than 1 value per channel when training"). Refused where
+    the config enters, naming what to change; evaluation uses the running statistics and is unaffected."""
+    if input_size is None or smallest_batch != 1:
+        return
+    depth = options["depth"]
+    if all(side // 2**depth == 1 for side in input_size):
+        raise CitysegError(f"unet: a training batch of 1 image at {list(input_size)} with depth={depth} leaves a 1x1 "
+                           "bottleneck, one value per channel for BatchNorm; raise batch_size (and the training "
+                           f"images) to 2 or more, or image_size/crop_size to {2 ** (depth + 1)} on a side, or lower "
+                           "model_options.depth")
+
+
+@register_model("unet", check=check_unet, batch_check=check_unet_batch)
 class UNet(nn.Module):
     """U-Net with BatchNorm, padded convolutions and optional dropout.
 

@@ -30,7 +30,8 @@ only through this module.
 """
 
 from cityseg_lib.runstore.identity import (ADDED_KEYS, EXECUTION_KEYS, ResumeRefused, check_same_computation,
-                                           computed_config, dataset_fingerprint, find_runs, run_dir, run_id, runs_root)
+                                           computed_config, dataset_fingerprint, find_runs, run_dir, run_id, runs_root,
+                                           smallest_batch)
 from cityseg_lib.runstore.files import (METRIC_FIELDS, checkpoint_path, last_epoch_gain, load_config, load_environment,
                                         load_identity, load_metrics, load_per_image, load_summary, model_stats, read_json,
                                         relative, remove_partial_checkpoints, resolve, run_record, tensorboard_dir,
@@ -42,7 +43,7 @@ from cityseg_lib.runstore.lifecycle import (check_revision, earlier_runs_note, f
 __all__ = [
     "ADDED_KEYS", "EXECUTION_KEYS", "METRIC_FIELDS", "HISTORY_DIR", "ResumeRefused", "computed_config",
     "dataset_fingerprint",
-    "run_id", "run_dir",
+    "run_id", "run_dir", "smallest_batch",
     "runs_root", "find_runs", "checkpoint_path", "tensorboard_dir", "is_finished", "fit_state", "longer_run",
     "mark_unfinished", "check_same_computation", "prepare", "identity_change", "earlier_runs_note", "check_revision",
     "start_line", "train_or_load", "write_run_info", "write_metrics", "write_summary", "write_per_image",

@@ -141,6 +141,22 @@ def check_subset(cfg: TrainConfig) -> None:
                            f"only {held} images; give a count up to {held}, a fraction in (0, 1], or none for all")
 
 
+def smallest_batch(cfg: TrainConfig, world: int | None = None) -> int | None:
+    """The fewest images a training batch of ``cfg`` holds, as ``train.engine._loaders`` batches
+    (None when the training split is not found): ``batch_size`` when the training set (after
+    ``train_subset``) is larger, since the last, partial batch is dropped; else the whole set in one
+    batch, a ``1 / world`` share of it under DDP (``world``: ``$WORLD_SIZE``, ``batch_size`` is per
+    process). A model checks it (BatchNorm needs two values per channel, ``check_model``)."""
+    from cityseg_lib.data.dataset import subset_indices
+
+    held = dataset_fingerprint(cfg).get("images", {}).get(f"{cfg.train_split}/{cfg.annotation}")
+    if not held:
+        return None
+    n = len(subset_indices(held, cfg.train_subset, cfg.subset_seed))
+    world = world or int(os.environ.get("WORLD_SIZE", "1"))
+    return cfg.batch_size if n > cfg.batch_size else max(n // world, 1)
+
+
 def run_dir(cfg: TrainConfig) -> Path:
     """``RUNS/PROFILE/NAME-HASH``: the folder of the run ``cfg`` describes (a ``train_subset``
     larger than the training split is refused here, before any folder, :func:`check_subset`)."""

@@ -108,8 +108,11 @@ def prepare(cfg: TrainConfig, resume: bool, retrain: bool = False, new_ok: bool 
     from cityseg_lib.models import check_model
 
     # a bad model, option value, or an input size the model cannot take fails here, before a folder
-    # or the data is touched (run_dir then refuses a train_subset larger than the split)
-    check_model(cfg.model, cfg.model_options, cfg.crop_size or cfg.image_size)
+    # or the data is touched (run_dir then refuses a train_subset larger than the split); then a
+    # training batch the model cannot take at that size (the split's size counted, nothing read)
+    size = cfg.crop_size or cfg.image_size
+    check_model(cfg.model, cfg.model_options, size)
+    check_model(cfg.model, cfg.model_options, size, smallest_batch=identity.smallest_batch(cfg))
     out = run_dir(cfg)
     if retrain and out.exists():
         with folder_lock(out):  # refused while another process trains in it

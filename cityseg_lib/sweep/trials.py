@@ -100,9 +100,10 @@ def failed_result(subset: int, error: str) -> dict:
 
 def validate_trials(cfg: SweepConfig, candidates: list[Candidate], rung: Rung, n_train: int) -> None:
     """Build the trial config of every candidate (types, ranges) and check its model options
-    (names, values, and the input size the model trains on), and ``min_subset`` against the
-    training split, so a ``base`` or grid value that would fail every trial fails before the first
-    one, and no folder is made (nor a failed trial recorded) for a config that can never run."""
+    (names, values, the input size the model trains on and its smallest training batch), and
+    ``min_subset`` against the training split, so a ``base`` or grid value that would fail every
+    trial fails before the first one, and no folder is made (nor a failed trial recorded) for a
+    config that can never run."""
     from cityseg_lib.models import check_model
 
     if cfg.min_subset > n_train:
@@ -111,9 +112,11 @@ def validate_trials(cfg: SweepConfig, candidates: list[Candidate], rung: Rung, n
     for cand in candidates:
         tc = trial_config(cfg, cand, rung, n_train)
         try:
-            check_model(tc.model, tc.model_options, tc.crop_size or tc.image_size)
+            check_model(tc.model, tc.model_options, tc.crop_size or tc.image_size,
+                        smallest_batch=runstore.smallest_batch(tc))
         except CitysegError as e:
-            swept = any(k.startswith(MODEL_OPTION) or k in ("model", "image_size", "crop_size") for k in cand.params)
+            swept = any(k.startswith(MODEL_OPTION) or k in ("model", "image_size", "crop_size", "batch_size")
+                        for k in cand.params)
             what = f" (trial {cand.id}: {params_text(cand.params)})" if swept else ""
             raise CitysegError(f"sweep {cfg.name}: {e}{what}") from None
 

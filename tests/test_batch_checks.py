@@ -1,0 +1,76 @@
+"""A training batch of one image on a 1x1 U-Net bottleneck (BatchNorm's "Expected more than 1 value
+per channel when training") is refused where the config enters, and the count of the smallest
+training batch is the one the training loader makes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cityseg_lib.cli import main
+from cityseg_lib.errors import CitysegError
+from cityseg_lib.models import build_model, check_model
+
+
+@pytest.mark.parametrize("size, batch", [((4, 4), 1), ((4, 7), 1), ((7, 7), 1), ((4, 8), 1), ((8, 8), 1),
+                                         ((4, 4), 2), ((5, 9), 1)])
+def test_the_unet_batch_check_refuses_exactly_what_batchnorm_cannot_train(size, batch):
+    options = {"base_width": 4, "depth": 2}
+    model = build_model("unet", **options).train()
+    try:
+        model(torch.zeros(batch, 3, *size))
+        trains = True
+    except ValueError as e:
+        assert "Expected more than 1 value per channel when training" in str(e)
+        trains = False
+    try:
+        check_model("unet", options, size, smallest_batch=batch)
+        accepted = True
+    except CitysegError as e:
+        assert "1x1 bottleneck" in str(e) and "raise batch_size" in str(e)
+        accepted = False
+    assert accepted == trains, (size, batch)
+
+
+@pytest.mark.parametrize("overrides", [
+    ["image_size=[4, 4]", "batch_size=1"],
+    ["image_size=[4, 6]", "batch_size=4", "train_subset=1"],
+    ["image_size=[4, 4]", "batch_size=2", "train_subset=0.1"],  # 0.1 of 6 frames rounds to 1
+])
+def test_train_refuses_a_batch_of_one_on_a_1x1_bottleneck_before_any_folder(demo_root, tmp_path, capsys, monkeypatch,
+                                                                             overrides):
+    monkeypatch.setattr("cityseg_lib.train.engine.fit", lambda *a, **k: pytest.fail("training started"))
+    runs = tmp_path / "runs"
+    argv = ["train", f"runs_dir={runs}", f"data_root={demo_root}", "epochs=1", "device=cpu", "model=unet",
+            "model_options={base_width: 4, depth: 2}", *overrides]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "leaves a 1x1 bottleneck" in err, (out, err)
+    assert not runs.exists()
+
+
+@pytest.mark.parametrize("n, batch_size", [(1, 1), (1, 2), (2, 2), (3, 2), (5, 2), (4, 3), (7, 3), (2, 4)])
+def test_smallest_batch_is_the_smallest_batch_the_training_loader_makes(monkeypatch, n, batch_size):
+    from cityseg_lib import runstore
+    from cityseg_lib.config import load_config
+    from cityseg_lib.train.engine import _loaders
+
+    cfg = load_config(None, {"batch_size": batch_size, "data_root": "unused"})
+    monkeypatch.setattr("cityseg_lib.runstore.identity.dataset_fingerprint",
+                        lambda c: {"images": {f"{c.train_split}/{c.annotation}": n}})
+    train, *_ = _loaders(cfg, list(range(n)), [0], workers=0, use_cuda=False, distributed=False)
+    assert runstore.smallest_batch(cfg, world=1) == min(len(b) for b in train)
+
+
+def test_a_sweep_whose_trials_train_batches_of_one_on_a_1x1_bottleneck_exits_2_before_any_folder(
+        demo_root, tmp_path, capsys, monkeypatch):
+    from cityseg_lib.paths import params_dir
+
+    monkeypatch.setattr("cityseg_lib.sweep.run.run_trial", lambda tc: pytest.fail("a trial ran"))
+    runs = tmp_path / "runs"
+    argv = ["sweep", "--params", str(params_dir("smoke") / "sweep.yaml"), f"base.data_root={demo_root}",
+            f"runs_dir={runs}", "base.image_size=[4, 4]", "base.batch_size=1"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "leaves a 1x1 bottleneck" in err and err.count("\n") == 1, err
+    assert not runs.exists()
