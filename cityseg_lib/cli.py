@@ -33,15 +33,16 @@ def _cmd_make_demo_data(a) -> int:
 
 def _cmd_check_data(a) -> int:
     from cityseg_lib.data.check import check_dataset, format_summary
-    from cityseg_lib.files import json_safe
+    from cityseg_lib.files import atomic_write_text, json_safe
     from cityseg_lib.paths import resolve_data_root
 
+    root = resolve_data_root(a.root)
     if a.json:
-        check_output_file(a.json, "--json")
-    summary = check_dataset(resolve_data_root(a.root), fast=a.fast, workers=a.workers)
+        check_output_file(a.json, "--json", inputs=(("--root" if a.root else "$CITYSCAPES_DATASET", root),))
+    summary = check_dataset(root, fast=a.fast, workers=a.workers)
     print(format_summary(summary))
-    if a.json:
-        Path(a.json).write_text(json.dumps(json_safe(summary), indent=2, allow_nan=False))
+    if a.json:  # whole or not at all (a kill mid-write leaves the earlier file)
+        atomic_write_text(a.json, json.dumps(json_safe(summary), indent=2, allow_nan=False))
     return 0
 
 
@@ -101,7 +102,7 @@ def _cmd_evaluate_folder(a) -> int:
     from cityseg_lib.evaluate.folder import evaluate_folder, format_result, write_json
 
     if a.out:
-        check_output_file(a.out, "--out", make_parents=True)
+        check_output_file(a.out, "--out", make_parents=True, inputs=(("--pred", a.pred), ("--gt", a.gt)))
     result = evaluate_folder(a.pred, a.gt, split=a.split, workers=a.workers)
     print(format_result(result))
     if a.out:

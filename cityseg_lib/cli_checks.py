@@ -61,13 +61,24 @@ def check_predict_engine(a) -> None:
                            "CPU and would ignore it; use --engine torch for inference modes and CUDA")
 
 
-def check_output_file(path: str | os.PathLike, flag: str, make_parents: bool = False) -> None:
+def check_output_file(path: str | os.PathLike, flag: str, make_parents: bool = False,
+                      inputs: tuple[tuple[str, str | os.PathLike], ...] = ()) -> None:
     """Refuse, before the work, an output file that could not be written: a folder, a missing
     parent folder (unless ``make_parents``: then the nearest existing one must take new files), a
-    read-only file or place. Leaves nothing behind (a probe file is removed again)."""
+    read-only file or place; and one that is, or lies inside, an input of the command (``inputs``:
+    ``(flag, path)`` pairs, e.g. the dataset root): replacing it would destroy a user's file, and a
+    new file inside a dataset or predictions folder is read back as part of it. Paths are compared
+    resolved (links followed). Leaves nothing behind (a probe file is removed again)."""
     p = Path(path)
     if p.is_dir():
         raise CitysegError(f"{flag} {path}: is a folder; name the file to write")
+    target = p.expanduser().resolve()
+    for in_flag, in_path in inputs:
+        source = Path(in_path).expanduser().resolve()
+        if target == source or source in target.parents:
+            where = "is" if target == source else "lies inside"
+            raise CitysegError(f"{flag} {path}: {where} {in_flag} {in_path}, an input of this command; write it "
+                               "elsewhere")
     try:
         if p.exists():
             with open(p, "r+b"):  # writable, and left as it is (no truncation)

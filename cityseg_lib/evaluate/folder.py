@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from cityseg_lib.errors import CitysegError, one_line
-from cityseg_lib.files import json_safe
+from cityseg_lib.files import atomic_write_text, json_safe
 from cityseg_lib.data.labels import (
     CATEGORY_NAMES,
     CLASS_NAMES,
@@ -263,8 +263,9 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 def write_json(result: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Write a result as strict JSON (NaN -> null), creating parent folders; returns the path."""
+    """Write a result as strict JSON (NaN -> null), creating parent folders, atomically (a kill
+    mid-write leaves the earlier file whole, never a truncated one); returns the path."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(out, json.dumps(json_safe(result), indent=2, allow_nan=False) + "\n")
     return out
