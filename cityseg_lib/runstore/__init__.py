@@ -7,7 +7,8 @@ extension and the explicit retrain) and :mod:`.history` (an extended run's earli
     config.yaml        the resolved TrainConfig (data_root absolute: the dataset's current place)
     identity.json      what the run computes: its computed keys and the dataset's fingerprint
     environment.json   git commit, package versions, device
-    metrics.csv        one row per finished epoch
+    metrics.csv        one row per finished epoch (train_loss, val_loss: batch losses weighted by
+                       their images, see ``train.loop.evaluate``)
     last.pt, best.pt   the latest state (exact resume) and the lowest-validation-loss weights
     summary.json       the kept checkpoint's scores; written when the run finishes
     history/N_epochs/  the results (summary, per-image matrices, eval_*.json) of the run when it was

@@ -71,7 +71,11 @@ def train_one_epoch(
     progress: bool = False,
     desc: str = "train",
 ) -> dict:
-    """One pass over ``loader``; returns mean loss, images seen and seconds.
+    """One pass over ``loader``; returns the epoch's loss, images seen and seconds.
+
+    The loss is each batch's loss (the criterion on the whole batch: cross-entropy's mean over the
+    batch's labelled pixels, Dice/IoU over its pixels per class) weighted by the batch's images:
+    ``sum_b n_b * L_b / sum_b n_b`` (summed over ranks under DDP), as the steps saw it.
 
     Raises :class:`CitysegError` on a NaN/inf loss (checked every few steps and at the end),
     before anything of this epoch is saved.
@@ -128,8 +132,16 @@ def evaluate(
     progress: bool = False,
     per_image: bool = False,
 ) -> tuple:
-    """Validation loss (mean over images) and scores at the loader's size, from one confusion matrix:
+    """Validation loss and scores at the loader's size, from one confusion matrix:
     ``(val_loss, scores, confmat)``.
+
+    ``val_loss`` is the mean of the per-batch losses weighted by each batch's images,
+    ``sum_b n_b * L_b / sum_b n_b`` (summed over ranks under DDP), where ``L_b`` is the criterion on
+    the whole batch (cross-entropy: the mean over the batch's labelled pixels; Dice/IoU: per class
+    over the batch's pixels). It is not a mean over images of per-image losses, and it depends on
+    ``batch_size`` (which images share a batch); a smaller last batch counts by its images. Kept so,
+    because it picks the best epoch and a resumed run must repeat it exactly
+    (``tests/test_val_loss.py`` pins it).
 
     ``per_image=True`` (the final evaluation) also returns the frame ids and one confusion matrix
     per image ``(N, C, C+1)`` int64, gathered over all ranks and sorted by id, as
