@@ -197,3 +197,41 @@ def _finished(cfg):
     runstore.write_run_info(run, cfg)
     _extend(run, cfg.epochs)
     return runstore.relative(run)
+
+
+def test_a_notebook_that_failed_leaves_its_earlier_result_refused_until_it_runs_again(home, monkeypatch, capsys):
+    """A build in which 03 fails keeps the earlier build's 03.json (nothing is deleted), but records
+    the failure: ``--only 07`` would render that earlier result beside this build's 01 and 02 as if
+    03 had run, so it is refused in one line naming 03; once 03 runs again the record is gone."""
+    from cityseg_lib.data.source import ensure_data
+    from cityseg_lib.report import preflight
+
+    _smoke_results(home, epochs_read=2)
+    main = preflight.check("smoke", selected=[])[1]["03_unet"][0]
+    _finished(replace(main, data_root=str(ensure_data("", "smoke"))))  # 03's main run, as 05 and 06 read it
+    assert stale_lines("smoke", ["01", "02", "03", "04", "05", "06"]) == []  # an earlier build that fits
+    before = result_path("smoke", "03").read_bytes()
+    ran = []
+
+    def notebook(src, *a, **k):
+        ran.append(src.stem)
+        if src.stem == "03_unet" and fail:
+            raise CitysegError("notebook 03_unet.ipynb failed in cell 5: boom")
+        return 0.0
+
+    monkeypatch.setattr(build, "run_notebook", notebook)
+    fail = True
+    with pytest.raises(CitysegError, match="boom"):
+        build.run_report("smoke", pdf=False, verbose=False)
+    assert ran == ["01_data_exploration", "02_baseline_fcn", "03_unet"] and "07_report" not in ran
+    assert result_path("smoke", "03").read_bytes() == before  # kept as it was
+    ran.clear()
+    assert cli.main(["report", "--profile", "smoke", "--no-pdf", "--only", "07"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "notebook 03 failed" in err and "--only 03 07" in err, err
+    assert ran == []
+    fail = False
+    with pytest.raises(CitysegError, match="07_report.ipynb is missing"):  # the stub wrote no executed copy
+        build.run_report("smoke", only=["03", "07"], pdf=False, verbose=False)
+    assert ran == ["03_unet", "07_report"]
+    assert stale_lines("smoke", ["03"]) == []

@@ -231,7 +231,7 @@ def _build(profile: str, params: dict[str, dict], configs: dict, selected: list[
     """The data, the notebooks and the rendering of a checked build (:func:`run_report`)."""
     from cityseg_lib.data.source import ensure_data
     from cityseg_lib.execute.notebooks import in_threads, shared_cluster, waves
-    from cityseg_lib.report.freshness import check_fresh, planned_mains, render_hint
+    from cityseg_lib.report.freshness import check_fresh, planned_mains, render_hint, run_recorded
     from cityseg_lib.report.notebook_results import results_dir
     from cityseg_lib.report.preflight import check_run_lengths
 
@@ -260,8 +260,8 @@ def _build(profile: str, params: dict[str, dict], configs: dict, selected: list[
         for wave in waves(selected, parallel):
             for stem in wave:
                 log(f"[{selected.index(stem) + 1}/{len(selected)}] {stem} ...")
-            jobs = [(stem, run_notebook, (paths[stem], out_dir / "executed" / f"{stem}.ipynb", params[stem], None,
-                                          echo)) for stem in wave]
+            jobs = [(stem, run_recorded, (profile, stem[:2], run_notebook, paths[stem], out_dir / "executed" /
+                                          f"{stem}.ipynb", params[stem], None, echo)) for stem in wave]
             for stem, seconds in in_threads(jobs):
                 timings["notebooks"][stem] = {"seconds": round(seconds, 1),
                                               "finished": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -10,7 +10,10 @@ long as every result still describes the runs and data the report will read; it 
 * a result was built on another notebook's main run (05 and 06 on 03's and 04's,
   :data:`READS`) that has changed or been extended since (the tuned U-Net against a longer main one);
 * the data was regenerated (another seed, size) or replaced: runs trained on the earlier data
-  would be paired image by image with runs on the new one, and 01's statistics describe the old.
+  would be paired image by image with runs on the new one, and 01's statistics describe the old;
+* the notebook failed in a later build (:func:`run_recorded` leaves ``NN.failed.json`` beside the
+  results): its ``NN.json`` is an earlier build's, kept, but the build that failed ran the notebooks
+  before it anew, and its own inputs may have changed; it is judged stale until it runs again.
 
 :func:`save_result <cityseg_lib.report.notebook_results.save_result>` records, beside each
 result, what it was made from (:func:`made_from`: each listed run's epoch count, the upstream
@@ -22,11 +25,14 @@ product's inputs. Results written before this record existed are not judged.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
+from typing import Any, Callable
 
 from cityseg_lib.errors import CitysegError
 
-__all__ = ["READS", "listed_runs", "made_from", "stale_lines", "planned_mains", "check_fresh", "render_hint"]
+__all__ = ["READS", "listed_runs", "made_from", "stale_lines", "planned_mains", "check_fresh", "render_hint",
+           "run_recorded", "failure_path"]
 
 #: Notebook -> the notebooks whose main run it builds on (as ``execute.notebooks.DEPENDS``).
 READS = {"05": ("03",), "06": ("03", "04")}
@@ -99,6 +105,34 @@ def _run_data(run: str, root: str | os.PathLike) -> tuple[str | None, str | None
     return trained, _data_digest(root, ((cfg.train_split, cfg.annotation), (cfg.val_split, "fine")))
 
 
+def failure_path(profile: str, notebook: str) -> Path:
+    """``reports/PROFILE/results/NN.failed.json``: notebook NN's last run in a build failed."""
+    from cityseg_lib.report.notebook_results import results_dir
+
+    return results_dir(profile) / f"{notebook}.failed.json"
+
+
+def run_recorded(profile: str, notebook: str, run: Callable[..., Any], *args: Any) -> Any:
+    """``run(*args)`` (a notebook of a build): a failure is recorded in :func:`failure_path` (when,
+    and its one-line error) and raised again; a success removes that record (the notebook wrote its
+    result anew). ``NN.json`` itself is never touched here: an earlier build's result is kept."""
+    import json
+
+    from cityseg_lib.files import atomic_write_text
+
+    path = failure_path(profile, notebook)
+    try:
+        result = run(*args)
+    except BaseException as err:  # an interrupt too: the notebook did not finish
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps({"failed": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                            "error": str(err).splitlines()[0] if str(err) else type(err).__name__},
+                                           indent=2) + "\n")
+        raise
+    path.unlink(missing_ok=True)
+    return result
+
+
 def stale_lines(profile: str, notebooks: list[str], root: str | os.PathLike | None = None,
                 planned: dict[str, dict] | None = None) -> list[tuple[str, str]]:
     """Why the results of ``notebooks`` (``["01", "05"]``) no longer fit the runs and data:
@@ -112,6 +146,13 @@ def stale_lines(profile: str, notebooks: list[str], root: str | os.PathLike | No
     lines: list[tuple[str, str]] = []
     for nb in notebooks:
         path = result_path(profile, nb)
+        try:
+            failed = json.loads(failure_path(profile, nb).read_text())
+        except (OSError, ValueError):
+            failed = None
+        if isinstance(failed, dict) and path.is_file():
+            lines.append((nb, f"notebook {nb} failed in the build of {failed.get('failed', '?')} "
+                              f"({failed.get('error', '?')}); {path} is an earlier build's result"))
         try:
             doc = json.loads(path.read_text())
         except (OSError, ValueError):
