@@ -74,3 +74,31 @@ def test_a_sweep_whose_trials_train_batches_of_one_on_a_1x1_bottleneck_exits_2_b
     out, err = capsys.readouterr()
     assert out == "" and "leaves a 1x1 bottleneck" in err and err.count("\n") == 1, err
     assert not runs.exists()
+
+
+TINY_SWIN = {"encoder": "swinv2_tiny_window8_256", "pretrained": False,
+             "encoder_kwargs": {"embed_dim": 24, "depths": [1, 1, 1, 1], "num_heads": [1, 2, 3, 4], "window_size": 2}}
+
+
+@pytest.mark.parametrize("size, batch, batchnorm", [((32, 32), 1, True), ((32, 32), 2, True), ((32, 32), 1, False),
+                                                    ((33, 35), 1, True), ((36, 32), 1, True), ((32, 64), 1, True),
+                                                    ((48, 48), 1, True)])
+def test_the_swin2_jnet_batch_check_refuses_exactly_what_batchnorm_cannot_train(size, batch, batchnorm):
+    """Swin V2's deepest grid: side // 4, then halved with padding three times (32 and 35 -> 1, 36 -> 2);
+    a 1x1 grid in a batch of one breaks the decoder's deepest BatchNorm, and only that is refused."""
+    options = {**TINY_SWIN, "img_size": list(size), "batchnorm": batchnorm}
+    model = build_model("swin2_jnet", **options).train()
+    try:
+        model(torch.zeros(batch, 3, *size))
+        trains = True
+    except ValueError as e:
+        assert "Expected more than 1 value per channel when training" in str(e)
+        trains = False
+    try:
+        check_model("swin2_jnet", options, size, smallest_batch=batch)
+        accepted = True
+    except CitysegError as e:
+        assert "deepest grid 1x1" in str(e) and "raise batch_size" in str(e)
+        accepted = False
+    assert accepted == trains, (size, batch, batchnorm)
+    assert trains == (batch > 1 or not batchnorm or max(size) > 35)  # the cases meant to break, broke

@@ -10,7 +10,7 @@ import torch
 from cityseg_lib.errors import CitysegError, one_line
 from cityseg_lib.models.registry import check_int, check_probability, check_size
 
-__all__ = ["check_swin2_jnet", "swin2_jnet_revision", "REVISIONS"]
+__all__ = ["check_swin2_jnet", "check_swin2_jnet_batch", "swin2_jnet_revision", "REVISIONS"]
 
 _NAME = "swin2_jnet"
 
@@ -49,14 +49,20 @@ def _check_normalisation(encoder: str) -> None:
                            "choose an ImageNet-normalised encoder (e.g. a swinv2_*), or pretrained: false")
 
 
-#: (encoder, encoder_kwargs, img_size) -> feature stages, see :func:`_encoder_stages`
-_STAGES: dict[str, int] = {}
+#: (encoder, encoder_kwargs, img_size) -> the stride of each feature stage, see :func:`_encoder_strides`
+_STAGES: dict[str, tuple[int, ...]] = {}
 
 
 def _encoder_stages(encoder: str, kwargs: dict[str, Any], img_size: tuple[int, int] | None) -> int:
-    """Feature stages of the encoder, from a build on the meta device (shapes only, no weights: 0.06 s
-    for the demo's tiny Swin, 0.4 s for the base one; cached), so that arguments timm rejects and a
-    size it cannot build for are refused where a config enters, not after its data and run folder."""
+    """Feature stages of the encoder (:func:`_encoder_strides`)."""
+    return len(_encoder_strides(encoder, kwargs, img_size))
+
+
+def _encoder_strides(encoder: str, kwargs: dict[str, Any], img_size: tuple[int, int] | None) -> tuple[int, ...]:
+    """The stride of each feature stage of the encoder, shallow to deep, from a build on the meta
+    device (shapes only, no weights: 0.06 s for the demo's tiny Swin, 0.4 s for the base one; cached),
+    so that arguments timm rejects and a size it cannot build for are refused where a config enters,
+    not after its data and run folder."""
     key = repr((encoder, sorted(kwargs.items()), img_size))
     if key not in _STAGES:
         import timm
@@ -72,8 +78,32 @@ def _encoder_stages(encoder: str, kwargs: dict[str, Any], img_size: tuple[int, i
             where = f" for {list(img_size)} images" if img_size else ""
             raise CitysegError(f"{_NAME}: encoder {encoder!r} cannot be built{where} (encoder_kwargs {kwargs}): "
                                f"{one_line(err)}") from err
-        _STAGES[key] = len(model.feature_info.channels())
+        _STAGES[key] = tuple(model.feature_info.reduction())
     return _STAGES[key]
+
+
+def check_swin2_jnet_batch(options: dict, input_size: tuple[int, int] | None, smallest_batch: int) -> None:
+    """A training batch of one image whose deepest encoder grid is 1x1 (a 32x32 input): the decoder's
+    deepest block normalises one value per channel, which BatchNorm cannot in training mode (torch:
+    "Expected more than 1 value per channel when training"). The grid follows Swin V2: the patch
+    embedding drops a remainder (``side // 4``), each patch merging pads an odd grid (ceil of half).
+    Refused where the config enters, naming what to change; without BatchNorm nothing is refused."""
+    size = options["img_size"] if options["img_size"] is not None else input_size
+    if size is None or smallest_batch != 1 or not options["batchnorm"]:
+        return
+    size = check_size(_NAME, "img_size", size)
+    strides = _encoder_strides(options["encoder"], _check_encoder_kwargs(options["encoder_kwargs"]), size)
+    deepest = []
+    for side in size:
+        cells = side // strides[0]
+        for shallow, deep in zip(strides[:-1], strides[1:]):
+            cells = -(-cells // (deep // shallow))
+        deepest.append(cells)
+    if deepest == [1, 1]:
+        raise CitysegError(f"{_NAME}: a training batch of 1 image at {list(size)} leaves the encoder's deepest grid "
+                           "1x1, one value per channel for the decoder's BatchNorm; raise batch_size (and the "
+                           f"training images) to 2 or more, or image_size to more than {strides[-1]} on a side, or "
+                           "set model_options.batchnorm: false")
 
 
 def check_swin2_jnet(options: dict, input_size: tuple[int, int] | None = None) -> dict[str, Any]:
