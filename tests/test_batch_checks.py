@@ -62,6 +62,32 @@ def test_smallest_batch_is_the_smallest_batch_the_training_loader_makes(monkeypa
     assert runstore.smallest_batch(cfg, world=1) == min(len(b) for b in train)
 
 
+@pytest.mark.parametrize("n, batch_size", [(6, 4), (7, 2), (8, 4), (9, 4), (3, 4), (17, 4)])
+def test_under_ddp_each_process_trains_its_share_in_batches_and_smallest_batch_counts_them(monkeypatch, n,
+                                                                                          batch_size):
+    """Two processes: DistributedSampler gives each n // 2 images. The loader dropped the partial
+    batch by the whole set's size, so 6 images at batch 4 left each process 3 images and no batch at
+    all (an epoch without a step); now each trains its share, and smallest_batch says what it holds."""
+    from functools import partial
+
+    from cityseg_lib import runstore
+    from cityseg_lib.config import load_config
+    from cityseg_lib.train.engine import _loaders
+
+    cfg = load_config(None, {"batch_size": batch_size, "data_root": "unused"})
+    monkeypatch.setattr("cityseg_lib.runstore.identity.dataset_fingerprint",
+                        lambda c: {"images": {f"{c.train_split}/{c.annotation}": n}})
+    sizes = []
+    for rank in (0, 1):
+        monkeypatch.setattr(torch.utils.data, "DistributedSampler",
+                            partial(torch.utils.data.DistributedSampler, num_replicas=2, rank=rank))
+        train, *_ = _loaders(cfg, list(range(n)), [0], workers=0, use_cuda=False, distributed=True)
+        sizes.append([len(b) for b in train])
+    assert sizes[0] == sizes[1] and sizes[0], sizes  # every process steps, the same number of times
+    assert sum(sizes[0]) == (n // 2 if n // 2 <= batch_size else n // 2 // batch_size * batch_size)
+    assert runstore.smallest_batch(cfg, world=2) == min(sizes[0])
+
+
 def test_a_sweep_whose_trials_train_batches_of_one_on_a_1x1_bottleneck_exits_2_before_any_folder(
         demo_root, tmp_path, capsys, monkeypatch):
     from cityseg_lib.paths import params_dir

@@ -143,10 +143,11 @@ def check_subset(cfg: TrainConfig) -> None:
 
 def smallest_batch(cfg: TrainConfig, world: int | None = None) -> int | None:
     """The fewest images a training batch of ``cfg`` holds, as ``train.engine._loaders`` batches
-    (None when the training split is not found): ``batch_size`` when the training set (after
-    ``train_subset``) is larger, since the last, partial batch is dropped; else the whole set in one
-    batch, a ``1 / world`` share of it under DDP (``world``: ``$WORLD_SIZE``, ``batch_size`` is per
-    process). A model checks it (BatchNorm needs two values per channel, ``check_model``)."""
+    (None when the training split is not found): each process trains its share of the training set
+    (after ``train_subset``; a ``1 / world`` share under DDP, ``world``: ``$WORLD_SIZE``, whose
+    ``batch_size`` is per process), ``batch_size`` at a time when the share is larger, the last,
+    partial batch dropped; else the whole share in one batch. A model checks it (BatchNorm needs
+    two values per channel, ``check_model``)."""
     from cityseg_lib.data.dataset import subset_indices
 
     held = dataset_fingerprint(cfg).get("images", {}).get(f"{cfg.train_split}/{cfg.annotation}")
@@ -154,7 +155,8 @@ def smallest_batch(cfg: TrainConfig, world: int | None = None) -> int | None:
         return None
     n = len(subset_indices(held, cfg.train_subset, cfg.subset_seed))
     world = world or int(os.environ.get("WORLD_SIZE", "1"))
-    return cfg.batch_size if n > cfg.batch_size else max(n // world, 1)
+    share = n // world if world > 1 else n  # DistributedSampler(drop_last=True) gives each process n // world
+    return cfg.batch_size if share > cfg.batch_size else max(share, 1)
 
 
 def run_dir(cfg: TrainConfig) -> Path:

@@ -104,7 +104,9 @@ def _loaders(cfg: TrainConfig, train_ds, val_ds, workers: int, use_cuda: bool, d
     else:
         sampler = torch.utils.data.RandomSampler(train_ds, generator=gen)
     kw = dict(num_workers=workers, pin_memory=use_cuda, persistent_workers=False)
-    train = DataLoader(train_ds, cfg.batch_size, sampler=sampler, drop_last=len(train_ds) > cfg.batch_size,
+    # the last, partial batch is dropped when this process has more than a batch of images (its DDP
+    # share, not the whole set: 6 images on 2 processes at batch 4 gave each 3 images and no batch)
+    train = DataLoader(train_ds, cfg.batch_size, sampler=sampler, drop_last=len(sampler) > cfg.batch_size,
                        generator=gen, **kw)
     val = DataLoader(val_ds, cfg.batch_size, sampler=D.ShardSampler(len(val_ds)), **kw)
     return train, val, sampler, gen
