@@ -12,11 +12,10 @@ from cityseg_lib.errors import CitysegError
 from cityseg_lib.models import build_model, check_model
 
 
-@pytest.mark.parametrize("size, batch", [((4, 4), 1), ((4, 7), 1), ((7, 7), 1), ((4, 8), 1), ((8, 8), 1),
-                                         ((4, 4), 2), ((5, 9), 1)])
-def test_the_unet_batch_check_refuses_exactly_what_batchnorm_cannot_train(size, batch):
-    options = {"base_width": 4, "depth": 2}
-    model = build_model("unet", **options).train()
+def _trains_and_accepted(model_name: str, options: dict, size: tuple[int, int], batch: int, refusal: str):
+    """Whether a training-mode forward of ``batch`` images at ``size`` runs (else BatchNorm's error),
+    and whether ``check_model`` accepts the same (else its one line, holding ``refusal``)."""
+    model = build_model(model_name, **options).train()
     try:
         model(torch.zeros(batch, 3, *size))
         trains = True
@@ -24,12 +23,20 @@ def test_the_unet_batch_check_refuses_exactly_what_batchnorm_cannot_train(size, 
         assert "Expected more than 1 value per channel when training" in str(e)
         trains = False
     try:
-        check_model("unet", options, size, smallest_batch=batch)
+        check_model(model_name, options, size, smallest_batch=batch)
         accepted = True
     except CitysegError as e:
-        assert "1x1 bottleneck" in str(e) and "raise batch_size" in str(e)
+        assert refusal in str(e) and "raise batch_size" in str(e)
         accepted = False
+    return trains, accepted
+
+
+@pytest.mark.parametrize("size, batch", [((4, 4), 1), ((4, 7), 1), ((7, 7), 1), ((4, 8), 1), ((8, 8), 1),
+                                         ((4, 4), 2), ((5, 9), 1)])
+def test_the_unet_batch_check_refuses_exactly_what_batchnorm_cannot_train(size, batch):
+    trains, accepted = _trains_and_accepted("unet", {"base_width": 4, "depth": 2}, size, batch, "1x1 bottleneck")
     assert accepted == trains, (size, batch)
+    assert trains == (batch > 1 or max(size) >= 8)  # the cases meant to break, broke
 
 
 @pytest.mark.parametrize("overrides", [
@@ -113,18 +120,6 @@ def test_the_swin2_jnet_batch_check_refuses_exactly_what_batchnorm_cannot_train(
     """Swin V2's deepest grid: side // 4, then halved with padding three times (32 and 35 -> 1, 36 -> 2);
     a 1x1 grid in a batch of one breaks the decoder's deepest BatchNorm, and only that is refused."""
     options = {**TINY_SWIN, "img_size": list(size), "batchnorm": batchnorm}
-    model = build_model("swin2_jnet", **options).train()
-    try:
-        model(torch.zeros(batch, 3, *size))
-        trains = True
-    except ValueError as e:
-        assert "Expected more than 1 value per channel when training" in str(e)
-        trains = False
-    try:
-        check_model("swin2_jnet", options, size, smallest_batch=batch)
-        accepted = True
-    except CitysegError as e:
-        assert "deepest grid 1x1" in str(e) and "raise batch_size" in str(e)
-        accepted = False
+    trains, accepted = _trains_and_accepted("swin2_jnet", options, size, batch, "deepest grid 1x1")
     assert accepted == trains, (size, batch, batchnorm)
     assert trains == (batch > 1 or not batchnorm or max(size) > 35)  # the cases meant to break, broke
