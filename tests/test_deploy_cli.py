@@ -157,3 +157,35 @@ def test_an_interrupted_predict_resumes_into_its_own_folder_only(tiny_run, demo_
     (part / P.ORIGIN_FILE).unlink()
     assert main([*args, "--format", "color", "--resume"]) == 2
     assert "no .cityseg-predict.json says what wrote its files" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
+def test_predict_lays_its_labels_on_a_sideways_stored_photo_as_it_is_shown(tiny_run, demo_root, tmp_path, engine):
+    """A camera stores a portrait photo sideways with an EXIF Orientation tag that every viewer obeys.
+    Read as stored, the model saw the frame lying on its side and the label map came out W x H: turned
+    90 degrees against the photo the user sees. A demo frame saved sideways with the tag (6: turn 90
+    degrees clockwise to show) is predicted upright, like the frame itself, at its shown size."""
+    import numpy as np
+    from PIL import Image
+
+    frame = sorted((demo_root / "leftImg8bit/val").rglob("*.png"))[0]
+    upright = Image.open(frame).convert("RGB")
+    src = tmp_path / "in"
+    src.mkdir()
+    upright.save(src / "a.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: the stored pixels are shown turned 90 degrees clockwise
+    upright.transpose(Image.Transpose.ROTATE_90).save(src / "b.jpg", quality=100, subsampling=0, exif=exif.tobytes())
+    if engine == "onnxruntime" and not (tiny_run / "model.onnx").exists():
+        assert main(["export", "--run", str(tiny_run), "--out", str(tiny_run / "model.onnx")]) == 0
+    out = tmp_path / "out"
+    assert main(["predict", "--run", str(tiny_run), "--engine", engine, "--input", str(src), "--out", str(out),
+                 "--format", "labelIds"]) == 0
+    a, b = (np.asarray(Image.open(out / n)) for n in ("a.png", "b.png"))
+    assert a.shape == b.shape == (upright.height, upright.width)
+    assert np.mean(a == b) >= 0.95  # the same frame (JPEG's rounding aside), predicted the same way up
+    if engine == "torch":  # the overlay is the upright photo too
+        assert main(["predict", "--run", str(tiny_run), "--input", str(src / "b.jpg"), "--out", str(tmp_path / "o"),
+                     "--format", "overlay"]) == 0
+        overlay = np.asarray(Image.open(tmp_path / "o" / "b_overlay.png"))
+        assert overlay.shape == (upright.height, upright.width, 3)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.data.labels import LABEL_ID_TO_TRAIN_ID
@@ -37,14 +37,19 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         raise CitysegError(f"{path}: unreadable or corrupt PNG ({e})") from None
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
+def read_image(path: str | os.PathLike, orient: bool = False) -> np.ndarray:
     """(H, W, 3) uint8 RGB.
 
     16-bit grayscale (PIL modes ``I;16*``, or ``I`` within 0..65535) is scaled to 8 bits: PIL's own
     conversion clips it at 255, a white frame. Float images (mode ``F``) have no agreed range and
-    are refused, naming the file."""
+    are refused, naming the file. ``orient``: turn the pixels as the file's EXIF Orientation tag says
+    (a camera's JPEG stored sideways, shown upright by every viewer), so a prediction lies on the
+    image as its user sees it; for ``predict``. Datasets are read as stored (their labels were drawn
+    on the stored pixels; Cityscapes PNGs carry no such tag)."""
     path = Path(path)
     im = _open(path)
+    if orient:
+        im = ImageOps.exif_transpose(im)
     if im.mode.startswith("I"):
         gray = np.asarray(im, dtype=np.int64)
         if gray.size and (gray.min() < 0 or gray.max() > 65535):

@@ -74,7 +74,7 @@ def predict_images_onnx(run: str | os.PathLike, onnx_path: str | os.PathLike | N
     write_origin(out_dir, origin)
     written = []
     for f, target in pairs:
-        rgb = read_image(f)
+        rgb = read_image(f, orient=True)  # upright as shown (a camera JPEG's EXIF orientation)
         x = normalize(TF.resize(torch.from_numpy(rgb).permute(2, 0, 1), list(cfg.image_size), antialias=True))[None]
         logits = torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
         train_ids = predict_full_res(logits, rgb.shape[:2])[0].numpy().astype(np.uint8)

@@ -149,7 +149,8 @@ def predict_images(run_dir: str | os.PathLike, inputs: str | os.PathLike, out_di
     """Segment every image under ``inputs`` with the run's best checkpoint; returns the written files.
 
     The image is resized to the training size, and the logits are up-sampled back to the image's
-    own size before the argmax (the official protocol), so outputs match the input resolution;
+    own size before the argmax (the official protocol), so outputs match the input resolution; a
+    photo stored sideways with an EXIF orientation is turned upright first, as viewers show it;
     ``mode`` (an :class:`cityseg_lib.evaluate.modes.InferenceMode`) selects slide/TTA inference.
     ``labelIds`` keeps the input file name (the test server and ``evaluate-folder`` match on the
     ``CITY_SEQ_FRAME`` key); ``color`` and ``overlay`` add a suffix. ``resume`` writes only the
@@ -163,7 +164,7 @@ def predict_images(run_dir: str | os.PathLike, inputs: str | os.PathLike, out_di
     write_origin(out_dir, origin)
     written = []
     for f, target in tqdm(pairs, desc="predict", disable=not progress or bool(os.environ.get("CI"))):
-        rgb = read_image(f)
+        rgb = read_image(f, orient=True)  # upright as shown (a camera JPEG's EXIF orientation)
         x = torch.from_numpy(rgb).permute(2, 0, 1)
         # the same resize as training (uint8, bilinear, antialias), then normalise
         x = normalize(TF.resize(x, list(cfg.image_size), antialias=True))[None].to(dev)
