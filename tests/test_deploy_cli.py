@@ -189,3 +189,41 @@ def test_predict_lays_its_labels_on_a_sideways_stored_photo_as_it_is_shown(tiny_
                      "--format", "overlay"]) == 0
         overlay = np.asarray(Image.open(tmp_path / "o" / "b_overlay.png"))
         assert overlay.shape == (upright.height, upright.width, 3)
+
+
+def test_slide_runs_a_crop_trained_model_on_windows_of_its_training_crop(demo_root, tmp_path, monkeypatch):
+    """A run trained on 32x64 crops of 64x128 samples (the demo labels' own resolution): ``slide`` got
+    windows of image_size, one 64x128 window over the 64x128 frame, and scored exactly what ``whole``
+    did. Its windows are now the crop the model learned on, in evaluate and in predict; ``whole``
+    still resizes the frame to image_size."""
+    import cityseg_lib.evaluate.predict as P
+    import cityseg_lib.evaluate.score as S
+    from cityseg_lib.evaluate.modes import InferenceMode
+    from cityseg_lib.train.engine import fit
+
+    cfg = load_config(None, {"name": "crops", "profile": "test", "runs_dir": str(tmp_path / "runs"),
+                             "data_root": str(demo_root), "image_size": [64, 128], "crop_size": [32, 64],
+                             "model": "unet", "model_options": {"base_width": 4, "depth": 2}, "epochs": 1,
+                             "batch_size": 2, "progress": False})
+    run = fit(cfg)
+    seen = []
+
+    def recording(load):
+        def load_run(*args, **kwargs):
+            cfg, model = load(*args, **kwargs)
+            model.register_forward_pre_hook(lambda m, inputs: seen.append(tuple(inputs[0].shape[-2:])))
+            return cfg, model
+        return load_run
+
+    monkeypatch.setattr(S, "load_run", recording(S.load_run))
+    monkeypatch.setattr(P, "load_run", recording(P.load_run))
+    whole = S.evaluate_run(run, mode=InferenceMode(), images=1)
+    assert set(seen) == {(64, 128)}
+    seen.clear()
+    slide = S.evaluate_run(run, mode=InferenceMode("slide"), images=1)
+    assert seen and set(seen) == {(32, 64)}
+    assert (slide["per_image"] != whole["per_image"]).any()
+    seen.clear()
+    frame = sorted((demo_root / "leftImg8bit/val").rglob("*.png"))[0]
+    P.predict_images(run, frame, tmp_path / "out", mode=InferenceMode("slide"), progress=False)
+    assert seen and set(seen) == {(32, 64)}

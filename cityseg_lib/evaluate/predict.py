@@ -26,6 +26,7 @@ from cityseg_lib.data.labels import train_ids_to_color, train_ids_to_label_ids
 from cityseg_lib.data.transforms import normalize
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.evaluate.modes import InferenceMode
+from cityseg_lib.evaluate.score import mode_train_size
 from cityseg_lib.files import atomic_write_text, write_new
 from cityseg_lib.paths import default_cache_dir
 from cityseg_lib.train.engine import load_run
@@ -170,7 +171,7 @@ def predict_images(run_dir: str | os.PathLike, inputs: str | os.PathLike, out_di
         x = normalize(TF.resize(x, list(cfg.image_size), antialias=True))[None].to(dev)
         if mode is not None and mode != InferenceMode():
             logits = mode(model, normalize(torch.from_numpy(rgb).permute(2, 0, 1))[None].to(dev),
-                          rgb.shape[:2], train_size=tuple(cfg.image_size))
+                          rgb.shape[:2], train_size=mode_train_size(cfg, mode))
             train_ids = logits.argmax(1)[0].cpu().numpy().astype(np.uint8)
         else:
             train_ids = predict_full_res(model(x).float(), rgb.shape[:2])[0].cpu().numpy().astype(np.uint8)

@@ -30,7 +30,16 @@ from cityseg_lib.paths import default_cache_dir, resolve_data_root
 from cityseg_lib.train.engine import evaluate, evaluate_full_res, load_run
 from cityseg_lib.train.setup import resolve_device
 
-__all__ = ["evaluate_run", "format_scores"]
+__all__ = ["evaluate_run", "format_scores", "mode_train_size"]
+
+
+def mode_train_size(cfg, mode: InferenceMode) -> tuple[int, int]:
+    """The ``train_size`` a run's ``mode`` gets: ``whole`` resizes a frame to the run's training size
+    ``image_size``; ``slide``'s windows are what the model learned on, its training crop ``crop_size``
+    when it trained on crops (else ``image_size``). Windows of ``image_size`` over a crop-trained run
+    whose ``image_size`` is the label's resolution were one window: ``slide`` was ``whole``."""
+    crop = getattr(cfg, "crop_size", None)
+    return tuple(crop if mode.mode == "slide" and crop else cfg.image_size)
 
 
 @torch.no_grad()
@@ -112,7 +121,7 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool 
     per_image, image_seconds = None, None
     if mode is not None:
         full_res, label = True, "_" + mode.label().replace(" + ", "_").replace(" ", "")
-        scores, per_image, image_seconds = _evaluate_mode(model, ds, dev, mode, tuple(cfg.image_size))
+        scores, per_image, image_seconds = _evaluate_mode(model, ds, dev, mode, mode_train_size(cfg, mode))
     elif full_res:
         scores, _, _, per_image = evaluate_full_res(model, ds, dev, batch_size=bs)
     else:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from cityseg_lib.evaluate.modes import InferenceMode
-from cityseg_lib.evaluate.score import evaluate_run
+from cityseg_lib.evaluate.score import evaluate_run, mode_train_size
 from cityseg_lib.evaluate.uncertainty import bootstrap_ci, paired_difference
 from cityseg_lib.evaluate.wording import verdict
 from cityseg_lib.report.context import ReportContext
@@ -104,7 +104,8 @@ def inference_text(ctx: ReportContext, label: str, images: int = 0) -> str:
     results = inference_results(ctx, label, images)
     base = results["whole"]["per_image"]
     cfg = ctx.runs.config(ctx.main_runs[label])
-    h, w = cfg.image_size
+    h, w = mode_train_size(cfg, MODES["slide"])
+    window = "the training crop" if getattr(cfg, "crop_size", None) else "the training size"
     diffs = {name: paired_difference(r["per_image"], base, n_boot=ctx.n_boot) for name, r in results.items()
              if name != "whole"}
     sentences = [verdict(d, f"{label} with {name}", f"{label} whole") for name, d in diffs.items()]
@@ -118,7 +119,7 @@ def inference_text(ctx: ReportContext, label: str, images: int = 0) -> str:
     return (f"Every mode is scored under the official protocol on {which}, one original frame at a time; `whole` "
             "resizes the frame in floating point as the other modes do, where Table 10 reads the training-size "
             "cache in batches, so its score can differ from Table 10's. `slide` runs "
-            f"{h}x{w} windows (the training size) at a stride of two thirds of a window (neighbours overlap by a "
+            f"{h}x{w} windows ({window}) at a stride of two thirds of a window (neighbours overlap by a "
             "third) over each image at its label's resolution, averaging the logits where windows overlap; `flip` "
             "adds the mirrored image. " + " ".join(sentences) + " " + cost_sentence(results) +
             (" Sliding windows did not score higher here; a likely reason is that a model trained on whole frames "
