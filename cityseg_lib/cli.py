@@ -163,8 +163,8 @@ def _cmd_report(a) -> int:
 
 
 def _mode_arguments(s) -> None:
-    s.add_argument("--mode", default="whole", choices=["whole", "slide"],
-                   help="inference: whole image at the training size, or sliding training-size windows")
+    s.add_argument("--mode", default="whole", choices=["whole", "slide"], help="inference: whole image at the "
+                   "training size, or sliding windows of the size it trained on (its crop)")
     s.add_argument("--tta", default=None, help="test-time augmentation: flip, ms (multi-scale) or flip,ms")
     s.add_argument("--scales", default=None, help="with --tta ms: its scales, e.g. 0.75,1.0,1.25")
     s.add_argument("--stride", default=None, help="with --mode slide: stride HxW (default: 2/3 of the window)")
