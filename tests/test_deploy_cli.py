@@ -72,6 +72,28 @@ def test_export_checks_agreement_and_predict_runs_on_onnxruntime(tiny_run, demo_
     assert same >= 0.999
 
 
+def test_a_run_whose_dataset_moved_names_root_in_one_line(tiny_run, demo_root, tmp_path, capsys):
+    """README: ``--root`` is the way out when the dataset moved since training. Without it,
+    evaluate and export say so in one line naming the run's old dataset, instead of the layout's
+    advice to download Cityscapes; with it they score and export."""
+    import shutil
+
+    import yaml
+
+    run = tmp_path / "runs" / tiny_run.name
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("*.onnx", "eval_*.json", ".lock"))
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["data_root"] = str(tmp_path / "moved_away")
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    for argv in (["evaluate", "--run", str(run)], ["export", "--run", str(run), "--out", str(tmp_path / "m.onnx")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "moved_away" in err and "--root" in err and "download" not in err, err
+    assert not (tmp_path / "m.onnx").exists() and not list(run.glob("eval_*.json"))
+    assert main(["evaluate", "--run", str(run), "--root", str(demo_root)]) == 0
+    assert (run / "eval_val.json").is_file()
+
+
 def test_report_inference_section_on_the_first_frames_says_so(tiny_run, demo_root):
     """Table 14 on fewer frames than the report validates on: scored on those frames, and its text
     says which (a whole-image score that differs from Table 10's is then explained)."""

@@ -25,8 +25,9 @@ from cityseg_lib.data.transforms import normalize
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.evaluate.export import INPUT_NAME, OUTPUT_NAME, check_onnx, export_onnx, onnx_session
 from cityseg_lib.evaluate.predict import check_origin, plan_outputs, predict_origin, write_origin
+from cityseg_lib.evaluate.score import run_data_root
 from cityseg_lib.files import write_new
-from cityseg_lib.paths import default_cache_dir, resolve_data_root
+from cityseg_lib.paths import default_cache_dir
 from cityseg_lib.train.engine import load_run
 from cityseg_lib.train.metrics import predict_full_res
 
@@ -46,10 +47,11 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, data_root: str | 
         raise CitysegError(f"check frames={n_check!r}: expected an integer >= 1 (the export is always checked)")
     cfg, model = load_run(run, data_root=data_root)
     # the check frames first: a dataset that moved or broke fails before the .onnx file is written
-    val = CityscapesSegmentation(resolve_data_root(cfg.data_root), cfg.val_split, cfg.image_size, "fine",
-                                 cache_dir=default_cache_dir(), mask_resize=cfg.mask_resize)
+    root = run_data_root(runstore.resolve(run), cfg, data_root)
+    val = CityscapesSegmentation(root, cfg.val_split, cfg.image_size, "fine", cache_dir=default_cache_dir(),
+                                 mask_resize=cfg.mask_resize)
     if len(val) == 0:
-        raise CitysegError(f"{resolve_data_root(cfg.data_root)}: no {cfg.val_split} frames to check the export on")
+        raise CitysegError(f"{root}: no {cfg.val_split} frames to check the export on")
     picks = np.linspace(0, len(val) - 1, min(n_check, len(val))).round().astype(int)
     images = torch.stack([val[int(i)][0] for i in picks])
     info = export_onnx(model, out, tuple(cfg.image_size)).to_dict()

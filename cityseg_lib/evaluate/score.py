@@ -30,7 +30,7 @@ from cityseg_lib.paths import default_cache_dir, resolve_data_root
 from cityseg_lib.train.engine import evaluate, evaluate_full_res, load_run
 from cityseg_lib.train.setup import resolve_device
 
-__all__ = ["evaluate_run", "format_scores", "mode_train_size"]
+__all__ = ["evaluate_run", "format_scores", "mode_train_size", "run_data_root"]
 
 
 def mode_train_size(cfg, mode: InferenceMode) -> tuple[int, int]:
@@ -40,6 +40,17 @@ def mode_train_size(cfg, mode: InferenceMode) -> tuple[int, int]:
     whose ``image_size`` is the label's resolution were one window: ``slide`` was ``whole``."""
     crop = getattr(cfg, "crop_size", None)
     return tuple(crop if mode.mode == "slide" and crop else cfg.image_size)
+
+
+def run_data_root(run: Path, cfg, given: str | os.PathLike | None) -> Path:
+    """The dataset a stored run is scored on: ``--root`` (``given``, already in ``cfg``) or where it
+    trained. A folder that is gone there is one line naming the run and ``--root`` (the dataset
+    moved since training), not the dataset layout's advice to download Cityscapes."""
+    root = resolve_data_root(cfg.data_root)
+    if not given and not root.is_dir():
+        raise CitysegError(f"{runstore.relative(run)}: the dataset it trained on, {root}, is not there now; "
+                           "if it moved, pass --root with its new place")
+    return root
 
 
 @torch.no_grad()
@@ -109,7 +120,7 @@ def evaluate_run(run_dir: str | os.PathLike, split: str = "val", full_res: bool 
     run = runstore.resolve(run_dir)
     cfg, model = load_run(run, device=str(dev), data_root=data_root)
     _check_writable(run)
-    root = resolve_data_root(cfg.data_root)
+    root = run_data_root(run, cfg, data_root)
     cache = (Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()) if cfg.cache else None
     ds = CityscapesSegmentation(root, split, cfg.image_size, "fine", cache_dir=cache, mask_resize=cfg.mask_resize)
     first = ""
