@@ -215,6 +215,27 @@ def test_ddp_with_a_rank_that_has_no_validation_image_trains_and_scores_as_one_p
     assert summary["world_size"] == 2 and summary["val"]["miou"] == scores.miou
 
 
+
+@pytest.mark.slow
+def test_a_second_torchrun_on_a_run_in_use_stops_with_one_line_at_once(demo_root, tmp_path, monkeypatch):
+    """Another process holds the run folder's lock: rank 0 refuses in one line. Rank 1 meanwhile
+    waits for the process group, inside torch's C++ code, where the SIGTERM torchrun then sends
+    could not run its Python handler (SIGTERM as KeyboardInterrupt): torchrun waited 30 s and
+    killed it ("Unable to shutdown process ... via 15, forcefully exiting via 9")."""
+    from cityseg_lib.lock import folder_lock
+
+    args = ["train", *_overrides(demo_root, tmp_path, "busy", epochs=1)]
+    monkeypatch.setenv("WORLD_SIZE", "2")  # the world size is part of the run's identity
+    run = _dir(demo_root, tmp_path, "busy", epochs=1)
+    monkeypatch.delenv("WORLD_SIZE")
+    with folder_lock(run):
+        start = time.monotonic()
+        done = _torchrun(args, port=29521)
+        seconds = time.monotonic() - start
+    assert done.returncode == 1 and done.stderr.count("another run is using this folder") == 1, done.stderr[-2000:]
+    assert "forcefully exiting via 9" not in done.stderr and seconds < 30, (seconds, done.stderr[-2000:])
+
+
 def test_cli_train_evaluate_predict_and_evaluate_folder(demo_root, tmp_path, capsys):
     assert main(["train", *_overrides(demo_root, tmp_path, "cli", epochs=1)]) == 0
     run = _dir(demo_root, tmp_path, "cli", epochs=1)
