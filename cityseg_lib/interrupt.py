@@ -8,6 +8,7 @@ run stopped either way resumes from its ``last.pt``, which is written atomically
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -22,7 +23,14 @@ def _terminate(signum, frame) -> None:
 
 
 def install() -> None:
-    """Raise SIGTERM as KeyboardInterrupt in this process (main thread, default handler only)."""
+    """Raise SIGTERM as KeyboardInterrupt in this process (main thread, default handler only).
+
+    Not in a torchrun process of rank above 0: torchrun stops the other ranks with SIGTERM when one
+    fails, and a Python handler runs only between bytecodes, so a rank waiting inside a collective or
+    for the group to form (its rank 0 refused the run in one line) ignored it until torchrun killed
+    it 30 s later. Such a rank writes no file and prints nothing; it stops at once."""
+    if os.environ.get("RANK", "0") != "0":
+        return
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _terminate)
 

@@ -95,6 +95,29 @@ def test_under_ddp_each_process_trains_its_share_in_batches_and_smallest_batch_c
     assert runstore.smallest_batch(cfg, world=2) == min(sizes[0])
 
 
+
+def test_fewer_training_images_than_ddp_processes_are_refused_in_one_line_before_any_folder(
+        demo_root, tmp_path, capsys, monkeypatch):
+    """DistributedSampler(drop_last=True) gives each of ``world`` processes ``n // world`` images: with
+    fewer images than processes every share was empty, and the run "finished" its epochs without a
+    step (train loss 0.0000 in metrics.csv). Refused where the config enters, on every rank alike."""
+    from cityseg_lib import runstore
+    from cityseg_lib.config import load_config
+
+    runs = tmp_path / "runs"
+    cfg = load_config(None, {"data_root": str(demo_root), "runs_dir": str(runs), "train_subset": 2, "batch_size": 1})
+    assert runstore.smallest_batch(cfg, world=2) == 1  # one image each: trains
+    with pytest.raises(CitysegError, match=r"^3 DDP processes need at least 3 training images \(one each\), but the "
+                                           r"train split \(fine labels, train_subset=2\) gives 2: run on at most 2 "):
+        runstore.smallest_batch(cfg, world=3)
+    monkeypatch.setenv("WORLD_SIZE", "7")  # what torchrun --nproc-per-node 7 tells each process (6 images here)
+    argv = ["train", f"runs_dir={runs}", f"data_root={demo_root}", "epochs=1", "device=cpu", "model=simple_fcn"]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and "7 DDP processes need at least 7 training images" in err, (out, err)
+    assert "gives 6:" in err and not runs.exists()
+
+
 def test_a_sweep_whose_trials_train_batches_of_one_on_a_1x1_bottleneck_exits_2_before_any_folder(
         demo_root, tmp_path, capsys, monkeypatch):
     from cityseg_lib.paths import params_dir

@@ -172,6 +172,70 @@ def test_ddp_two_processes_on_gloo(demo_root, tmp_path, monkeypatch):
         assert mats.sum(0).tolist() == summary[key]
 
 
+
+def _torchrun(args: list[str], port: int, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``torchrun --nproc-per-node 2 -m cityseg_lib.cli ARGS`` on CPU (gloo, 1 thread each); on a
+    timeout its ranks (each in a session of its own, which outlives a killed torchrun) and torchrun
+    are killed, and the result's returncode is None."""
+    cmd = [str(BIN / "torchrun"), "--nproc-per-node", "2", "--master-port", str(port), "-m", "cityseg_lib.cli", *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    except subprocess.TimeoutExpired:
+        ranks = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        for pid in [*map(int, ranks), proc.pid]:
+            os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        return subprocess.CompletedProcess(cmd, None, out, err)
+
+
+@pytest.mark.slow
+def test_ddp_with_a_rank_that_has_no_validation_image_trains_and_scores_as_one_process(demo_root, tmp_path):
+    """One validation image on two processes (a BatchNorm model): rank 1 has none. Evaluating through
+    the DDP wrapper left the broadcast of rank 0's BatchNorm statistics to the first validation
+    forward, which rank 1 never ran, so the ranks' collectives no longer matched and the run hung in
+    its first validation. The epoch's scores are those one process computes from the saved weights."""
+    from torch.utils.data import DataLoader
+
+    from cityseg_lib.train.loop import evaluate
+    from cityseg_lib.train.losses import build_loss
+
+    extra = dict(model="unet", model_options="{base_width: 4, depth: 2}", epochs=1, max_val_images=1)
+    done = _torchrun(["train", *_overrides(demo_root, tmp_path, "oneval", **extra)], port=29519)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    run = next((tmp_path / "test").glob("oneval-*"))
+    (row,) = _rows(run)
+    cfg, model = engine.load_run(run, "last")
+    _, val = engine.build_datasets(cfg)
+    loss, scores, _ = evaluate(model, build_loss(cfg.loss), DataLoader(val, cfg.batch_size), torch.device("cpu"))
+    assert len(val) == 1 and float(row["val_loss"]) == loss and float(row["val_miou"]) == scores.miou
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["val"]["miou"] == scores.miou
+
+
+
+@pytest.mark.slow
+def test_a_second_torchrun_on_a_run_in_use_stops_with_one_line_at_once(demo_root, tmp_path, monkeypatch):
+    """Another process holds the run folder's lock: rank 0 refuses in one line. Rank 1 meanwhile
+    waits for the process group, inside torch's C++ code, where the SIGTERM torchrun then sends
+    could not run its Python handler (SIGTERM as KeyboardInterrupt): torchrun waited 30 s and
+    killed it ("Unable to shutdown process ... via 15, forcefully exiting via 9")."""
+    from cityseg_lib.lock import folder_lock
+
+    args = ["train", *_overrides(demo_root, tmp_path, "busy", epochs=1)]
+    monkeypatch.setenv("WORLD_SIZE", "2")  # the world size is part of the run's identity
+    run = _dir(demo_root, tmp_path, "busy", epochs=1)
+    monkeypatch.delenv("WORLD_SIZE")
+    with folder_lock(run):
+        start = time.monotonic()
+        done = _torchrun(args, port=29521)
+        seconds = time.monotonic() - start
+    assert done.returncode == 1 and done.stderr.count("another run is using this folder") == 1, done.stderr[-2000:]
+    assert "forcefully exiting via 9" not in done.stderr and seconds < 30, (seconds, done.stderr[-2000:])
+
+
 def test_cli_train_evaluate_predict_and_evaluate_folder(demo_root, tmp_path, capsys):
     assert main(["train", *_overrides(demo_root, tmp_path, "cli", epochs=1)]) == 0
     run = _dir(demo_root, tmp_path, "cli", epochs=1)

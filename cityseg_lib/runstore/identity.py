@@ -147,7 +147,8 @@ def smallest_batch(cfg: TrainConfig, world: int | None = None) -> int | None:
     (after ``train_subset``; a ``1 / world`` share under DDP, ``world``: ``$WORLD_SIZE``, whose
     ``batch_size`` is per process), ``batch_size`` at a time when the share is larger, the last,
     partial batch dropped; else the whole share in one batch. A model checks it (BatchNorm needs
-    two values per channel, ``check_model``)."""
+    two values per channel, ``check_model``). Fewer images than processes are refused (one line):
+    each process's share would be empty, and every epoch would pass without a step."""
     from cityseg_lib.data.dataset import subset_indices
 
     held = dataset_fingerprint(cfg).get("images", {}).get(f"{cfg.train_split}/{cfg.annotation}")
@@ -156,6 +157,11 @@ def smallest_batch(cfg: TrainConfig, world: int | None = None) -> int | None:
     n = len(subset_indices(held, cfg.train_subset, cfg.subset_seed))
     world = world or int(os.environ.get("WORLD_SIZE", "1"))
     share = n // world if world > 1 else n  # DistributedSampler(drop_last=True) gives each process n // world
+    if share == 0:
+        subset = f", train_subset={cfg.train_subset}" if cfg.train_subset else ""
+        raise CitysegError(f"{world} DDP processes need at least {world} training images (one each), but the "
+                           f"{cfg.train_split} split ({cfg.annotation} labels{subset}) gives {n}: run on at most "
+                           f"{n} process(es) (torchrun --nproc-per-node), or train on more images")
     return cfg.batch_size if share > cfg.batch_size else max(share, 1)
 
 

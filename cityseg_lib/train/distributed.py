@@ -9,7 +9,7 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 __all__ = ["init_distributed", "shutdown", "is_main", "rank", "world_size", "barrier", "all_reduce_sum",
-           "ShardSampler"]
+           "broadcast_buffers", "ShardSampler"]
 
 
 def init_distributed(device: torch.device) -> bool:
@@ -53,6 +53,16 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if dist.is_initialized():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Rank 0's buffers (BatchNorm's running statistics) on every rank, as ``last.pt`` and ``best.pt``
+    hold them: what DDP's first forward after training does, but called by every rank. Evaluating
+    through the DDP wrapper left that broadcast to the first validation batch, which a rank with no
+    validation image never ran: the ranks' collectives no longer matched and training hung."""
+    if dist.is_initialized():
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 class ShardSampler(Sampler[int]):

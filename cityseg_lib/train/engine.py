@@ -201,8 +201,10 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
         tr = train_one_epoch(model, criterion, optimizer, train_loader, device, amp=amp, channels_last=channels_last,
                              max_batches=cfg.max_batches, progress=progress,
                              desc=f"{cfg.name} epoch {epoch + 1}/{cfg.epochs}")
-        val_loss, scores, _ = evaluate(model, criterion, val_loader, device, amp=amp, channels_last=channels_last,
-                                       progress=progress)
+        if distributed:  # rank 0's BatchNorm statistics on every rank; no collective inside evaluation's forwards
+            D.broadcast_buffers(raw_model)
+        val_loss, scores, _ = evaluate(raw_model if distributed else model, criterion, val_loader, device, amp=amp,
+                                       channels_last=channels_last, progress=progress)
         if not math.isfinite(val_loss):
             raise CitysegError(f"non-finite validation loss at epoch {epoch + 1}; last good checkpoint: {last_path}")
         scheduler.step()
