@@ -471,6 +471,45 @@ def test_a_pretrained_encoder_must_expect_the_pipelines_normalisation(tmp_path):
     check_model("swin2_jnet", {"encoder": "swinv2_base_window12to24_192to384", "pretrained": True})
 
 
+def test_offline_a_pretrained_encoder_not_in_any_cache_is_refused_before_a_run_starts(tmp_path, monkeypatch,
+                                                                                      demo_root, capsys):
+    """HF_HUB_OFFLINE set and the checkpoint in neither the Hugging Face cache nor torch hub's: the
+    download cannot happen, so check_weights refuses it (no network asked) with the ways out, and
+    `cityseg train` exits 2 before a run folder exists (it left one holding only .lock). With the
+    checkpoint in the hub cache, or pretrained false, it passes; check_model, which also vets configs
+    that train nothing here (a re-rendered report, a GPU study's plan), does not ask."""
+    from huggingface_hub import constants
+
+    from cityseg_lib.cli import main
+    from cityseg_lib.models import check_model, check_weights
+
+    cache = tmp_path / "hf"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    options = {"encoder": DEMO_ENCODER, "pretrained": True}
+    check_model("swin2_jnet", options)
+    with pytest.raises(WeightsUnavailable, match="HF_HUB_OFFLINE is set and the checkpoint is in no cache.*weights: PATH"):
+        check_weights("swin2_jnet", options)
+    check_weights("swin2_jnet", {**options, "pretrained": False})
+    check_weights("unet", {})
+    runs = tmp_path / "runs"
+    assert main(["train", f"runs_dir={runs}", f"data_root={demo_root}", "model=swin2_jnet", "image_size=[32, 64]",
+                 "epochs=1", "device=cpu", f"model_options={{encoder: {DEMO_ENCODER}, pretrained: true}}"]) == 2
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and "cannot get pretrained weights" in err and not runs.exists(), (out, err)
+    # the file in the hub's cache layout (refs/main -> snapshots/REV/model.safetensors): accepted
+    from timm.models import get_pretrained_cfg
+
+    repo = get_pretrained_cfg(DEMO_ENCODER).hf_hub_id.split("@")[0]
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text("abc123")
+    (folder / "snapshots" / "abc123").mkdir(parents=True)
+    (folder / "snapshots" / "abc123" / "model.safetensors").write_bytes(b"x")
+    check_weights("swin2_jnet", options)
+
+
 def test_a_pickled_object_for_weights_says_what_it_is_not_what_torch_advises(tmp_path):
     path = tmp_path / "model.pth"
     torch.save(_timm_tiny_swin(), path)  # a whole pickled module, not a state dict

@@ -15,8 +15,8 @@ Every model is a plain ``nn.Module``, encoder -> decoder -> head, mapping images
 
 from __future__ import annotations
 
-from cityseg_lib.models.registry import (build_model, check_model, model_names, model_options, model_revision,
-                                         register_model)
+from cityseg_lib.models.registry import (build_model, check_model, check_weights, model_names, model_options,
+                                         model_revision, register_model)
 from cityseg_lib.models.simple_fcn import SimpleFCN
 from cityseg_lib.models.summary import model_summary
 from cityseg_lib.models.swin2_jnet import DEFAULT_ENCODER, DEMO_ENCODER, Swin2JNet, TimmEncoder
@@ -27,6 +27,7 @@ __all__ = [
     "build_model",
     "check_model",
     "model_revision",
+    "check_weights",
     "register_model",
     "model_names",
     "model_options",

@@ -25,6 +25,7 @@ __all__ = [
     "model_options",
     "check_model",
     "model_revision",
+    "check_weights",
     "check_int",
     "check_probability",
     "check_size",
@@ -39,6 +40,8 @@ _CHECKS: dict[str, Callable[[dict, "tuple[int, int] | None"], None]] = {}
 _REVISIONS: dict[str, Callable[[dict, "tuple[int, int] | None"], "int | None"]] = {}
 #: name -> ``batch_check(options, input_size, smallest_batch)``: what a training batch this small breaks
 _BATCH_CHECKS: dict[str, Callable[[dict, "tuple[int, int] | None", int], None]] = {}
+#: name -> ``weights_check(options)``: whether the weights a run of these options starts from can be had here
+_WEIGHTS_CHECKS: dict[str, Callable[[dict], None]] = {}
 
 
 # ----------------------------------------------------------------------------- option checks
@@ -76,8 +79,8 @@ def check_size(model: str, key: str, value: Any) -> tuple[int, int]:
 
 def register_model(name: str, check: Callable[[dict, "tuple[int, int] | None"], None] | None = None,
                    revision: Callable[[dict, "tuple[int, int] | None"], "int | None"] | None = None,
-                   batch_check: Callable[[dict, "tuple[int, int] | None", int], None] | None = None
-                   ) -> Callable[[M], M]:
+                   batch_check: Callable[[dict, "tuple[int, int] | None", int], None] | None = None,
+                   weights_check: Callable[[dict], None] | None = None) -> Callable[[M], M]:
     """Class (or function) decorator: make ``build_model(name, ...)`` build it.
 
     The builder must accept ``num_classes`` and its options as keyword arguments; its
@@ -89,7 +92,10 @@ def register_model(name: str, check: Callable[[dict, "tuple[int, int] | None"], 
     than an earlier one (None where they agree): it enters a run's identity (:func:`model_revision`).
     ``batch_check(options, input_size, smallest_batch)``, when given, refuses a training batch of
     ``smallest_batch`` images the model cannot train on at that input size (BatchNorm needs more
-    than one value per channel in training mode).
+    than one value per channel in training mode). ``weights_check(options)``, when given, refuses
+    pretrained weights that cannot be had here (offline, in no cache) without the network, just
+    before a run starts (:func:`check_weights`): not in :func:`check_model`, which also vets configs
+    that train nothing here (a report re-rendered, a study planned for a GPU machine).
     """
 
     def decorator(builder: M) -> M:
@@ -102,6 +108,8 @@ def register_model(name: str, check: Callable[[dict, "tuple[int, int] | None"], 
             _REVISIONS[name] = revision
         if batch_check is not None:
             _BATCH_CHECKS[name] = batch_check
+        if weights_check is not None:
+            _WEIGHTS_CHECKS[name] = weights_check
         return builder
 
     return decorator
@@ -171,3 +179,11 @@ def model_revision(name: str, options: Mapping[str, Any], input_size: tuple[int,
     if name not in _REVISIONS:
         return None
     return _REVISIONS[name]({**model_options(name), **options}, None if input_size is None else tuple(input_size))
+
+
+def check_weights(name: str, options: Mapping[str, Any]) -> None:
+    """Refuse, before a run of model ``name`` with ``options`` starts (its folder, data or weights
+    touched), initial weights that cannot be had here: one line naming the ways out (a Swin2-JNet's
+    pretrained encoder offline, its checkpoint in no cache). Options are :func:`check_model`'s to judge."""
+    if name in _WEIGHTS_CHECKS:
+        _WEIGHTS_CHECKS[name]({**model_options(name), **options})

@@ -42,7 +42,8 @@ from torch import nn
 
 from cityseg_lib.data.labels import NUM_CLASSES
 from cityseg_lib.models.registry import check_size, register_model
-from cityseg_lib.models.swin2_jnet_options import check_swin2_jnet, check_swin2_jnet_batch, swin2_jnet_revision
+from cityseg_lib.models.swin2_jnet_options import (check_swin2_jnet, check_swin2_jnet_batch, check_swin2_jnet_weights,
+                                                    swin2_jnet_revision)
 from cityseg_lib.models.timm_weights import create_encoder
 from cityseg_lib.models.unet import DoubleConv
 
@@ -150,7 +151,8 @@ class _JDecoder(nn.Module):
 # ----------------------------------------------------------------------------- the model
 
 
-@register_model(_NAME, check=check_swin2_jnet, revision=swin2_jnet_revision, batch_check=check_swin2_jnet_batch)
+@register_model(_NAME, check=check_swin2_jnet, revision=swin2_jnet_revision, batch_check=check_swin2_jnet_batch,
+                weights_check=check_swin2_jnet_weights)
 class Swin2JNet(nn.Module):
     """Swin V2 encoder + J-shaped decoder: up-convolutions, skip connections, BatchNorm and Dropout.
 

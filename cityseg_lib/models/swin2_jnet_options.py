@@ -10,7 +10,7 @@ import torch
 from cityseg_lib.errors import CitysegError, one_line
 from cityseg_lib.models.registry import check_int, check_probability, check_size
 
-__all__ = ["check_swin2_jnet", "check_swin2_jnet_batch", "swin2_jnet_revision", "REVISIONS"]
+__all__ = ["check_swin2_jnet", "check_swin2_jnet_batch", "check_swin2_jnet_weights", "swin2_jnet_revision", "REVISIONS"]
 
 _NAME = "swin2_jnet"
 
@@ -82,6 +82,16 @@ def _encoder_strides(encoder: str, kwargs: dict[str, Any], img_size: tuple[int, 
     return _STAGES[key]
 
 
+def check_swin2_jnet_weights(options: dict) -> None:
+    """Before a run of ``options`` (defaults filled) starts: a pretrained encoder without a ``weights``
+    file must be downloadable, which it is not offline with the checkpoint in no cache
+    (:func:`~cityseg_lib.models.timm_weights.check_download`; no network asked)."""
+    if options["pretrained"] and not options["weights"]:
+        from cityseg_lib.models.timm_weights import check_download
+
+        check_download(options["encoder"], _NAME)
+
+
 def check_swin2_jnet_batch(options: dict, input_size: tuple[int, int] | None, smallest_batch: int) -> None:
     """A training batch of one image whose deepest encoder grid is 1x1 (a 32x32 input): the decoder's
     deepest block normalises one value per channel, which BatchNorm cannot in training mode (torch:
@@ -125,6 +135,7 @@ def check_swin2_jnet(options: dict, input_size: tuple[int, int] | None = None) -
         raise CitysegError(f"{_NAME}: weights={weights!r} with pretrained=false; drop one of the two")
     if pretrained:
         _check_normalisation(encoder)
+
     check_probability(_NAME, "dropout", options["dropout"])
     channels = options["decoder_channels"]
     if channels is not None:

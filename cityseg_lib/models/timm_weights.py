@@ -22,7 +22,7 @@ from torch import nn
 
 from cityseg_lib.errors import CitysegError, one_line
 
-__all__ = ["create_encoder", "WeightsUnavailable"]
+__all__ = ["create_encoder", "check_download", "WeightsUnavailable"]
 
 class WeightsUnavailable(CitysegError):
     """The pretrained weights asked for cannot be had here (no such file, a file that does not load,
@@ -122,28 +122,77 @@ def _load_local(name: str, kwargs: dict[str, Any], path: Path, who: str) -> nn.M
     return model
 
 
-def _download(name: str, kwargs: dict[str, Any], who: str) -> nn.Module:
-    """The encoder with timm's pretrained weights (Hugging Face hub or URL, through their caches)."""
-    import timm
+def _pretrained_cfg(name: str, who: str):
     from timm.models import get_pretrained_cfg
+
     cfg = get_pretrained_cfg(name)
     if cfg is None or not (cfg.hf_hub_id or cfg.url or cfg.file):
         raise WeightsUnavailable(
             f"{who}: timm knows no pretrained weights for encoder {name!r}; "
             "set weights: PATH to a local checkpoint, or pretrained: false"
         )
+    return cfg
+
+
+def _unavailable(name: str, cfg, why: str, who: str) -> WeightsUnavailable:
+    source = f"https://huggingface.co/{cfg.hf_hub_id}" if cfg.hf_hub_id else cfg.url
+    return WeightsUnavailable(
+        f"{who}: cannot get pretrained weights for encoder {name!r} ({why}); "
+        f"either set weights: PATH to a local copy of the checkpoint ({source}), or get internet "
+        "access (with HF_HUB_OFFLINE unset or 0) or a populated Hugging Face cache (HF_HOME); "
+        "pretrained: false starts from random weights"
+    )
+
+
+def _offline() -> bool:
+    import os
+
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+
+
+def _cached(cfg) -> bool:
+    """Whether timm's download of ``cfg`` (a pretrained cfg) would find its file without the network:
+    in the Hugging Face cache (the hub's file names timm tries) or torch hub's checkpoint folder (a URL)."""
+    if cfg.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo = cfg.hf_hub_id.split("@")[0]
+        for filename in ("model.safetensors", "pytorch_model.bin"):
+            found = try_to_load_from_cache(repo, filename)
+            if isinstance(found, str) and Path(found).is_file():
+                return True
+    if cfg.url:
+        import torch
+
+        if (Path(torch.hub.get_dir()) / "checkpoints" / Path(cfg.url).name).is_file():
+            return True
+    return bool(cfg.file) and Path(cfg.file).expanduser().is_file()
+
+
+def check_download(name: str, who: str) -> None:
+    """Refuse, where a config enters (nothing built, no network), a pretrained encoder without a
+    ``weights`` file whose download cannot happen: the hub is offline (``HF_HUB_OFFLINE``) and
+    neither its cache nor torch hub's holds the checkpoint. The same one line as a failed download,
+    before a run folder, the data or the other notebooks are touched. Online, the download is
+    tried when the model is built (a check would wait on the network)."""
+    cfg = _pretrained_cfg(name, who)
+    if _offline() and not _cached(cfg):
+        raise _unavailable(name, cfg, "HF_HUB_OFFLINE is set and the checkpoint is in no cache", who)
+
+
+def _download(name: str, kwargs: dict[str, Any], who: str) -> nn.Module:
+    """The encoder with timm's pretrained weights (Hugging Face hub or URL, through their caches)."""
+    import timm
+
+    cfg = _pretrained_cfg(name, who)
     try:
         return timm.create_model(name, pretrained=True, features_only=True, **kwargs)
     except Exception as err:
         if not _is_download_error(err):
             raise
-        source = f"https://huggingface.co/{cfg.hf_hub_id}" if cfg.hf_hub_id else cfg.url
-        raise WeightsUnavailable(
-            f"{who}: cannot get pretrained weights for encoder {name!r} ({type(err).__name__}); "
-            f"either set weights: PATH to a local copy of the checkpoint ({source}), or get internet "
-            "access (with HF_HUB_OFFLINE unset or 0) or a populated Hugging Face cache (HF_HOME); "
-            "pretrained: false starts from random weights"
-        ) from err
+        raise _unavailable(name, cfg, type(err).__name__, who) from err
 
 
 def create_encoder(name: str, kwargs: dict[str, Any], pretrained: bool, weights: str | Path | None,

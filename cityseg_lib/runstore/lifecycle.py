@@ -105,14 +105,16 @@ def prepare(cfg: TrainConfig, resume: bool, retrain: bool = False, new_ok: bool 
     key, unless ``new_ok`` (notebooks: a changed parameter simply starts a new run beside the
     old). ``retrain`` first moves the run of this computation to ``.replaced/`` (and says where).
     """
-    from cityseg_lib.models import check_model
+    from cityseg_lib.models import check_model, check_weights
 
     # a bad model, option value, or an input size the model cannot take fails here, before a folder
     # or the data is touched (run_dir then refuses a train_subset larger than the split); then a
-    # training batch the model cannot take at that size (the split's size counted, nothing read)
+    # training batch the model cannot take at that size (the split's size counted, nothing read),
+    # and initial weights that cannot be had here (a pretrained Swin offline, in no cache)
     size = cfg.crop_size or cfg.image_size
     check_model(cfg.model, cfg.model_options, size)
     check_model(cfg.model, cfg.model_options, size, smallest_batch=identity.smallest_batch(cfg))
+    check_weights(cfg.model, cfg.model_options)
     out = run_dir(cfg)
     if retrain and out.exists():
         with folder_lock(out):  # refused while another process trains in it
