@@ -170,6 +170,14 @@ RECIPES: dict[str, dict] = {
                                     model_options={"base_width": 8, "depth": 4}, mask_resize="nearest-exact"),
     "unet_64_f512_e32_w16d4_exact": _r(LOW, UNET, _frames=512, epochs=32, step_size=12, gamma=0.3,
                                        model_options={"base_width": 16, "depth": 4}, mask_resize="nearest-exact"),
+    # --- session 21: main runs longer than the ablations? the width-16 U-Net at 20 and 24 epochs
+    "unet_64_f512_e20_w16d4_exact": _r(LOW, UNET, _frames=512, epochs=20, step_size=7, gamma=0.3,
+                                       model_options={"base_width": 16, "depth": 4}, mask_resize="nearest-exact"),
+    "unet_64_f512_e24_w16d4_exact": _r(LOW, UNET, _frames=512, epochs=24, step_size=9, gamma=0.3,
+                                       model_options={"base_width": 16, "depth": 4}, mask_resize="nearest-exact"),
+    # --- session 21: the other two architectures at the recipe a 35% U-Net needs (26 epochs, 64x128, 512 frames)
+    "swin_64_f512_e26_exact": _r(LOW, SWIN, _frames=512, epochs=26, step_size=9, gamma=0.3, mask_resize="nearest-exact"),
+    "fcn_64_f512_e26_exact": _r(LOW, FCN, _frames=512, epochs=26, step_size=9, gamma=0.3, mask_resize="nearest-exact"),
     # --- longer: where does each approach get to?
     "unet_c128_e36": _r(CROP, UNET, epochs=36, step_size=12, gamma=0.3),
     "unet_128_e36": _r(OLD, UNET, image_size=[128, 256], max_val_images=4, epochs=36, step_size=12, gamma=0.3),
