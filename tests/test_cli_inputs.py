@@ -68,6 +68,9 @@ def test_an_output_file_in_a_folder_still_to_make_is_accepted(tmp_path):
     ("model_options={base_width: 4, depth: 2, dropout: 1.5}", "option dropout=1.5 must be a number in [0, 1)"),
     ("train_subset=1000", "train_subset=1000: the train split (fine labels) holds only 6 images"),
     ("device=cuda", "device 'cuda' requested but CUDA is not available"),
+    ("seed=4294967296", "seed=4294967296 is out of range"),
+    ("num_workers=100000", "num_workers=100000 is out of range"),
+    ("profile=../escape", "profile='../escape' must be one plain folder name"),
 ])
 def test_train_refuses_a_config_that_cannot_train_before_any_output_or_folder(demo_root, tmp_path, capsys,
                                                                               monkeypatch, override, fragment):
@@ -80,7 +83,7 @@ def test_train_refuses_a_config_that_cannot_train_before_any_output_or_folder(de
             "model=unet", "model_options={base_width: 4, depth: 2}", override]
     assert main(argv) == 2
     _one_line(capsys, fragment)
-    assert not runs.exists()
+    assert not runs.exists() and sorted(p.name for p in tmp_path.iterdir()) == []  # nor runs/../escape
 
 
 def test_a_train_subset_up_to_the_split_is_accepted(demo_root, tmp_path):
