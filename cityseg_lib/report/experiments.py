@@ -186,7 +186,8 @@ def _check_sweep_file(model, name) -> None:
     from cityseg_lib.errors import CitysegError
 
     if model not in _MAIN_NOTEBOOK:
-        raise CitysegError(f"sweep_files: {model!r} is not a model with a main run (valid: {', '.join(_MAIN_NOTEBOOK)})")
+        raise CitysegError(f"sweep_files: {model!r} is not a model with a main run "
+                           f"(valid: {', '.join(_MAIN_NOTEBOOK)})")
     if not isinstance(name, str) or not name.strip():
         raise CitysegError(f"sweep_files.{model}={name!r} must name a sweep params file in params/PROFILE/")
 
