@@ -100,6 +100,10 @@ def test_an_output_file_in_a_folder_still_to_make_is_accepted(tmp_path):
     ("seed=4294967296", "seed=4294967296 is out of range"),
     ("num_workers=100000", "num_workers=100000 is out of range"),
     ("profile=../escape", "profile='../escape' must be one plain folder name"),
+    # passed the checks and failed inside fit (torch's int64 overflow, its allocator), a run folder left
+    ("model_options={base_width: 1180591620717411303424, depth: 2}", "option base_width=1180591620717411303424 "
+                                                                     "must be an integer in [1, 4096]"),
+    ("model_options={base_width: 100000, depth: 2}", "option base_width=100000 must be an integer in [1, 4096]"),
 ])
 def test_train_refuses_a_config_that_cannot_train_before_any_output_or_folder(demo_root, tmp_path, capsys,
                                                                               monkeypatch, override, fragment):
