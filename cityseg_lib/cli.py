@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from cityseg_lib.cli_checks import (OneLineParser, check_local_device, check_output_file, check_predict_engine,
-                                    inference_mode, nonnegative_int_arg, output_arg, size_arg)
+                                    inference_mode, nonnegative_int_arg, output_arg, profile_arg, size_arg)
 from cityseg_lib.errors import CitysegError
 
 __all__ = ["main"]
@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("tensorboard", help="serve TensorBoard on runs/ (or runs/PROFILE, or a sweep or run folder)")
     where = s.add_mutually_exclusive_group()
-    where.add_argument("--profile", default=None, help="only the runs of this profile: runs/PROFILE")
+    where.add_argument("--profile", default=None, type=profile_arg, help="only the runs of this profile: runs/PROFILE")
     where.add_argument("--logdir", default=None, help="any folder above run folders (a sweep: its trials)")
     s.add_argument("--port", type=int, default=6006, help="0: a free port (default 6006)")
     s.add_argument("--host", default="localhost", help="address to bind (default localhost: this machine only)")

@@ -14,7 +14,7 @@ from pathlib import Path
 from cityseg_lib.errors import CitysegError
 
 __all__ = ["OneLineParser", "inference_mode", "check_predict_engine", "check_output_file", "check_local_device",
-           "size_arg", "nonnegative_int_arg", "output_arg"]
+           "size_arg", "nonnegative_int_arg", "output_arg", "profile_arg"]
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -146,3 +146,14 @@ def output_arg(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is empty; name the output")
     return text
+
+
+def profile_arg(text: str) -> str:
+    """argparse type of a profile (``runs/PROFILE``): one folder name; ``tensorboard --profile ../..``
+    served, and TensorBoard crawled, the folders above ``runs/``."""
+    from cityseg_lib.config import check_profile
+
+    try:
+        return check_profile(text, "profile")
+    except CitysegError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

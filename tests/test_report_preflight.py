@@ -241,3 +241,13 @@ def test_a_second_build_of_a_profile_is_refused_at_once_naming_the_first(report,
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.parametrize("profile", ["..", "../..", ""])
+def test_a_profile_that_is_a_path_is_named_as_such(report, capsys, profile):
+    """--profile .. was read as params/../ and refused naming params/../data.yaml, not the profile."""
+    with pytest.raises(SystemExit) as stop:
+        report(profile=profile)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1, err
+    assert f"argument --profile: profile={profile!r} must be one plain folder name" in err, err
