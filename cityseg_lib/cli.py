@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from cityseg_lib.cli_checks import (check_local_device, check_output_file, check_predict_engine, inference_mode,
-                                    nonnegative_int_arg, size_arg)
+from cityseg_lib.cli_checks import (OneLineParser, check_local_device, check_output_file, check_predict_engine,
+                                    inference_mode, nonnegative_int_arg, output_arg, profile_arg, size_arg)
 from cityseg_lib.errors import CitysegError
 
 __all__ = ["main"]
@@ -178,11 +178,11 @@ def _executor_argument(s) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cityseg", description="Semantic segmentation study on Cityscapes.")
+    p = OneLineParser(prog="cityseg", description="Semantic segmentation study on Cityscapes.")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("make-demo-data", help="generate the synthetic demo dataset in the official layout")
-    s.add_argument("out", help="output folder (the dataset root)")
+    s.add_argument("out", type=output_arg, help="output folder (the dataset root)")
     s.add_argument("--train", type=int, default=24)
     s.add_argument("--val", type=int, default=8)
     s.add_argument("--test", type=int, default=4)
@@ -197,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--root", default=None, help="dataset root (default: $CITYSCAPES_DATASET)")
     s.add_argument("--fast", action="store_true", help="read PNG headers only")
     s.add_argument("--workers", type=int, default=None)
-    s.add_argument("--json", default=None, help="also write the summary to this JSON file")
+    s.add_argument("--json", default=None, type=output_arg, help="also write the summary to this JSON file")
     s.set_defaults(func=_cmd_check_data)
 
     s = sub.add_parser("train", help="train a model: runs/PROFILE/NAME-HASH/ (HASH: what it computes)")
@@ -227,13 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--gt", required=True, help="dataset root with gtFine/")
     s.add_argument("--split", default="val")
     s.add_argument("--workers", type=int, default=None)
-    s.add_argument("--out", default=None, help="write the result JSON here")
+    s.add_argument("--out", default=None, type=output_arg, help="write the result JSON here")
     s.set_defaults(func=_cmd_evaluate_folder)
 
     s = sub.add_parser("predict", help="segment images with a trained run")
     s.add_argument("--run", required=True)
     s.add_argument("--input", required=True, help="an image or a folder of images")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, type=output_arg)
     s.add_argument("--format", default="overlay", choices=["overlay", "color", "labelIds"])
     s.add_argument("--device", default="auto")
     s.add_argument("--engine", default="torch", choices=["torch", "onnxruntime"])
@@ -244,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("export", help="export a run's best checkpoint to ONNX, checked with onnxruntime")
     s.add_argument("--run", required=True)
-    s.add_argument("--out", required=True, help="the .onnx file to write (never over an existing file)")
+    s.add_argument("--out", required=True, type=output_arg, help="the .onnx file to write (never over an existing file)")
     s.add_argument("--root", default=None, help="dataset root for the check frames, when it moved since training")
     s.add_argument("--check-frames", type=int, default=4, help="validation frames compared with PyTorch")
     s.set_defaults(func=_cmd_export)
@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("tensorboard", help="serve TensorBoard on runs/ (or runs/PROFILE, or a sweep or run folder)")
     where = s.add_mutually_exclusive_group()
-    where.add_argument("--profile", default=None, help="only the runs of this profile: runs/PROFILE")
+    where.add_argument("--profile", default=None, type=profile_arg, help="only the runs of this profile: runs/PROFILE")
     where.add_argument("--logdir", default=None, help="any folder above run folders (a sweep: its trials)")
     s.add_argument("--port", type=int, default=6006, help="0: a free port (default 6006)")
     s.add_argument("--host", default="localhost", help="address to bind (default localhost: this machine only)")

@@ -13,8 +13,16 @@ from pathlib import Path
 
 from cityseg_lib.errors import CitysegError
 
-__all__ = ["inference_mode", "check_predict_engine", "check_output_file", "check_local_device", "size_arg",
-           "nonnegative_int_arg"]
+__all__ = ["OneLineParser", "inference_mode", "check_predict_engine", "check_output_file", "check_local_device",
+           "size_arg", "nonnegative_int_arg", "output_arg", "profile_arg"]
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse's parser whose errors (a bad int, an unknown choice, a missing flag) are one line and
+    exit 2, like every other bad input (argparse printed its whole usage first, 4-10 lines)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _tta_names(tta: str | None) -> list[str]:
@@ -130,3 +138,22 @@ def nonnegative_int_arg(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
     return value
+
+
+def output_arg(text: str) -> str:
+    """argparse type of an output path: an empty one (``--out ""``, an unset shell variable) would
+    mean the current folder, where the outputs would land unasked."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is empty; name the output")
+    return text
+
+
+def profile_arg(text: str) -> str:
+    """argparse type of a profile (``runs/PROFILE``): one folder name; ``tensorboard --profile ../..``
+    served, and TensorBoard crawled, the folders above ``runs/``."""
+    from cityseg_lib.config import check_profile
+
+    try:
+        return check_profile(text, "profile")
+    except CitysegError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None

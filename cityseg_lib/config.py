@@ -17,14 +17,35 @@ from typing import ClassVar, TypeVar
 
 from cityseg_lib.strict import at_least, between, from_dict, load_yaml, one_of, parse_overrides
 
-__all__ = ["TrainConfig", "load_config", "train_config", "check_device", "absolute_paths", "PATH_KEYS", "OPTIMIZER_NAMES", "LOSS_NAMES",
-           "AUGMENT_NAMES"]
+__all__ = ["TrainConfig", "load_config", "train_config", "check_device", "check_profile", "absolute_paths", "PATH_KEYS",
+           "OPTIMIZER_NAMES", "LOSS_NAMES", "AUGMENT_NAMES", "MAX_SEED", "MAX_WORKERS"]
 
 T = TypeVar("T")
 
 OPTIMIZER_NAMES = ("adamw", "adam", "adamax")
 LOSS_NAMES = ("cross_entropy", "iou", "dice")
 AUGMENT_NAMES = ("none", "replace", "augment")
+
+
+#: The largest seed: ``np.random.seed`` (seeded with the run's seed at the start of training) takes
+#: 0 .. 2**32 - 1 and fails on more, after the run folder is made.
+MAX_SEED = 2**32 - 1
+#: The most DataLoader worker processes: more than any one machine's cores; an extra digit or a
+#: huge number would fork processes until the machine gives out, after the run folder is made.
+MAX_WORKERS = 256
+
+
+def check_profile(value: str, key: str = "profile") -> str:
+    """``value`` when it is one folder name (the runs of a profile live in ``RUNS_DIR/PROFILE``), else one
+    line naming ``key``: an empty profile would put runs beside the profile folders, and ``..`` or a
+    path (``/tmp/x``, ``a/b``) would put them outside ``runs_dir``, where the report and tensorboard
+    never look."""
+    if not value or value.strip() != value or value in (".", "..") or "/" in value or "\\" in value:
+        from cityseg_lib.errors import CitysegError
+
+        raise CitysegError(f"{key}={value!r} must be one plain folder name (demo, full, smoke...), "
+                           "not empty, a path or '..'")
+    return value
 
 
 def check_device(value, key: str = "device") -> str:
@@ -87,10 +108,11 @@ class TrainConfig:
 
     #: Allowed values of the numeric and enumerated keys (checked by ``from_dict`` on every build).
     RANGES: ClassVar[dict] = {
-        "seed": at_least(0), "subset_seed": at_least(0), "max_val_images": at_least(0),
+        "seed": between(0, MAX_SEED), "subset_seed": at_least(0), "max_val_images": at_least(0),
         "image_size": at_least(1), "hflip_p": between(0.0, 1.0), "crop_scale": between(0.0, 1.0),
         "crop_size": at_least(1), "crop_class_balance": between(0.0, 1.0),
-        "num_workers": at_least(-1), "epochs": at_least(1), "batch_size": at_least(1), "lr": at_least(0.0, strict=True),
+        "num_workers": between(-1, MAX_WORKERS), "epochs": at_least(1), "batch_size": at_least(1),
+        "lr": at_least(0.0, strict=True),
         "weight_decay": at_least(0.0), "step_size": at_least(1), "gamma": between(0.0, 1.0), "patience": at_least(0),
         "max_batches": at_least(0), "annotation": one_of("fine", "coarse"), "augment": one_of(*AUGMENT_NAMES),
         "mask_resize": one_of("nearest-exact", "nearest"),
@@ -115,6 +137,7 @@ class TrainConfig:
         if isinstance(self.train_subset, int) and self.train_subset < 1:
             raise CitysegError(f"train_subset={self.train_subset} is out of range (a fraction in (0, 1] or a count >= 1)")
         check_device(self.device)
+        check_profile(self.profile)
         for key in ("train_split", "val_split"):
             if getattr(self, key) == "test":
                 raise CitysegError(f"{key}='test': Cityscapes withholds the test split's labels (they are all void "

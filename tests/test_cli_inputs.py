@@ -34,6 +34,35 @@ def test_conflicting_or_ignored_inference_flags_are_refused_before_the_run_is_re
     _one_line(capsys, fragment)
 
 
+@pytest.mark.parametrize("args, fragment", [
+    (["evaluate", "--run", "r", "--images", "-1"], "cityseg evaluate: error: argument --images: '-1' must be 0 or more"),
+    (["evaluate", "--run", "r", "--mode", "tiles"], "argument --mode: invalid choice: 'tiles'"),
+    (["make-demo-data", "d", "--size", "0x0"], "argument --size: size '0x0' must be positive"),
+    (["make-demo-data", "d", "--train", "1.5"], "argument --train: invalid int value: '1.5'"),
+    (["predict", "--run", "r"], "the following arguments are required: --input, --out"),
+    (["train", "--resume", "--retrain"], "argument --retrain: not allowed with argument --resume"),
+    (["tensorboard", "--port", "x"], "argument --port: invalid int value: 'x'"),
+    (["report", "--bogus"], "unrecognized arguments: --bogus"),
+    (["no-such-command"], "cityseg: error: argument command: invalid choice: 'no-such-command'"),
+    # an empty output path would mean the current folder: the outputs would land there unasked
+    (["make-demo-data", ""], "argument out: '' is empty; name the output"),
+    (["predict", "--run", "r", "--input", "i", "--out", ""], "argument --out: '' is empty"),
+    (["export", "--run", "r", "--out", " "], "argument --out: ' ' is empty"),
+    (["check-data", "--json", ""], "argument --json: '' is empty"),
+    (["evaluate-folder", "--pred", "p", "--gt", "g", "--out", ""], "argument --out: '' is empty"),
+])
+def test_argparse_errors_are_one_line_and_exit_2(tmp_path, capsys, monkeypatch, args, fragment):
+    """argparse's own refusals (a bad int, an unknown choice, a missing flag) printed the whole usage
+    first, 4-10 lines; now one line, with where to look."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1 and fragment in err and err.rstrip().endswith("--help)"), err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_check_data_json_that_cannot_be_written_is_refused_before_the_check(demo_root, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("cityseg_lib.data.check.check_dataset", lambda *a, **k: pytest.fail("the check ran"))
     (tmp_path / "afile").write_text("x")
@@ -68,6 +97,13 @@ def test_an_output_file_in_a_folder_still_to_make_is_accepted(tmp_path):
     ("model_options={base_width: 4, depth: 2, dropout: 1.5}", "option dropout=1.5 must be a number in [0, 1)"),
     ("train_subset=1000", "train_subset=1000: the train split (fine labels) holds only 6 images"),
     ("device=cuda", "device 'cuda' requested but CUDA is not available"),
+    ("seed=4294967296", "seed=4294967296 is out of range"),
+    ("num_workers=100000", "num_workers=100000 is out of range"),
+    ("profile=../escape", "profile='../escape' must be one plain folder name"),
+    # passed the checks and failed inside fit (torch's int64 overflow, its allocator), a run folder left
+    ("model_options={base_width: 1180591620717411303424, depth: 2}", "option base_width=1180591620717411303424 "
+                                                                     "must be an integer in [1, 4096]"),
+    ("model_options={base_width: 100000, depth: 2}", "option base_width=100000 must be an integer in [1, 4096]"),
 ])
 def test_train_refuses_a_config_that_cannot_train_before_any_output_or_folder(demo_root, tmp_path, capsys,
                                                                               monkeypatch, override, fragment):
@@ -80,7 +116,7 @@ def test_train_refuses_a_config_that_cannot_train_before_any_output_or_folder(de
             "model=unet", "model_options={base_width: 4, depth: 2}", override]
     assert main(argv) == 2
     _one_line(capsys, fragment)
-    assert not runs.exists()
+    assert not runs.exists() and sorted(p.name for p in tmp_path.iterdir()) == []  # nor runs/../escape
 
 
 def test_a_train_subset_up_to_the_split_is_accepted(demo_root, tmp_path):

@@ -213,3 +213,27 @@ def test_make_demo_data_stamps_the_settings_of_the_frames_it_wrote(tmp_path, cap
     assert (out / "leftImg8bit").rglob("*.png").__next__().read_bytes() != first
     assert main([*common, "--seed", "-1"]) == 2  # a bad value: one line, and the stamp of the frames kept
     assert "seed=-1" in capsys.readouterr().err and generator_settings(out)["seed"] == 5
+
+
+@pytest.mark.parametrize("line, needle", [
+    # PROJECT/data/FOLDER: these generated the demo data outside data/ (or into data/ itself)
+    ("folder: /tmp/elsewhere", "folder='/tmp/elsewhere' must be one plain folder name"),
+    ("folder: ../../escape", "folder='../../escape' must be one plain folder name"),
+    ("folder: ''", "folder='' must be one plain folder name"),
+    ("folder: [a]", "folder=['a']: expected a folder name under data/"),
+    # a quoted 'no' (or 1) was read as true: the data was generated
+    ("generate: 'no'", "generate='no': expected true or false"),
+    ("generate: 1", "generate=1: expected true or false"),
+])
+def test_data_yaml_folder_and_generate_are_checked_where_read(tmp_path, monkeypatch, line, needle):
+    from cityseg_lib.data import source
+
+    monkeypatch.setattr(source, "params_dir", lambda profile: tmp_path)
+    monkeypatch.setattr(source, "generate_demo", lambda *a, **k: pytest.fail("data generated"))
+    base = {"generate": "generate: true", "folder": "folder: fz"}
+    key = line.split(":")[0]
+    (tmp_path / "data.yaml").write_text("\n".join([*(v for k, v in base.items() if k != key), line, "train: 1",
+                                                   "val: 1", "size: [16, 16]"]) + "\n")
+    with pytest.raises(CitysegError) as err:
+        source.ensure_data("", "p")
+    assert str(tmp_path / "data.yaml") in str(err.value) and needle in str(err.value), err.value

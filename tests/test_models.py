@@ -81,6 +81,10 @@ def test_unknown_option_names_option_and_valid_ones():
         ("swin2_jnet", dict(encoder_kwargs=dict(img_size=64)), "img_size"),
         ("swin2_jnet", dict(weights="w.pth", pretrained=False), "pretrained=false"),
         ("swin2_jnet", dict(decoder_channels=[8, 8]), "decoder_channels"),
+        # a slip of a width (2**70, an extra digit) failed inside the run, after its folder was made
+        ("unet", dict(base_width=2**70), r"base_width=1180591620717411303424 must be an integer in \[1, 4096\]"),
+        ("simple_fcn", dict(base_width=40960), r"base_width=40960 must be an integer in \[2, 4096\]"),
+        ("swin2_jnet", dict(decoder_channels=[8, 8, 8, 10**6]), r"decoder_channels=1000000 must be an integer in"),
     ],
 )
 def test_bad_option_values(name, options, match):

@@ -57,6 +57,19 @@ def test_bad_loss_and_sweep_settings(report):
     _failed(report("--set", "06.sweep_files={unet: nope.yaml}"), "nope.yaml", "not found")
 
 
+
+@pytest.mark.parametrize("files, needles", [
+    # a mapping as the file name failed with a TypeError traceback (PosixPath / dict)
+    ("{unet: {epochs: 0}}", ("sweep_files.unet={'epochs': 0} must name a sweep params file",)),
+    ("{unet: 3}", ("sweep_files.unet=3 must name a sweep params file",)),
+    ("{unet: ''}", ("sweep_files.unet='' must name a sweep params file",)),
+    # a model without a main run passed the checks and failed in notebook 06, after 01-05 had run
+    ("{unett: sweep.yaml}", ("sweep_files: 'unett' is not a model with a main run", "unet, swin2_jnet")),
+])
+def test_bad_sweep_files_entries_fail_before_any_notebook(report, files, needles):
+    _failed(report("--set", f"06.sweep_files={files}"), "06_halving_sweep", *needles)
+
+
 def test_unknown_model_option(report):
     _failed(report("--set", "02.model_options={widht: 4}"), "02_baseline_fcn", "'widht'", "base_width")
 
@@ -228,3 +241,13 @@ def test_a_second_build_of_a_profile_is_refused_at_once_naming_the_first(report,
     finally:
         holder.kill()
         holder.wait()
+
+
+@pytest.mark.parametrize("profile", ["..", "../..", ""])
+def test_a_profile_that_is_a_path_is_named_as_such(report, capsys, profile):
+    """--profile .. was read as params/../ and refused naming params/../data.yaml, not the profile."""
+    with pytest.raises(SystemExit) as stop:
+        report(profile=profile)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1, err
+    assert f"argument --profile: profile={profile!r} must be one plain folder name" in err, err

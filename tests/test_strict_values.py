@@ -24,8 +24,8 @@ BAD_TRAIN_VALUES = [
     ("weight_decay=-0.1", "weight_decay=-0.1 is out of range (allowed: >= 0.0)"),
     ("patience=-1", "patience=-1 is out of range (allowed: >= 0)"),
     ("max_batches=-2", "max_batches=-2 is out of range (allowed: >= 0)"),
-    ("num_workers=-5", "num_workers=-5 is out of range (allowed: >= -1)"),
-    ("seed=-1", "seed=-1 is out of range (allowed: >= 0)"),
+    ("num_workers=-5", "num_workers=-5 is out of range (allowed: in [-1, 256])"),
+    ("seed=-1", "seed=-1 is out of range (allowed: in [0, 4294967295])"),
     ("crop_scale=[0.9, 0.5]", "crop_scale=[0.9, 0.5] must be [low, high] with 0 < low <= high <= 1"),
     ("train_subset=0", "train_subset=0 is out of range"),
     ("train_subset=1.5", "train_subset=1.5 is out of range"),
@@ -33,6 +33,18 @@ BAD_TRAIN_VALUES = [
     ("loss=focal", "loss='focal' is out of range (allowed: one of cross_entropy, iou, dice)"),
     ("augment=heavy", "augment='heavy' is out of range"),
     ("name=../x", "name='../x' must be a relative folder name"),
+    # np.random.seed takes 0 .. 2**32 - 1: a larger seed failed with a traceback after the run folder was made
+    ("seed=4294967296", "seed=4294967296 is out of range (allowed: in [0, 4294967295])"),
+    ("seed=1180591620717411303424", "seed=1180591620717411303424 is out of range"),
+    # a huge worker count forked processes until the machine gave out (a hang, orphan workers, a run folder)
+    ("num_workers=1180591620717411303424", "num_workers=1180591620717411303424 is out of range (allowed: in [-1, 256])"),
+    # the runs of a profile live in RUNS_DIR/PROFILE: a path or '..' put them outside runs_dir, '' beside the profiles
+    ("profile=../../escape", "profile='../../escape' must be one plain folder name"),
+    ("profile=/tmp/elsewhere", "profile='/tmp/elsewhere' must be one plain folder name"),
+    ("profile=a/b", "profile='a/b' must be one plain folder name"),
+    ("profile=''", "profile='' must be one plain folder name"),
+    ("profile=..", "profile='..' must be one plain folder name"),
+    ("profile=' smoke'", "profile=' smoke' must be one plain folder name"),
 ]
 
 
@@ -48,6 +60,8 @@ def test_good_values_at_the_edges_are_accepted():
     cfg = load_config(None, ["gamma=1", "hflip_p=0", "weight_decay=0", "patience=0", "train_subset=1",
                              "num_workers=-1", "optimizer=adamax", "crop_scale=[1, 1]"])
     assert cfg.gamma == 1.0 and cfg.optimizer == "adamax" and cfg.train_subset == 1
+    cfg = load_config(None, ["seed=4294967295", "num_workers=256", "profile=my-study_2"])
+    assert (cfg.seed, cfg.num_workers, cfg.profile) == (2**32 - 1, 256, "my-study_2")
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -59,6 +73,8 @@ def test_good_values_at_the_edges_are_accepted():
     (["sweep", "--params", "params/smoke/sweep.yaml", "base.lr=-1", "--dry-run"], "lr=-1.0 is out of range"),
     (["sweep", "--params", "params/smoke/sweep.yaml", "grid.weight_decay=[0, -1]", "--dry-run"],
      "weight_decay=-1.0 is out of range"),
+    (["sweep", "--params", "params/smoke/sweep.yaml", "profile=../x", "--dry-run"],
+     "override: profile='../x' must be one plain folder name"),
     (["evaluate", "--run", "no/such/run"], "no/such/run: not a run folder (no config.yaml in"),
     (["predict", "--run", "no/such/run", "--input", "{tmp}/empty", "--out", "{tmp}/o"], "no .png/.jpg images found"),
     (["predict", "--run", "no/such/run", "--input", "{tmp}/x.png", "--out", "{tmp}/bad.yaml"],

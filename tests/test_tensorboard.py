@@ -240,6 +240,19 @@ def test_cli_tensorboard_without_runs_is_one_line(tmp_path, capsys):
         main(["tensorboard", "--profile", "demo", "--logdir", "x"])
 
 
+@pytest.mark.parametrize("profile", ["../..", "/", "", "a/b"])
+def test_cli_tensorboard_profile_is_one_folder_name(tmp_path, capsys, monkeypatch, profile):
+    """--profile serves runs/PROFILE: '../..' served (and TensorBoard crawled) the folders above runs/."""
+    monkeypatch.setenv("CITYSEG_HOME", str(tmp_path))
+    (tmp_path / "runs" / "demo").mkdir(parents=True)
+    monkeypatch.setattr("cityseg_lib.train.tblog.check_address", lambda *a: pytest.fail("serving started"))
+    with pytest.raises(SystemExit) as stop:
+        main(["tensorboard", "--profile", profile])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1, err
+    assert f"argument --profile: profile={profile!r} must be one plain folder name" in err, err
+
+
 @pytest.mark.parametrize("args, named", [(["--port", "-1"], "--port -1"), (["--port", "99999"], "--port 99999"),
                                          (["--host", "not a host!!"], "'not a host!!'")])
 def test_cli_tensorboard_bad_port_or_host_is_one_line(tmp_path, capsys, monkeypatch, args, named):

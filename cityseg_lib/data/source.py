@@ -28,6 +28,15 @@ def data_settings(profile: str) -> dict:
     unknown = sorted(set(settings) - known)
     if unknown:
         raise CitysegError(f"{path}: unknown key {unknown[0]!r} (valid keys: {', '.join(sorted(known))})")
+    if not isinstance(settings.get("generate", False), bool):  # 'no' in quotes would generate
+        raise CitysegError(f"{path}: generate={settings['generate']!r}: expected true or false")
+    if "folder" in settings:  # PROJECT/data/FOLDER: a path or '..' would generate the data outside data/
+        from cityseg_lib.config import check_profile
+
+        folder = settings["folder"]
+        if not isinstance(folder, str):
+            raise CitysegError(f"{path}: folder={folder!r}: expected a folder name under data/")
+        check_profile(folder, f"{path}: folder")
     return settings
 
 

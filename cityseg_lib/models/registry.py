@@ -47,10 +47,18 @@ _WEIGHTS_CHECKS: dict[str, Callable[[dict], None]] = {}
 # ----------------------------------------------------------------------------- option checks
 
 
+#: The largest integer option (a width in channels, a depth, a class count): a 3x3 convolution of
+#: 4096 channels in and out already holds 151M weights; a larger number is a slip (an extra digit,
+#: 2**70), which passed the checks and failed inside the run, after its folder was made (torch's
+#: allocator, or its int64 overflow).
+MAX_INT_OPTION = 4096
+
+
 def check_int(model: str, key: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``; bools and floats are rejected (YAML ``8.0`` is a typo)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise CitysegError(f"{model}: option {key}={value!r} must be an integer >= {minimum}")
+    """``value`` as an int in [``minimum``, :data:`MAX_INT_OPTION`]; bools and floats are rejected
+    (YAML ``8.0`` is a typo)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_INT_OPTION:
+        raise CitysegError(f"{model}: option {key}={value!r} must be an integer in [{minimum}, {MAX_INT_OPTION}]")
     return value
 
 

@@ -12,7 +12,9 @@ __all__ = ["add_report_arguments", "report_from_args"]
 
 def add_report_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``cityseg report``; pair with :func:`report_from_args`."""
-    parser.add_argument("--profile", default="demo", help="params profile: demo (default), full or smoke")
+    from cityseg_lib.cli_checks import profile_arg
+
+    parser.add_argument("--profile", default="demo", type=profile_arg, help="params profile: demo (default), full or smoke")
     parser.add_argument("--retrain", action="store_true", help="train every run again instead of reusing finished runs")
     parser.add_argument("--only", nargs="+", default=None, metavar="NB",
                         help="run only these notebooks (e.g. 07 to re-render the report from existing results)")

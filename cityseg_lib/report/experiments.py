@@ -180,6 +180,18 @@ def sweep_overrides(profile: str, data_root: str, main: TrainConfig | None, grid
     return out
 
 
+def _check_sweep_file(model, name) -> None:
+    """One entry of notebook 06's ``sweep_files``: a model with a main run (the notebook tunes that
+    run and labels its results by the model) and a file name in ``params/PROFILE/``."""
+    from cityseg_lib.errors import CitysegError
+
+    if model not in _MAIN_NOTEBOOK:
+        raise CitysegError(f"sweep_files: {model!r} is not a model with a main run "
+                           f"(valid: {', '.join(_MAIN_NOTEBOOK)})")
+    if not isinstance(name, str) or not name.strip():
+        raise CitysegError(f"sweep_files.{model}={name!r} must name a sweep params file in params/PROFILE/")
+
+
 def sweep_configs(profile: str, data_root: str, sweep_files: dict[str, str], extra: dict | None,
                   mains: dict[str, TrainConfig]) -> dict[str, tuple[Path, dict]]:
     """06: ``{model: (params file, overrides)}`` of each sweep, checked by building its SweepConfig
@@ -190,6 +202,7 @@ def sweep_configs(profile: str, data_root: str, sweep_files: dict[str, str], ext
 
     out = {}
     for model, name in sweep_files.items():
+        _check_sweep_file(model, name)
         path = params_dir(profile) / name
         grid = load_sweep_config(path, {"profile": profile, **(extra or {})}).grid
         overrides = {**sweep_overrides(profile, data_root, mains.get(model), list(grid)), **(extra or {})}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from cityseg_lib.config import TrainConfig, check_device
+from cityseg_lib.config import TrainConfig, check_device, check_profile
 from cityseg_lib.errors import CitysegError
 from cityseg_lib.strict import at_least, from_dict, load_yaml, parse_overrides
 
@@ -82,6 +82,7 @@ def _check_sweep(cfg: SweepConfig, source: str) -> SweepConfig:
         executor_name(cfg.executor, f"{source}: executor")
     if not cfg.name or cfg.name.startswith("/") or ".." in Path(cfg.name).parts:
         raise CitysegError(f"{source}: name {cfg.name!r} must be a plain folder name")
+    check_profile(cfg.profile, f"{source}: profile")
 
     owned = [k for k in cfg.base if k in SWEEP_OWNED]
     if owned:
