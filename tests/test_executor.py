@@ -99,6 +99,33 @@ def test_a_bad_ray_address_is_one_line_before_any_output_or_folder(monkeypatch, 
         assert get_executor("ray").kind == "ray"  # nothing connects until the first job
 
 
+def test_a_dead_ray_node_is_one_line_that_says_the_command_resumes(monkeypatch, capsys):
+    """A raylet that dies (killed, out of memory, or with an agent it fate-shares with: a chaos kill of
+    ``ray::RuntimeEnvAgent`` during ``cityseg sweep --executor ray``) took the whole node: no retry can
+    run. It was Ray's traceback and exit 1; now one line naming the job and the way on, exit 2."""
+    ray = pytest.importorskip("ray")
+    from cityseg_lib.execute.ray_executor import RayExecutor
+
+    class DeadNode:
+        exceptions = ray.exceptions
+
+        @staticmethod
+        def get(ref):
+            raise ray.exceptions.LocalRayletDiedError()
+
+    with pytest.raises(CitysegError, match=r"^job \(0, 3\): the Ray node died \(The task's local raylet died\..*\); "
+                                           r"run the same command again to resume$"):
+        RayExecutor._get(DeadNode, object(), (0, 3))
+
+    def sweep_on_a_dead_node(cfg, dry_run=False, log=print, executor=None):
+        RayExecutor._get(DeadNode, object(), (0, 3))
+
+    monkeypatch.setattr("cityseg_lib.sweep.run_sweep", sweep_on_a_dead_node)
+    assert cli_main(["sweep", "--params", str(ROOT / "params/smoke/sweep.yaml"), "base.data_root=/nowhere"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "run the same command again" in err
+
+
 def test_local_executor_gives_every_job_the_thread_count(monkeypatch):
     before = torch.get_num_threads()
     seen = list(LocalExecutor().run(lambda x: (x, torch.get_num_threads()), [(k, (k,)) for k in "abc"], threads=1))
