@@ -426,6 +426,48 @@ def test_notebooks_run_side_by_side_only_where_they_do_not_read_each_other():
     assert done == ["a"]  # the other notebook ran to its end before the failure was raised
 
 
+def test_ctrl_c_while_notebooks_run_side_by_side_stops_them_instead_of_waiting_for_their_end():
+    """``cityseg report --executor ray`` runs 02-04 (then 05-06) in threads; their kernels run in sessions
+    of their own, so a Ctrl-C or SIGTERM of the build never reaches them. The build waited for the
+    whole wave to end (a chaos SIGTERM at 31 s of a smoke build: exit 143 at 77 s). Now the interrupt
+    calls ``stop`` (the build's: kill its kernels) and is raised as soon as the threads end."""
+    from cityseg_lib.execute.notebooks import in_threads
+
+    stopped = threading.Event()
+
+    def notebook():
+        stopped.wait(60)  # a long notebook, until its kernel is stopped
+        raise CitysegError("notebook could not run: the kernel died")
+
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C, as the terminal sends it
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        list(in_threads([("02", notebook, ()), ("03", notebook, ())], stop=stopped.set))
+    assert stopped.is_set() and time.monotonic() - t0 < 10
+
+
+def test_stop_kernels_kills_the_running_kernels_of_this_process(monkeypatch):
+    import asyncio
+    import logging
+
+    from cityseg_lib.report.build import KERNEL
+    from cityseg_lib.report.kernel import kernel_manager_class, stop_kernels
+
+    monkeypatch.setattr(logging.getLogger("papermill"), "level", logging.getLogger("papermill").level)  # restored after
+    km = kernel_manager_class()(kernel_name=KERNEL)
+    asyncio.run(km.start_kernel())
+    proc = km.provisioner.process
+    try:
+        assert proc.poll() is None
+        stop_kernels()
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        asyncio.run(km.cleanup_resources())
+
+
 @pytest.mark.slow
 def test_the_gpu_check_runs_reduced_on_cpu_without_ray_onnx_or_papermill(tmp_path):
     """benchmarks/gpu_check.sh in its CPU mode (tiny sizes), with Ray, ONNX, papermill and nbformat
