@@ -99,6 +99,33 @@ def test_a_bad_ray_address_is_one_line_before_any_output_or_folder(monkeypatch, 
         assert get_executor("ray").kind == "ray"  # nothing connects until the first job
 
 
+def test_a_dead_ray_node_is_one_line_that_says_the_command_resumes(monkeypatch, capsys):
+    """A raylet that dies (killed, out of memory, or with an agent it fate-shares with: a chaos kill of
+    ``ray::RuntimeEnvAgent`` during ``cityseg sweep --executor ray``) took the whole node: no retry can
+    run. It was Ray's traceback and exit 1; now one line naming the job and the way on, exit 2."""
+    ray = pytest.importorskip("ray")
+    from cityseg_lib.execute.ray_executor import RayExecutor
+
+    class DeadNode:
+        exceptions = ray.exceptions
+
+        @staticmethod
+        def get(ref):
+            raise ray.exceptions.LocalRayletDiedError()
+
+    with pytest.raises(CitysegError, match=r"^job \(0, 3\): the Ray node died \(The task's local raylet died\..*\); "
+                                           r"run the same command again to resume$"):
+        RayExecutor._get(DeadNode, object(), (0, 3))
+
+    def sweep_on_a_dead_node(cfg, dry_run=False, log=print, executor=None):
+        RayExecutor._get(DeadNode, object(), (0, 3))
+
+    monkeypatch.setattr("cityseg_lib.sweep.run_sweep", sweep_on_a_dead_node)
+    assert cli_main(["sweep", "--params", str(ROOT / "params/smoke/sweep.yaml"), "base.data_root=/nowhere"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "run the same command again" in err
+
+
 def test_local_executor_gives_every_job_the_thread_count(monkeypatch):
     before = torch.get_num_threads()
     seen = list(LocalExecutor().run(lambda x: (x, torch.get_num_threads()), [(k, (k,)) for k in "abc"], threads=1))
@@ -397,6 +424,48 @@ def test_notebooks_run_side_by_side_only_where_they_do_not_read_each_other():
         for key, value in in_threads([("a", time.sleep, (0.2,)), ("b", boom, ())]):
             done.append(key)
     assert done == ["a"]  # the other notebook ran to its end before the failure was raised
+
+
+def test_ctrl_c_while_notebooks_run_side_by_side_stops_them_instead_of_waiting_for_their_end():
+    """``cityseg report --executor ray`` runs 02-04 (then 05-06) in threads; their kernels run in sessions
+    of their own, so a Ctrl-C or SIGTERM of the build never reaches them. The build waited for the
+    whole wave to end (a chaos SIGTERM at 31 s of a smoke build: exit 143 at 77 s). Now the interrupt
+    calls ``stop`` (the build's: kill its kernels) and is raised as soon as the threads end."""
+    from cityseg_lib.execute.notebooks import in_threads
+
+    stopped = threading.Event()
+
+    def notebook():
+        stopped.wait(60)  # a long notebook, until its kernel is stopped
+        raise CitysegError("notebook could not run: the kernel died")
+
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C, as the terminal sends it
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        list(in_threads([("02", notebook, ()), ("03", notebook, ())], stop=stopped.set))
+    assert stopped.is_set() and time.monotonic() - t0 < 10
+
+
+def test_stop_kernels_kills_the_running_kernels_of_this_process(monkeypatch):
+    import asyncio
+    import logging
+
+    from cityseg_lib.report.build import KERNEL
+    from cityseg_lib.report.kernel import kernel_manager_class, stop_kernels
+
+    monkeypatch.setattr(logging.getLogger("papermill"), "level", logging.getLogger("papermill").level)  # restored after
+    km = kernel_manager_class()(kernel_name=KERNEL)
+    asyncio.run(km.start_kernel())
+    proc = km.provisioner.process
+    try:
+        assert proc.poll() is None
+        stop_kernels()
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        asyncio.run(km.cleanup_resources())
 
 
 @pytest.mark.slow

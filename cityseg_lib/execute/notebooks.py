@@ -37,9 +37,12 @@ def waves(stems: Sequence[str], parallel: bool) -> list[list[str]]:
     return out
 
 
-def in_threads(jobs: Sequence[tuple[str, Callable[..., Any], tuple]]) -> Iterator[tuple[str, Any]]:
+def in_threads(jobs: Sequence[tuple[str, Callable[..., Any], tuple]],
+               stop: Callable[[], None] | None = None) -> Iterator[tuple[str, Any]]:
     """Run ``(key, fn, args)`` jobs in threads; yield ``(key, result)`` as each ends. A failure is
-    raised once the others have ended (a notebook cannot be stopped half-way cleanly)."""
+    raised once the others have ended (a notebook cannot be stopped half-way cleanly). On Ctrl-C or
+    SIGTERM (in this thread, the main one) ``stop()`` is called first, to end the jobs (the notebooks'
+    kernels, which the signal does not reach), and the interrupt is raised once the threads end."""
     if len(jobs) == 1:
         key, fn, args = jobs[0]
         yield key, fn(*args)
@@ -47,13 +50,18 @@ def in_threads(jobs: Sequence[tuple[str, Callable[..., Any], tuple]]) -> Iterato
     errors = []
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         futures = {pool.submit(fn, *args): key for key, fn, args in jobs}
-        for future in as_completed(futures):
-            try:
-                result = future.result()
-            except Exception as err:  # noqa: BLE001 - re-raised below, after the others
-                errors.append(err)
-                continue
-            yield futures[future], result
+        try:
+            for future in as_completed(futures):
+                try:
+                    result = future.result()
+                except Exception as err:  # noqa: BLE001 - re-raised below, after the others
+                    errors.append(err)
+                    continue
+                yield futures[future], result
+        except BaseException:  # an interrupt, or the caller's (GeneratorExit): leaving the block waits for the threads
+            if stop is not None:
+                stop()
+            raise
     if errors:
         raise errors[0]
 

@@ -173,8 +173,7 @@ def _end(pids: set[int]) -> None:
 
 
 def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _forwarded(name: str) -> bool:
@@ -223,8 +222,7 @@ class RayExecutor(Executor):
             raise CitysegError(f"cpus_per_run={cpus_per_run} is out of range (allowed: >= 0; 0 = the run's "
                                "torch threads)")
         check_ray_address()
-        self.cpus_per_run, self.num_cpus, self.log = cpus_per_run, num_cpus, log
-        self.address = ""
+        self.cpus_per_run, self.num_cpus, self.log, self.address = cpus_per_run, num_cpus, log, ""
         self.nodes_used: set[str] = set()  # node ids that ran a job (for a closing line)
 
     def _connect(self):
@@ -284,7 +282,7 @@ class RayExecutor(Executor):
 
     @staticmethod
     def _get(ray, ref, key) -> tuple[Any, str]:
-        """The task's value; its CitysegError or OSError naming a file (full disk) as one line; dead workers said so."""
+        """The task's value; its CitysegError or OSError naming a file (full disk) as one line; a dead worker or node said so."""
         try:
             return ray.get(ref)
         except ray.exceptions.RayTaskError as err:
@@ -297,3 +295,5 @@ class RayExecutor(Executor):
                 ray.exceptions.OutOfMemoryError) as err:
             raise RuntimeError(f"job {key!r}: its Ray worker died {MAX_RETRIES + 1} times (last: "
                                f"{_first_line(err)}); run again to resume from last.pt") from None
+        except ray.exceptions.LocalRayletDiedError as err:  # the node (its raylet, or an agent it fate-shares with): no retry
+            raise CitysegError(f"job {key!r}: the Ray node died ({_first_line(err)}); run the same command again to resume") from None

@@ -30,7 +30,7 @@ from typing import Any
 
 from cityseg_lib.errors import CitysegError, one_line
 from cityseg_lib.paths import notebooks_dir, params_dir, reports_dir
-from cityseg_lib.report.kernel import kernel_manager_class
+from cityseg_lib.report.kernel import kernel_manager_class, stop_kernels
 from cityseg_lib.report.render import find_chromium, render_html, render_pdf
 from cityseg_lib.strict import load_yaml
 
@@ -262,7 +262,7 @@ def _build(profile: str, params: dict[str, dict], configs: dict, selected: list[
                 log(f"[{selected.index(stem) + 1}/{len(selected)}] {stem} ...")
             jobs = [(stem, run_recorded, (profile, stem[:2], run_notebook, paths[stem], out_dir / "executed" /
                                           f"{stem}.ipynb", params[stem], None, echo)) for stem in wave]
-            for stem, seconds in in_threads(jobs):
+            for stem, seconds in in_threads(jobs, stop_kernels):
                 timings["notebooks"][stem] = {"seconds": round(seconds, 1),
                                               "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
                 timings["notebooks"] = {s: timings["notebooks"][s] for s in NOTEBOOKS if s in timings["notebooks"]}
