@@ -439,11 +439,16 @@ def test_ctrl_c_while_notebooks_run_side_by_side_stops_them_instead_of_waiting_f
         stopped.wait(60)  # a long notebook, until its kernel is stopped
         raise CitysegError("notebook could not run: the kernel died")
 
-    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C, as the terminal sends it
-    t0 = time.monotonic()
-    with pytest.raises(KeyboardInterrupt):
-        list(in_threads([("02", notebook, ()), ("03", notebook, ())], stop=stopped.set))
-    assert stopped.is_set() and time.monotonic() - t0 < 10
+    # Python's own Ctrl-C handler, as `cityseg report` runs with it: pytest-xdist's workers ignore SIGINT
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C, as the terminal sends it
+        t0 = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            list(in_threads([("02", notebook, ()), ("03", notebook, ())], stop=stopped.set))
+        assert stopped.is_set() and time.monotonic() - t0 < 10
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_stop_kernels_kills_the_running_kernels_of_this_process(monkeypatch):
