@@ -144,6 +144,52 @@ def test_train_all_locally_keeps_order_trains_a_run_once_and_reuses_it(demo_root
     assert "a: reusing the finished run" in capsys.readouterr().out
 
 
+def _open_files() -> set[str]:
+    """What this process's descriptors point at (Linux: ``/proc/self/fd``)."""
+    out = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            out.add(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:  # the descriptor listdir itself used, closed since
+            pass
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="descriptors are listed via /proc")
+def test_runs_in_one_process_leave_nothing_behind(demo_root, tmp_path, monkeypatch, capsys):
+    """The local executor trains every run and sweep trial in the calling process (a notebook's kernel,
+    ``cityseg sweep``): a finished or failed run leaves no DataLoader worker, no open file (event file,
+    lock, checkpoint), no thread and no live model or dataset, so dozens of runs use what one does."""
+    import gc
+    import multiprocessing
+    import weakref
+
+    from cityseg_lib.train import engine
+
+    made = []
+    for name in ("build_model_for", "build_datasets"):
+        def spy(*args, _real=getattr(engine, name), **kwargs):
+            out = _real(*args, **kwargs)
+            made.extend(weakref.ref(o) for o in (out if isinstance(out, tuple) else (out,)))
+            return out
+        monkeypatch.setattr(engine, name, spy)
+
+    def state():
+        gc.collect()
+        return _open_files(), {t.name for t in threading.enumerate()}, multiprocessing.active_children()
+
+    train_all([_cfg(demo_root, tmp_path, "warm", num_workers=1, epochs=1)], executor="local")  # imports, lazy singletons
+    files, threads, _ = state()
+    for i in range(3):
+        train_all([_cfg(demo_root, tmp_path, f"run{i}", num_workers=1, seed=i, epochs=1, max_batches=1)], executor="local")
+    with pytest.raises(CitysegError, match="non-finite"):  # a failed run too (a sweep records it and goes on)
+        train_all([_cfg(demo_root, tmp_path, "diverges", num_workers=1, lr=1e30, epochs=1)], executor="local")
+    now_files, now_threads, children = state()
+    assert children == [] and now_threads == threads
+    assert now_files == files, f"left open: {sorted(now_files - files)}"
+    assert len(made) == 3 * 5 and [r for r in made if r() is not None] == [], "a run's model or dataset is still alive"
+
+
 class _WorkerDied(BaseException):
     """The worker process is gone: nothing after this point of the job ran."""
 
