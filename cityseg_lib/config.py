@@ -158,12 +158,19 @@ def load_config(params: str | os.PathLike | None = None, overrides: list[str] | 
     return cfg
 
 
-def train_config(profile: str, name: str, train: dict | None = None, **params) -> TrainConfig:
+#: The profile file of the main runs' recipe (:func:`train_config` with ``main=True``).
+MAIN_RECIPE_FILE = "main.yaml"
+
+
+def train_config(profile: str, name: str, train: dict | None = None, main: bool = False, **params) -> TrainConfig:
     """The config of a notebook's run ``NAME`` in ``PROFILE``, each value written once:
 
     defaults <- ``params/PROFILE/train.yaml`` (the profile's shared training block, when present)
-    <- ``train`` (the notebook's ``train`` parameter) <- ``params`` (what the notebook fixes for
-    this run: model, loss, seed...). Progress bars follow ``progress: auto``: live in a cell a
+    [<- ``params/PROFILE/main.yaml`` for a *main* run (``main``: the architectures' runs of notebooks
+    02-04 and their seeds), when present] <- ``train`` (the notebook's ``train`` parameter) <- ``params``
+    (what the notebook fixes for this run: model, loss, seed...). ``main.yaml`` is how a profile trains its
+    main runs longer than the ablations (the demo: the architecture comparison on a 2-core budget);
+    without it every run shares one recipe. Progress bars follow ``progress: auto``: live in a cell a
     person runs, off when papermill executes the notebook. Errors name the file or parameter and the key.
     """
     from pathlib import Path
@@ -171,9 +178,10 @@ def train_config(profile: str, name: str, train: dict | None = None, **params) -
     from cityseg_lib.paths import params_dir
 
     cfg = TrainConfig()
-    shared = params_dir(profile) / "train.yaml"
-    if shared.is_file():
-        cfg = from_dict(TrainConfig, load_yaml(shared), source=str(shared), base=cfg)
+    files = [params_dir(profile) / "train.yaml"] + ([params_dir(profile) / MAIN_RECIPE_FILE] if main else [])
+    for shared in files:
+        if shared.is_file():
+            cfg = from_dict(TrainConfig, load_yaml(shared), source=str(shared), base=cfg)
     if train:
         cfg = from_dict(TrainConfig, dict(train), source=f"{name}: train parameter", base=cfg)
     values = {k: str(v) if isinstance(v, Path) else v for k, v in params.items()}

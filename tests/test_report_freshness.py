@@ -81,7 +81,7 @@ def test_a_main_run_extended_by_a_later_03_makes_05_and_06_stale(home, tmp_path)
     assert {nb for nb, _ in found} == {"05", "06"}
     lines = {nb: " | ".join(line for n, line in found if n == nb) for nb, _ in found}
     assert f"lists run {unet} at 2 epochs; it now holds 3" in lines["05"]
-    assert f"built on notebook 03's main run {unet} at 2 epochs" in lines["06"] and "at 3 epochs now" in lines["06"]
+    assert f"built on notebook 03's run {unet} at 2 epochs" in lines["06"] and "at 3 epochs now" in lines["06"]
     with pytest.raises(CitysegError) as err:
         check_fresh("smoke", ["03", "05", "06"], root)
     message = str(err.value)
@@ -98,7 +98,7 @@ def test_05_built_on_another_main_run_is_stale_unless_this_build_brings_that_one
     save_result("smoke", LossResult(runs={"cross_entropy": [old], "iou": [iou]}, seeds=[0]))
     save_result("smoke", _unet_result(new))
     lines = [line for _, line in stale_lines("smoke", ["05"], root)]
-    assert len(lines) == 1 and f"main run {old} at 2 epochs; notebook 03's main run is {new} at 2 epochs" in lines[0]
+    assert len(lines) == 1 and f"run {old} at 2 epochs; notebook 03's run is {new} at 2 epochs" in lines[0]
     assert stale_lines("smoke", ["05"], root, planned={"03": {"run": old, "epochs": 2}}) == []
     assert stale_lines("smoke", ["05"], root, planned={"03": {"run": old, "epochs": 4}}) != []
 
@@ -164,7 +164,7 @@ def test_report_refuses_to_render_from_results_of_mixed_builds_before_any_notebo
     assert cli.main(["report", "--profile", "smoke", "--no-pdf", "--only", "03", "07",
                      "--set", "03.train={epochs: 3}"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and "notebook 03's main run" in err and "--only 03 05 06 07" in err, err
+    assert "\n" not in err and "notebook 03's run" in err and "--only 03 05 06 07" in err, err
     assert ran == []
     with pytest.raises(CitysegError, match="07_report.ipynb is missing"):  # the stub wrote no executed copy
         build.run_report("smoke", only=["03", "07"], pdf=False, verbose=False)

@@ -86,8 +86,11 @@ def augmentation_text(ctx: ReportContext) -> str:
     recs = {m: ctx.record(r) for m, r in runs.items()}
     cfg = ctx.runs.config(next(iter(runs.values())))
     phrases, n = _mode_phrases(ctx, runs), len(runs)
+    sizes = (size_hw(cfg.image_size) if not ctx.two_recipes else
+             f"{size_hw(ctx.runs.config(ctx.unet.main_run).image_size)} for the main runs and {size_hw(cfg.image_size)} "
+             "for the ablations")
     parts = [
-        f"Every image is resized to {size_hw(cfg.image_size)} before training (bilinear for the image, nearest "
+        f"Every image is resized to {sizes} before training (bilinear for the image, nearest "
         f"neighbour {_MASK_RESIZE[cfg.mask_resize]} for the mask), and the loss is computed at that size. "
         "For the full-resolution scores the "
         "logits are up-sampled to the label's own size before the arg-max, as the official protocol requires.",

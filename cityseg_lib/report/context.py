@@ -222,6 +222,31 @@ class ReportContext:
         result = results.get(label)
         return list(getattr(result, "seed_runs", None) or [self.main_runs[label]])
 
+    def ablation_runs(self, label: str) -> list[str]:
+        """The ablation reference of an untuned headline model, one run per seed (the seed of its main run
+        first): what its ablations (and its tuned model) are compared with. With one recipe (no
+        ``params/PROFILE/main.yaml``), :meth:`seed_runs`: the main runs are their own reference."""
+        results = {display_name("unet"): self.unet, display_name("swin2_jnet"): self.swin}
+        return list(getattr(results.get(label), "ablation_runs", None) or self.seed_runs(label))
+
+    def reference(self, label: str) -> str:
+        """The first run of :meth:`ablation_runs`: the run each single ablation varies."""
+        return self.ablation_runs(label)[0]
+
+    @property
+    def two_recipes(self) -> bool:
+        """Whether the ablations trained with another recipe than the main runs (the demo)."""
+        return bool(getattr(self.unet, "ablation_runs", None) or getattr(self.swin, "ablation_runs", None))
+
+    def recipe_of(self, run: str) -> str:
+        """``"main, 64x128, 26 epochs, 512 frames"`` or ``"ablation, ..."``: which recipe ``run`` trained with
+        and what it is (for tables of runs of both recipes; :attr:`two_recipes`)."""
+        mains = {r for label in self.untuned for r in self.seed_runs(label)}
+        cfg, rec = self.runs.config(run), self.runs.record(run)
+        frames = f", {rec['train_images']} frames" if rec.get("train_images") else ""
+        return (f"{'main' if run in mains else 'ablation'}, {cfg.image_size[0]}x{cfg.image_size[1]}, "
+                f"{cfg.epochs} epochs{frames}")
+
     def record(self, run: str) -> dict:
         return self.runs.record(run)
 

@@ -150,6 +150,9 @@ def interval_or_dash(ctx: ReportContext, run: str) -> str:
 #: Label, in the side-by-side timing, of the U-Net of the training-size experiment (notebook 03's
 #: ``resolution_size``: larger or smaller than the main run's, whichever the profile sets).
 RESOLUTION_UNET = "U-Net at the training-size experiment's size"
+#: Label, in the side-by-side timing, of the U-Net of the ablation recipe (when the profile's main runs
+#: have a recipe of their own): what the training-size run is compared with.
+REFERENCE_UNET = "U-Net, ablation recipe"
 
 
 def measure_step_speeds(ctx: ReportContext, rounds: int = 10, steps: int = 3) -> dict[str, np.ndarray] | None:
@@ -170,6 +173,8 @@ def measure_step_speeds(ctx: ReportContext, rounds: int = 10, steps: int = 3) ->
     configs = {label: ctx.runs.config(ctx.main_runs[label]) for label in ctx.untuned}
     if getattr(ctx.unet, "resolution_run", None):
         configs[RESOLUTION_UNET] = ctx.runs.config(ctx.unet.resolution_run)
+        if ctx.two_recipes:
+            configs[REFERENCE_UNET] = ctx.runs.config(ctx.reference("U-Net"))
     times = interleaved_step_seconds(configs, rounds=rounds, steps=steps, device=str(device),
                                      threads=ctx.baseline.cpu_threads)
     ctx._memo[("side_by_side",)] = {"times": times, "rounds": rounds, "steps": steps,

@@ -161,22 +161,24 @@ def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list
     A main configuration enters every comparison with all its seeds. Against another repeated
     configuration they are pooled; against a variant that ran once (tuned, augmentation,
     optimiser, resolution, scheduler, dropout, BatchNorm), the difference is the variant's against
-    the main run of its own seed (:func:`compare`: the variant shares that seed's initial weights
+    the run it varies with its own seed (the ablation reference, :meth:`ReportContext.ablation_runs`:
+    the main runs when the profile has one recipe) (:func:`compare`: the variant shares that seed's initial weights
     and image order, so against the other seeds that seed's luck would count as the variant's
     effect), and the variant is called better or worse only when it is so against every seed.
     """
-    fcn, unet, swin = ctx.baseline.main_run, ctx.unet.main_run, ctx.swin.main_run
     n = {m: display_name(m) for m in ("simple_fcn", "unet", "swin2_jnet")}
     seeds = {m: ctx.seed_runs(n[m]) for m in n}  # every seed of each main configuration
+    # what each ablation varies: the architecture trained with the ablation recipe (the main runs with one recipe)
+    refs = {m: ctx.ablation_runs(n[m]) for m in n}
+    unet = refs["unet"][0]
     out = [("unet_vs_simple_fcn", "architecture", n["unet"], n["simple_fcn"], seeds["unet"], seeds["simple_fcn"]),
            ("swin2_jnet_vs_simple_fcn", "architecture", n["swin2_jnet"], n["simple_fcn"], seeds["swin2_jnet"],
             seeds["simple_fcn"]),
            ("swin2_jnet_vs_unet", "architecture", n["swin2_jnet"], n["unet"], seeds["swin2_jnet"], seeds["unet"])]
-    main = {"simple_fcn": fcn, "unet": unet, "swin2_jnet": swin}
     for model, run in ctx.sweep.tuned_runs.items():
-        if model in main:
+        if model in n:
             out.append((f"{model}_tuned_vs_{model}", "tuning", tuned_label(model), display_name(model), [run],
-                        seeds[model]))
+                        refs[model]))
     losses = list(ctx.losses.runs)
     ref = "cross_entropy" if "cross_entropy" in losses else (losses[0] if losses else None)
     for loss in losses:
@@ -188,29 +190,29 @@ def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list
     for mode, run in aug.items():
         if mode != "none" and "none" in aug:
             out.append((f"augment_{mode}_vs_none", "augmentation", f"'{mode}' augmentation", "no augmentation",
-                        [run], seeds["unet"] if aug["none"] == unet else [aug["none"]]))
+                        [run], refs["unet"] if aug["none"] == unet else [aug["none"]]))
     opts = getattr(ctx.unet, "optimizer_runs", {}) or {}
     main_opt = next((o for o, r in opts.items() if r == unet), None)
     for opt, run in opts.items():
         if main_opt and opt != main_opt:
             out.append((f"optimizer_{main_opt}_vs_{opt}", "optimizer",
                         f"U-Net with {OPTIMIZER_LABELS.get(main_opt, main_opt)}",
-                        f"U-Net with {OPTIMIZER_LABELS.get(opt, opt)}", seeds["unet"], [run]))
+                        f"U-Net with {OPTIMIZER_LABELS.get(opt, opt)}", refs["unet"], [run]))
     sizes = resolution_sizes(ctx)
     # a second run at the main run's own size tests nothing of the size (the key, older than smaller
     # sizes, stays for headline.json's readers; the names give the direction)
     if sizes and size_relation(sizes[1], sizes[0]) != "same":
         out.append(("resolution_large_vs_main", "resolution", *resolution_names(ctx), [ctx.unet.resolution_run],
-                    seeds["unet"]))
+                    refs["unet"]))
     if ctx.unet.constant_lr_run:
-        out.append(("steplr_vs_constant_lr", "scheduler", "StepLR", "a constant learning rate", seeds["unet"],
+        out.append(("steplr_vs_constant_lr", "scheduler", "StepLR", "a constant learning rate", refs["unet"],
                     [ctx.unet.constant_lr_run]))
     if ctx.swin.no_dropout_run:
         out.append(("dropout_vs_no_dropout", "dropout", "Swin2-JNet with dropout", "Swin2-JNet without dropout",
-                    seeds["swin2_jnet"], [ctx.swin.no_dropout_run]))
+                    refs["swin2_jnet"], [ctx.swin.no_dropout_run]))
     if ctx.swin.no_batchnorm_run:
         out.append(("batchnorm_vs_no_batchnorm", "batchnorm", "Swin2-JNet with BatchNorm",
-                    "Swin2-JNet without BatchNorm", seeds["swin2_jnet"], [ctx.swin.no_batchnorm_run]))
+                    "Swin2-JNet without BatchNorm", refs["swin2_jnet"], [ctx.swin.no_batchnorm_run]))
     return out
 
 
@@ -220,7 +222,7 @@ def resolution_sizes(ctx: ReportContext) -> tuple[tuple[int, int], tuple[int, in
     run = getattr(ctx.unet, "resolution_run", None)
     if not run:
         return None
-    return tuple(ctx.runs.config(ctx.unet.main_run).image_size), tuple(ctx.runs.config(run).image_size)
+    return tuple(ctx.runs.config(ctx.reference(display_name("unet"))).image_size), tuple(ctx.runs.config(run).image_size)
 
 
 def resolution_names(ctx: ReportContext) -> tuple[str, str]:
@@ -230,7 +232,8 @@ def resolution_names(ctx: ReportContext) -> tuple[str, str]:
     main, other = resolution_sizes(ctx)
     rel, hw = size_relation(other, main), "x".join(map(str, other))
     name = f"U-Net trained at the {rel} size ({hw})" if rel in ("larger", "smaller") else f"U-Net trained at {hw}"
-    return name, f"U-Net trained at the main run's size ({'x'.join(map(str, main))})"
+    whose = "the ablation recipe's" if ctx.two_recipes else "the main run's"
+    return name, f"U-Net trained at {whose} size ({'x'.join(map(str, main))})"
 
 
 def comparisons(ctx: ReportContext) -> list[Comparison]:
@@ -262,11 +265,11 @@ def pooled_note(comps: list[Comparison | None]) -> str:
     matched = [c for c in pooled if c.diff.matched_seed is not None]
     if not matched:
         return (f" {'These differences pool' if len(pooled) > 1 else 'The difference pools'} the {spread['n']} seeds "
-                f"of the main configuration (mean {pct(spread['mean'])}); the table shows its first seed.")
+                f"of the configuration varied (mean {pct(spread['mean'])}); the table shows its first seed.")
     seeds = sorted({c.diff.matched_seed for c in matched})
     one = len(matched) == 1
     return (f" {'Each variant' if not one else 'The variant'} ran once, with seed {join([str(x) for x in seeds])}, "
-            "against the main configuration's run of that seed (the same initial weights and order of images); "
+            "against the run of the configuration it varies with that seed (the same initial weights and order of images); "
             f"a finding must also lie beyond all {spread['n']} of its seeds ({pct(spread['min'])} to "
             f"{pct(spread['max'])}).")
 

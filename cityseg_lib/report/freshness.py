@@ -34,7 +34,8 @@ from cityseg_lib.errors import CitysegError
 __all__ = ["READS", "listed_runs", "made_from", "stale_lines", "planned_mains", "check_fresh", "render_hint",
            "run_recorded", "failure_path"]
 
-#: Notebook -> the notebooks whose main run it builds on (as ``execute.notebooks.DEPENDS``).
+#: Notebook -> the notebooks whose reference run (``notebook_results.reference_run``: the ablation
+#: reference, or the main run with one recipe) it builds on (as ``execute.notebooks.DEPENDS``).
 READS = {"05": ("03",), "06": ("03", "04")}
 _FINE = (("train", "fine"), ("val", "fine"))
 
@@ -45,6 +46,7 @@ def listed_runs(result) -> list[str]:
     for name in ("main_run", "constant_lr_run", "resolution_run", "no_dropout_run", "no_batchnorm_run"):
         runs.append(getattr(result, name, None))
     runs += list(getattr(result, "seed_runs", []) or [])
+    runs += list(getattr(result, "ablation_runs", []) or [])
     for name in ("augment_runs", "optimizer_runs", "tuned_runs"):
         runs += list((getattr(result, name, None) or {}).values())
     for group in (getattr(result, "runs", None) or {}).values():
@@ -74,13 +76,13 @@ def _data_digest(root: str | os.PathLike, splits) -> str | None:
 def made_from(profile: str, notebook: str, result) -> dict:
     """What a result is made from, recorded beside it: ``{"run_epochs": {run: epochs}, "reads":
     {NN: {"run", "epochs"}}, "dataset": digest}`` (the last for 01's data only)."""
-    from cityseg_lib.report.notebook_results import load_result
+    from cityseg_lib.report.notebook_results import load_result, reference_run
 
     out: dict = {"run_epochs": {run: _epochs(run) for run in listed_runs(result)}}
     reads = {}
     for up in READS.get(notebook, ()):
         try:
-            main = load_result(profile, up).main_run
+            main = reference_run(load_result(profile, up))
         except CitysegError:
             continue
         reads[up] = {"run": main, "epochs": _epochs(main)}
@@ -141,7 +143,7 @@ def stale_lines(profile: str, notebooks: list[str], root: str | os.PathLike | No
     a notebook this build runs will hand on, instead of its current result's."""
     import json
 
-    from cityseg_lib.report.notebook_results import load_result, result_path
+    from cityseg_lib.report.notebook_results import load_result, reference_run, result_path
 
     lines: list[tuple[str, str]] = []
     for nb in notebooks:
@@ -170,13 +172,13 @@ def stale_lines(profile: str, notebooks: list[str], root: str | os.PathLike | No
                 now = planned[up]
             else:
                 try:
-                    main = load_result(profile, up).main_run
+                    main = reference_run(load_result(profile, up))
                 except CitysegError:
                     continue
                 now = {"run": main, "epochs": _epochs(main)}
             if (then.get("run"), then.get("epochs")) != (now["run"], now["epochs"]):
-                lines.append((nb, f"{where} was built on notebook {up}'s main run {then.get('run')} at "
-                                  f"{then.get('epochs')} epochs; notebook {up}'s main run is {now['run']} at {now['epochs']} epochs now"))
+                lines.append((nb, f"{where} was built on notebook {up}'s run {then.get('run')} at "
+                                  f"{then.get('epochs')} epochs; notebook {up}'s run is {now['run']} at {now['epochs']} epochs now"))
         if root is None:
             continue
         if made.get("dataset") and _data_digest(root, _FINE) not in (None, made["dataset"]):
@@ -191,8 +193,8 @@ def stale_lines(profile: str, notebooks: list[str], root: str | os.PathLike | No
 
 
 def planned_mains(configs: dict, root: str | os.PathLike, selected: list[str]) -> dict[str, dict]:
-    """``{NN: {"run", "epochs"}}``: the main run notebooks 03 and 04 of this build will hand on
-    (the first of their checked run configs, :func:`cityseg_lib.report.preflight.check`)."""
+    """``{NN: {"run", "epochs"}}``: the run notebooks 03 and 04 of this build will hand on (their
+    ablation reference, else the first of their checked run configs, :func:`cityseg_lib.report.preflight.check`)."""
     from dataclasses import replace
 
     from cityseg_lib import runstore
@@ -202,7 +204,8 @@ def planned_mains(configs: dict, root: str | os.PathLike, selected: list[str]) -
     for stem in selected:
         cfgs = configs.get(stem) or []
         if stem[:2] in ("03", "04") and cfgs:
-            cfg = cfgs[0] if cfgs[0].data_root not in ("", GENERATED) else replace(cfgs[0], data_root=str(root))
+            cfg = next((c for c in cfgs if c.name == f"{cfgs[0].name}_ablation"), cfgs[0])
+            cfg = cfg if cfg.data_root not in ("", GENERATED) else replace(cfg, data_root=str(root))
             out[stem[:2]] = {"run": runstore.relative(runstore.run_dir(cfg)), "epochs": cfg.epochs}
     return out
 

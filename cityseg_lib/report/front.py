@@ -43,9 +43,9 @@ def notebook_runs(ctx: ReportContext) -> dict[str, list[str]]:
     cross-entropy seeds are the U-Net's seeds) is listed under the first."""
     groups = {
         "02": [ctx.baseline.main_run, *ctx.baseline.seed_runs],
-        "03": [ctx.unet.main_run, *ctx.unet.seed_runs, ctx.unet.constant_lr_run, *ctx.unet.augment_runs.values(),
+        "03": [ctx.unet.main_run, *ctx.unet.seed_runs, *ctx.unet.ablation_runs, ctx.unet.constant_lr_run, *ctx.unet.augment_runs.values(),
                *ctx.unet.optimizer_runs.values(), ctx.unet.resolution_run],
-        "04": [ctx.swin.main_run, *ctx.swin.seed_runs, ctx.swin.no_dropout_run, ctx.swin.no_batchnorm_run],
+        "04": [ctx.swin.main_run, *ctx.swin.seed_runs, *ctx.swin.ablation_runs, ctx.swin.no_dropout_run, ctx.swin.no_batchnorm_run],
         "05": [r for rs in ctx.losses.runs.values() for r in rs],
         "06": list(ctx.sweep.tuned_runs.values()),
     }
@@ -79,13 +79,33 @@ def introduction(ctx: ReportContext) -> str:
     return (
         f"This build of the study is the `{ctx.profile}` profile. It trained {len(runs)} complete runs "
         f"(plus {trials} shorter sweep trials) for {_train_seconds(ctx, runs) / 60:.1f} minutes of training in total, "
-        f"at an input size of {size_hw(size)}, and every figure and table below is computed from the files those "
-        "runs wrote. Sections 2 to 4 follow the reference study's structure (data, architectures, training method); "
+        + (f"at an input size of {size_hw(size)}, " if not ctx.two_recipes else "")
+        + "and every figure and table below is computed from the files those runs wrote. "
+        + (recipes_text(ctx) + " " if ctx.two_recipes else "")
+        + "Sections 2 to 4 follow the reference study's structure (data, architectures, training method); "
         "Section 5 fills in the results the reference left empty, and Sections 6 and 7 draw conclusions "
         "from them. Every headline score carries a 95% bootstrap interval over the validation images, and a "
         "difference between two settings counts as a finding only when its paired interval excludes zero. The "
         "provenance block at the end records the code version, packages, hardware and the time each notebook took."
     )
+
+
+def recipes_text(ctx: ReportContext) -> str:
+    """The two recipes of a profile whose main runs train longer than its ablations (``params/PROFILE/main.yaml``),
+    each from its runs' configs, and what each is compared with."""
+    main, ref = ctx.runs.config(ctx.unet.main_run), ctx.runs.config(ctx.reference("U-Net"))
+    seeds = len(ctx.seed_runs("U-Net"))
+
+    def recipe(cfg, run) -> str:
+        frames = ctx.record(run).get("train_images")
+        return (f"{cfg.epochs} epochs at {size_hw(cfg.image_size)}" + (f" on {frames} training frames" if frames else ""))
+
+    return (f"It trains with two recipes. The main runs (each architecture with {seeds} seed{'s' if seeds != 1 else ''}: "
+            f"the headline numbers and the architecture comparison) train {recipe(main, ctx.unet.main_run)}. Every other "
+            f"experiment (losses, optimisers, training size, augmentation, schedule, regularisation, sweeps and tuned "
+            f"models) trains with a shorter ablation recipe, {recipe(ref, ctx.reference('U-Net'))}, and is compared "
+            "only with its architecture trained with that recipe and the same seeds, never with a main run: the "
+            "shorter recipe is what lets this profile run every experiment within its time budget.")
 
 
 # ----------------------------------------------------------------------------- provenance

@@ -97,7 +97,8 @@ def loss_text(ctx: ReportContext) -> str:
         f"{number.capitalize()} training loss{'es were' if n > 1 else ' was'} compared on the U-Net: "
         f"{join(described)}. {every} the void label.",
         f"Each loss was trained with {len(seeds)} seed{'s' if len(seeds) > 1 else ''} ({join([str(x) for x in seeds])}; "
-        f"{cfg.epochs} epochs, otherwise the main U-Net of notebook 03), {why}. Mean full-resolution validation mIoU "
+        f"{cfg.epochs} epochs, otherwise {'the U-Net of the ablation recipe' if ctx.two_recipes else 'the main U-Net'} "
+        f"of notebook 03), {why}. Mean full-resolution validation mIoU "
         f"over seeds, best first: {order}.",
     ]
     comps = finding(ctx, "loss")

@@ -58,15 +58,20 @@ class BaselineResult:
 
 @dataclass
 class UNetResult:
-    """03: the main U-Net, the constant-learning-rate comparison and the augmentation modes."""
+    """03: the main U-Net and, trained with the ablation recipe, the constant-learning-rate comparison, the
+    augmentation modes, the optimisers and the training size."""
 
     main_run: str
     constant_lr_run: str | None  # gamma = constant_gamma, everything else as main_run
     augment_runs: dict  # {mode: run}; "none" is main_run
     constant_gamma: float = 1.0
     optimizer_runs: dict = field(default_factory=dict)  # {optimizer: run}; "adamw" is main_run (Section 3.3)
-    resolution_run: str | None = None  # the main U-Net at resolution_size (Section 3.1); None: skipped
+    resolution_run: str | None = None  # the U-Net reference at resolution_size (Section 3.1); None: skipped
     seed_runs: list[str] = field(default_factory=list)  # main_run with each seed (main_run first); [] = [main_run]
+    # the ablation reference with each seed (first: the seed of main_run) when the profile trains its main
+    # runs with a recipe of their own (params/PROFILE/main.yaml); [] = seed_runs: the main runs are the reference.
+    # The variants above (and 05, 06) are this reference with one change: "none" and the main optimiser are it.
+    ablation_runs: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -78,6 +83,7 @@ class SwinResult:
     no_batchnorm_run: str | None = None
     batchnorm_switch: bool = False  # whether the model has an option to remove BatchNorm
     seed_runs: list[str] = field(default_factory=list)  # main_run with each seed (main_run first); [] = [main_run]
+    ablation_runs: list[str] = field(default_factory=list)  # as UNetResult's: the reference of the two runs above
 
 
 @dataclass
@@ -102,6 +108,12 @@ class ReportResult:
 
     best_model: str
     conclusions: list[str]
+
+
+def reference_run(result) -> str:
+    """The run notebooks 05 and 06 build on in a result of 03 or 04: its ablation reference (the run of
+    the first seed), or its main run when the profile has one recipe."""
+    return (getattr(result, "ablation_runs", None) or [result.main_run])[0]
 
 
 #: Notebook number -> its declared result type.

@@ -117,9 +117,9 @@ def _data_root(profile: str, params: dict[str, dict]) -> str:
 def _configs(profile: str, params: dict[str, dict], root: str, sources: dict[str, str],
              read: tuple = ()) -> dict[str, list[TrainConfig]]:
     """The TrainConfigs (and checked sweep configs) of notebooks 02-06, built as the notebooks build them:
-    05 and 06 on the main run of 03 and 04 as this build makes it, or for the notebooks in ``read``
-    (not run in this build) as their results hand it on (:func:`experiments.main_config`), as 05 and 06
-    read it."""
+    05 and 06 on the ablation reference of 03 and 04 (their main run with one recipe) as this build makes
+    it, or for the notebooks in ``read`` (not run in this build) as their results hand it on
+    (:func:`experiments.ablation_config`), as 05 and 06 read it."""
     from cityseg_lib.report import experiments as ex
 
     def p(stem):
@@ -142,12 +142,16 @@ def _configs(profile: str, params: dict[str, dict], root: str, sources: dict[str
         if stem in params:
             out[stem] = list(_named(sources[stem], lambda: build(p(stem))).values())
     def main(stem: str) -> TrainConfig | None:
+        """The run 05 and 06 build on: the notebook's ablation reference (its main run with one recipe)."""
         if stem in read:
             try:
-                return ex.main_config(profile, {"03_unet": "unet", "04_swin2_jnet": "swin2_jnet"}[stem])
+                return ex.ablation_config(profile, {"03_unet": "unet", "04_swin2_jnet": "swin2_jnet"}[stem])
             except CitysegError:
                 pass  # no result yet: --only checks it before any notebook (build.check_earlier_results)
-        return out[stem][0] if out.get(stem) else None
+        if not out.get(stem):
+            return None
+        main_cfg = out[stem][0]
+        return next((c for c in out[stem] if c.name == f"{main_cfg.name}_ablation"), main_cfg)
 
     if "05_loss_comparison" in params and main("03_unet"):
         q = p("05_loss_comparison")

@@ -25,11 +25,14 @@ def results_table(ctx: ReportContext) -> pd.DataFrame:
     the training size and under the official protocol (the latter headline.json's numbers)."""
     size = ctx.main["SimpleFCN"]["image_size"]
     at_size, full = f"val mIoU @{size[0]}x{size[1]} % [95% CI]", "val mIoU full res, official % [95% CI]"
+    if ctx.two_recipes:  # the tuned models train with the ablation recipe: another size
+        at_size = "val mIoU at the training size % [95% CI]"
     models = headline(ctx)["models"]
     rows = []
     for label, rec in ctx.main.items():
         h, run = models[ctx.main_keys[label]], ctx.main_runs[label]
-        rows.append({"model": label, at_size: train_size_cell(ctx, run), full: interval_cell(ctx, run),
+        recipe = {"recipe": ctx.recipe_of(run)} if ctx.two_recipes else {}
+        rows.append({"model": label, **recipe, at_size: train_size_cell(ctx, run), full: interval_cell(ctx, run),
                      "pixel accuracy full res (%)": points(h["pixel_accuracy"]), "seeds": len(h["seeds"]),
                      "mean over seeds (%)": points(h["seed_mean"]), "sd over seeds (points)": points(h["seed_sd"]),
                      "best epoch": rec["best_epoch"], "best val loss": round(rec["best_val_loss"], 4)})
@@ -216,8 +219,9 @@ def comparisons_table(ctx: ReportContext) -> pd.DataFrame:
 
 def _swin_variants(ctx: ReportContext) -> dict[str, str]:
     """``{label: run}`` of the Swin2-JNet regularisation variants."""
-    d = ctx.record(ctx.swin.main_run)["dropout"]
-    out = {f"dropout {d:g}, BatchNorm": ctx.swin.main_run}
+    ref = ctx.reference("Swin2-JNet")  # what the variants vary: the main run, or the ablation recipe's run
+    d = ctx.record(ref)["dropout"]
+    out = {f"dropout {d:g}, BatchNorm": ref}
     if ctx.swin.no_dropout_run:
         out["no dropout, BatchNorm"] = ctx.swin.no_dropout_run
     if ctx.swin.no_batchnorm_run:
@@ -226,16 +230,16 @@ def _swin_variants(ctx: ReportContext) -> dict[str, str]:
 
 
 def dropout_table(ctx: ReportContext) -> pd.DataFrame:
-    """The main Swin2-JNet and its regularisation variants; each variant's paired difference to the
-    main configuration (its run of the same seed, or its seeds pooled: the comparisons are main minus variant)
+    """The Swin2-JNet reference (:meth:`ReportContext.reference`) and its regularisation variants; each
+    variant's paired difference to the reference configuration (its run of the same seed, or its seeds pooled: the comparisons are main minus variant)
     and the finding."""
     comps = {ctx.swin.no_dropout_run: comparison(ctx, "dropout_vs_no_dropout"),
              ctx.swin.no_batchnorm_run: comparison(ctx, "batchnorm_vs_no_batchnorm")}
-    versus = versus_column(list(comps.values()), "the main model")
+    versus = versus_column(list(comps.values()), "the ablation reference" if ctx.two_recipes else "the main model")
     rows = []
     for label, run in _swin_variants(ctx).items():
         rec = ctx.record(run)
-        c = comps.get(run) if run != ctx.swin.main_run else None
+        c = comps.get(run) if run != ctx.reference("Swin2-JNet") else None
         rows.append({"variant": label, "dropout": rec["dropout"], "best val loss": round(rec["best_val_loss"], 4),
                      "best epoch": rec["best_epoch"], "val mIoU (%)": round(100 * rec["miou"], 1),
                      "val mIoU full res % [95% CI]": interval_cell(ctx, run),
@@ -245,12 +249,13 @@ def dropout_table(ctx: ReportContext) -> pd.DataFrame:
 
 def dropout_text(ctx: ReportContext) -> str:
     parts = []
-    main = ctx.record(ctx.swin.main_run)
+    main = ctx.record(ctx.reference("Swin2-JNet"))
     drop = comparison(ctx, "dropout_vs_no_dropout")
     if drop:
-        seeds = list(ctx.swin.seed_runs or [ctx.swin.main_run])
+        seeds = ctx.ablation_runs("Swin2-JNet")
         parts.append(
-            f"Swin2-JNet was trained with dropout {main['dropout']:g} in every decoder block and without it (Table 12). "
+            f"Swin2-JNet was trained with dropout {main['dropout']:g} in every decoder block and without it (Table 12"
+            + ("; both with the ablation recipe" if ctx.two_recipes else "") + "). "
             + drop.sentence() + " " + val_loss_against_seeds(ctx, seeds, ctx.swin.no_dropout_run,
                                                               "the model with dropout", "the model without it"))
     bn = comparison(ctx, "batchnorm_vs_no_batchnorm")

@@ -115,12 +115,16 @@ def sweep_text(ctx: ReportContext) -> str:
     parts = [f"For {join(labels)}{' alike' if len(labels) > 1 else ''}, {body}" for body, labels in bodies.items()]
     text = " ".join(parts)
     text += (" Table 2 gives the winners. Their parameters are then applied to the main model of each architecture "
-             "and trained with the main schedule on the whole training split: the tuned models of Section 5.")
+             "and trained with the main schedule on the whole training split: the tuned models of Section 5."
+             if not ctx.two_recipes else
+             " Table 2 gives the winners. Their parameters are then applied to each architecture trained with the "
+             "ablation recipe, on all of the images the rungs drew from: the tuned models of Section 5, compared "
+             "with that recipe's runs, not with the longer main runs.")
     short = [MODEL_LABELS.get(m, m) for m, sw in sweeps.items()
              if tuned_label(m) in ctx.main
              and sw["plan"][-1]["epochs"] < ctx.runs.config(ctx.main_runs[tuned_label(m)]).epochs]
     if short:
-        text += (f" The sweep's rungs are shorter than the main schedule for {join(short)}, so the winner is the "
+        text += (f" The sweep's rungs are shorter than the tuned runs' schedule for {join(short)}, so the winner is the "
                  "best setting for a short run, which need not be the best for the long one.")
     return text
 

@@ -25,15 +25,15 @@ from cityseg_lib.report.format import OPTIMIZER_LABELS, figure_caption, join, pc
 
 def scheduler_runs(ctx: ReportContext) -> dict[str, dict]:
     """``{"StepLR": record, "constant": record}`` (only StepLR without a constant-LR run)."""
-    out = {"StepLR": ctx.record(ctx.unet.main_run)}
+    out = {"StepLR": ctx.record(ctx.reference("U-Net"))}
     if ctx.unet.constant_lr_run:
         out["constant"] = ctx.record(ctx.unet.constant_lr_run)
     return out
 
 
 def scheduler_table(ctx: ReportContext) -> pd.DataFrame:
-    """StepLR (the main U-Net) and the constant rate; the constant rate's paired difference to StepLR
-    (the main run of the same seed, or its seeds pooled) and whether it is a finding."""
+    """StepLR (the U-Net reference, :meth:`ReportContext.reference`) and the constant rate; the constant
+    rate's paired difference to StepLR (the reference of the same seed, or its seeds pooled) and whether it is a finding."""
     c = comparison(ctx, "steplr_vs_constant_lr")
     versus = versus_column([c], "StepLR") if c else None
     rows = []
@@ -64,19 +64,28 @@ def _optimizers_used(ctx: ReportContext) -> str:
 
 def scheduler_text(ctx: ReportContext) -> str:
     runs = scheduler_runs(ctx)
-    cfg = ctx.runs.config(ctx.unet.main_run)
+    cfg = ctx.runs.config(ctx.reference("U-Net"))
+    main = ctx.runs.config(ctx.unet.main_run)
+    if ctx.two_recipes:
+        schedule = (f"The learning rate is multiplied by γ = {main.gamma:g} every {main.step_size} epochs of the main "
+                    f"runs' {main.epochs} and by γ = {cfg.gamma:g} every {cfg.step_size} of the ablations' {cfg.epochs} (StepLR)"
+                    + ("; the reference decays every 10 epochs of 20-epoch runs." if min(main.step_size, cfg.step_size) < 10
+                       else "."))
+    else:
+        schedule = (f"The learning rate is multiplied by γ = {cfg.gamma:g} every {cfg.step_size} epochs (StepLR)"
+                    + (f"; the reference decays every 10 epochs of 20-epoch runs, and with only {cfg.epochs} epochs this "
+                       f"profile scales the step down to {cfg.step_size} so the decay happens at all." if cfg.step_size < 10
+                       else "."))
     parts = [
-        f"{_optimizers_used(ctx)} (initial learning rate {cfg.lr:g}, weight decay {cfg.weight_decay:g}). "
-        f"The learning rate is multiplied by γ = {cfg.gamma:g} every {cfg.step_size} epochs (StepLR)"
-        + (f"; the reference decays every 10 epochs of 20-epoch runs, and with only {cfg.epochs} epochs this "
-           f"profile scales the step down to {cfg.step_size} so the decay happens at all." if cfg.step_size < 10 else ".")
-        + " Figure 6 compares this schedule with a constant learning rate, everything else equal.",
+        f"{_optimizers_used(ctx)} (initial learning rate {cfg.lr:g}, weight decay {cfg.weight_decay:g}). " + schedule
+        + " Figure 6 compares " + ("the ablations' schedule" if ctx.two_recipes else "this schedule")
+        + " with a constant learning rate, everything else equal.",
     ]
     if "constant" not in runs:
         return parts[0] + " (This build trained no constant-learning-rate run.)"
     ms, mc = ctx.runs.metrics(runs["StepLR"]["run"]), ctx.runs.metrics(runs["constant"]["run"])
     c = comparison(ctx, "steplr_vs_constant_lr")
-    seeds = list(ctx.unet.seed_runs or [ctx.unet.main_run])
+    seeds = ctx.ablation_runs("U-Net")
     parts.append(val_loss_against_seeds(ctx, seeds, runs["constant"]["run"], "the step schedule",
                                         "the constant learning rate")
                  + " In full-resolution mIoU: " + (c.sentence() + pooled_note([c]) if c else "not compared."))

@@ -1,9 +1,10 @@
 """The two claims of the reference that its study never tested, now measured on the U-Net:
 
-* Section 3.3 says AdamW beats Adam and Adamax: the main U-Net trained with each optimiser;
+* Section 3.3 says AdamW beats Adam and Adamax: the U-Net reference (the main U-Net, or with two
+  recipes the U-Net of the ablation recipe, :meth:`ReportContext.reference`) trained with each optimiser;
 * Section 3.1 says training at the reduced size gives results "almost identical" to the full
-  resolution: the main U-Net trained again at notebook 03's ``resolution_size`` (larger or smaller
-  than the main run's size: the words take the direction from the two runs' configs; None skips
+  resolution: that U-Net trained again at notebook 03's ``resolution_size`` (larger or smaller
+  than its size: the words take the direction from the two runs' configs; None skips
   the experiment), both scored at the labels' full resolution (official protocol).
 
 Each comparison is a paired difference on the same validation images with its 95% interval
@@ -16,7 +17,7 @@ import pandas as pd
 
 from cityseg_lib import plots
 from cityseg_lib.report.context import ReportContext
-from cityseg_lib.report.cost import (RESOLUTION_UNET, interval_or_dash, ratio_text, side_by_side_how,
+from cityseg_lib.report.cost import (REFERENCE_UNET, RESOLUTION_UNET, interval_or_dash, ratio_text, side_by_side_how,
                                      side_by_side_ratio, speed_ratio)
 from cityseg_lib.report.cells import difference_cell, finding_cell, interval_cell, versus_column
 from cityseg_lib.report.evidence import Comparison, comparison, pooled_note, resolution_sizes, seeds_split
@@ -26,6 +27,16 @@ __all__ = ["OPTIMIZER_LABELS", "optimizer_table", "optimizer_text", "optimizer_c
            "resolution_runs", "resolution_table", "resolution_caption", "resolution_text", "resolution_claim",
            "fig_resolution"]
 
+
+def _ref(ctx: ReportContext) -> str:
+    """The run both experiments vary: the U-Net's ablation reference (its main run with one recipe)."""
+    return ctx.reference("U-Net")
+
+
+def _ref_name(ctx: ReportContext, lower: bool = False) -> str:
+    """``"The main U-Net"``, or with two recipes ``"The U-Net of the ablation recipe"``."""
+    name = "The U-Net of the ablation recipe" if ctx.two_recipes else "The main U-Net"
+    return name[0].lower() + name[1:] if lower else name
 
 
 def _row(ctx: ReportContext, label: str, run: str, versus: tuple[str, Comparison | None, int] | None = None) -> dict:
@@ -50,7 +61,7 @@ def _speed(ctx: ReportContext, run: str) -> str:
 
 def _optimizer_comparisons(ctx: ReportContext) -> dict[str, Comparison]:
     """``{optimiser: comparison main optimiser - it}`` for every other optimiser the U-Net trained with."""
-    main = ctx.runs.config(ctx.unet.main_run).optimizer
+    main = ctx.runs.config(_ref(ctx)).optimizer
     return {o: c for o in ctx.unet.optimizer_runs if o != main
             and (c := comparison(ctx, f"optimizer_{main}_vs_{o}")) is not None}
 
@@ -59,7 +70,7 @@ def optimizer_table(ctx: ReportContext) -> pd.DataFrame:
     """One row per optimiser; its paired difference to the main optimiser (AdamW), with the main
     configuration's run of the same seed (or its seeds pooled), and whether that difference is a finding."""
     comps = _optimizer_comparisons(ctx)
-    main = OPTIMIZER_LABELS.get(ctx.runs.config(ctx.unet.main_run).optimizer, "the main optimiser")
+    main = OPTIMIZER_LABELS.get(ctx.runs.config(_ref(ctx)).optimizer, "the main optimiser")
     column = versus_column(list(comps.values()), main)
     # the comparisons are main minus each other optimiser: a row shows its own minus the main one (the
     # main optimiser has no comparison: a dash)
@@ -71,7 +82,7 @@ def optimizer_claim(ctx: ReportContext) -> str:
     """What the comparisons say of the reference's claim that AdamW beats Adam and Adamax: supported
     only by differences whose intervals exclude zero (and whose seeds agree)."""
     comps = _optimizer_comparisons(ctx)
-    main = ctx.runs.config(ctx.unet.main_run).optimizer
+    main = ctx.runs.config(_ref(ctx)).optimizer
     if main != "adamw" or not comps:
         return ""
     name = {o: OPTIMIZER_LABELS.get(o, o) for o in comps}
@@ -98,10 +109,10 @@ def optimizer_text(ctx: ReportContext) -> str:
     runs = ctx.unet.optimizer_runs
     if len(runs) < 2:
         return "This build trained the U-Net with one optimiser only, so the reference's claim is not tested here."
-    cfg = ctx.runs.config(ctx.unet.main_run)
+    cfg = ctx.runs.config(_ref(ctx))
     comps = list(_optimizer_comparisons(ctx).values())
     claim = optimizer_claim(ctx)
-    return (f"The main U-Net was trained with {', '.join(OPTIMIZER_LABELS.get(o, o) for o in runs)}, everything else "
+    return (f"{_ref_name(ctx)} was trained with {', '.join(OPTIMIZER_LABELS.get(o, o) for o in runs)}, everything else "
             f"equal (initial learning rate {cfg.lr:g}, weight decay {cfg.weight_decay:g}: decoupled for AdamW, added to "
             "the gradient for Adam and Adamax, as torch defines them). " + " ".join(c.sentence() for c in comps)
             + pooled_note(comps) + (" " + claim if claim else ""))
@@ -115,7 +126,7 @@ def fig_optimizers(ctx: ReportContext, number: int) -> tuple:
 
 def resolution_runs(ctx: ReportContext) -> dict[str, str]:
     """``{"HxW": run}``: the main U-Net and the training-size run (only the main one without it)."""
-    out = {size_hw(ctx.runs.config(ctx.unet.main_run).image_size): ctx.unet.main_run}
+    out = {size_hw(ctx.runs.config(_ref(ctx)).image_size): _ref(ctx)}
     if ctx.unet.resolution_run:
         size = size_hw(ctx.runs.config(ctx.unet.resolution_run).image_size)
         out[size if size not in out else f"{size}, again"] = ctx.unet.resolution_run
@@ -146,14 +157,14 @@ def resolution_table(ctx: ReportContext) -> pd.DataFrame:
 
 def resolution_caption(ctx: ReportContext) -> str:
     """Caption of the training-size table: the sizes that ran (one when the experiment was skipped)."""
-    main = size_hw(ctx.runs.config(ctx.unet.main_run).image_size)
+    main = size_hw(ctx.runs.config(_ref(ctx)).image_size)
     rel = _relation(ctx)
     if rel is None:
-        return (f"The main U-Net at its training size, {main}, alone: the training-size experiment was skipped "
+        return (f"{_ref_name(ctx)} at its training size, {main}, alone: the training-size experiment was skipped "
                 "(official full-resolution protocol).")
     other = size_hw(resolution_sizes(ctx)[1])
     second = f"at the {rel} size {other}" if rel in ("larger", "smaller") else f"again at {other}"
-    return (f"The main U-Net ({main}) and the same model trained {second}, scored under the official "
+    return (f"{_ref_name(ctx)} ({main}) and the same model trained {second}, scored under the official "
             "full-resolution protocol.")
 
 
@@ -189,14 +200,14 @@ def resolution_text(ctx: ReportContext) -> str:
                 "so the U-Net trained at one size only and the reference's claim is not tested here.")
     (main_hw, a), (other_hw, b) = list(resolution_runs(ctx).items())
     if rel == "same":
-        return (f"The training-size run trained at the main run's size ({main_hw}), so it tests nothing about the "
+        return (f"The training-size run trained at {_ref_name(ctx, lower=True)}'s size ({main_hw}), so it tests nothing about the "
                 "size and the reference's claim is not tested here.")
     main, other = resolution_sizes(ctx)
     shape = "the same proportion" if main[0] * other[1] == main[1] * other[0] else "another proportion"
     what = (f"a {rel} size in {shape}" if rel in ("larger", "smaller") else
             "a size larger on one side and smaller on the other")
     c = comparison(ctx, "resolution_large_vs_main")
-    side = side_by_side_ratio(ctx, RESOLUTION_UNET, "U-Net")  # seconds per image, that run over the main, side by side
+    side = side_by_side_ratio(ctx, RESOLUTION_UNET, REFERENCE_UNET if ctx.two_recipes else "U-Net")  # s per image, side by side
     r = side or speed_ratio(ctx, a, b)  # else images/s as recorded, main over that run: the same ratio
     how = (first_up(side_by_side_how(ctx)) + ", " if side else
            "As the runs recorded it (with whatever else the machine ran then), ")
@@ -207,7 +218,7 @@ def resolution_text(ctx: ReportContext) -> str:
             f" {how}training at {other_hw} {unresolved} per image: {ratio_text(r)} as long.")
     claim = resolution_claim(ctx, c)
     # the section's introduction (notebook 07) states the reference's claim; this says what was measured
-    return (f"Here the main U-Net ({main_hw}) is compared with the same model trained at {other_hw}, {what}, both "
+    return (f"Here {_ref_name(ctx, lower=True)} ({main_hw}) is compared with the same model trained at {other_hw}, {what}, both "
             f"scored at the labels' full resolution. {c.sentence() + pooled_note([c]) if c else ''}"
             f"{' ' + claim if claim else ''}{cost}")
 

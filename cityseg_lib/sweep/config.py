@@ -31,6 +31,12 @@ TABLE1_GRID: dict[str, list] = {
 #: TrainConfig keys the sweep sets on every trial; ``base`` and ``grid`` may not set them.
 SWEEP_OWNED = ("name", "profile", "runs_dir", "epochs", "train_subset", "subset_seed", "device")
 
+#: SWEEP_OWNED keys that ``base`` may set all the same: ``train_subset`` there is the sweep's *pool*, the
+#: training images the run it tunes trains on (a profile's ablation recipe: 128 of the demo's 512
+#: frames). The rungs are nested subsets of the pool (one permutation of ``subset_seed``) and the final
+#: rung trains on all of it, so the winner is chosen on the data the tuned run gets.
+BASE_POOL = ("train_subset",)
+
 #: Sweep keys that may differ when a sweep is resumed (where and how its trials run, not what they compute).
 #: ``cpu_threads`` changes CPU results in round-off: finished trials are reused whatever count trained
 #: them, and a trial begun with another count is refused by the engine (the sweep stops, one line).
@@ -84,7 +90,7 @@ def _check_sweep(cfg: SweepConfig, source: str) -> SweepConfig:
         raise CitysegError(f"{source}: name {cfg.name!r} must be a plain folder name")
     check_profile(cfg.profile, f"{source}: profile")
 
-    owned = [k for k in cfg.base if k in SWEEP_OWNED]
+    owned = [k for k in cfg.base if k in SWEEP_OWNED and k not in BASE_POOL]
     if owned:
         raise CitysegError(f"{source}: base.{owned[0]} is set by the sweep for every trial "
                            "(use name, profile, runs_dir, rung_epochs, final_epochs, min_subset, subset_seed, devices)")

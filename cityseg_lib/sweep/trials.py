@@ -24,12 +24,15 @@ def base_train_config(cfg: SweepConfig) -> TrainConfig:
 
 
 def count_train_images(cfg: SweepConfig) -> int:
-    """Size of the training split the trials use (file names only: cheap)."""
+    """Training images the rungs share (file names only: cheap): the training split, or the pool that
+    ``base.train_subset`` draws from it with the sweep's ``subset_seed`` (:data:`.config.BASE_POOL`)."""
+    from cityseg_lib.data.dataset import subset_indices
     from cityseg_lib.data.layout import find_samples
     from cityseg_lib.paths import resolve_data_root
 
     tc = base_train_config(cfg)
-    return len(find_samples(resolve_data_root(tc.data_root), tc.train_split, tc.annotation))
+    n = len(find_samples(resolve_data_root(tc.data_root), tc.train_split, tc.annotation))
+    return len(subset_indices(n, tc.train_subset, cfg.subset_seed)) if tc.train_subset is not None else n
 
 
 def sweep_id(cfg: SweepConfig) -> str:
@@ -78,7 +81,7 @@ def trial_config(cfg: SweepConfig, cand: Candidate, rung: Rung, n_train: int) ->
     values.update(
         model_options=options, name=f"{sweep_dir_for(cfg).name}/trials/r{rung.index}_{cand.id}", profile=cfg.profile,
         runs_dir=str(sweep_dir_for(cfg).parent.parent), epochs=rung.epochs, subset_seed=cfg.subset_seed,
-        train_subset=None if rung.subset >= n_train else rung.subset,
+        train_subset=cfg.base.get("train_subset") if rung.subset >= n_train else rung.subset,  # nested in the pool
     )
     return from_dict(TrainConfig, values, source=f"sweep {cfg.name}: trial r{rung.index}_{cand.id}")
 
