@@ -146,12 +146,13 @@ class TrainConfig:
             raise CitysegError(f"name={self.name!r} must be a relative folder name")
 
 
-def load_config(params: str | os.PathLike | None = None, overrides: list[str] | dict | None = None,
+def load_config(params: str | os.PathLike | list | tuple | None = None, overrides: list[str] | dict | None = None,
                 cls: type[T] = TrainConfig) -> T:
-    """Defaults <- ``params`` YAML file <- overrides (``key=value`` strings or a dict)."""
+    """Defaults <- ``params`` YAML file (or files, each over the one before) <- overrides (``key=value``
+    strings or a dict)."""
     cfg = cls()
-    if params is not None:
-        cfg = from_dict(cls, load_yaml(params), source=str(params), base=cfg)
+    for path in ([] if params is None else list(params) if isinstance(params, (list, tuple)) else [params]):
+        cfg = from_dict(cls, load_yaml(path), source=str(path), base=cfg)
     if overrides:
         values = overrides if isinstance(overrides, dict) else parse_overrides(list(overrides))
         cfg = from_dict(cls, values, source="override", base=cfg)

@@ -108,6 +108,12 @@ def test_shared_training_block_is_a_train_config(profile):
     assert load_config(path).profile == profile
     cfg = train_config(profile, "x", {"epochs": 3})  # the notebooks' merge: file <- train <- run keys
     assert cfg.epochs == 3 and cfg.profile == profile and cfg.name == "x"
+    main = ROOT / "params" / profile / "main.yaml"  # the main runs' recipe, over train.yaml
+    if main.is_file():
+        keys = set(yaml.safe_load(main.read_text()) or {})
+        assert keys <= {f.name for f in dataclasses.fields(TrainConfig)}, f"{main}: {sorted(keys)}"
+        assert load_config([path, main]).profile == profile
+        assert train_config(profile, "x", main=True) != train_config(profile, "x"), f"{main} changes nothing"
 
 
 def test_demo_params_equal_the_notebook_defaults():
