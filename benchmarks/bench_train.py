@@ -15,8 +15,8 @@ recorded rather than fatal. Warm-up steps (where ``torch.compile`` compiles) are
 * CPU (defaults 256x256, batch 2, smaller models, stated in the table): fp32 eager,
   channels_last, bf16 + channels_last (each option switched on in turn), with
   ``--all-variants`` also bf16 alone, and with ``--compile`` the compiled fp32 and bf16 +
-  channels_last paths. No target: it reports what each option changes (``fit`` turns amp and
-  channels_last off on CPU).
+  channels_last paths. No target: it reports what each option changes (``fit`` trains in bf16 +
+  channels_last on CPU only with ``cpu_bf16`` on, or auto on a CPU with AMX).
 
 CPU threads: 1 by default, as the demo profile trains (``cpu_threads: 1``): on a small machine
 shared with other processes two OpenMP threads stall each other (one descheduled thread holds

@@ -45,6 +45,8 @@ def environment_info() -> dict:
     import torch
     import torchvision
 
+    from cityseg_lib.train.setup import cpu_has_amx
+
     cuda = torch.cuda.is_available()
     return {
         "commit": git_commit(),
@@ -57,4 +59,5 @@ def environment_info() -> dict:
         "cpu_count": os.cpu_count(),
         "device": torch.cuda.get_device_name(0) if cuda else f"CPU ({platform.processor() or platform.machine()})",
         "cuda": torch.version.cuda if cuda else None,
+        "cpu_amx": cpu_has_amx(),  # native bf16 matrix products on the CPU (cpu_bf16=auto uses them)
     }

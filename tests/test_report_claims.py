@@ -15,6 +15,8 @@ from cityseg_lib.evaluate import uncertainty
 from cityseg_lib.evaluate.uncertainty import Difference, paired_difference
 from cityseg_lib.evaluate.wording import fixed_point, verdict
 from cityseg_lib.report import cost, discussion, evidence, front, loss_section, ranking, results_section, training_section
+from cityseg_lib.report import architecture_section
+from cityseg_lib.report.context import ReportContext, trained_on
 from test_report_text import DESCENDING, FLAT, Lab, context, matrices, one_image_better, seeded, with_last_epochs
 
 
@@ -86,7 +88,7 @@ def test_provenance_gives_each_runs_commit_and_device_not_the_report_machines():
     assert front.runs_commits(ctx) == f"all {len(front.all_runs(ctx))} runs trained at this commit"
     table = front.provenance_table(ctx).set_index("item")["value"]
     assert table["commit"].startswith("c0ffee (this report); all ")
-    assert table["device"].startswith("the headline runs trained on CPU (2 cores)")
+    assert table["device"].startswith("the headline runs trained on CPU (2 cores), float32, 1 torch CPU thread(s)")
     assert front.runs_commits(replace(ctx, env={**ctx.env, "commit": "newer"})) == (
         f"all {len(front.all_runs(ctx))} runs trained at c0ffee (reused: this report was built at a later commit)")
     # runs reused from an earlier commit, trained on a GPU box; the report is built on a laptop
@@ -102,6 +104,34 @@ def test_provenance_gives_each_runs_commit_and_device_not_the_report_machines():
     device = front.provenance_table(ctx).set_index("item")["value"]["device"]
     assert device.startswith("the headline runs trained on NVIDIA H100 80GB HBM3;") and "thread" not in device
     assert device.endswith("this report was built on CPU (x86_64), 2 cores")
+    assert "**Device:** NVIDIA H100 80GB HBM3 &nbsp;" in front.title_block(ctx)  # a record without its precision
+    ctx = context()
+    for run in ctx.main_runs.values():  # records that state it (every run trained since cpu_bf16)
+        ctx.runs.records[run].update(device="cuda:0", device_name="NVIDIA H100 80GB HBM3", precision="bf16")
+    assert "**Device:** NVIDIA H100 80GB HBM3, bf16 autocast &nbsp;" in front.title_block(ctx)
+
+
+def test_the_report_states_the_precision_the_runs_trained_in():
+    """CPU runs in float32 (every run before cpu_bf16 had no other), or under bf16 autocast, with
+    whether their CPU had AMX; runs of both kinds are each named."""
+    assert "**Device:** CPU (2 cores), float32 &nbsp;" in front.title_block(context())
+
+    def with_records(**records) -> ReportContext:
+        ctx = context()
+        for label, run in ctx.main_runs.items():  # before ctx.main reads them
+            ctx.runs.records[run].update(records.get(label, records["all"]))
+        return ctx
+
+    ctx = with_records(all={"precision": "bf16", "cpu_amx": True})
+    assert "**Device:** CPU (2 cores), bf16 autocast (AMX) &nbsp;" in front.title_block(ctx)
+    device = front.provenance_table(ctx).set_index("item")["value"]["device"]
+    assert device.startswith("the headline runs trained on CPU (2 cores), bf16 autocast (AMX), 1 torch CPU thread(s)")
+    assert "images per second on CPU (2 cores), bf16 autocast (AMX), 1 torch thread (" in (
+        architecture_section.model_table_note(ctx))
+    ctx = with_records(all={"precision": "bf16", "cpu_amx": True}, **{"U-Net": {"precision": "float32"}},
+                       SimpleFCN={"precision": "bf16", "cpu_amx": False})
+    assert trained_on(ctx) == ("CPU (2 cores), bf16 autocast (AMX); CPU (2 cores), bf16 autocast (no AMX); "
+                                          "CPU (2 cores), float32")
 
 
 def test_the_loss_section_counts_the_losses_that_ran():

@@ -259,7 +259,7 @@ def test_augmentation_and_crops_do_not_depend_on_the_number_of_workers(demo_root
 def test_resume_with_another_thread_count_on_cpu_is_refused(demo_root, tmp_path, one_torch_thread):
     run = engine.fit(_cfg(demo_root, tmp_path, epochs=1, device="cpu"))
     assert load_checkpoint(run / "last.pt")["execution"] == {"num_workers": 0, "threads": 1, "world_size": 1,
-                                                             "device": "cpu"}
+                                                             "device": "cpu", "cpu_bf16": False}
     torch.set_num_threads(2)
     with pytest.raises(CitysegError, match=r"last.pt: cannot resume with 2 torch threads: this run trained with 1 "):
         engine.fit(_cfg(demo_root, tmp_path, epochs=2, device="cpu"), resume=True)

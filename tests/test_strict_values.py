@@ -32,6 +32,7 @@ BAD_TRAIN_VALUES = [
     ("optimizer=sgd", "optimizer='sgd' is out of range (allowed: one of adamw, adam, adamax)"),
     ("loss=focal", "loss='focal' is out of range (allowed: one of cross_entropy, iou, dice)"),
     ("augment=heavy", "augment='heavy' is out of range"),
+    ("cpu_bf16=maybe", "cpu_bf16='maybe' is out of range (allowed: one of off, on, auto)"),
     ("name=../x", "name='../x' must be a relative folder name"),
     # np.random.seed takes 0 .. 2**32 - 1: a larger seed failed with a traceback after the run folder was made
     ("seed=4294967296", "seed=4294967296 is out of range (allowed: in [0, 4294967295])"),

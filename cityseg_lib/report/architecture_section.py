@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from cityseg_lib import plots
-from cityseg_lib.report.context import ReportContext, devices
+from cityseg_lib.report.context import ReportContext, devices, trained_on
 from cityseg_lib.report.cost import interval_or_dash, side_by_side, side_by_side_cell, side_by_side_how
 from cityseg_lib.report.format import count, figure_caption, flops, size_hw
 
@@ -71,7 +71,8 @@ def model_table_note(ctx: ReportContext) -> str:
             "model's own footprint.") if cpu else
            "Peak memory is the largest CUDA allocation during the run (training and its evaluations).")
     threads = ctx.baseline.cpu_threads
-    on = f"{dev}, {threads} torch thread{'s' if threads != 1 else ''}" if cpu and threads else dev
+    setup = trained_on(ctx)  # the device and its precision: bf16 autocast changes the speed
+    on = f"{setup}, {threads} torch thread{'s' if threads != 1 else ''}" if cpu and threads else setup
     sbs = side_by_side(ctx)
     side = (f" Those speeds also carry what else the machine ran while each run trained, so the models are "
             f"compared by a second timing, {side_by_side_how(ctx)} on a random batch of each run's size, in this "

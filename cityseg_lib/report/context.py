@@ -27,7 +27,8 @@ from cityseg_lib.report.notebook_results import (BaselineResult, DataResult, Los
                                                  UNetResult, load_result, load_timings)
 
 __all__ = ["StoredRuns", "MemoryRuns", "ReportContext", "load_context", "runs_frame", "majority_baseline",
-           "val_class_pixels", "devices", "run_device", "full_or_train", "MAIN_MODELS", "FLAT_GAIN"]
+           "val_class_pixels", "devices", "run_device", "run_precision", "trained_on", "full_or_train", "MAIN_MODELS",
+           "FLAT_GAIN"]
 
 #: The headline models, in report order: model key -> the notebook result holding its main run.
 MAIN_MODELS = ("simple_fcn", "unet", "swin2_jnet")
@@ -323,3 +324,23 @@ def run_device(rec: Mapping) -> str:
 def devices(ctx: ReportContext) -> str:
     """The devices the headline runs trained on, as their own records give them (not this machine's)."""
     return ", ".join(sorted({run_device(r) for r in ctx.main.values()}))
+
+
+def run_precision(rec: Mapping) -> str | None:
+    """The arithmetic a run trained in, from its record (``runstore.run_record``): ``float32`` or
+    ``bf16 autocast``, on a CPU with ``(AMX)`` or ``(no AMX)`` as its ``environment.json`` says; a
+    record without one: float32 on a CPU (all there was before ``cpu_bf16``), else None (unknown)."""
+    cpu = run_device(rec).startswith("CPU")
+    if rec.get("precision") is None:
+        return "float32" if cpu else None
+    if rec["precision"] != "bf16":
+        return "float32"
+    if cpu and rec.get("cpu_amx") is not None:
+        return "bf16 autocast (AMX)" if rec["cpu_amx"] else "bf16 autocast (no AMX)"
+    return "bf16 autocast"
+
+
+def trained_on(ctx: ReportContext) -> str:
+    """The devices and precisions of the headline runs: ``CPU (2 cores), float32``."""
+    found = {(run_device(r), run_precision(r)) for r in ctx.main.values()}
+    return "; ".join(sorted(f"{d}, {p}" if p else d for d, p in found))

@@ -6,7 +6,7 @@ import math
 
 import pandas as pd
 
-from cityseg_lib.report.context import ReportContext, devices
+from cityseg_lib.report.context import ReportContext, devices, trained_on
 from cityseg_lib.report.format import join, size_hw
 
 
@@ -19,7 +19,7 @@ def title_block(ctx: ReportContext) -> str:
     lines = [
         "# Semantic segmentation of street scenes: SimpleFCN, U-Net and Swin2-JNet",
         f"**Profile:** `{ctx.profile}` &nbsp;·&nbsp; **Data:** {data} &nbsp;·&nbsp; **Device:** "
-        f"{devices(ctx)} &nbsp;·&nbsp; **Built:** {ctx.built}",
+        f"{trained_on(ctx)} &nbsp;·&nbsp; **Built:** {ctx.built}",
     ]
     if ctx.synthetic:
         from cityseg_lib.report.discussion import not_learnt
@@ -133,7 +133,7 @@ def provenance_table(ctx: ReportContext) -> pd.DataFrame:
     rows = [
         ("profile", ctx.profile),
         ("dataset", dataset_description(ctx)),
-        ("device", f"the headline runs trained on {devices(ctx)}"
+        ("device", f"the headline runs trained on {trained_on(ctx)}"
                    + (f", {threads} torch CPU thread(s) per run" if threads and cpu else "")
                    + f"; this report was built on {env.get('device')}, {env.get('cpu_count')} cores"),
         ("platform", env.get("platform")),

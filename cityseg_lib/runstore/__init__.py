@@ -6,11 +6,11 @@ extension and the explicit retrain) and :mod:`.history` (an extended run's earli
 
     config.yaml        the resolved TrainConfig (data_root absolute: the dataset's current place)
     identity.json      what the run computes: its computed keys and the dataset's fingerprint
-    environment.json   git commit, package versions, device
+    environment.json   git commit, package versions, device (a CPU's AMX tiles: cpu_amx)
     metrics.csv        one row per finished epoch (train_loss, val_loss: batch losses weighted by
                        their images, see ``train.loop.evaluate``)
     last.pt, best.pt   the latest state (exact resume) and the lowest-validation-loss weights
-    summary.json       the kept checkpoint's scores; written when the run finishes
+    summary.json       the kept checkpoint's scores, and the precision it trained in; written when the run finishes
     history/N_epochs/  the results (summary, per-image matrices, eval_*.json) of the run when it was
                        finished at N epochs, moved there before an extension changes anything
     per_image.npz      per-image confusion matrices of the final evaluation at the training size,

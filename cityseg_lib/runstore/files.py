@@ -217,7 +217,14 @@ def run_record(run: str | os.PathLike, label: str | None = None) -> dict:
         "train_images_per_s": s.get("train_images_per_s"), "peak_memory_mb": s.get("peak_memory_mb"),
         "peak_memory_scope": s.get("peak_memory_scope", "process"), "train_time_s": s.get("train_time_s"), "device": s.get("device"),
         "commit": env.get("commit"), "device_name": env.get("device"), "cpu_count": env.get("cpu_count"),
+        "precision": s.get("precision") or _precision_before(s, cfg), "cpu_amx": env.get("cpu_amx"),
     }
+
+
+def _precision_before(summary: dict, cfg: TrainConfig) -> str:
+    """The precision of a run whose ``summary.json`` predates its record: CPU runs trained in
+    float32 (cpu_bf16 came later), CUDA runs under bf16 autocast when ``amp``."""
+    return "bf16" if cfg.amp and str(summary.get("device", "")).startswith("cuda") else "float32"
 
 
 def model_stats(run: str | os.PathLike) -> dict:

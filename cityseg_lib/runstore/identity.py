@@ -34,6 +34,9 @@ ADDED_KEYS: dict[str, object] = {
     # 2026-12-05: masks resized at pixel centres (nearest-exact) instead of top-left corners, which put
     # every training label half a training pixel off its image (cityseg_lib/data/transforms.py)
     "mask_resize": "nearest",
+    # 2026-12-05: bf16 autocast on the CPU (cpu_bf16 on, or auto where the CPU has AMX tiles); every
+    # earlier CPU run trained in float32
+    "cpu_bf16": "off",
 }
 
 class ResumeRefused(CitysegError):

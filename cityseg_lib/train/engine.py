@@ -39,8 +39,8 @@ from cityseg_lib.train.checkpoint import load_checkpoint, save_checkpoint
 from cityseg_lib.train.losses import build_loss
 from cityseg_lib.train.optimizers import OPTIMIZERS, build_optimizer
 from cityseg_lib.train.loop import evaluate, evaluate_full_res, to_device, train_one_epoch, write_above_bars
-from cityseg_lib.train.setup import (configure_cuda, num_workers, peak_memory_mb, progress_enabled, reset_peak_memory,
-                                     resolve_device, seed_all, seed_epoch)
+from cityseg_lib.train.setup import (configure_cuda, num_workers, peak_memory_mb, precision, progress_enabled,
+                                     reset_peak_memory, resolve_device, seed_all, seed_epoch)
 
 __all__ = ["OPTIMIZERS", "build_datasets", "full_val_dataset", "build_model_for", "build_optimizer", "fit", "load_run",
            "resolve_device", "to_device", "train_one_epoch", "evaluate", "evaluate_full_res"]
@@ -119,7 +119,9 @@ def fit(cfg: TrainConfig, resume: bool = False, log=None) -> Path:
     epoch), ``last.pt`` (every epoch), ``best.pt`` (lowest val loss) and, at the end,
     ``summary.json`` and the per-image confusion matrices of the kept checkpoint; TensorBoard
     event files in ``RUN/tb/`` (:mod:`cityseg_lib.train.tblog`). ``summary.json``'s ``wall_time_s`` and
-    ``peak_memory_mb`` are the run's, over every process that trained it (:func:`.resume.carried`).
+    ``peak_memory_mb`` are the run's, over every process that trained it (:func:`.resume.carried`),
+    and its ``precision`` (``bf16`` autocast or ``float32``) and ``channels_last`` the ones it trained
+    with (:func:`.setup.precision`; a resumed CPU run keeps its own, :func:`.resume.recorded_cpu_bf16`).
     ``resume=True`` continues from ``last.pt`` (or starts when there is none), and extends a
     finished run when ``cfg.epochs`` is larger; without it, a folder that holds this run is an
     error, so nothing is overwritten by accident (:func:`runstore.fit_state`, read under the
@@ -146,7 +148,11 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
     last_path, best_path = runstore.checkpoint_path(out, "last"), runstore.checkpoint_path(out, "best")
     progress = progress_enabled(cfg.progress)
     use_cuda = device.type == "cuda"
-    amp, channels_last = cfg.amp and use_cuda, cfg.channels_last and use_cuda
+    resuming = resume and last_path.is_file()
+    saved = R.load_last(last_path) if resuming else None
+    # a resumed CPU run keeps the precision it began with (cpu_bf16=auto may resolve otherwise here)
+    amp, channels_last = precision(cfg, device, R.recorded_cpu_bf16(saved))
+    kept = resuming and not use_cuda and amp != precision(cfg, device)[0]
 
     # data
     train_ds, val_ds = build_datasets(cfg)
@@ -155,7 +161,6 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
 
     # model, loss, optimiser, scheduler
     seed_all(cfg.seed)
-    resuming = resume and last_path.is_file()
     model = build_model_for(cfg, init_weights=not resuming).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -167,9 +172,9 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
 
     start_epoch, best_loss, best_epoch, bad_epochs, history = 0, math.inf, -1, 0, []
     wall_before, peak_before = 0.0, 0.0  # what the earlier processes of this run measured
-    run_env = R.execution(workers, device)
+    run_env = R.execution(workers, device, cpu_bf16=amp)
     if resuming:  # refused here, before anything in the folder changed, when it cannot continue as asked
-        saved = R.restore(last_path, cfg, model, optimizer, scheduler, run_env)
+        saved = R.restore(last_path, cfg, model, optimizer, scheduler, run_env, state=saved)
         start_epoch, best_loss, best_epoch = saved["epoch"], saved["best_val_loss"], saved["best_epoch"]
         bad_epochs, history, (wall_before, peak_before) = saved["bad_epochs"], saved["history"], R.carried(saved)
     raw_model = model
@@ -186,6 +191,13 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
             R.repair_best(best_path, saved, cfg)
             runstore.write_metrics(out, history)
         tb.start(history, raw_model, val_ds, device, cfg.epochs, amp=amp)  # rank 0 only; the epochs not logged yet
+        if kept:
+            note = (f"{cfg.name}: continues in {'bf16 autocast' if amp else 'float32'} as it began "
+                    f"(cpu_bf16={cfg.cpu_bf16}; this CPU {'lacks' if amp else 'has'} AMX)")
+            if log is not None:
+                log(note)
+            elif progress:
+                write_above_bars(note)
     D.barrier()
     t_run = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
@@ -269,7 +281,7 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
             "train_images_per_s": float(np.median(rates)) if rates else math.nan,
             "train_time_s": float(sum(h["epoch_time_s"] for h in history)), "wall_time_s": wall_before + time.perf_counter() - t_run,
             "peak_memory_mb": max(peak_before, peak_memory_mb(device)), "peak_memory_scope": memory_scope, "device": str(device),
-            "world_size": D.world_size(),
+            "world_size": D.world_size(), "precision": "bf16" if amp else "float32", "channels_last": channels_last,
         })
 
 

@@ -5,7 +5,9 @@ Checks, before anything in the folder changes: the same computation (the config'
 no more epochs done than asked, and the same *execution* where it changes results: the DDP world
 size (other batches), and on CPU the torch thread count (the order of float reductions). The
 DataLoader's workers are recorded too, but do not change results (augmentation draws from a
-generator of (seed, epoch, sample)).
+generator of (seed, epoch, sample)). A CPU run's precision (``cpu_bf16``: bf16 autocast or
+float32) is recorded and *kept*: a ``cpu_bf16=auto`` run resumed on a CPU that resolves it
+otherwise (with or without AMX) continues with the precision it began with (:func:`recorded_cpu_bf16`).
 
 ``best.pt`` is written *after* ``last.pt`` in every epoch, so ``best.pt`` never holds an attempt
 of an epoch that ``last.pt`` does not record (a killed epoch is redone, and on CUDA the redo may
@@ -28,14 +30,30 @@ from cityseg_lib.train import distributed as D
 from cityseg_lib.train.checkpoint import load_checkpoint, save_checkpoint
 from cityseg_lib.train.setup import resolve_device
 
-__all__ = ["execution", "check_execution", "adopt_threads", "restore", "carried", "best_state", "repair_best",
-           "check_best"]
+__all__ = ["execution", "load_last", "recorded_cpu_bf16", "check_execution", "adopt_threads", "restore", "carried",
+           "best_state", "repair_best", "check_best"]
 
 
-def execution(workers: int, device: torch.device) -> dict:
-    """How this process trains: recorded in ``last.pt`` and compared on resume."""
+def execution(workers: int, device: torch.device, cpu_bf16: bool = False) -> dict:
+    """How this process trains: recorded in ``last.pt`` and compared on resume. ``cpu_bf16``:
+    whether it trains on the CPU under bf16 autocast (False on CUDA, whose precision is the config's)."""
     return {"num_workers": workers, "threads": torch.get_num_threads(), "world_size": D.world_size(),
-            "device": device.type}
+            "device": device.type, "cpu_bf16": bool(cpu_bf16) and device.type == "cpu"}
+
+
+def load_last(last_path: Path) -> dict:
+    """``last.pt``, read once before the model is built (its precision decides the model's memory
+    format) and handed to :func:`restore`."""
+    return load_checkpoint(last_path)
+
+
+def recorded_cpu_bf16(state: dict | None) -> bool | None:
+    """The CPU precision the run of ``last.pt``'s ``state`` trained with (True: bf16 autocast), to
+    be kept on resume; None without a ``last.pt`` (a new run resolves its config). A ``last.pt`` of
+    an older version recorded none: float32, the only CPU precision then."""
+    if state is None:
+        return None
+    return bool((state.get("execution") or {}).get("cpu_bf16", False))
 
 
 def check_execution(saved: dict | None, now: dict, where: Path) -> None:
@@ -49,8 +67,13 @@ def check_execution(saved: dict | None, now: dict, where: Path) -> None:
     if saved.get("device", now["device"]) != now["device"]:
         raise runstore.ResumeRefused(
             f"{where}: cannot resume on {now['device']}: this run trained on {saved['device']} (the arithmetic "
-            f"differs: bf16 autocast and channels_last apply on CUDA only); resume it with device={saved['device']}, "
+            f"differs: other kernels, amp/channels_last or cpu_bf16); resume it with device={saved['device']}, "
             f"or retrain it on {now['device']} (--retrain keeps the earlier run in .replaced/)")
+    if saved.get("device") == now["device"] == "cpu" and bool(saved.get("cpu_bf16", False)) != now["cpu_bf16"]:
+        # fit keeps the recorded precision (recorded_cpu_bf16); another would mix two precisions in one run
+        was = "bf16 autocast" if saved.get("cpu_bf16") else "float32"
+        raise runstore.ResumeRefused(f"{where}: cannot resume in {'bf16 autocast' if now['cpu_bf16'] else 'float32'}: "
+                                     f"this run trained in {was} on the CPU")
     if saved.get("device") == now["device"] == "cpu" and saved.get("threads") != now["threads"]:
         raise runstore.ResumeRefused(
             f"{where}: cannot resume with {now['threads']} torch threads: this run trained with {saved['threads']} "
@@ -75,10 +98,12 @@ def adopt_threads(run_dir: Path, device: str) -> int | None:
     return saved["threads"]
 
 
-def restore(last_path: Path, cfg: TrainConfig, model, optimizer, scheduler, now: dict) -> dict:
-    """Check ``last.pt`` against ``cfg`` and ``now`` (:func:`execution`), then load its weights,
-    optimiser, scheduler and RNG state; returns the checkpoint (epoch, best, history...)."""
-    state = load_checkpoint(last_path)
+def restore(last_path: Path, cfg: TrainConfig, model, optimizer, scheduler, now: dict,
+            state: dict | None = None) -> dict:
+    """Check ``last.pt`` (``state``: its content, when :func:`load_last` read it already) against
+    ``cfg`` and ``now`` (:func:`execution`), then load its weights, optimiser, scheduler and RNG
+    state; returns the checkpoint (epoch, best, history...)."""
+    state = load_checkpoint(last_path) if state is None else state
     runstore.check_same_computation(state["config"], cfg, last_path)
     if state["epoch"] > cfg.epochs:  # the run would be reported as cfg.epochs long, with more epochs in it
         raise runstore.longer_run(last_path.parent, state["epoch"], cfg.epochs)

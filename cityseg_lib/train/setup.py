@@ -1,5 +1,5 @@
-"""What a training or evaluation process sets up before the loop: device, seeds, threads, autocast,
-and the count of its peak memory.
+"""What a training or evaluation process sets up before the loop: device, seeds, threads, precision
+(autocast and memory format), and the count of its peak memory.
 
 Randomness is re-seeded from ``(seed, epoch, rank)`` at the start of every epoch, so a resumed
 run repeats the interrupted epoch bit for bit.
@@ -20,8 +20,8 @@ from cityseg_lib.errors import CitysegError
 from cityseg_lib.train import distributed as D
 
 __all__ = ["DeviceUnavailable", "resolve_device", "configure_cuda", "seed_epoch", "seed_all", "set_cpu_threads",
-           "autocast", "num_workers", "interactive", "progress_enabled", "reset_peak_memory",
-           "peak_memory_mb"]
+           "cpu_has_amx", "precision", "autocast", "num_workers", "interactive", "progress_enabled",
+           "reset_peak_memory", "peak_memory_mb"]
 
 
 class DeviceUnavailable(CitysegError):
@@ -85,10 +85,34 @@ def set_cpu_threads(threads: int = 0) -> int:
     return torch.get_num_threads()
 
 
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (Intel Xeon since Sapphire Rapids), which run bf16 matrix
+    products natively; False where torch cannot tell (a version without the probe)."""
+    probe = getattr(getattr(torch, "cpu", None), "_is_amx_tile_supported", None)
+    try:
+        return bool(probe()) if probe is not None else False
+    except Exception:  # a probe that fails is no AMX
+        return False
+
+
+def precision(cfg, device: torch.device, recorded: bool | None = None) -> tuple[bool, bool]:
+    """``(amp, channels_last)``: whether ``cfg`` trains on ``device`` under bf16 autocast and in
+    channels_last memory format. CUDA: ``cfg.amp`` and ``cfg.channels_last``. CPU: both follow
+    ``cfg.cpu_bf16`` (``on``; ``auto``: where :func:`cpu_has_amx`; ``off``), or ``recorded``, the
+    precision a resumed run began with (``last.pt``), so that it ends as an uninterrupted run does."""
+    if device.type == "cuda":
+        return bool(cfg.amp), bool(cfg.channels_last)
+    if recorded is not None:
+        on = bool(recorded)
+    else:
+        on = cfg.cpu_bf16 == "on" or (cfg.cpu_bf16 == "auto" and cpu_has_amx())
+    return on, on
+
+
 def autocast(device: torch.device, amp: bool):
-    """bf16 autocast on CUDA when ``amp``; nothing on CPU (no native bf16 there: slower)."""
-    if amp and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast on CUDA or the CPU when ``amp`` (:func:`precision`); else nothing."""
+    if amp and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return nullcontext()
 
 

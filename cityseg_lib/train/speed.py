@@ -26,7 +26,7 @@ from cityseg_lib.errors import CitysegError
 from cityseg_lib.train.engine import build_model_for, build_optimizer
 from cityseg_lib.train.loop import train_one_epoch
 from cityseg_lib.train.losses import build_loss
-from cityseg_lib.train.setup import configure_cuda, resolve_device, set_cpu_threads
+from cityseg_lib.train.setup import configure_cuda, precision, resolve_device, set_cpu_threads
 
 __all__ = ["interleaved_step_seconds"]
 
@@ -71,8 +71,7 @@ def interleaved_step_seconds(configs: Mapping[str, TrainConfig], rounds: int = 1
 def _setup(cfg: TrainConfig, device: torch.device, gen: torch.Generator) -> tuple:
     """Model, loss, optimiser, a one-batch list and the autocast / memory-format switches of ``cfg``,
     as :func:`cityseg_lib.train.engine.fit` sets them up (random weights, random batch)."""
-    cuda = device.type == "cuda"
-    amp, channels_last = cfg.amp and cuda, cfg.channels_last and cuda
+    amp, channels_last = precision(cfg, device)  # cpu_bf16=auto: as this machine would train the run
     model = build_model_for(cfg, init_weights=False).to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
