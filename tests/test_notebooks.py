@@ -208,7 +208,8 @@ def test_smoke_headline_json_holds_the_tables_numbers(smoke_report):
             assert 0 <= m["pixel_accuracy"] <= 1 and len(m["class_iou"]) == 19 and len(m["class_iou_ci"]) == 19
             summary = runstore.load_summary(m["run"])
             assert m["miou"] == pytest.approx(summary["val_full_res"]["miou"], abs=1e-9)
-            assert f"<td>{100 * m['miou']:.1f}</td>" in text
+            shown = f"{100 * m['miou']:.1f}"  # Table 10: the value with its interval, "2.4 (2.1-5.0)"
+            assert f"<td>{shown} (" in text or f"<td>{shown}</td>" in text, key
     assert {"unet_vs_simple_fcn", "swin2_jnet_vs_unet", "loss_dice_vs_cross_entropy", "augment_replace_vs_none",
             "steplr_vs_constant_lr", "dropout_vs_no_dropout", "unet_tuned_vs_unet"} <= set(head["comparisons"])
     for key, c in head["comparisons"].items():
