@@ -223,16 +223,19 @@ def test_smoke_headline_json_holds_the_tables_numbers(smoke_report):
     for key in ("simple_fcn", "unet", "swin2_jnet"):
         m = head["models"][key]
         assert m["seeds"] == [0, 1, 2] and len(m["seed_miou"]) == 3 and m["seed_sd"] is not None, key
-    # 05's cross-entropy runs are 03's U-Net seeds (reused, not trained twice)
+    # 05's cross-entropy runs are 03's U-Net reference with its seeds (reused, not trained twice); the smoke
+    # profile has two recipes (params/smoke/main.yaml), so the reference is not the main runs
     loss = json.loads((home / "reports" / "smoke" / "results" / "05.json").read_text())["result"]["runs"]
-    unet = json.loads((home / "reports" / "smoke" / "results" / "03.json").read_text())["result"]["seed_runs"]
-    assert loss["cross_entropy"] == unet
+    unet = json.loads((home / "reports" / "smoke" / "results" / "03.json").read_text())["result"]
+    assert loss["cross_entropy"] == unet["ablation_runs"] and len(unet["ablation_runs"]) == 3
+    assert not set(unet["ablation_runs"]) & set(unet["seed_runs"])
 
 
 @pytest.mark.slow
 def test_a_run_an_earlier_build_extended_is_refused_before_any_notebook_and_only_07_renders(smoke_report, demo_root,
                                                                                            tmp_path):
-    """--set 02.train={epochs: 3} extends 02's runs in place; the default build then asks 2 epochs and
+    """--set 02.train={epochs: 4} extends 02's runs in place; the default build then asks 3 (the smoke main
+    recipe, params/smoke/main.yaml) and
     is refused before its first notebook, naming the run and the ways out (it stopped in 02's cell
     before). A build without 07 does not re-render the earlier report as if it were new."""
     home = tmp_path / "home"
@@ -243,13 +246,13 @@ def test_a_run_an_earlier_build_extended_is_refused_before_any_notebook_and_only
         mp.setenv("CITYSEG_HOME", str(home))
         mp.setenv("CITYSEG_CACHE", str(home / "cache"))
         mp.setenv("CITYSCAPES_DATASET", str(demo_root))
-        report_runner.run_report("smoke", only=["02"], overrides={"02": {"train": {"epochs": 3}}}, pdf=False,
+        report_runner.run_report("smoke", only=["02"], overrides={"02": {"train": {"epochs": 4}}}, pdf=False,
                                  verbose=False)
         assert html.stat().st_mtime_ns == rendered, "the report was re-rendered from the earlier 07"
         ran = []
         mp.setattr(report_runner, "run_notebook", lambda *a, **k: ran.append(a))
         with pytest.raises(CitysegError, match=r"notebook 02_baseline_fcn: .*simple_fcn-\w+: this run was trained "
-                                               r"for 3 epochs, 2 were asked.*--set 02.train=\{epochs: ...\}"):
+                                               r"for 4 epochs, 3 were asked.*--set 02.train=\{epochs: ...\}"):
             report_runner.run_report("smoke", only=["02"], pdf=False, verbose=False)
         assert ran == []
 
