@@ -57,6 +57,18 @@ def test_main_yaml_trains_the_main_runs_longer_and_the_ablations_against_a_refer
     assert set(fcn) == {"simple_fcn", "simple_fcn_seed1"} and fcn["simple_fcn_seed1"].epochs == 5
 
 
+def test_main_model_options_widen_the_main_unet_only(profile, demo_root):
+    (profile / "main.yaml").write_text(MAIN)
+    cfgs = _unet(demo_root, main_model_options={"base_width": 8})
+    assert cfgs["unet"].model_options == cfgs["unet_seed1"].model_options == {"base_width": 8, "depth": 2}
+    for key in ("unet_ablation", "unet_ablation_seed1", "unet_constant_lr", "unet_opt_adam", "unet_size"):
+        assert cfgs[key].model_options == {"base_width": 4, "depth": 2}, key
+    from cityseg_lib.errors import CitysegError
+
+    with pytest.raises(CitysegError, match="main_model_options=8"):
+        _unet(demo_root, main_model_options=8)
+
+
 def test_without_main_yaml_the_main_run_is_its_own_reference(profile):
     cfgs = _unet()
     assert not any("ablation" in k for k in cfgs) and ex.ablation_key(cfgs, "unet") == "unet"

@@ -177,11 +177,14 @@ def test_the_checks_pass_on_the_committed_profiles(tmp_path, monkeypatch, demo_r
         params, configs = preflight.check(profile)
         assert set(params) == set(build.NOTEBOOKS) and all(p["profile"] == profile for p in params.values())
         size = {"smoke": "48x96", "demo": "72x144"}[profile]
-        assert [c.name for c in configs["03_unet"]] == ["unet", "unet_seed1", "unet_seed2", "unet_constant_lr",
+        # both profiles have a main recipe (params/PROFILE/main.yaml): the ablations' reference trains too
+        assert [c.name for c in configs["03_unet"]] == ["unet", "unet_seed1", "unet_seed2", "unet_ablation",
+                                                        "unet_ablation_seed1", "unet_ablation_seed2", "unet_constant_lr",
                                                         "unet_aug_replace", "unet_aug_augment", "unet_opt_adam",
                                                         "unet_opt_adamax", f"unet_{size}"]
-        # 05's cross-entropy runs are 03's U-Net seeds, reused
-        assert [c.name for c in configs["05_loss_comparison"][:3]] == ["unet", "unet_seed1", "unet_seed2"]
+        # 05's cross-entropy runs are 03's U-Net reference with its seeds, reused
+        assert [c.name for c in configs["05_loss_comparison"][:3]] == ["unet_ablation", "unet_ablation_seed1",
+                                                                       "unet_ablation_seed2"]
     monkeypatch.setenv("CITYSCAPES_DATASET", str(demo_root))
     monkeypatch.setattr("cityseg_lib.report.weights_check._cached", lambda repo, filename: True)
     params, configs = preflight.check("full")
@@ -189,6 +192,9 @@ def test_the_checks_pass_on_the_committed_profiles(tmp_path, monkeypatch, demo_r
     sizes = {c.name: c.image_size for cs in configs.values() for c in cs}
     assert sizes.pop("unet_1024x2048") == (1024, 2048)  # Section 3.1's comparison: the full resolution
     assert set(sizes.values()) == {(768, 768)}  # the reference's size everywhere else
+    # one recipe (no params/full/main.yaml): no ablation reference; 05 reuses the main U-Net's seeds
+    assert not any("ablation" in name for name in sizes)
+    assert [c.name for c in configs["05_loss_comparison"][:3]] == ["unet", "unet_seed1", "unet_seed2"]
 
 
 def test_re_rendering_the_report_does_not_need_the_weights(tmp_path, monkeypatch, demo_root):

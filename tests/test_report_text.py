@@ -1132,7 +1132,11 @@ def test_with_two_recipes_every_ablation_is_compared_with_its_own_recipes_runs()
     intro = front.introduction(ctx)
     assert "It trains with two recipes." in intro and "8 epochs at 64x128 (HxW)" in intro
     assert "5 epochs at 48x96 (HxW)" in intro and "never with a main run" in intro
-    assert "two recipes" not in front.introduction(context())
+    assert "two recipes" not in front.introduction(context()) and "smaller than the main one" not in intro
+    ctx.runs.configs["unet_ablation"] = dataclasses.replace(ctx.runs.configs["unet_ablation"],
+                                                            model_options={"base_width": 8})
+    ctx.runs.configs["unet"] = dataclasses.replace(ctx.runs.configs["unet"], model_options={"base_width": 16})
+    assert "The U-Net of the ablations is smaller than the main one (base width 8 instead of 16)." in front.introduction(ctx)
     sched = training_section.scheduler_table(ctx)
     assert list(sched["val mIoU full res % [95% CI]"])[0] == cells.interval_cell(ctx, "unet_ablation")
     assert "the ablations' 5" in training_section.scheduler_text(ctx)

@@ -113,15 +113,20 @@ def baseline_runs(profile: str, data_root: str, train: dict, model_options: dict
 
 def unet_runs(profile: str, data_root: str, train: dict, model_options: dict, constant_gamma: float | None,
               augment_modes: list[str], optimizers: list[str] = (), resolution_size: list[int] | None = None,
-              seeds: list[int] | tuple = ()) -> dict[str, TrainConfig]:
-    """03: the main U-Net (``unet``), again with each other seed of ``seeds`` (``unet_seedS``), its
-    ablation reference with each seed when the profile has a main recipe (:func:`ablation_runs`),
+              seeds: list[int] | tuple = (), main_model_options: dict | None = None) -> dict[str, TrainConfig]:
+    """03: the main U-Net (``unet``: ``model_options`` <- ``main_model_options``, the main runs' own width
+    or depth, when the profile trains them with a recipe of their own), again with each other seed of
+    ``seeds`` (``unet_seedS``), its ablation reference with each seed (``model_options`` alone; :func:`ablation_runs`),
     and with the ablation recipe: the same with a constant learning rate, one run per
     augmentation mode other than ``none`` (``none`` is the main run), one per optimiser other than
     the main run's (Section 3.3: AdamW against Adam and Adamax), and one at ``resolution_size``
     (Section 3.1: is the reference's training size enough?)."""
+    if not isinstance(main_model_options, (dict, type(None))):
+        raise CitysegError(f"main_model_options={main_model_options!r}: expected a mapping of U-Net options "
+                           "(e.g. {base_width: 16}) or {}")
     base = dict(data_root=str(data_root), model="unet", model_options=model_options)
-    runs = {"unet": train_config(profile, "unet", train, main=True, **base)}
+    runs = {"unet": train_config(profile, "unet", train, main=True,
+                                 **{**base, "model_options": {**model_options, **(main_model_options or {})}})}
     runs.update(seed_runs(profile, runs["unet"], seeds))
     runs.update(ablation_runs(profile, runs["unet"], train, seeds, **base))
     if constant_gamma is not None:

@@ -100,12 +100,17 @@ def recipes_text(ctx: ReportContext) -> str:
         frames = ctx.record(run).get("train_images")
         return (f"{cfg.epochs} epochs at {size_hw(cfg.image_size)}" + (f" on {frames} training frames" if frames else ""))
 
+    differ = {k: (main.model_options.get(k), v) for k, v in ref.model_options.items()
+              if main.model_options.get(k) != v}
+    differ.update({k: (v, ref.model_options.get(k)) for k, v in main.model_options.items() if k not in ref.model_options})
+    unet = ("" if not differ else " The U-Net of the ablations is smaller than the main one ("
+            + ", ".join(f"{k.replace('_', ' ')} {b} instead of {a}" for k, (a, b) in differ.items()) + ").")
     return (f"It trains with two recipes. The main runs (each architecture with {seeds} seed{'s' if seeds != 1 else ''}: "
             f"the headline numbers and the architecture comparison) train {recipe(main, ctx.unet.main_run)}. Every other "
             f"experiment (losses, optimisers, training size, augmentation, schedule, regularisation, sweeps and tuned "
             f"models) trains with a shorter ablation recipe, {recipe(ref, ctx.reference('U-Net'))}, and is compared "
             "only with its architecture trained with that recipe and the same seeds, never with a main run: the "
-            "shorter recipe is what lets this profile run every experiment within its time budget.")
+            f"shorter recipe is what lets this profile run every experiment within its time budget.{unet}")
 
 
 # ----------------------------------------------------------------------------- provenance

@@ -134,7 +134,7 @@ def _configs(profile: str, params: dict[str, dict], root: str, sources: dict[str
                                                          q["seeds"])),
         ("03_unet", lambda q: ex.unet_runs(profile, root_of(stem), q["train"], q["model_options"],
                                            q["constant_gamma"], q["augment_modes"], q["optimizers"],
-                                           q["resolution_size"], q["seeds"])),
+                                           q["resolution_size"], q["seeds"], q["main_model_options"])),
         ("04_swin2_jnet", lambda q: ex.swin_runs(profile, root_of(stem), q["train"], q["encoder"], q["pretrained"],
                                                  q["weights"], q["encoder_kwargs"], q["dropout"], q["compare_dropout"],
                                                  q["compare_batchnorm"], q["seeds"])),
