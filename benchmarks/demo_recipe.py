@@ -178,6 +178,19 @@ RECIPES: dict[str, dict] = {
     # --- session 21: the other two architectures at the recipe a 35% U-Net needs (26 epochs, 64x128, 512 frames)
     "swin_64_f512_e26_exact": _r(LOW, SWIN, _frames=512, epochs=26, step_size=9, gamma=0.3, mask_resize="nearest-exact"),
     "fcn_64_f512_e26_exact": _r(LOW, FCN, _frames=512, epochs=26, step_size=9, gamma=0.3, mask_resize="nearest-exact"),
+    # --- session 22 (Intel Xeon with AMX): the same in bf16 autocast (cpu_bf16: on), and fewer frames for as many steps
+    "unet_64_f512_e26_w16d4_bf16": _r(LOW, UNET, _frames=512, epochs=26, step_size=9, gamma=0.3, cpu_bf16="on",
+                                      model_options={"base_width": 16, "depth": 4}, mask_resize="nearest-exact"),
+    "unet_64_f512_e24_w16d4_bf16": _r(LOW, UNET, _frames=512, epochs=24, step_size=9, gamma=0.3, cpu_bf16="on",
+                                      model_options={"base_width": 16, "depth": 4}, mask_resize="nearest-exact"),
+    "swin_64_f512_e26_bf16": _r(LOW, SWIN, _frames=512, epochs=26, step_size=9, gamma=0.3, cpu_bf16="on",
+                                mask_resize="nearest-exact"),
+    "fcn_64_f512_e26_bf16": _r(LOW, FCN, _frames=512, epochs=26, step_size=9, gamma=0.3, cpu_bf16="on",
+                               mask_resize="nearest-exact"),
+    "unet_64_f128_e104_w16d4_bf16": _r(LOW, UNET, _frames=128, epochs=104, step_size=36, gamma=0.3, cpu_bf16="on",
+                                       model_options={"base_width": 16, "depth": 4}, mask_resize="nearest-exact"),
+    "unet_64_f256_e52_w16d4_bf16": _r(LOW, UNET, _frames=256, epochs=52, step_size=18, gamma=0.3, cpu_bf16="on",
+                                      model_options={"base_width": 16, "depth": 4}, mask_resize="nearest-exact"),
     # --- longer: where does each approach get to?
     "unet_c128_e36": _r(CROP, UNET, epochs=36, step_size=12, gamma=0.3),
     "unet_128_e36": _r(OLD, UNET, image_size=[128, 256], max_val_images=4, epochs=36, step_size=12, gamma=0.3),

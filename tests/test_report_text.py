@@ -1124,6 +1124,7 @@ def test_with_two_recipes_every_ablation_is_compared_with_its_own_recipes_runs()
         assert math.isclose(c.diff.difference, sign * alone.difference), key
     tuned = evidence.comparison(ctx, "unet_tuned_vs_unet")  # 61 against 60 / 62 / 58: within the seeds, unresolved
     assert tuned.diff.difference > 0 and not tuned.resolved
+    assert tuned.sentence().startswith("U-Net (tuned) vs U-Net (ablation recipe): ")
     # against the main runs (70 / 72 / 68) the tuned model would have been "worse", resolved: the wrong question
     drop = evidence.comparison(ctx, "dropout_vs_no_dropout")
     assert math.isclose(drop.diff.difference, compare_groups([matrices(76)], [matrices(55)], n_boot=ctx.n_boot).difference)

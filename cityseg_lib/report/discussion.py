@@ -277,8 +277,10 @@ def reflections(ctx: ReportContext) -> str:
         runs = list(dict.fromkeys(c.runs_phrase() for c in tuning if c.resolved and c.runs_phrase()))
         parts.append(
             "**Sweep.** Successive halving judges candidates on rungs that see a fraction of the training images, "
-            "which can favour settings that learn fast on little data over ones that win on all of it. Trained "
-            "with the main schedule on all the images, the winners' settings "
+            "which can favour settings that learn fast on little data over ones that win on all of it. "
+            + ("Trained with the ablation recipe on all the images the rungs drew from, and compared with that "
+               "recipe's runs, the winners' settings " if ctx.two_recipes else
+               "Trained with the main schedule on all the images, the winners' settings ")
             + (f"{' and '.join(effects)} beyond the noise of the validation set"
                + (f" ({'; '.join(runs)})." if runs else ".")
                if effects else "changed no model measurably: no difference to the default settings is resolved.")

@@ -177,8 +177,8 @@ def _pairs(ctx: ReportContext) -> list[tuple[str, str, str, str, list[str], list
            ("swin2_jnet_vs_unet", "architecture", n["swin2_jnet"], n["unet"], seeds["swin2_jnet"], seeds["unet"])]
     for model, run in ctx.sweep.tuned_runs.items():
         if model in n:
-            out.append((f"{model}_tuned_vs_{model}", "tuning", tuned_label(model), display_name(model), [run],
-                        refs[model]))
+            base = display_name(model) + (" (ablation recipe)" if ctx.two_recipes else "")  # what the tuned run varies
+            out.append((f"{model}_tuned_vs_{model}", "tuning", tuned_label(model), base, [run], refs[model]))
     losses = list(ctx.losses.runs)
     ref = "cross_entropy" if "cross_entropy" in losses else (losses[0] if losses else None)
     for loss in losses:

@@ -31,10 +31,13 @@ def ranking_scores(ctx: ReportContext) -> dict[str, float]:
 
 def best_model(ctx: ReportContext) -> str:
     """The architecture ranked first (:func:`ranking_scores`), or its tuned version where the sweep's
-    parameters improved it beyond the noise; whether its lead is resolved is :func:`top_model_phrase`'s
+    parameters improved it beyond the noise (with one recipe only: with two, the tuned model is the
+    ablation recipe's); whether its lead is resolved is :func:`top_model_phrase`'s
     to say."""
     scores = ranking_scores(ctx)
     top = max(scores, key=scores.get)
+    if ctx.two_recipes:  # the tuned models trained with the shorter ablation recipe: none can stand in for a main run
+        return top
     tuned = next((c for c in comparisons(ctx) if c.topic == "tuning" and c.name_b == top), None)
     return tuned.name_a if tuned is not None and tuned.resolved and tuned.diff.difference > 0 else top
 

@@ -200,7 +200,8 @@ def resolution_text(ctx: ReportContext) -> str:
                 "so the U-Net trained at one size only and the reference's claim is not tested here.")
     (main_hw, a), (other_hw, b) = list(resolution_runs(ctx).items())
     if rel == "same":
-        return (f"The training-size run trained at {_ref_name(ctx, lower=True)}'s size ({main_hw}), so it tests nothing about the "
+        return (f"The training-size run trained at {'the ablation recipe' if ctx.two_recipes else 'the main run'}'s size "
+                f"({main_hw}), so it tests nothing about the "
                 "size and the reference's claim is not tested here.")
     main, other = resolution_sizes(ctx)
     shape = "the same proportion" if main[0] * other[1] == main[1] * other[0] else "another proportion"
