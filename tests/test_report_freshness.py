@@ -52,6 +52,13 @@ def _extend(run, epochs):
     runstore.write_summary(runstore.resolve(run), {"epochs_run": epochs})
 
 
+def _reference(configs):
+    """The run of notebook 03 that 05 and 06 build on: its ablation reference (the smoke profile has a main
+    recipe, params/smoke/main.yaml), as ``notebook_results.reference_run`` hands it on."""
+    cfgs = configs["03_unet"]
+    return next((c for c in cfgs if c.name == "unet_ablation"), cfgs[0])
+
+
 def _unet_result(main, seeds=()):
     return UNetResult(main_run=main, constant_lr_run=None, augment_runs={"none": main}, seed_runs=[main, *seeds])
 
@@ -138,7 +145,7 @@ def _smoke_results(profile_root, epochs_read):
 
     root = ensure_data("", "smoke")
     configs = preflight.check("smoke", selected=[])[1]
-    main = runstore.relative(runstore.run_dir(replace(configs["03_unet"][0], data_root=str(root))))
+    main = runstore.relative(runstore.run_dir(replace(_reference(configs), data_root=str(root))))
     save_result("smoke", _data_result(root))
     save_result("smoke", BaselineResult(main_run=_run(root, "simple_fcn", 2)))
     save_result("smoke", _unet_result(main))
@@ -173,19 +180,20 @@ def test_report_refuses_to_render_from_results_of_mixed_builds_before_any_notebo
 
 def test_05_rerun_after_03_with_another_length_is_checked_on_03s_result_as_the_notebook_reads_it(home):
     """After ``--only 03 --set '03.train={epochs: 3}'``, ``--only 05 06 07`` (the command the build
-    names) checks 05's runs as notebook 05 builds them, on the main U-Net of 03's result (3 epochs,
-    its cross-entropy arm that very run), not on the 2 epochs of 03's params: no run-length refusal."""
+    names) checks 05's runs as notebook 05 builds them, on the U-Net of 03's result that 05 reads (its
+    reference, 3 epochs; its cross-entropy arm that very run), not on the 2 epochs of 03's params: no
+    run-length refusal."""
     from cityseg_lib.data.source import ensure_data
     from cityseg_lib.report import preflight
 
     root = ensure_data("", "smoke")
-    main = replace(preflight.check("smoke", selected=[])[1]["03_unet"][0], data_root=str(root))
+    main = replace(_reference(preflight.check("smoke", selected=[])[1]), data_root=str(root))
     assert main.epochs == 2
     save_result("smoke", _unet_result(_finished(replace(main, epochs=3))))
     selected = ["05_loss_comparison", "06_halving_sweep", "07_report"]
     configs = preflight.check("smoke", selected=selected)[1]
     arm = configs["05_loss_comparison"][0]
-    assert (arm.name, arm.epochs) == ("unet", 3)
+    assert (arm.name, arm.epochs) == ("unet_ablation", 3)
     assert {c.epochs for c in configs["05_loss_comparison"]} == {3}
     preflight.check_run_lengths(configs, root, selected)  # the 3-epoch run is reused, not refused
     assert preflight.check("smoke", selected=[])[1]["05_loss_comparison"][0].epochs == 2  # a full build: params
@@ -207,8 +215,8 @@ def test_a_notebook_that_failed_leaves_its_earlier_result_refused_until_it_runs_
     from cityseg_lib.report import preflight
 
     _smoke_results(home, epochs_read=2)
-    main = preflight.check("smoke", selected=[])[1]["03_unet"][0]
-    _finished(replace(main, data_root=str(ensure_data("", "smoke"))))  # 03's main run, as 05 and 06 read it
+    main = _reference(preflight.check("smoke", selected=[])[1])
+    _finished(replace(main, data_root=str(ensure_data("", "smoke"))))  # 03's reference run, as 05 and 06 read it
     assert stale_lines("smoke", ["01", "02", "03", "04", "05", "06"]) == []  # an earlier build that fits
     before = result_path("smoke", "03").read_bytes()
     ran = []
