@@ -240,13 +240,10 @@ class ReportContext:
         return bool(getattr(self.unet, "ablation_runs", None) or getattr(self.swin, "ablation_runs", None))
 
     def recipe_of(self, run: str) -> str:
-        """``"main, 64x128, 26 epochs, 512 frames"`` or ``"ablation, ..."``: which recipe ``run`` trained with
-        and what it is (for tables of runs of both recipes; :attr:`two_recipes`)."""
+        """``"main"`` or ``"ablation"``: which recipe ``run`` trained with (a table column of runs of both
+        recipes, :attr:`two_recipes`; the introduction says what each recipe is)."""
         mains = {r for label in self.untuned for r in self.seed_runs(label)}
-        cfg, rec = self.runs.config(run), self.runs.record(run)
-        frames = f", {rec['train_images']} frames" if rec.get("train_images") else ""
-        return (f"{'main' if run in mains else 'ablation'}, {cfg.image_size[0]}x{cfg.image_size[1]}, "
-                f"{cfg.epochs} epochs{frames}")
+        return "main" if run in mains else "ablation"
 
     def record(self, run: str) -> dict:
         return self.runs.record(run)
