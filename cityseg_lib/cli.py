@@ -201,9 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_check_data)
 
     s = sub.add_parser("train", help="train a model: runs/PROFILE/NAME-HASH/ (HASH: what it computes)")
-    s.add_argument("--params", action="append", default=None,
-                   help="params YAML (keys of TrainConfig); give it again to layer another file over it "
-                        "(params/demo/train.yaml, then params/demo/main.yaml: a main run of the demo)")
+    s.add_argument("--params", action="append", default=None, help="params YAML (keys of TrainConfig); again: "
+                   "another file over it (params/demo/train.yaml, then main.yaml: a main run of the demo)")
     s.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, values in YAML syntax")
     how = s.add_mutually_exclusive_group()
     how.add_argument("--resume", action="store_true",

@@ -119,9 +119,8 @@ def fit(cfg: TrainConfig, resume: bool = False, log=None) -> Path:
     epoch), ``last.pt`` (every epoch), ``best.pt`` (lowest val loss) and, at the end,
     ``summary.json`` and the per-image confusion matrices of the kept checkpoint; TensorBoard
     event files in ``RUN/tb/`` (:mod:`cityseg_lib.train.tblog`). ``summary.json``'s ``wall_time_s`` and
-    ``peak_memory_mb`` are the run's, over every process that trained it (:func:`.resume.carried`),
-    and its ``precision`` (``bf16`` autocast or ``float32``) and ``channels_last`` the ones it trained
-    with (:func:`.setup.precision`; a resumed CPU run keeps its own, :func:`.resume.recorded_cpu_bf16`).
+    ``peak_memory_mb`` are the run's, over every process that trained it (:func:`.resume.carried`), its
+    ``precision`` the one it trained with (:func:`.setup.precision`; kept on resume: :func:`.resume.recorded_cpu_bf16`).
     ``resume=True`` continues from ``last.pt`` (or starts when there is none), and extends a
     finished run when ``cfg.epochs`` is larger; without it, a folder that holds this run is an
     error, so nothing is overwritten by accident (:func:`runstore.fit_state`, read under the
@@ -149,8 +148,7 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
     progress = progress_enabled(cfg.progress)
     use_cuda = device.type == "cuda"
     resuming = resume and last_path.is_file()
-    saved = R.load_last(last_path) if resuming else None
-    # a resumed CPU run keeps the precision it began with (cpu_bf16=auto may resolve otherwise here)
+    saved = R.load_last(last_path) if resuming else None  # a resumed CPU run keeps the precision it began with
     amp, channels_last = precision(cfg, device, R.recorded_cpu_bf16(saved))
     kept = resuming and not use_cuda and amp != precision(cfg, device)[0]
 
@@ -191,13 +189,9 @@ def _fit(cfg: TrainConfig, out: Path, device: torch.device, distributed: bool, r
             R.repair_best(best_path, saved, cfg)
             runstore.write_metrics(out, history)
         tb.start(history, raw_model, val_ds, device, cfg.epochs, amp=amp)  # rank 0 only; the epochs not logged yet
-        if kept:
-            note = (f"{cfg.name}: continues in {'bf16 autocast' if amp else 'float32'} as it began "
-                    f"(cpu_bf16={cfg.cpu_bf16}; this CPU {'lacks' if amp else 'has'} AMX)")
-            if log is not None:
-                log(note)
-            elif progress:
-                write_above_bars(note)
+        if kept and (say := log if log is not None else write_above_bars if progress else None):
+            say(f"{cfg.name}: continues in {'bf16 autocast' if amp else 'float32'} as it began "
+                f"(cpu_bf16={cfg.cpu_bf16}; this CPU {'lacks' if amp else 'has'} AMX)")
     D.barrier()
     t_run = time.perf_counter()
     for epoch in range(start_epoch, cfg.epochs):
