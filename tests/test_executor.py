@@ -452,24 +452,57 @@ def test_the_cli_trains_on_the_executor_it_is_given(ray_local, demo_root, tmp_pa
     assert "run finished" in capsys.readouterr().out and lock_holder(run)["pid"] != os.getpid()
 
 
-def test_notebooks_run_side_by_side_only_where_they_do_not_read_each_other():
-    from cityseg_lib.execute.notebooks import in_threads, waves
+def test_each_notebook_starts_as_soon_as_the_notebooks_it_reads_have_ended():
+    """05 reads 03 and 06 reads 03 and 04: they start when those end, not when the last of 02-04
+    does (a build of 2026-12-05 left a core idle for ~40 s while 02's last SimpleFCN run trained
+    alone); 01 and 07 run alone, and without room for two (local) one after another, as before."""
+    from cityseg_lib.execute.notebooks import in_dependency_order, ready
     from cityseg_lib.report.build import NOTEBOOKS
 
-    assert waves(NOTEBOOKS, parallel=True) == [
-        ["01_data_exploration"], ["02_baseline_fcn", "03_unet", "04_swin2_jnet"],
-        ["05_loss_comparison", "06_halving_sweep"], ["07_report"]]
-    assert waves(NOTEBOOKS, parallel=False) == [[s] for s in NOTEBOOKS]  # local: one after another, as before
-    assert waves(["03_unet", "05_loss_comparison"], parallel=True) == [["03_unet"], ["05_loss_comparison"]]
+    nb = dict(zip(["01", "02", "03", "04", "05", "06", "07"], NOTEBOOKS))
+    assert ready(nb["05"], NOTEBOOKS, {nb["01"], nb["03"]}, parallel=True)  # 02 and 04 still running
+    assert not ready(nb["06"], NOTEBOOKS, {nb["01"], nb["03"]}, parallel=True)  # 04 not yet
+    assert not ready(nb["02"], NOTEBOOKS, set(), parallel=True)  # 01 first
+    assert not ready(nb["07"], NOTEBOOKS, set(NOTEBOOKS[:5]), parallel=True)  # 07 after all of them
+    assert not ready(nb["03"], NOTEBOOKS, {nb["01"]}, parallel=False)  # local: one after another
+    assert ready(nb["05"], [nb["05"], nb["06"]], set(), parallel=True)  # 03 not in this build: its result is read
 
-    def boom():
-        raise CitysegError("notebook 03 failed")
+    seconds = {"02": 0.8, "03": 0.2, "04": 0.3}
+    events, threads = [], {}
+
+    def job(stem):
+        threads[stem[:2]] = threading.current_thread() is threading.main_thread()
+        events.append(("start", stem[:2], time.monotonic()))
+        time.sleep(seconds.get(stem[:2], 0.05))
+        events.append(("end", stem[:2], time.monotonic()))
+        return stem[:2]
+
+    started = []
+    order = [key[:2] for key, _ in in_dependency_order(NOTEBOOKS, job, True, started=lambda s: started.append(s[:2]))]
+    at = {(kind, key): t for kind, key, t in events}
+    assert sorted(order) == sorted(nb) and order[0] == "01" and order[-1] == "07" and started[0] == "01"
+    assert max(at["start", k] for k in ("02", "03", "04")) < min(at["end", k] for k in ("02", "03", "04"))
+    assert at["end", "03"] <= at["start", "05"] < at["end", "02"]  # 05 beside 02's last run
+    assert at["end", "04"] <= at["start", "06"] < at["end", "02"]
+    assert at["start", "07"] >= max(t for (kind, _), t in at.items() if kind == "end" and _ != "07")
+    assert threads["01"] and threads["07"] and not threads["02"]  # alone in this thread, side by side in others
+
+    events.clear()
+    assert [k[:2] for k, _ in in_dependency_order(NOTEBOOKS, job, False)] == list(nb)  # local: study order
+    assert all(events[2 * i][0] == "start" and events[2 * i + 1] == ("end", events[2 * i][1], events[2 * i + 1][2])
+               for i in range(len(nb)))  # each ended before the next began
+
+    def boom(stem):
+        if stem[:2] == "03":
+            raise CitysegError("notebook 03 failed")
+        time.sleep(0.2 if stem[:2] in ("02", "04") else 0)
+        return stem[:2]
 
     done = []
     with pytest.raises(CitysegError, match="notebook 03 failed"):
-        for key, value in in_threads([("a", time.sleep, (0.2,)), ("b", boom, ())]):
-            done.append(key)
-    assert done == ["a"]  # the other notebook ran to its end before the failure was raised
+        for key, _ in in_dependency_order(NOTEBOOKS, boom, True):
+            done.append(key[:2])
+    assert sorted(done) == ["01", "02", "04"]  # the others ran to their end; 05-07 never began
 
 
 def test_ctrl_c_while_notebooks_run_side_by_side_stops_them_instead_of_waiting_for_their_end():
@@ -477,11 +510,11 @@ def test_ctrl_c_while_notebooks_run_side_by_side_stops_them_instead_of_waiting_f
     of their own, so a Ctrl-C or SIGTERM of the build never reaches them. The build waited for the
     whole wave to end (a chaos SIGTERM at 31 s of a smoke build: exit 143 at 77 s). Now the interrupt
     calls ``stop`` (the build's: kill its kernels) and is raised as soon as the threads end."""
-    from cityseg_lib.execute.notebooks import in_threads
+    from cityseg_lib.execute.notebooks import in_dependency_order
 
     stopped = threading.Event()
 
-    def notebook():
+    def notebook(stem):
         stopped.wait(60)  # a long notebook, until its kernel is stopped
         raise CitysegError("notebook could not run: the kernel died")
 
@@ -491,7 +524,7 @@ def test_ctrl_c_while_notebooks_run_side_by_side_stops_them_instead_of_waiting_f
         threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()  # Ctrl-C, as the terminal sends it
         t0 = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
-            list(in_threads([("02", notebook, ()), ("03", notebook, ())], stop=stopped.set))
+            list(in_dependency_order(["02_baseline_fcn", "03_unet"], notebook, True, stop=stopped.set))
         assert stopped.is_set() and time.monotonic() - t0 < 10
     finally:
         signal.signal(signal.SIGINT, previous)

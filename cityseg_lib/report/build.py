@@ -230,7 +230,7 @@ def _build(profile: str, params: dict[str, dict], configs: dict, selected: list[
            pdf: bool, verbose: bool) -> Path:
     """The data, the notebooks and the rendering of a checked build (:func:`run_report`)."""
     from cityseg_lib.data.source import ensure_data
-    from cityseg_lib.execute.notebooks import in_threads, shared_cluster, waves
+    from cityseg_lib.execute.notebooks import in_dependency_order, shared_cluster
     from cityseg_lib.report.freshness import check_fresh, planned_mains, render_hint, run_recorded
     from cityseg_lib.report.notebook_results import results_dir
     from cityseg_lib.report.preflight import check_run_lengths
@@ -257,17 +257,16 @@ def _build(profile: str, params: dict[str, dict], configs: dict, selected: list[
     paths = notebook_paths()
     echo = f"report[{profile}]:   " if verbose else ""
     with shared_cluster(kind, log) as parallel:
-        for wave in waves(selected, parallel):
-            for stem in wave:
-                log(f"[{selected.index(stem) + 1}/{len(selected)}] {stem} ...")
-            jobs = [(stem, run_recorded, (profile, stem[:2], run_notebook, paths[stem], out_dir / "executed" /
-                                          f"{stem}.ipynb", params[stem], None, echo)) for stem in wave]
-            for stem, seconds in in_threads(jobs, stop_kernels):
-                timings["notebooks"][stem] = {"seconds": round(seconds, 1),
-                                              "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
-                timings["notebooks"] = {s: timings["notebooks"][s] for s in NOTEBOOKS if s in timings["notebooks"]}
-                _write_timings(timings_path, timings)  # 07 reads it for the provenance block
-                log(f"[{selected.index(stem) + 1}/{len(selected)}] {stem} done in {seconds:.0f} s")
+        def job(stem: str) -> float:
+            return run_recorded(profile, stem[:2], run_notebook, paths[stem], out_dir / "executed" / f"{stem}.ipynb",
+                                params[stem], None, echo)
+
+        started = lambda stem: log(f"[{selected.index(stem) + 1}/{len(selected)}] {stem} ...")  # noqa: E731
+        for stem, seconds in in_dependency_order(selected, job, parallel, started, stop_kernels):
+            timings["notebooks"][stem] = {"seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
+            timings["notebooks"] = {s: timings["notebooks"][s] for s in NOTEBOOKS if s in timings["notebooks"]}
+            _write_timings(timings_path, timings)  # 07 reads it for the provenance block
+            log(f"[{selected.index(stem) + 1}/{len(selected)}] {stem} done in {seconds:.0f} s")
 
     executed = out_dir / "executed" / f"{REPORT_NOTEBOOK}.ipynb"
     if REPORT_NOTEBOOK not in selected:  # rendering the earlier 07 would show the earlier results as new
