@@ -81,7 +81,8 @@ class Lab:
 
 
 def context(fcn=50, unet=70, swin=80, constant=70, replace=70, augment=70, nodrop=80, nobn=80, tuned=70,
-            losses=None, best_epochs=None, constant_losses=None, generator=True, arch_seeds=None) -> ReportContext:
+            losses=None, best_epochs=None, constant_losses=None, generator=True, arch_seeds=None,
+            tuned_config=None) -> ReportContext:
     """A context whose runs score ``hits`` per 100 pixels (a number, or a per-image list);
     ``arch_seeds``: ``{"fcn"|"unet"|"swin": [hits of seed 0, 1, ...]}`` (seed 0 is the main run)."""
     lab = Lab()
@@ -97,7 +98,7 @@ def context(fcn=50, unet=70, swin=80, constant=70, replace=70, augment=70, nodro
     r["nodrop"] = lab.run("swin2_jnet_no_dropout", matrices(nodrop), "swin2_jnet", model_options={"dropout": 0.0})
     r["nobn"] = lab.run("swin2_jnet_no_batchnorm", matrices(nobn), "swin2_jnet",
                         model_options={"dropout": 0.1, "batchnorm": False})
-    r["tuned"] = lab.run("unet_tuned", matrices(tuned))
+    r["tuned"] = lab.run("unet_tuned", matrices(tuned), **(tuned_config or {}))
     seeds = {"fcn": [], "unet": [], "swin": []}
     for key, hits in (arch_seeds or {}).items():
         name, model = {"fcn": ("simple_fcn", "simple_fcn"), "unet": ("unet", "unet"),
@@ -291,6 +292,18 @@ def test_training_length_follows_the_last_epochs_gain():
     assert "mid-descent" not in discussion.training_length(ctx)
     assert "For every model the last epoch was the best, but it lowered the validation loss by at most 1% (the " \
            "table's last column): the curves had flattened." in training_section.early_stopping_text(ctx)
+    # a tuned run at its sweep's constant rate: said why nothing flattened it (only where it is still descending)
+    ctx = with_last_epochs(context(tuned_config={"gamma": 1.0}), {"U-Net (tuned)": DESCENDING, "U-Net": FLAT,
+                                                                   "SimpleFCN": FLAT, "Swin2-JNet": FLAT})
+    stop = training_section.early_stopping_text(ctx)
+    assert ("U-Net (tuned) trained at a constant learning rate (gamma 1, its sweep's choice), so nothing in its "
+            "schedule slowed the descent before the last epoch.") in stop
+    assert "constant learning rate" not in training_section.early_stopping_text(
+        with_last_epochs(context(tuned_config={"gamma": 1.0}), {k: FLAT for k in ("SimpleFCN", "U-Net", "Swin2-JNet",
+                                                                                  "U-Net (tuned)")}))
+    assert "constant learning rate" not in training_section.early_stopping_text(
+        with_last_epochs(context(tuned_config={"step_size": 2}), {"U-Net (tuned)": DESCENDING, "U-Net": FLAT,
+                                                                  "SimpleFCN": FLAT, "Swin2-JNet": FLAT}))  # it decayed
     # a run whose best epoch came before its last is not said to be still descending
     text = discussion.training_length(context(best_epochs={"fcn": 3, "unet": 2, "swin": 4}))
     assert text.startswith("U-Net (tuned) still lowered the validation loss in its last epoch by 5.9%,")

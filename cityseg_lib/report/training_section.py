@@ -222,5 +222,20 @@ def early_stopping_text(ctx: ReportContext) -> str:
         text += (f" For {join(descending)} the last epoch still lowered the validation loss by more than "
                  f"{pct(FLAT_GAIN, 0)} (the table's last column), so longer training would probably still help "
                  f"{'it' if len(descending) == 1 else 'them'}.")
+        text += constant_rate_text(ctx, descending)
     seeds = seeds_length(ctx, "the table's column of other seeds")
     return text + (" " + seeds if seeds else "")
+
+
+def constant_rate_text(ctx: ReportContext, labels: list[str]) -> str:
+    """Which of the still-descending headline runs ``labels`` never decayed their learning rate
+    (gamma 1, or no step inside the run): for them no schedule could have flattened the curve; a
+    tuned run's rate is its sweep's choice. Empty when all decayed."""
+    constant = [k for k in labels if (cfg := ctx.runs.config(ctx.main_runs[k])).gamma == 1 or cfg.step_size >= cfg.epochs]
+    if not constant:
+        return ""
+    one = len(constant) == 1
+    chosen = ((", its sweep's choice" if one else ", their sweeps' choice")
+              if all(ctx.main_keys[k].endswith("_tuned") for k in constant) else "")
+    return (f" {join(constant)} trained at a constant learning rate (gamma 1{chosen}), so nothing in "
+            f"{'its' if one else 'their'} schedule slowed the descent before the last epoch.")
