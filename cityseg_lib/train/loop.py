@@ -77,8 +77,8 @@ def train_one_epoch(
     batch's labelled pixels, Dice/IoU over its pixels per class) weighted by the batch's images:
     ``sum_b n_b * L_b / sum_b n_b`` (summed over ranks under DDP), as the steps saw it.
 
-    Raises :class:`CitysegError` on a NaN/inf loss (checked every few steps and at the end),
-    before anything of this epoch is saved.
+    Raises :class:`CitysegError` on a NaN/inf loss (checked every few steps and at the end, on
+    every rank alike under DDP), before anything of this epoch is saved.
     """
     model.train()
     total = torch.zeros((), device=device, dtype=torch.float64)
@@ -103,7 +103,10 @@ def train_one_epoch(
             total += loss.detach() * images.shape[0]
             seen += images.shape[0]
             if step % 10 == 9 or step == n_batches - 1:
-                running = total.item() / seen
+                # the loss of all ranks (DDP): a NaN one rank alone saw would stop that rank while
+                # the others went on into a collective it never joins (a gloo error, or a wait)
+                shared = D.all_reduce_sum(torch.stack([total, total.new_tensor(float(seen))]))
+                running = (shared[0] / shared[1]).item()
                 if not math.isfinite(running):
                     raise CitysegError(f"non-finite training loss ({running}) at step {step + 1}")
                 bar.set_postfix(loss=f"{running:.4f}")
