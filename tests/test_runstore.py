@@ -116,6 +116,20 @@ def test_resume_refuses_a_changed_computed_key_and_retrain_replaces(demo_root, t
     assert len(list((run.parent / ".replaced").iterdir())) == 2
 
 
+def test_under_torchrun_rank_0_alone_moves_the_run_aside_for_a_retrain(demo_root, tmp_path, monkeypatch):
+    """Every rank prepares at once. A second rank that also moved the run aside met rank 0's lock
+    (and stopped the run), or set aside the empty folder that lock had just re-created."""
+    run = runstore.train_or_load(_cfg(demo_root, tmp_path, epochs=1), verbose=False)
+    before = _snapshot(run)
+    monkeypatch.setenv("RANK", "1")
+    assert runstore.prepare(_cfg(demo_root, tmp_path, epochs=1), resume=False, retrain=True) == (run, "new")
+    assert _snapshot(run) == before and not (run.parent / ".replaced").exists()
+    monkeypatch.setenv("RANK", "0")
+    assert runstore.prepare(_cfg(demo_root, tmp_path, epochs=1), resume=False, retrain=True) == (run, "new")
+    (kept,) = (run.parent / ".replaced").iterdir()
+    assert _snapshot(kept) == before and not run.exists()
+
+
 def test_per_image_matrices_sum_to_the_split_matrix(demo_root, tmp_path):
     run = runstore.train_or_load(_cfg(demo_root, tmp_path, epochs=1), verbose=False)
     ids, mats = runstore.load_per_image(run)

@@ -116,6 +116,11 @@ def prepare(cfg: TrainConfig, resume: bool, retrain: bool = False, new_ok: bool 
     check_model(cfg.model, cfg.model_options, size, smallest_batch=identity.smallest_batch(cfg))
     check_weights(cfg.model, cfg.model_options)
     out = run_dir(cfg)
+    if retrain and os.environ.get("RANK", "0") != "0":
+        # torchrun: rank 0 alone moves the earlier run aside (two ranks moving one folder refused
+        # each other's lock, or set aside the folder the other's lock had just re-created); this
+        # rank reads the folder in fit, after rank 0 has joined the process group, so after the move
+        return out, "new"
     if retrain and out.exists():
         with folder_lock(out):  # refused while another process trains in it
             kept = set_aside(out)
